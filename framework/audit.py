@@ -1,0 +1,117 @@
+"""The audit log: every operation done through exsync, kept 30 days, secrets never included."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from framework.state import StateStore, audit_table
+from framework.vault import REDACTOR
+
+RETENTION = timedelta(days=30)
+OUTCOMES = ("ok", "failed", "refused", "skipped")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One audit entry."""
+
+    action: str
+    outcome: str
+    actor: str = ""
+    user_id: str = ""
+    entity: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    id: int | None = None
+
+
+class AuditLog:
+    """Append-only; entries older than :data:`RETENTION` are pruned as new ones arrive."""
+
+    def __init__(self, state: StateStore, observers: Any = None) -> None:
+        self._state = state
+        self._observers = observers  # the ``exsync_audit_event`` hook caller
+        self._pruned_at: datetime | None = None
+
+    def record(
+        self,
+        action: str,
+        outcome: str,
+        *,
+        actor: str = "",
+        user_id: str = "",
+        entity: str = "",
+        **detail: Any,
+    ) -> AuditEvent:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown audit outcome {outcome!r}")
+        text = REDACTOR(json.dumps(detail, default=str, sort_keys=True))
+        event = AuditEvent(action, outcome, actor, user_id, entity, json.loads(text))
+        with self._state.transaction() as conn:
+            result = conn.execute(
+                audit_table.insert().values(
+                    at=event.at, actor=actor, user_id=user_id, entity=entity, action=action, outcome=outcome, detail=text
+                )
+            )
+            self._prune(conn, event.at)
+        stored = AuditEvent(**{**event.__dict__, "id": int(result.inserted_primary_key[0])})
+        self._notify(stored)
+        return stored
+
+    def query(
+        self,
+        *,
+        since: datetime | None = None,
+        user_id: str | None = None,
+        entity: str | None = None,
+        action: str | None = None,
+        outcome: str | None = None,
+        limit: int = 1000,
+    ) -> list[AuditEvent]:
+        t = audit_table
+        query = sa.select(t).order_by(t.c.id.desc()).limit(limit)
+        for column, value in ((t.c.user_id, user_id), (t.c.entity, entity), (t.c.action, action), (t.c.outcome, outcome)):
+            if value:
+                query = query.where(column == value)
+        if since:
+            query = query.where(t.c.at >= since)
+        with self._state.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            AuditEvent(
+                r.action, r.outcome, r.actor, r.user_id, r.entity, json.loads(r.detail or "{}"), _aware(r.at), r.id
+            )
+            for r in rows
+        ]
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Delete entries older than the retention period; returns how many."""
+        with self._state.transaction() as conn:
+            return self._prune(conn, now or datetime.now(UTC), force=True)
+
+    def _prune(self, conn: sa.Connection, now: datetime, force: bool = False) -> int:
+        if not force and self._pruned_at and now - self._pruned_at < timedelta(hours=1):
+            return 0
+        self._pruned_at = now
+        result = conn.execute(audit_table.delete().where(audit_table.c.at < now - RETENTION))
+        return int(result.rowcount or 0)
+
+    def _notify(self, event: AuditEvent) -> None:
+        if self._observers is None:
+            return
+        try:
+            self._observers(event=event)
+        except Exception:
+            log.exception("an exsync_audit_event observer failed")
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,273 @@
+"""What plugins implement: sides, stores, auth providers, entities and conflict policies.
+
+The engine only ever talks to these types. A *side* is one service's view of one entity for
+one user (the CRM's contacts of Alice, Alice's Exchange calendar); a *store* is an open,
+authenticated connection to one service for one user that hands out sides; an *auth
+provider* opens Exchange stores, a *CRM connector* opens CRM stores and knows the org.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from framework.errors import SyncError
+from framework.model import Record
+
+if TYPE_CHECKING:
+    from framework.context import Context
+    from framework.state import User
+
+SideName = Literal["crm", "exchange"]
+SIDES: tuple[SideName, SideName] = ("crm", "exchange")
+
+
+def other(side: SideName) -> SideName:
+    """The side opposite ``side``."""
+    return "exchange" if side == "crm" else "crm"
+
+
+# -- the window -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Window:
+    """Items dated before ``since`` are neither read nor written (B24); future ones are."""
+
+    since: datetime
+
+    @classmethod
+    def months_back(cls, months: int, now: datetime | None = None) -> Window:
+        now = now or datetime.now(UTC)
+        return cls(now - timedelta(days=round(months * 30.44)))
+
+    def contains(self, moment: datetime | date | None) -> bool:
+        if moment is None:
+            return True
+        if not isinstance(moment, datetime):
+            moment = datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+        return moment.astimezone(UTC) >= self.since
+
+
+# -- reading and writing a side ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Item:
+    """One record as read from a side.
+
+    ``link`` is the cross-link this side stores for the item: the id of its counterpart on
+    the other side, written there by an earlier sync (an Exchange extended property, a CRM
+    field). It lets a sync that lost its state re-pair records instead of duplicating them.
+    """
+
+    id: str
+    record: Record
+    link: str = ""
+
+
+@dataclass
+class Changes:
+    """What a side read since a cursor.
+
+    ``full`` is True when ``items`` is the complete listing within the window (first sync,
+    or a resync after the cursor was lost): an item that is absent is *not* deleted.
+    ``cursor`` is saved once every change read has been applied.
+    """
+
+    items: list[Item]
+    deleted: list[str]
+    cursor: str | None
+    full: bool = False
+
+
+@dataclass(frozen=True)
+class Create:
+    """Create ``record`` on the side; ``link`` is the counterpart's id to store with it."""
+
+    record: Record
+    link: str
+
+
+@dataclass(frozen=True)
+class Update:
+    """Overwrite item ``id`` with ``record``."""
+
+    id: str
+    record: Record
+    link: str
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Delete item ``id``."""
+
+    id: str
+
+
+WriteOp = Create | Update | Delete
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The outcome of one write: the item's id on success, else the error."""
+
+    id: str | None = None
+    error: SyncError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Side(ABC):
+    """One service's view of one entity for one user.
+
+    ``read`` returns changes since ``cursor`` (None: everything within the window), and
+    raises :class:`~framework.errors.SyncStateLost` when the cursor has expired.
+    ``write`` applies at most ``batch_size`` operations as few requests as the service
+    allows and returns one :class:`WriteResult` per operation, in order; a rejected
+    record is an error result, not an exception. ``echo`` returns what reading a record
+    back after writing it would give (the fields this side cannot hold cleared, values
+    normalised), so that the engine recognises its own writes.
+    """
+
+    batch_size: ClassVar[int] = 100
+
+    @abstractmethod
+    def read(self, cursor: str | None, window: Window) -> Changes: ...
+
+    @abstractmethod
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]: ...
+
+    def echo(self, record: Record) -> Record:
+        return record
+
+
+class Store(ABC):
+    """An open, authenticated connection to one service for one user."""
+
+    entities: ClassVar[frozenset[str]] = frozenset()
+
+    @abstractmethod
+    def side(self, entity: str) -> Side:
+        """The side of ``entity``; raise ConfigurationError if this store does not carry it."""
+
+    def close(self) -> None:  # noqa: B027 - optional for stores holding no resources
+        """Release connections."""
+
+
+# -- the CRM ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CrmUser:
+    """A user of the CRM org."""
+
+    id: str
+    email: str
+    name: str
+    role: str
+    profile: str
+    is_admin: bool
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class OrgInfo:
+    """What the product needs to know of the CRM org."""
+
+    id: str
+    name: str
+    edition: str
+    sales_inbox: bool
+
+
+class CrmConnector(ABC):
+    """Logs in to a CRM and opens CRM stores."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    @abstractmethod
+    def login(self, ctx: Context, options: dict[str, Any]) -> CrmUser:
+        """Verify ``options`` (URLs, client, token), keep the secrets in the vault, return the user."""
+
+    @abstractmethod
+    def open(self, ctx: Context, login: str | None = None) -> CrmStore:
+        """A store on the stored login of CRM user id ``login`` (None: the org's admin login)."""
+
+
+class CrmStore(Store):
+    """A CRM store also answers questions about the org and its users."""
+
+    @abstractmethod
+    def org(self) -> OrgInfo: ...
+
+    @abstractmethod
+    def users(self) -> list[CrmUser]: ...
+
+    @abstractmethod
+    def current_user(self) -> CrmUser: ...
+
+
+# -- Exchange ---------------------------------------------------------------------------------
+class AuthProvider(ABC):
+    """A way to authenticate to Exchange, opening Exchange stores for users.
+
+    ``org_wide`` providers (impersonation, client credentials) are set up once by an admin
+    and reach every enabled user's mailbox; the others need each user's own credentials.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    org_wide: ClassVar[bool] = False
+    unsupported_entities: ClassVar[frozenset[str]] = frozenset()
+    unsupported_reason: ClassVar[str] = ""
+
+    @abstractmethod
+    def open(self, ctx: Context, user: User) -> Store:
+        """A store on ``user``'s mailbox; raise AuthenticationFailed when they must sign in."""
+
+    @abstractmethod
+    def has_credentials(self, ctx: Context, user: User | None) -> bool:
+        """Whether credentials are stored for ``user`` (None: the org-wide credentials)."""
+
+    def vault_prefix(self, user: User | None) -> str:
+        """Where this provider keeps its secrets in the vault; revoke deletes this prefix."""
+        owner = user.crm_id if user is not None else "org"
+        return f"auth/{self.name}/{owner}/"
+
+
+# -- entities and conflicts -------------------------------------------------------------------
+@dataclass(frozen=True)
+class EntityDefinition:
+    """An entity the engine can sync, and the rules that are the same on every store.
+
+    ``match_key`` gives the natural key used to pair existing records on a first sync
+    (e-mail for contacts); ``dated`` the moment the six-month window applies to (None: the
+    entity is not windowed); ``directions`` the sides it may be written to.
+    """
+
+    name: str
+    record_type: type
+    match_key: Any  # Callable[[Record], str | None]
+    dated: Any = None  # Callable[[Record], datetime | date | None] | None
+    writable: frozenset[SideName] = field(default_factory=lambda: frozenset(SIDES))
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """The same pair changed on both sides since the last sync (or one changed, one deleted)."""
+
+    entity: str
+    crm: Item | None
+    exchange: Item | None
+
+
+class ConflictPolicy(ABC):
+    """Decides which side wins a :class:`Conflict`."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    @abstractmethod
+    def winner(self, conflict: Conflict) -> SideName: ...

@@ -1,0 +1,117 @@
+"""The canonical model: the records that travel between the CRM and Exchange.
+
+Stores map their native shapes to and from these dataclasses; the engine compares them by
+:func:`content_hash`, never by timestamps alone. Every field has a neutral default so that a
+store that cannot carry a field simply leaves it empty.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, TypeAlias
+
+TASK_STATUSES = ("not_started", "in_progress", "completed", "waiting", "deferred")
+PRIORITIES = ("low", "normal", "high")
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A person: CRM Contacts <-> Exchange contacts."""
+
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    phone: str = ""
+    mobile: str = ""
+    company: str = ""
+    title: str = ""
+    department: str = ""
+    street: str = ""
+    city: str = ""
+    state: str = ""
+    postal_code: str = ""
+    country: str = ""
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A to-do: CRM Tasks <-> Exchange tasks (EWS Tasks folder, Graph To Do)."""
+
+    subject: str = ""
+    due: date | None = None
+    status: str = "not_started"
+    priority: str = "normal"
+    body: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A calendar entry: CRM Events <-> calendar items.
+
+    ``start`` and ``end`` are timezone-aware and compared in UTC; an all-day event keeps
+    midnight-to-midnight dates. A recurring series is one record whose ``recurrence`` holds
+    an RFC 5545 RRULE (``FREQ=WEEKLY;BYDAY=MO;COUNT=10``), never its expanded occurrences.
+    """
+
+    subject: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+    all_day: bool = False
+    location: str = ""
+    body: str = ""
+    attendees: tuple[str, ...] = ()
+    recurrence: str = ""
+    ical_uid: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """An attachment's name and size (content is not carried)."""
+
+    name: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    """A message: Exchange inbox and sent items -> CRM mail records."""
+
+    message_id: str = ""
+    subject: str = ""
+    sender: str = ""
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    sent_at: datetime | None = None
+    body: str = ""
+    folder: str = "inbox"
+    attachments: tuple[Attachment, ...] = field(default_factory=tuple)
+
+    def addresses(self) -> set[str]:
+        """Every address in from, to and cc, lower-cased."""
+        return {a.lower() for a in (self.sender, *self.to, *self.cc) if a}
+
+
+Record: TypeAlias = Contact | Task | Event | Mail
+
+
+def content_hash(record: Record) -> str:
+    """A stable digest of a record's content: equal content, equal hash, across runs and machines."""
+    payload = json.dumps(_plain(record), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{type(record).__name__}:{payload}".encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat() if value.tzinfo else value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,453 @@
+"""The state store: settings, users, pair mappings, cursors, runs, retries, secrets and audit.
+
+SQLAlchemy Core over any URL; a SQLite file in the user's data directory by default. The
+schema carries a version number; :data:`MIGRATIONS` lifts an older file to the current
+version in place, and a file written by a newer release is refused rather than damaged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from framework.errors import ConfigurationError
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+meta_table = sa.Table(
+    "meta", metadata, sa.Column("key", sa.String(64), primary_key=True), sa.Column("value", sa.Text)
+)
+settings_table = sa.Table(
+    "settings", metadata, sa.Column("key", sa.String(64), primary_key=True), sa.Column("value", sa.Text)
+)
+users_table = sa.Table(
+    "users",
+    metadata,
+    sa.Column("crm_id", sa.String(64), primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False, default=""),
+    sa.Column("role", sa.String(255), nullable=False, default=""),
+    sa.Column("profile", sa.String(255), nullable=False, default=""),
+    sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("mailbox", sa.String(320), nullable=False, default=""),
+    sa.Column("needs_attention", sa.Text, nullable=False, default=""),
+)
+pairs_table = sa.Table(
+    "pairs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("entity", sa.String(32), nullable=False),
+    sa.Column("crm_id", sa.String(255), nullable=False),
+    sa.Column("exchange_id", sa.String(512), nullable=False),
+    sa.Column("crm_hash", sa.String(64), nullable=False),
+    sa.Column("exchange_hash", sa.String(64), nullable=False),
+    sa.UniqueConstraint("user_id", "entity", "crm_id", name="uq_pairs_crm"),
+    sa.UniqueConstraint("user_id", "entity", "exchange_id", name="uq_pairs_exchange"),
+)
+cursors_table = sa.Table(
+    "cursors",
+    metadata,
+    sa.Column("user_id", sa.String(64), primary_key=True),
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("side", sa.String(16), primary_key=True),
+    sa.Column("cursor", sa.Text, nullable=False),
+)
+retries_table = sa.Table(
+    "retries",
+    metadata,
+    sa.Column("user_id", sa.String(64), primary_key=True),
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("side", sa.String(16), primary_key=True),  # the side the record was read from
+    sa.Column("item_id", sa.String(512), primary_key=True),
+    sa.Column("item", sa.Text, nullable=False),  # the item as read, JSON
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
+)
+runs_table = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.String(64), nullable=False, index=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("outcome", sa.String(16), nullable=False, default="running"),
+    sa.Column("summary", sa.Text, nullable=False, default="{}"),
+    sa.Column("error", sa.Text, nullable=False, default=""),
+)
+audit_table = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("actor", sa.String(320), nullable=False, default=""),
+    sa.Column("user_id", sa.String(64), nullable=False, default=""),
+    sa.Column("entity", sa.String(32), nullable=False, default=""),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+)
+secrets_table = sa.Table(
+    "secrets",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+)
+
+#: version -> function that lifts a database from that version to the next one.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+def default_state_url() -> str:
+    """``EXSYNC_STATE``, else a SQLite file in the per-user data directory."""
+    if url := os.environ.get("EXSYNC_STATE"):
+        return url
+    return f"sqlite:///{data_dir() / 'state.db'}"
+
+
+def data_dir() -> Path:
+    """``EXSYNC_HOME``, else ``$XDG_DATA_HOME/exsync`` (``~/.local/share/exsync``)."""
+    if home := os.environ.get("EXSYNC_HOME"):
+        return Path(home)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "exsync"
+
+
+@dataclass
+class User:
+    """A CRM user as exsync knows them: whether they sync, and into which mailbox."""
+
+    crm_id: str
+    email: str
+    name: str = ""
+    role: str = ""
+    profile: str = ""
+    is_admin: bool = False
+    enabled: bool = False
+    mailbox: str = ""
+    needs_attention: str = ""
+
+    @property
+    def address(self) -> str:
+        """The Exchange mailbox address (the CRM e-mail unless set otherwise)."""
+        return self.mailbox or self.email
+
+
+@dataclass
+class Pair:
+    """A CRM record and its Exchange counterpart, with each side's hash at the last sync."""
+
+    crm_id: str
+    exchange_id: str
+    crm_hash: str
+    exchange_hash: str
+    id: int | None = None
+
+
+@dataclass
+class Run:
+    """One sync run of one user."""
+
+    id: int
+    user_id: str
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+
+class StateStore:
+    """All persistent state, behind one SQLAlchemy engine."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_state_url()
+        self.engine = _create_engine(self.url)
+        self._prepare()
+
+    # schema -------------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        with self.engine.begin() as conn:
+            metadata.create_all(conn)
+            version = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema")).scalar()
+            if version is None:
+                conn.execute(meta_table.insert().values(key="schema", value=str(SCHEMA_VERSION)))
+                return
+            current = int(version)
+            if current > SCHEMA_VERSION:
+                raise ConfigurationError(
+                    f"The state database {self.safe_url} has schema version {current}, "
+                    f"newer than this exsync understands ({SCHEMA_VERSION}).",
+                    hint="Upgrade exsync, or point --state at another database.",
+                )
+            while current < SCHEMA_VERSION:
+                MIGRATIONS[current](conn)
+                current += 1
+            conn.execute(meta_table.update().where(meta_table.c.key == "schema").values(value=str(current)))
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password hidden."""
+        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+
+    @property
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema")).scalar_one())
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # settings -----------------------------------------------------------------------------
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        with self.engine.connect() as conn:
+            raw = conn.execute(sa.select(settings_table.c.value).where(settings_table.c.key == key)).scalar()
+        return default if raw is None else json.loads(raw)
+
+    def all_settings(self) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(settings_table)).all()
+        return {row.key: json.loads(row.value) for row in rows}
+
+    def set_settings(self, values: dict[str, Any]) -> None:
+        with self.transaction() as conn:
+            for key, value in values.items():
+                conn.execute(settings_table.delete().where(settings_table.c.key == key))
+                if value is not None:
+                    conn.execute(settings_table.insert().values(key=key, value=json.dumps(value)))
+
+    def clear_settings(self) -> None:
+        with self.transaction() as conn:
+            conn.execute(settings_table.delete())
+
+    # users --------------------------------------------------------------------------------
+    def upsert_users(self, users: Iterable[User]) -> None:
+        """Insert or refresh users from the CRM; the sync toggle and mailbox are kept."""
+        with self.transaction() as conn:
+            for user in users:
+                values = {
+                    "email": user.email,
+                    "name": user.name,
+                    "role": user.role,
+                    "profile": user.profile,
+                    "is_admin": user.is_admin,
+                }
+                updated = conn.execute(
+                    users_table.update().where(users_table.c.crm_id == user.crm_id).values(**values)
+                )
+                if updated.rowcount == 0:
+                    conn.execute(
+                        users_table.insert().values(
+                            crm_id=user.crm_id, enabled=user.enabled, mailbox=user.mailbox, needs_attention="", **values
+                        )
+                    )
+
+    def users(self) -> list[User]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(users_table).order_by(users_table.c.email)).all()
+        return [User(**row._asdict()) for row in rows]
+
+    def user(self, key: str) -> User | None:
+        """A user by CRM id or e-mail (any case)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(users_table).where(
+                    sa.or_(users_table.c.crm_id == key, sa.func.lower(users_table.c.email) == key.lower())
+                )
+            ).first()
+        return User(**row._asdict()) if row else None
+
+    def update_user(self, crm_id: str, **values: Any) -> None:
+        with self.transaction() as conn:
+            conn.execute(users_table.update().where(users_table.c.crm_id == crm_id).values(**values))
+
+    # pairs --------------------------------------------------------------------------------
+    def pairs(self, user_id: str, entity: str) -> list[Pair]:
+        t = pairs_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.c.id, t.c.crm_id, t.c.exchange_id, t.c.crm_hash, t.c.exchange_hash).where(
+                    t.c.user_id == user_id, t.c.entity == entity
+                )
+            ).all()
+        return [Pair(r.crm_id, r.exchange_id, r.crm_hash, r.exchange_hash, r.id) for r in rows]
+
+    def count_pairs(self, user_id: str | None = None) -> dict[str, int]:
+        t = pairs_table
+        query = sa.select(t.c.entity, sa.func.count()).group_by(t.c.entity)
+        if user_id:
+            query = query.where(t.c.user_id == user_id)
+        with self.engine.connect() as conn:
+            return {entity: count for entity, count in conn.execute(query).all()}
+
+    def save_pairs(self, conn: Connection, user_id: str, entity: str, upserts: list[Pair], removed: list[Pair]) -> None:
+        """Write pair changes inside the caller's transaction."""
+        t = pairs_table
+        for pair in removed:
+            conn.execute(t.delete().where(t.c.user_id == user_id, t.c.entity == entity, t.c.crm_id == pair.crm_id))
+        for pair in upserts:
+            conn.execute(
+                t.delete().where(
+                    t.c.user_id == user_id,
+                    t.c.entity == entity,
+                    sa.or_(t.c.crm_id == pair.crm_id, t.c.exchange_id == pair.exchange_id),
+                )
+            )
+        if upserts:
+            conn.execute(
+                t.insert(),
+                [
+                    {
+                        "user_id": user_id,
+                        "entity": entity,
+                        "crm_id": p.crm_id,
+                        "exchange_id": p.exchange_id,
+                        "crm_hash": p.crm_hash,
+                        "exchange_hash": p.exchange_hash,
+                    }
+                    for p in upserts
+                ],
+            )
+
+    # cursors ------------------------------------------------------------------------------
+    def cursor(self, user_id: str, entity: str, side: str) -> str | None:
+        t = cursors_table
+        with self.engine.connect() as conn:
+            value: str | None = conn.execute(
+                sa.select(t.c.cursor).where(t.c.user_id == user_id, t.c.entity == entity, t.c.side == side)
+            ).scalar()
+            return value
+
+    def save_cursor(self, conn: Connection, user_id: str, entity: str, side: str, cursor: str | None) -> None:
+        t = cursors_table
+        conn.execute(t.delete().where(t.c.user_id == user_id, t.c.entity == entity, t.c.side == side))
+        if cursor is not None:
+            conn.execute(t.insert().values(user_id=user_id, entity=entity, side=side, cursor=cursor))
+
+    def forget_cursors(self, user_id: str | None = None) -> None:
+        with self.transaction() as conn:
+            query = cursors_table.delete()
+            if user_id:
+                query = query.where(cursors_table.c.user_id == user_id)
+            conn.execute(query)
+
+    # retries ------------------------------------------------------------------------------
+    def retries(self, user_id: str, entity: str, side: str) -> list[tuple[str, dict[str, Any], int]]:
+        """Items of ``side`` that an earlier run could not write: (id, item JSON, attempts)."""
+        t = retries_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.c.item_id, t.c.item, t.c.attempts).where(
+                    t.c.user_id == user_id, t.c.entity == entity, t.c.side == side
+                )
+            ).all()
+        return [(r.item_id, json.loads(r.item), r.attempts) for r in rows]
+
+    def save_retry(
+        self, conn: Connection, user_id: str, entity: str, side: str, item_id: str, item: dict[str, Any], error: str
+    ) -> None:
+        t = retries_table
+        key = (t.c.user_id == user_id, t.c.entity == entity, t.c.side == side, t.c.item_id == item_id)
+        attempts = conn.execute(sa.select(t.c.attempts).where(*key)).scalar() or 0
+        conn.execute(t.delete().where(*key))
+        conn.execute(
+            t.insert().values(
+                user_id=user_id, entity=entity, side=side, item_id=item_id, item=json.dumps(item),
+                error=error, attempts=attempts + 1,
+            )
+        )
+
+    def clear_retry(self, conn: Connection, user_id: str, entity: str, side: str, item_id: str) -> None:
+        t = retries_table
+        conn.execute(
+            t.delete().where(t.c.user_id == user_id, t.c.entity == entity, t.c.side == side, t.c.item_id == item_id)
+        )
+
+    def open_errors(self, user_id: str | None = None) -> list[dict[str, Any]]:
+        t = retries_table
+        query = sa.select(t.c.user_id, t.c.entity, t.c.side, t.c.item_id, t.c.error, t.c.attempts)
+        if user_id:
+            query = query.where(t.c.user_id == user_id)
+        with self.engine.connect() as conn:
+            return [row._asdict() for row in conn.execute(query).all()]
+
+    # runs ---------------------------------------------------------------------------------
+    def start_run(self, user_id: str) -> int:
+        with self.transaction() as conn:
+            result = conn.execute(
+                runs_table.insert().values(user_id=user_id, started_at=_now(), outcome="running", summary="{}", error="")
+            )
+            return int(result.inserted_primary_key[0])
+
+    def finish_run(self, run_id: int, outcome: str, summary: dict[str, Any], error: str = "") -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                runs_table.update()
+                .where(runs_table.c.id == run_id)
+                .values(finished_at=_now(), outcome=outcome, summary=json.dumps(summary), error=error)
+            )
+
+    def runs(self, user_id: str | None = None, limit: int = 20) -> list[Run]:
+        t = runs_table
+        query = sa.select(t).order_by(t.c.id.desc()).limit(limit)
+        if user_id:
+            query = query.where(t.c.user_id == user_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            Run(r.id, r.user_id, _aware(r.started_at), _aware(r.finished_at), r.outcome, json.loads(r.summary), r.error)
+            for r in rows
+        ]
+
+    def last_run(self, user_id: str) -> Run | None:
+        runs = self.runs(user_id, limit=1)
+        return runs[0] if runs else None
+
+
+def _create_engine(url: str) -> Engine:
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = sa.create_engine(url, future=True)
+        if parsed.get_backend_name() == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        with engine.connect():
+            pass
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, sa.exc.OperationalError) as exc:
+        raise ConfigurationError(
+            f"Cannot open the state database {parsed.render_as_string(hide_password=True)}: {exc.__class__.__name__}",
+            hint="Check --state / EXSYNC_STATE (any SQLAlchemy URL, e.g. sqlite:///path/state.db).",
+        ) from exc
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime | None) -> Any:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -58,11 +59,18 @@ class AuditLog:
         with self._state.transaction() as conn:
             result = conn.execute(
                 audit_table.insert().values(
-                    at=event.at, actor=actor, user_id=user_id, entity=entity, action=action, outcome=outcome, detail=text
+                    at=event.at,
+                    actor=actor,
+                    user_id=user_id,
+                    entity=entity,
+                    action=action,
+                    outcome=outcome,
+                    detail=text,
                 )
             )
             self._prune(conn, event.at)
-        stored = AuditEvent(**{**event.__dict__, "id": int(result.inserted_primary_key[0])})
+        new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        stored = dataclasses.replace(event, id=new_id)
         self._notify(stored)
         return stored
 
@@ -78,7 +86,12 @@ class AuditLog:
     ) -> list[AuditEvent]:
         t = audit_table
         query = sa.select(t).order_by(t.c.id.desc()).limit(limit)
-        for column, value in ((t.c.user_id, user_id), (t.c.entity, entity), (t.c.action, action), (t.c.outcome, outcome)):
+        for column, value in (
+            (t.c.user_id, user_id),
+            (t.c.entity, entity),
+            (t.c.action, action),
+            (t.c.outcome, outcome),
+        ):
             if value:
                 query = query.where(column == value)
         if since:

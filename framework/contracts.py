@@ -191,8 +191,8 @@ class CrmConnector(ABC):
         """Verify ``options`` (URLs, client, token), keep the secrets in the vault, return the user."""
 
     @abstractmethod
-    def open(self, ctx: Context, login: str | None = None) -> CrmStore:
-        """A store on the stored login of CRM user id ``login`` (None: the org's admin login)."""
+    def open(self, ctx: Context, user: User | None = None) -> CrmStore:
+        """A store on ``user``'s records through the org's admin login (None: org-level queries only)."""
 
 
 class CrmStore(Store):

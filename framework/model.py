@@ -115,3 +115,33 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     return value
+
+
+_DATETIME_FIELDS = {"start", "end", "sent_at"}
+_TUPLE_FIELDS = {"attendees", "to", "cc"}
+RECORD_TYPES: dict[str, type] = {cls.__name__: cls for cls in (Contact, Task, Event, Mail)}
+
+
+def to_plain(record: Record) -> dict[str, Any]:
+    """A JSON-ready dict of ``record``, tagged with its type; :func:`from_plain` reverses it."""
+    plain: dict[str, Any] = _plain(record)
+    plain["_type"] = type(record).__name__
+    return plain
+
+
+def from_plain(data: dict[str, Any]) -> Record:
+    """The record :func:`to_plain` produced ``data`` from."""
+    values = {k: v for k, v in data.items() if k != "_type"}
+    for name, value in list(values.items()):
+        if value is None:
+            continue
+        if name in _DATETIME_FIELDS:
+            values[name] = datetime.fromisoformat(value)
+        elif name == "due":
+            values[name] = date.fromisoformat(value)
+        elif name in _TUPLE_FIELDS:
+            values[name] = tuple(value)
+        elif name == "attachments":
+            values[name] = tuple(Attachment(**a) for a in value)
+    record: Record = RECORD_TYPES[data["_type"]](**values)
+    return record

@@ -25,9 +25,7 @@ SCHEMA_VERSION = 1
 
 metadata = sa.MetaData()
 
-meta_table = sa.Table(
-    "meta", metadata, sa.Column("key", sa.String(64), primary_key=True), sa.Column("value", sa.Text)
-)
+meta_table = sa.Table("meta", metadata, sa.Column("key", sa.String(64), primary_key=True), sa.Column("value", sa.Text))
 settings_table = sa.Table(
     "settings", metadata, sa.Column("key", sa.String(64), primary_key=True), sa.Column("value", sa.Text)
 )
@@ -246,9 +244,7 @@ class StateStore:
                     "profile": user.profile,
                     "is_admin": user.is_admin,
                 }
-                updated = conn.execute(
-                    users_table.update().where(users_table.c.crm_id == user.crm_id).values(**values)
-                )
+                updated = conn.execute(users_table.update().where(users_table.c.crm_id == user.crm_id).values(**values))
                 if updated.rowcount == 0:
                     conn.execute(
                         users_table.insert().values(
@@ -292,7 +288,7 @@ class StateStore:
         if user_id:
             query = query.where(t.c.user_id == user_id)
         with self.engine.connect() as conn:
-            return {entity: count for entity, count in conn.execute(query).all()}
+            return {str(row[0]): int(row[1]) for row in conn.execute(query).all()}
 
     def save_pairs(self, conn: Connection, user_id: str, entity: str, upserts: list[Pair], removed: list[Pair]) -> None:
         """Write pair changes inside the caller's transaction."""
@@ -366,8 +362,13 @@ class StateStore:
         conn.execute(t.delete().where(*key))
         conn.execute(
             t.insert().values(
-                user_id=user_id, entity=entity, side=side, item_id=item_id, item=json.dumps(item),
-                error=error, attempts=attempts + 1,
+                user_id=user_id,
+                entity=entity,
+                side=side,
+                item_id=item_id,
+                item=json.dumps(item),
+                error=error,
+                attempts=attempts + 1,
             )
         )
 
@@ -389,9 +390,11 @@ class StateStore:
     def start_run(self, user_id: str) -> int:
         with self.transaction() as conn:
             result = conn.execute(
-                runs_table.insert().values(user_id=user_id, started_at=_now(), outcome="running", summary="{}", error="")
+                runs_table.insert().values(
+                    user_id=user_id, started_at=_now(), outcome="running", summary="{}", error=""
+                )
             )
-            return int(result.inserted_primary_key[0])
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def finish_run(self, run_id: int, outcome: str, summary: dict[str, Any], error: str = "") -> None:
         with self.transaction() as conn:

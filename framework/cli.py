@@ -1,0 +1,77 @@
+"""The ``exsync`` command line: the administrators' surface (the "MS Exchange Sync" tab)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from framework.cli_support import Options, fail
+from framework.errors import ExsyncError, UsageError
+from framework.host import build_host
+
+
+class ExsyncGroup(click.Group):
+    """Turns every :class:`ExsyncError` into a one-line message, a hint and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ExsyncError as error:
+            fail(error)
+
+
+@click.group(cls=ExsyncGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--state",
+    envvar="EXSYNC_STATE",
+    metavar="URL",
+    help="State database (any SQLAlchemy URL). Default: a SQLite file in the data directory.",
+)
+@click.option("--json", "json_output", is_flag=True, help="Print machine-readable JSON instead of tables.")
+@click.option(
+    "--as",
+    "acting_as",
+    metavar="USER",
+    envvar="EXSYNC_AS",
+    help="Act as this CRM user (e-mail or id) of a stored CRM login.",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="EXSYNC_CA_BUNDLE",
+    help="PEM file of CA certificates to trust (an internal CA, or the fakes').",
+)
+@click.version_option(package_name="exsync")
+@click.pass_context
+def cli(ctx: click.Context, state: str | None, json_output: bool, acting_as: str | None, ca_bundle: str | None) -> None:
+    """Keep a CRM and Microsoft Exchange in sync: contacts, tasks, events and mails.
+
+    Start with 'exsync demo' to see everything run against the built-in fake servers.
+    """
+    ctx.obj = Options(state, json_output, acting_as, ca_bundle)
+
+
+def _mount_plugin_commands(group: click.Group) -> None:
+    """Add the commands plugins return from ``exsync_cli_commands`` under their parent group."""
+    try:
+        host = build_host()
+    except ExsyncError as error:
+        click.echo(f"Error: {error.message}\nHint: {error.hint}", err=True)
+        sys.exit(1)
+    for commands in host.hook.exsync_cli_commands():
+        for command in commands or []:
+            parent_name = getattr(command, "exsync_parent", "")
+            parent = group.commands.get(parent_name, group) if parent_name else group
+            if not isinstance(parent, click.Group):
+                raise UsageError(f"Plugin command {command.name!r} names a parent that is not a group.")
+            parent.add_command(command)
+
+
+def main() -> None:
+    """Entry point of the ``exsync`` console script."""
+    import framework.commands  # noqa: F401  (registers the built-in commands on ``cli``)
+
+    _mount_plugin_commands(cli)
+    cli(prog_name="exsync")

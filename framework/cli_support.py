@@ -1,0 +1,95 @@
+"""What every ``exsync`` command shares: the context, output as tables or JSON, errors."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from framework.context import Context
+from framework.errors import ExsyncError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class Options:
+    """The global options, kept on the click context object."""
+
+    def __init__(self, state: str | None, json_output: bool, acting_as: str | None, ca_bundle: str | None) -> None:
+        self.json = json_output
+        self.context = Context(state, acting_as=acting_as, ca_bundle=ca_bundle)
+
+
+def pass_context(func: F) -> F:
+    """Give a command the :class:`Context` as its first argument."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        options = click.get_current_context().find_object(Options)
+        assert options is not None, "exsync commands run under the exsync group"
+        return func(options.context, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def json_mode() -> bool:
+    options = click.get_current_context().find_object(Options)
+    return bool(options and options.json)
+
+
+def emit(
+    data: Any, *, title: str = "", columns: Sequence[str] | None = None, rows: Sequence[Sequence[Any]] = ()
+) -> None:
+    """Print ``data`` as JSON under ``--json``; otherwise a table of ``rows`` (or ``data`` as key/value)."""
+    if json_mode():
+        click.echo(json.dumps(data, default=str, indent=2))
+        return
+    if columns is None:
+        table = Table(title=title or None, show_header=False)
+        table.add_column(style="bold")
+        table.add_column()
+        for key, value in data.items() if isinstance(data, dict) else []:
+            table.add_row(str(key), _cell(value))
+    else:
+        table = Table(title=title or None)
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(_cell(v) for v in row))
+    console.print(table)
+
+
+def say(message: str) -> None:
+    """A line for people (suppressed under ``--json``, where only data is printed)."""
+    if not json_mode():
+        console.print(message, highlight=False)
+
+
+def fail(error: ExsyncError) -> None:
+    """Print ``error`` as one sentence and a hint, then exit with its code."""
+    if json_mode():
+        click.echo(json.dumps({"error": error.message, "hint": error.hint}), err=True)
+    else:
+        err_console.print(f"[bold red]Error:[/] {error.message}", highlight=False)
+        if error.hint:
+            err_console.print(f"[dim]Hint:[/] {error.hint}", highlight=False)
+    sys.exit(error.exit_code)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)

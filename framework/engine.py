@@ -1,0 +1,433 @@
+"""The sync engine: per (user, entity) read both sides, plan, apply in batches, commit.
+
+Each (user, entity) is an independent job. Its cursors are saved only once every change
+read has been applied, and its pairs after each applied batch, so a run stopped anywhere is
+finished by the next one: a re-read change whose hash already matches is a no-op, and a
+record written just before the stop is re-paired by the cross-link it carries.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from framework.context import Context
+from framework.contracts import SIDES, Changes, Create, Delete, Item, Side, SideName, Update, Window, WriteResult
+from framework.errors import AuthenticationFailed, ExsyncError, RecordRejected, SyncStateLost, TransientError
+from framework.model import content_hash, from_plain, to_plain
+from framework.plan import Plan, PlanInput, Write, plan
+from framework.state import Pair, User
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Progress = Callable[[str, str, int, int], None]  # (user email, entity, done, total)
+
+MAX_ATTEMPTS = 5
+MAX_WAIT = 60.0
+
+
+class MassDeleteRefused(ExsyncError):
+    """A run would delete more than the configured share of one side."""
+
+
+@dataclass
+class SideCounts:
+    """What a run did to one side of one entity."""
+
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    errors: int = 0
+
+
+@dataclass
+class EntityReport:
+    """The outcome of one (user, entity) job."""
+
+    entity: str
+    sides: dict[str, SideCounts] = field(default_factory=lambda: {s: SideCounts() for s in SIDES})
+    conflicts: int = 0
+    errors: list[str] = field(default_factory=list)
+    skipped_reason: str = ""
+    outcome: str = "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "conflicts": self.conflicts,
+            "skipped_reason": self.skipped_reason,
+            "errors": self.errors,
+            **{side: vars(counts) for side, counts in self.sides.items()},
+        }
+
+
+@dataclass
+class RunReport:
+    """The outcome of one user's run."""
+
+    user: User
+    dry_run: bool = False
+    entities: dict[str, EntityReport] = field(default_factory=dict)
+    outcome: str = "ok"
+    error: str = ""
+    run_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "user": self.user.email,
+            "outcome": self.outcome,
+            "error": self.error,
+            "dry_run": self.dry_run,
+            "entities": {name: report.as_dict() for name, report in self.entities.items()},
+        }
+
+
+class Engine:
+    """Runs syncs for users, by the org's settings."""
+
+    def __init__(self, ctx: Context, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.ctx = ctx
+        self.sleep = sleep
+
+    def run(
+        self,
+        users: Sequence[User],
+        entities: Sequence[str] | None = None,
+        *,
+        dry_run: bool = False,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> list[RunReport]:
+        """Sync each user in turn; one user's failure never stops the others."""
+        settings = self.ctx.settings
+        wanted = [e for e in settings.enabled_entities() if entities is None or e in entities]
+        return [self._run_user(user, wanted, dry_run, force, progress) for user in users]
+
+    # one user -----------------------------------------------------------------------------
+    def _run_user(
+        self, user: User, entities: list[str], dry_run: bool, force: bool, progress: Progress | None
+    ) -> RunReport:
+        report = RunReport(user, dry_run)
+        if not dry_run:
+            report.run_id = self.ctx.state.start_run(user.crm_id)
+        self.ctx.hook.exsync_run_started(user=user.crm_id, entities=entities, dry_run=dry_run)
+        try:
+            crm, exchange = self.ctx.crm(user), self.ctx.exchange(user)
+        except AuthenticationFailed as exc:
+            self._needs_attention(user, exc)
+            report.outcome, report.error = "failed", exc.message
+        else:
+            try:
+                for entity in entities:
+                    report.entities[entity] = self._run_entity(user, entity, crm, exchange, dry_run, force, progress)
+            except AuthenticationFailed as exc:
+                self._needs_attention(user, exc)
+                report.outcome, report.error = "failed", exc.message
+            finally:
+                crm.close()
+                exchange.close()
+        if report.outcome == "ok" and any(e.outcome == "failed" for e in report.entities.values()):
+            report.outcome = "partial"
+        self._finish(report)
+        return report
+
+    def _finish(self, report: RunReport) -> None:
+        summary = report.as_dict()
+        if report.run_id is not None:
+            self.ctx.state.finish_run(report.run_id, report.outcome, summary, report.error)
+            if report.outcome == "ok" and report.user.needs_attention:
+                self.ctx.state.update_user(report.user.crm_id, needs_attention="")
+        outcome = {"ok": "ok", "partial": "failed", "failed": "failed"}[report.outcome]
+        self.ctx.audit.record(
+            "sync" if not report.dry_run else "sync-dry-run",
+            outcome,
+            actor=self._actor_email(),
+            user_id=report.user.crm_id,
+            entities=summary["entities"],
+            error=report.error,
+        )
+        self.ctx.hook.exsync_run_finished(report=report)
+
+    def _needs_attention(self, user: User, exc: AuthenticationFailed) -> None:
+        self.ctx.state.update_user(user.crm_id, needs_attention=exc.message)
+        self.ctx.audit.record(
+            "authenticate", "failed", actor=self._actor_email(), user_id=user.crm_id, error=exc.message, hint=exc.hint
+        )
+
+    def _actor_email(self) -> str:
+        try:
+            return self.ctx.actor.email
+        except ExsyncError:
+            return "scheduler"
+
+    # one entity ---------------------------------------------------------------------------
+    def _run_entity(
+        self,
+        user: User,
+        entity: str,
+        crm: Any,
+        exchange: Any,
+        dry_run: bool,
+        force: bool,
+        progress: Progress | None,
+    ) -> EntityReport:
+        report = EntityReport(entity)
+        reason = self._skip_reason(entity, crm, exchange)
+        if reason:
+            report.outcome, report.skipped_reason = "skipped", reason
+            self.ctx.audit.record("sync-entity", "skipped", user_id=user.crm_id, entity=entity, reason=reason)
+            return report
+        job = _Job(self, user, entity, {"crm": crm.side(entity), "exchange": exchange.side(entity)}, report, progress)
+        try:
+            job.run(dry_run, force)
+        except (TransientError, RecordRejected, SyncStateLost, MassDeleteRefused) as exc:
+            report.outcome = "failed"
+            report.errors.append(exc.message)
+            self.ctx.audit.record(
+                "sync-entity", "failed", user_id=user.crm_id, entity=entity, error=exc.message, hint=exc.hint
+            )
+        return report
+
+    def _skip_reason(self, entity: str, crm: Any, exchange: Any) -> str:
+        provider = self.ctx.auth_provider()
+        if entity in provider.unsupported_entities:
+            return provider.unsupported_reason or f"{provider.name} cannot sync {entity}"
+        if entity not in self.ctx.entities:
+            return f"no plugin defines the entity {entity!r}"
+        if entity not in crm.entities or entity not in exchange.entities:
+            return f"{entity} is not carried by both stores"
+        if entity == "mails" and crm.org().sales_inbox:
+            return "the CRM org uses SalesInbox, which handles mails itself (B22)"
+        return ""
+
+
+class _Job:
+    """One (user, entity) sync."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        user: User,
+        entity: str,
+        sides: dict[SideName, Side],
+        report: EntityReport,
+        progress: Progress | None,
+    ) -> None:
+        self.engine = engine
+        self.ctx = engine.ctx
+        self.user = user
+        self.entity = entity
+        self.definition = self.ctx.entities[entity]
+        self.sides = sides
+        self.report = report
+        self.progress = progress
+        self.window = Window.months_back(self.ctx.settings.window_months)
+
+    def run(self, dry_run: bool, force: bool) -> Plan:
+        changes = {side: self._read(side) for side in SIDES}
+        settings = self.ctx.settings
+        the_plan = plan(
+            PlanInput(
+                entity=self.definition,
+                pairs=self.ctx.state.pairs(self.user.crm_id, self.entity),
+                crm=changes["crm"],
+                exchange=changes["exchange"],
+                writable=settings.writable_sides(),
+                policy=self.ctx.conflict_policies[settings.conflict_policy],
+                echo_hash=self._echo_hash,
+            )
+        )
+        self._guard_mass_delete(the_plan, force)
+        self._count_plan(the_plan)
+        if dry_run:
+            return the_plan
+        self._apply(the_plan)
+        with self.ctx.state.transaction() as conn:
+            for side in SIDES:
+                self.ctx.state.save_cursor(conn, self.user.crm_id, self.entity, side, changes[side].cursor)
+        return the_plan
+
+    def _echo_hash(self, side: SideName, item: Item) -> str:
+        return content_hash(self.sides[side].echo(item.record))
+
+    # reading ------------------------------------------------------------------------------
+    def _read(self, side: SideName) -> Changes:
+        cursor = self.ctx.state.cursor(self.user.crm_id, self.entity, side)
+        try:
+            changes = self._retrying(lambda: self.sides[side].read(cursor, self.window), may_repeat=True)
+        except SyncStateLost as exc:
+            self.ctx.audit.record(
+                "resync", "ok", user_id=self.user.crm_id, entity=self.entity, side=side, reason=exc.message
+            )
+            changes = self._retrying(lambda: self.sides[side].read(None, self.window), may_repeat=True)
+            changes.full = True
+        dated = self.definition.dated
+        if dated is not None:
+            kept = [i for i in changes.items if self.window.contains(dated(i.record))]
+            self.report.sides[side].skipped += len(changes.items) - len(kept)
+            changes.items = kept
+        self._add_retries(side, changes)
+        return changes
+
+    def _add_retries(self, side: SideName, changes: Changes) -> None:
+        fresh = {i.id for i in changes.items} | set(changes.deleted)
+        for item_id, data, _attempts in self.ctx.state.retries(self.user.crm_id, self.entity, side):
+            if item_id not in fresh:
+                changes.items.append(Item(item_id, from_plain(data["record"]), data.get("link", "")))
+
+    # planning checks ----------------------------------------------------------------------
+    def _guard_mass_delete(self, the_plan: Plan, force: bool) -> None:
+        paired = len(self.ctx.state.pairs(self.user.crm_id, self.entity))
+        ratio = self.ctx.settings.mass_delete_ratio
+        for side in SIDES:
+            deletes = the_plan.count(side, Delete)
+            if not force and deletes >= 5 and deletes > ratio * paired:
+                raise MassDeleteRefused(
+                    f"This run would delete {deletes} of {paired} {self.entity} on the {side} side "
+                    f"(more than {ratio:.0%}); nothing was written.",
+                    hint="If that is intended, run 'exsync sync --force'; otherwise check the other side.",
+                )
+
+    def _count_plan(self, the_plan: Plan) -> None:
+        self.report.conflicts = len(the_plan.resolutions)
+        for side, count in the_plan.skipped.items():
+            self.report.sides[side].skipped += count
+        for resolution in the_plan.resolutions:
+            self.ctx.audit.record(
+                "resolve-conflict",
+                "ok",
+                user_id=self.user.crm_id,
+                entity=self.entity,
+                policy=resolution.policy,
+                winner=resolution.winner,
+                crm_id=resolution.conflict.crm.id if resolution.conflict.crm else "",
+                exchange_id=resolution.conflict.exchange.id if resolution.conflict.exchange else "",
+            )
+
+    # applying -----------------------------------------------------------------------------
+    def _apply(self, the_plan: Plan) -> None:
+        state = self.ctx.state
+        with state.transaction() as conn:
+            state.save_pairs(
+                conn,
+                self.user.crm_id,
+                self.entity,
+                [link.pair for link in the_plan.links],
+                [unlink.pair for unlink in the_plan.unlinks],
+            )
+        total, done = len(the_plan.writes), 0
+        for side in SIDES:
+            writes = [w for w in the_plan.writes if w.side == side]
+            size = self.sides[side].batch_size
+            for start in range(0, len(writes), size):
+                batch = writes[start : start + size]
+                self._apply_batch(side, batch)
+                done += len(batch)
+                if self.progress:
+                    self.progress(self.user.email, self.entity, done, total)
+        if self.progress and not total:
+            self.progress(self.user.email, self.entity, 0, 0)
+
+    def _apply_batch(self, side: SideName, batch: list[Write]) -> None:
+        results = self._write_with_retries(side, batch)
+        upserts: list[Pair] = []
+        removed: list[Pair] = []
+        state = self.ctx.state
+        with state.transaction() as conn:
+            for write, result in zip(batch, results, strict=True):
+                if result.ok:
+                    self._record_success(write, result, upserts, removed)
+                    if write.source is not None and write.source_side is not None:
+                        state.clear_retry(conn, self.user.crm_id, self.entity, write.source_side, write.source.id)
+                else:
+                    self._record_failure(conn, write, result)
+            state.save_pairs(conn, self.user.crm_id, self.entity, upserts, removed)
+
+    def _write_with_retries(self, side: SideName, batch: list[Write]) -> list[WriteResult]:
+        """Write the batch; records throttled one by one are re-sent after their Retry-After."""
+        results: list[WriteResult | None] = [None] * len(batch)
+        pending = list(range(len(batch)))
+        for attempt in range(MAX_ATTEMPTS):
+            ops = [batch[i].op for i in pending]
+            answers = self._retrying(lambda ops=ops: self.sides[side].write(ops), may_repeat=False)  # type: ignore[misc]
+            waits = []
+            still: list[int] = []
+            for index, answer in zip(pending, answers, strict=True):
+                error = answer.error
+                if isinstance(error, TransientError) and error.retry_after is not None and attempt < MAX_ATTEMPTS - 1:
+                    still.append(index)
+                    waits.append(error.retry_after)
+                else:
+                    results[index] = answer
+            if not still:
+                break
+            self.engine.sleep(min(max(waits), MAX_WAIT))
+            pending = still
+        return [r for r in results if r is not None]
+
+    def _retrying(self, call: Callable[[], T], *, may_repeat: bool) -> T:
+        """Call, waiting out throttling: a read is always safe to repeat, a write only when
+        the service said it did nothing (a Retry-After)."""
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                return call()
+            except TransientError as exc:
+                if attempt == MAX_ATTEMPTS - 1 or (exc.retry_after is None and not may_repeat):
+                    raise
+                wait = exc.retry_after if exc.retry_after is not None else min(2.0**attempt, MAX_WAIT)
+                log.info("transient failure (%s); retrying in %.1fs", exc.message, wait)
+                self.engine.sleep(min(wait, MAX_WAIT))
+        raise AssertionError("unreachable")
+
+    def _record_success(self, write: Write, result: WriteResult, upserts: list[Pair], removed: list[Pair]) -> None:
+        counts = self.report.sides[write.side]
+        if isinstance(write.op, Delete):
+            counts.deleted += 1
+            assert write.pair is not None
+            removed.append(write.pair)
+            return
+        source = write.source
+        assert source is not None and result.id is not None
+        target_hash = self._echo_hash(write.side, source)
+        source_hash = content_hash(source.record)
+        if write.side == "crm":
+            upserts.append(Pair(result.id, source.id, target_hash, source_hash))
+        else:
+            upserts.append(Pair(source.id, result.id, source_hash, target_hash))
+        if isinstance(write.op, Create):
+            counts.created += 1
+        elif isinstance(write.op, Update):
+            counts.updated += 1
+
+    def _record_failure(self, conn: Any, write: Write, result: WriteResult) -> None:
+        error = result.error
+        assert error is not None
+        self.report.sides[write.side].errors += 1
+        what = f"{type(write.op).__name__.lower()} on {write.side}"
+        message = f"{what}: {error.message}"
+        self.report.errors.append(message)
+        if write.source is not None and write.source_side is not None:
+            self.ctx.state.save_retry(
+                conn,
+                self.user.crm_id,
+                self.entity,
+                write.source_side,
+                write.source.id,
+                {"record": to_plain(write.source.record), "link": write.source.link},
+                message,
+            )
+        self.ctx.audit.record(
+            "write-record",
+            "failed",
+            user_id=self.user.crm_id,
+            entity=self.entity,
+            side=write.side,
+            source_id=write.source.id if write.source else "",
+            error=error.message,
+            retried_next_run=write.source is not None,
+        )

@@ -1,0 +1,260 @@
+"""The planner: a pure function from what each side reported and the pair state to actions.
+
+A three-way compare, as vdirsyncer does it: each pair remembers the hash each side had at
+the last sync, so a side whose current hash differs has changed. Changed on one side:
+update the other. Changed on both: a conflict for the policy. Deleted: delete the other.
+Unpaired records are first paired by the cross-link a side stores, then by the entity's
+natural key, and only then created on the other side, so neither a first sync nor a sync
+after lost state duplicates anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from framework.contracts import (
+    SIDES,
+    Changes,
+    Conflict,
+    ConflictPolicy,
+    Create,
+    Delete,
+    EntityDefinition,
+    Item,
+    SideName,
+    Update,
+    WriteOp,
+    other,
+)
+from framework.model import content_hash
+from framework.state import Pair
+
+
+@dataclass(frozen=True)
+class Write:
+    """Write ``op`` to ``side``; ``source`` is the item it copies (None for deletions)."""
+
+    side: SideName
+    op: WriteOp
+    source: Item | None
+    source_side: SideName | None
+    pair: Pair | None
+
+
+@dataclass(frozen=True)
+class Link:
+    """Pair (or re-pair) two records that already agree, writing nothing."""
+
+    pair: Pair
+
+
+@dataclass(frozen=True)
+class Unlink:
+    """Forget a pair whose records are gone."""
+
+    pair: Pair
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A conflict and the side its policy chose."""
+
+    conflict: Conflict
+    winner: SideName
+    policy: str
+
+
+@dataclass
+class Plan:
+    """What a run will do for one (user, entity)."""
+
+    writes: list[Write] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
+    unlinks: list[Unlink] = field(default_factory=list)
+    resolutions: list[Resolution] = field(default_factory=list)
+    skipped: dict[SideName, int] = field(default_factory=lambda: dict.fromkeys(SIDES, 0))
+
+    def is_empty(self) -> bool:
+        return not (self.writes or self.links or self.unlinks)
+
+    def count(self, side: SideName, kind: type) -> int:
+        return sum(1 for w in self.writes if w.side == side and isinstance(w.op, kind))
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    """Everything the planner looks at."""
+
+    entity: EntityDefinition
+    pairs: list[Pair]
+    crm: Changes
+    exchange: Changes
+    writable: frozenset[SideName]
+    policy: ConflictPolicy
+    echo_hash: Callable[[SideName, Item], str]
+    """The hash ``item`` (from the other side) will have on the given side once written there."""
+
+
+def plan(data: PlanInput) -> Plan:
+    """Decide every action for one (user, entity). Pure: reads nothing, writes nothing."""
+    return _Planner(data).run()
+
+
+class _Planner:
+    def __init__(self, data: PlanInput) -> None:
+        self.d = data
+        self.result = Plan()
+        self.pair_of: dict[SideName, dict[str, Pair]] = {
+            "crm": {p.crm_id: p for p in data.pairs},
+            "exchange": {p.exchange_id: p for p in data.pairs},
+        }
+        self.items: dict[SideName, dict[str, Item]] = {
+            "crm": {i.id: i for i in data.crm.items},
+            "exchange": {i.id: i for i in data.exchange.items},
+        }
+        self.deleted: dict[SideName, set[str]] = {"crm": set(data.crm.deleted), "exchange": set(data.exchange.deleted)}
+
+    def run(self) -> Plan:
+        for pair in self._touched_pairs():
+            self._plan_pair(pair)
+        unpaired = {side: [i for i in self.items[side].values() if i.id not in self.pair_of[side]] for side in SIDES}
+        crm_left, exchange_left = self._match(unpaired["crm"], unpaired["exchange"])
+        for side, leftovers in (("crm", crm_left), ("exchange", exchange_left)):
+            for item in leftovers:
+                self._copy(item, side)  # type: ignore[arg-type]
+        return self.result
+
+    # pairs that one side reported on --------------------------------------------------------
+    def _touched_pairs(self) -> list[Pair]:
+        seen: dict[int, Pair] = {}
+        for side in SIDES:
+            for key in (*self.items[side], *self.deleted[side]):
+                pair = self.pair_of[side].get(key)
+                if pair is not None:
+                    seen[id(pair)] = pair
+        return list(seen.values())
+
+    def _state(self, side: SideName, pair: Pair) -> str:
+        key = pair.crm_id if side == "crm" else pair.exchange_id
+        if key in self.deleted[side] and key not in self.items[side]:
+            return "deleted"
+        item = self.items[side].get(key)
+        stored = pair.crm_hash if side == "crm" else pair.exchange_hash
+        if item is not None and content_hash(item.record) != stored:
+            return "changed"
+        return "same"
+
+    def _item(self, side: SideName, pair: Pair) -> Item | None:
+        return self.items[side].get(pair.crm_id if side == "crm" else pair.exchange_id)
+
+    def _plan_pair(self, pair: Pair) -> None:
+        crm, exchange = self._state("crm", pair), self._state("exchange", pair)
+        if crm == exchange == "same":
+            return
+        if crm == exchange == "deleted":
+            self.result.unlinks.append(Unlink(pair))
+            return
+        if "same" in (crm, exchange):
+            changed: SideName = "crm" if exchange == "same" else "exchange"
+            self._propagate(changed, pair, deleted=(crm if changed == "crm" else exchange) == "deleted")
+            return
+        if crm == exchange == "changed" and self._agree(pair):
+            return
+        winner = self._winner(Conflict(self.d.entity.name, self._item("crm", pair), self._item("exchange", pair)))
+        loser_deleted = (crm if winner == "exchange" else exchange) == "deleted"
+        if loser_deleted:
+            self._copy(self._item(winner, pair), winner, unlink=pair)  # type: ignore[arg-type]
+        else:
+            self._propagate(winner, pair, deleted=(crm if winner == "crm" else exchange) == "deleted")
+
+    def _agree(self, pair: Pair) -> bool:
+        """Both changed to the same content: just remember the new hashes."""
+        crm, exchange = self._item("crm", pair), self._item("exchange", pair)
+        assert crm is not None and exchange is not None
+        if self.d.echo_hash("exchange", crm) != content_hash(exchange.record):
+            return False
+        self.result.links.append(Link(self._new_pair(crm, exchange)))
+        return True
+
+    def _winner(self, conflict: Conflict) -> SideName:
+        writable = self.d.writable
+        if len(writable) == 1:  # one way: the source always wins
+            (target,) = writable
+            return other(target)
+        winner = self.d.policy.winner(conflict)
+        self.result.resolutions.append(Resolution(conflict, winner, self.d.policy.name))
+        return winner
+
+    def _propagate(self, source: SideName, pair: Pair, *, deleted: bool) -> None:
+        target = other(source)
+        target_id = pair.crm_id if target == "crm" else pair.exchange_id
+        if target not in self._writable_for_entity():
+            self.result.skipped[source] += 1
+            if deleted:
+                self.result.unlinks.append(Unlink(pair))
+            return
+        if deleted:
+            self.result.writes.append(Write(target, Delete(target_id), None, None, pair))
+            return
+        item = self._item(source, pair)
+        assert item is not None
+        self.result.writes.append(Write(target, Update(target_id, item.record, item.id), item, source, pair))
+
+    def _copy(self, item: Item, source: SideName, unlink: Pair | None = None) -> None:
+        target = other(source)
+        if unlink is not None:
+            self.result.unlinks.append(Unlink(unlink))
+        if target not in self._writable_for_entity():
+            self.result.skipped[source] += 1
+            return
+        self.result.writes.append(Write(target, Create(item.record, item.id), item, source, None))
+
+    def _writable_for_entity(self) -> frozenset[SideName]:
+        return self.d.writable & self.d.entity.writable
+
+    # first-sync matching --------------------------------------------------------------------
+    def _match(self, crm: list[Item], exchange: list[Item]) -> tuple[list[Item], list[Item]]:
+        """Pair unpaired items by cross-link, then by natural key; return what is left."""
+        crm_by_id = {i.id: i for i in crm}
+        exchange_by_id = {i.id: i for i in exchange}
+        matches: list[tuple[Item, Item]] = []
+        for item in exchange:
+            if item.link in crm_by_id:
+                matches.append((crm_by_id.pop(item.link), exchange_by_id.pop(item.id)))
+        for item in list(crm_by_id.values()):
+            if item.link in exchange_by_id:
+                matches.append((crm_by_id.pop(item.id), exchange_by_id.pop(item.link)))
+        by_key = _index(exchange_by_id.values(), self.d.entity)
+        for item in list(crm_by_id.values()):
+            key = self.d.entity.match_key(item.record)
+            candidates = by_key.get(key) if key else None
+            if candidates:
+                partner = candidates.pop(0)
+                exchange_by_id.pop(partner.id)
+                matches.append((crm_by_id.pop(item.id), partner))
+        for crm_item, exchange_item in matches:
+            self._plan_match(crm_item, exchange_item)
+        return list(crm_by_id.values()), list(exchange_by_id.values())
+
+    def _plan_match(self, crm: Item, exchange: Item) -> None:
+        pair = self._new_pair(crm, exchange)
+        if self.d.echo_hash("exchange", crm) == content_hash(exchange.record):
+            self.result.links.append(Link(pair))
+            return
+        winner = self._winner(Conflict(self.d.entity.name, crm, exchange))
+        self._propagate(winner, pair, deleted=False)
+        if other(winner) not in self._writable_for_entity():
+            self.result.links.append(Link(pair))
+
+    def _new_pair(self, crm: Item, exchange: Item) -> Pair:
+        return Pair(crm.id, exchange.id, content_hash(crm.record), content_hash(exchange.record))
+
+
+def _index(items: Iterable[Item], entity: EntityDefinition) -> dict[str, list[Item]]:
+    index: dict[str, list[Item]] = {}
+    for item in items:
+        key = entity.match_key(item.record)
+        if key:
+            index.setdefault(key, []).append(item)
+    return index

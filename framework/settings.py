@@ -1,0 +1,67 @@
+"""Org-level settings: install scope, authentication, sync type, direction, policy, toggles."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from framework.contracts import SIDES, SideName
+from framework.errors import UsageError
+from framework.state import StateStore
+
+SCOPES = ("admins", "all", "profiles")
+SYNC_TYPES = ("two_way", "one_way")
+DIRECTIONS = ("exchange_to_crm", "crm_to_exchange")
+ENTITY_NAMES = ("contacts", "tasks", "events", "mails")
+EDITIONS_ALLOWED = ("enterprise", "ultimate", "zoho one", "crm plus")
+
+
+@dataclass
+class Settings:
+    """Everything the administrator configures, stored in the state store."""
+
+    installed: bool = False
+    scope: str = "admins"
+    profiles: list[str] = field(default_factory=list)
+    terms_accepted_by: str = ""
+    auth_method: str = ""
+    impersonation_choice: str = ""  # "impersonation" or "individual", chosen once (B17)
+    sync_type: str = "two_way"
+    direction: str = "exchange_to_crm"
+    conflict_policy: str = "crm-wins"
+    entities: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(ENTITY_NAMES, True))
+    window_months: int = 6
+    mass_delete_ratio: float = 0.5
+
+    @classmethod
+    def load(cls, state: StateStore) -> Settings:
+        stored = state.all_settings()
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in stored.items() if k in names})
+
+    def save(self, state: StateStore) -> None:
+        state.set_settings(dataclasses.asdict(self))
+
+    def writable_sides(self) -> frozenset[SideName]:
+        """The sides a run may write: both when two-way, the target of the direction when one-way."""
+        if self.sync_type == "two_way":
+            return frozenset(SIDES)
+        return frozenset({"crm"} if self.direction == "exchange_to_crm" else {"exchange"})
+
+    def enabled_entities(self) -> list[str]:
+        return [name for name, on in self.entities.items() if on]
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as shown to people and scripts."""
+        out = dataclasses.asdict(self)
+        if self.sync_type == "two_way":
+            out.pop("direction")
+        return out
+
+
+def check_choice(value: str, allowed: tuple[str, ...], what: str) -> str:
+    """``value`` if it is one of ``allowed``, else a usage error naming the choices."""
+    if value not in allowed:
+        raise UsageError(f"{value!r} is not a valid {what}.", hint=f"Choose one of: {', '.join(allowed)}.")
+    return value

@@ -40,15 +40,16 @@ class Host:
         return self.pm.hook
 
 
-def build_host(extra: list[Any] | None = None) -> Host:
+def build_host(extra: list[Any] | None = None, *, entry_points: bool = True) -> Host:
     """Load every ``exsync`` entry point (bundled plugins included) and check it against the specs.
 
     A plugin that fails to import, or implements a hook that does not exist, raises a
     :class:`ConfigurationError` naming the plugin. ``extra`` registers objects directly,
-    which tests use for throwaway plugins.
+    which tests use for throwaway plugins; ``entry_points=False`` loads only those.
     """
     host = Host()
-    for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if entry_points else ()
+    for entry_point in sorted(found, key=lambda e: e.name):
         try:
             plugin = entry_point.load()
         except Exception as exc:

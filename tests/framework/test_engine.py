@@ -1,0 +1,220 @@
+"""The engine and planner on in-memory sides: direction, conflicts, deletions, matching, recovery."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from conftest import make_org  # type: ignore[import-not-found]
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from framework.contracts import WriteOp, WriteResult
+from framework.model import Contact, content_hash
+from framework.state import Pair
+
+
+def contents(side: object) -> Counter[str]:
+    return Counter(content_hash(record) for record, _link in side.records.values())  # type: ignore[attr-defined]
+
+
+def sides(org: object, entity: str = "contacts") -> tuple[object, object]:
+    world = org.world  # type: ignore[attr-defined]
+    return world.side("crm", "u1", entity), world.side("exchange", "u1", entity)
+
+
+def test_first_sync_copies_both_ways_and_second_run_writes_nothing(org):
+    crm, exchange = sides(org)
+    crm.put(Contact(first_name="Ann", last_name="Lee", email="ann@example.com"))
+    exchange.put(Contact(first_name="Bob", last_name="Ray", email="bob@example.com"))
+    first = org.sync()
+    assert first.entities["contacts"].sides["exchange"].created == 1
+    assert first.entities["contacts"].sides["crm"].created == 1
+    assert contents(crm) == contents(exchange)
+    writes = (crm.writes, exchange.writes)
+    second = org.sync()
+    assert (crm.writes, exchange.writes) == writes
+    assert all(vars(c) == vars(type(c)()) for c in second.entities["contacts"].sides.values())
+
+
+def test_first_sync_matches_existing_contacts_by_email_instead_of_duplicating(org):
+    crm, exchange = sides(org)
+    crm.put(Contact(first_name="Ann", last_name="Lee", email="ANN@example.com"))
+    exchange.put(Contact(first_name="Ann", last_name="Lee", email="ann@example.com", phone="123"))
+    org.sync()
+    assert len(crm.records) == len(exchange.records) == 1
+    (record, _), = crm.records.values()
+    assert record.phone == "123" or record == next(iter(exchange.records.values()))[0]
+
+
+@pytest.mark.parametrize("direction", ["exchange_to_crm", "crm_to_exchange"])
+def test_one_way_never_writes_the_source_side(org, direction):
+    org.set(sync_type="one_way", direction=direction)
+    crm, exchange = sides(org)
+    crm.put(Contact(last_name="FromCrm"))
+    exchange.put(Contact(last_name="FromExchange"))
+    org.sync()
+    source, target = (exchange, crm) if direction == "exchange_to_crm" else (crm, exchange)
+    assert source.writes == 0
+    assert len(source.records) == 1 and len(target.records) == 2
+
+
+@pytest.mark.parametrize(("policy", "winner"), [("crm-wins", "crm"), ("exchange-wins", "exchange")])
+def test_conflict_is_resolved_by_the_policy_and_audited(org, policy, winner):
+    org.set(conflict_policy=policy)
+    crm, exchange = sides(org)
+    crm_id = crm.put(Contact(last_name="Lee", email="a@x.com"))
+    org.sync()
+    (exchange_id,) = exchange.records
+    crm.put(Contact(last_name="Lee-CRM", email="a@x.com"), crm_id)
+    exchange.put(Contact(last_name="Lee-EX", email="a@x.com"), exchange_id)
+    report = org.sync()
+    assert report.entities["contacts"].conflicts == 1
+    expected = f"Lee-{'CRM' if winner == 'crm' else 'EX'}"
+    assert crm.records[crm_id][0].last_name == exchange.records[exchange_id][0].last_name == expected
+    (event,) = org.ctx.audit.query(action="resolve-conflict")
+    assert event.detail["policy"] == policy and event.detail["winner"] == winner
+
+
+def test_deletion_propagates_and_is_not_undone_by_the_stale_copy(org):
+    crm, exchange = sides(org)
+    crm_id = crm.put(Contact(last_name="Gone", email="g@x.com"))
+    org.sync()
+    crm.remove(crm_id)
+    org.sync()
+    assert exchange.records == {}
+    org.sync()
+    assert crm.records == {} and exchange.records == {}
+
+
+def test_rejected_record_is_reported_the_rest_goes_on_and_it_is_retried(org):
+    crm, exchange = sides(org)
+    exchange.reject.add("Bad")
+    crm.put(Contact(last_name="Bad"))
+    crm.put(Contact(last_name="Good"))
+    report = org.sync()
+    entity = report.entities["contacts"]
+    assert entity.sides["exchange"].errors == 1 and entity.sides["exchange"].created == 1
+    assert any("Bad" in e for e in entity.errors)
+    assert org.ctx.state.open_errors()
+    exchange.reject.clear()
+    report = org.sync()
+    assert report.entities["contacts"].sides["exchange"].created == 1
+    assert len(exchange.records) == 2 and not org.ctx.state.open_errors()
+
+
+def test_lost_state_re_pairs_by_cross_link_without_duplicates(org, tmp_path):
+    crm, exchange = sides(org)
+    for n in range(5):
+        crm.put(Contact(last_name=f"P{n}"))  # no e-mail: only the cross-link can pair them
+    org.sync()
+    fresh = make_org()
+    fresh.world.sides = org.world.sides
+    fresh.sync()
+    assert len(crm.records) == len(exchange.records) == 5
+
+
+def test_expired_sync_state_falls_back_to_a_full_resync_without_duplicates(org):
+    crm, exchange = sides(org)
+    crm.put(Contact(last_name="A", email="a@x.com"))
+    org.sync()
+    exchange.generation += 1
+    crm.put(Contact(last_name="B", email="b@x.com"))
+    org.sync()
+    assert len(exchange.records) == len(crm.records) == 2
+    assert org.ctx.audit.query(action="resync")
+
+
+def test_mass_delete_guard_stops_before_writing_unless_forced(org):
+    crm, exchange = sides(org)
+    ids = [crm.put(Contact(last_name=f"N{n}", email=f"n{n}@x.com")) for n in range(10)]
+    org.sync()
+    for item_id in ids:
+        crm.remove(item_id)
+    report = org.sync()
+    assert report.entities["contacts"].outcome == "failed"
+    assert "would delete 10 of 10" in report.entities["contacts"].errors[0]
+    assert len(exchange.records) == 10
+    org.sync(force=True)
+    assert exchange.records == {}
+
+
+class Crash(Exception):
+    pass
+
+
+def _crash_on_write(side: object, at: int) -> None:
+    original = side.write  # type: ignore[attr-defined]
+    calls = {"n": 0}
+
+    def write(ops: list[WriteOp]) -> list[WriteResult]:
+        calls["n"] += 1
+        if calls["n"] == at:
+            original(ops[: len(ops) // 2])  # half the batch lands, then the process dies
+            raise Crash()
+        return original(ops)  # type: ignore[no-any-return]
+
+    side.write = write  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("crash_at", [1, 2, 3, 4])
+def test_a_run_killed_at_any_write_boundary_is_finished_exactly_by_the_next(crash_at):
+    def populate(org: object) -> None:
+        crm, exchange = sides(org)
+        for n in range(12):
+            crm.put(Contact(last_name=f"C{n}"))
+            exchange.put(Contact(last_name=f"X{n}"))
+
+    reference = make_org()
+    populate(reference)
+    reference.sync()
+    org = make_org()
+    populate(org)
+    crm, exchange = sides(org)
+    _crash_on_write(exchange if crash_at % 2 else crm, (crash_at + 1) // 2)
+    with pytest.raises(Crash):
+        org.sync()
+    org.world.sides = {k: v for k, v in org.world.sides.items()}
+    for side in (crm, exchange):
+        side.write = type(side).write.__get__(side)  # the next process has no crash
+    org.sync()
+    ref_crm, ref_exchange = sides(reference)
+    assert contents(crm) == contents(exchange) == contents(ref_crm) == contents(ref_exchange)
+    assert len(org.ctx.state.pairs("u1", "contacts")) == 24
+
+
+names = st.sampled_from(["Ann", "Bob", "Cy", "Di"])
+edits = st.lists(
+    st.tuples(st.sampled_from(["crm", "exchange"]), st.sampled_from(["create", "update", "delete", "sync"]), names),
+    max_size=25,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=edits, two_way=st.booleans(), policy=st.sampled_from(["crm-wins", "exchange-wins"]))
+def test_random_edit_histories_converge_and_one_way_never_writes_the_source(history, two_way, policy):
+    org = make_org()
+    org.set(conflict_policy=policy, sync_type="two_way" if two_way else "one_way", direction="exchange_to_crm")
+    crm, exchange = sides(org)
+    for which, action, name in history:
+        side = crm if which == "crm" else exchange
+        if action == "sync":
+            org.sync(force=True)
+        elif action == "create":
+            side.put(Contact(last_name=name))
+        elif side.records:
+            target = sorted(side.records)[hash(name) % len(side.records)]
+            side.put(Contact(last_name=name, notes="edited"), target) if action == "update" else side.remove(target)
+    org.sync(force=True)
+    pairs: list[Pair] = org.ctx.state.pairs("u1", "contacts")
+    if two_way:
+        assert contents(crm) == contents(exchange)
+        assert {p.crm_id for p in pairs} == set(crm.records)
+        assert {p.exchange_id for p in pairs} == set(exchange.records)
+    else:
+        assert exchange.writes == 0
+        assert {p.crm_id for p in pairs} <= set(crm.records)
+        assert {p.exchange_id for p in pairs} <= set(exchange.records)
+    before = (crm.writes, exchange.writes)
+    org.sync(force=True)
+    assert (crm.writes, exchange.writes) == before

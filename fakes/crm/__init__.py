@@ -1,0 +1,23 @@
+"""A fake Zoho-CRM-v2-shaped CRM: the org model, its HTTP layer and seeding.
+
+Serve it with ``FakeServer(CrmApi(org), ca=FakeCA(path))``; see :mod:`fakes.crm.api` for the
+routes and :mod:`fakes.crm.seed` for the well-known users and OAuth client.
+"""
+
+from fakes.crm.api import CrmApi
+from fakes.crm.model import MODULES, CrmError, CrmOrg, CrmUser, Page, Tombstone
+from fakes.crm.seed import CLIENT_ID, CLIENT_SECRET, new_org, seed_org
+
+__all__ = [
+    "CLIENT_ID",
+    "CLIENT_SECRET",
+    "MODULES",
+    "CrmApi",
+    "CrmError",
+    "CrmOrg",
+    "CrmUser",
+    "Page",
+    "Tombstone",
+    "new_org",
+    "seed_org",
+]

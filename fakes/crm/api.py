@@ -1,0 +1,346 @@
+"""The fake CRM's wire layer: Zoho CRM v2 routes over a :class:`~fakes.crm.model.CrmOrg`.
+
+Routes (JSON throughout; every ``/crm/v2`` route needs ``Authorization: Zoho-oauthtoken <at>``):
+
+- ``POST /oauth/v2/token``: the refresh grant, with parameters in a form body or the query.
+- ``GET /crm/v2/org``, ``GET /crm/v2/users?type=AllUsers|ActiveUsers|DeactiveUsers|AdminUsers|CurrentUser``.
+- ``GET|POST|PUT|DELETE /crm/v2/{Module}``: list (``page``, ``per_page``, ``fields``,
+  ``sort_order``, header ``If-Modified-Since``), insert, update, delete (``ids=a,b``).
+- ``POST /crm/v2/{Module}/upsert``, ``GET /crm/v2/{Module}/deleted``,
+  ``GET /crm/v2/{Module}/search?email=|criteria=``, ``GET /crm/v2/{Module}/{id}``,
+  ``GET /crm/v2/{Module}/{id}/Emails``.
+
+Choices where Zoho's documentation is vague, and simplifications:
+
+- The org object carries the edition both as ``license_details.paid_type`` and as a
+  top-level ``edition``. The SalesInbox flag is ``sales_inbox_enabled``.
+- Listings are in modification order, oldest first. ``sort_order=desc`` reverses this.
+  ``sort_by`` accepts only ``Modified_Time``. ``per_page`` is clamped to 1..200.
+  An empty listing is ``204`` with no body.
+- If-Modified-Since takes ISO 8601 with an optional fraction. A naive time is read in the
+  org's time zone. It selects changes at or after that instant.
+- Writes take at most 100 records. Each record gets its own status in ``data``. The HTTP
+  status is 201 when a record was inserted, 200 when records were only updated, and 400
+  when every record failed. Deletes answer 200 (400 if all failed).
+- An unknown record id is a top-level 400 ``INVALID_DATA``. An unknown module is a 400
+  ``INVALID_MODULE``. Any other unknown route is a 404 ``INVALID_URL_PATTERN``.
+- Token endpoint errors are HTTP 200 ``{"error": "invalid_code" | "invalid_client" |
+  "unsupported_grant_type"}``, as Zoho answers them.
+- Search supports ``email`` (the Email field) and ``criteria`` made of ``equals``
+  conditions joined by ``and``. Matching ignores case.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from fakes.crm.model import CrmError, CrmOrg, CrmUser, Page, paginate
+from fakes.server import Request, Response
+
+MAX_PER_PAGE = 200
+MAX_RECORDS_PER_CALL = 100
+_HTTP_STATUS = {"INVALID_TOKEN": 401, "INVALID_URL_PATTERN": 404}
+_WRITE_DETAILS = ("Modified_Time", "Modified_By", "Created_Time", "id", "Created_By")
+_CRITERION = re.compile(r"(\w+):(\w+):(.*)", re.DOTALL)
+_USER_FILTERS: dict[str, Callable[[CrmUser, CrmUser], bool]] = {
+    "AllUsers": lambda user, me: True,
+    "ActiveUsers": lambda user, me: user.status == "active",
+    "DeactiveUsers": lambda user, me: user.status != "active",
+    "AdminUsers": lambda user, me: user.is_admin,
+    "CurrentUser": lambda user, me: user.id == me.id,
+}
+
+_Apply = Callable[[dict[str, Any]], tuple[str, dict[str, Any], str | None]]
+
+
+@dataclass
+class _Call:
+    """A CRM call after routing: who asks, about which module (and record)."""
+
+    request: Request
+    user: CrmUser
+    module: str
+    record_id: str = ""
+
+
+class CrmApi:
+    """The handler to give :class:`~fakes.server.FakeServer`: Zoho CRM v2 over ``org``."""
+
+    def __init__(self, org: CrmOrg) -> None:
+        self.org = org
+        self._routes: dict[tuple[str, ...], Callable[[_Call], Response]] = {
+            ("GET",): self._list,
+            ("POST",): self._insert,
+            ("PUT",): self._update,
+            ("DELETE",): self._delete,
+            ("POST", "upsert"): self._upsert,
+            ("GET", "deleted"): self._deleted,
+            ("GET", "search"): self._search,
+            ("GET", "{id}"): self._get,
+            ("GET", "{id}", "Emails"): self._emails,
+        }
+
+    def __call__(self, request: Request) -> Response:
+        try:
+            return self._dispatch(request)
+        except CrmError as exc:
+            return Response.json(exc.payload(), status=_HTTP_STATUS.get(exc.code, 400))
+
+    def _dispatch(self, request: Request) -> Response:
+        parts = [p for p in request.path.split("/") if p]
+        if parts == ["oauth", "v2", "token"] and request.method == "POST":
+            return self._token(request)
+        if parts[:2] != ["crm", "v2"] or len(parts) < 3:
+            raise _bad_url()
+        user = self._authenticate(request)
+        head, rest = parts[2], parts[3:]
+        if request.method == "GET" and not rest and head in ("org", "users"):
+            return self._org() if head == "org" else self._users(request, user)
+        module = self.org.module_name(head)
+        shape = (request.method, *("{id}" if p.isdigit() else p for p in rest))
+        route = self._routes.get(shape)
+        if route is None:
+            raise _bad_url()
+        return route(_Call(request, user, module, rest[0] if rest else ""))
+
+    # OAuth and org -----------------------------------------------------------------------
+    def _token(self, request: Request) -> Response:
+        params = {k: v[0] for k, v in parse_qs(request.body.decode(errors="replace")).items()}
+        params.update({k: v[0] for k, v in request.query.items()})
+        if params.get("grant_type") != "refresh_token":
+            return Response.json({"error": "unsupported_grant_type"})
+        try:
+            token = self.org.refresh_access_token(
+                params.get("client_id", ""), params.get("client_secret", ""), params.get("refresh_token", "")
+            )
+        except CrmError as exc:
+            return Response.json({"error": exc.code})
+        return Response.json(
+            {
+                "access_token": token,
+                "api_domain": request.base_url,
+                "token_type": "Bearer",
+                "expires_in": self.org.token_lifetime,
+            }
+        )
+
+    def _authenticate(self, request: Request) -> CrmUser:
+        scheme, _, token = (request.header("Authorization") or "").partition(" ")
+        if scheme != "Zoho-oauthtoken" or not token.strip():
+            raise CrmError("INVALID_TOKEN", "invalid oauth token")
+        return self.org.authenticate(token.strip())
+
+    def _org(self) -> Response:
+        org = self.org
+        users = org.users()
+        license_details = {
+            "paid": org.edition != "Free",
+            "paid_type": org.edition,
+            "users_license_purchased": len(users),
+            "trial_type": None,
+            "paid_expiry": None,
+        }
+        resource = {
+            "id": org.id,
+            "company_name": org.name,
+            "primary_email": org.admin.email,
+            "time_zone": str(org.tz),
+            "edition": org.edition,
+            "license_details": license_details,
+            "sales_inbox_enabled": org.sales_inbox,
+            "zgid": org.id,
+        }
+        return Response.json({"org": [resource]})
+
+    def _users(self, request: Request, me: CrmUser) -> Response:
+        kind = request.arg("type") or "AllUsers"
+        keep = _USER_FILTERS.get(kind)
+        if keep is None:
+            raise CrmError("INVALID_DATA", "invalid data", {"param": "type"})
+        users = [u.resource() for u in self.org.users() if keep(u, me)]
+        page, per_page = _paging(request)
+        return _page_response(paginate(users, page, per_page), page, per_page, "users")
+
+    # records -------------------------------------------------------------------------------
+    def _list(self, call: _Call) -> Response:
+        request = call.request
+        if (request.arg("sort_by") or "Modified_Time") != "Modified_Time":
+            raise CrmError("INVALID_DATA", "invalid data", {"param": "sort_by"})
+        order = request.arg("sort_order") or "asc"
+        if order not in ("asc", "desc"):
+            raise CrmError("INVALID_DATA", "invalid data", {"param": "sort_order"})
+        page, per_page = _paging(request)
+        result = self.org.list_records(
+            call.module, since=self._since(request), page=page, per_page=per_page, descending=order == "desc"
+        )
+        fields = [f for f in (request.arg("fields") or "").split(",") if f]
+        if fields:
+            result.records = [{k: r.get(k) for k in ("id", *fields)} for r in result.records]
+        return _page_response(result, page, per_page)
+
+    def _get(self, call: _Call) -> Response:
+        return Response.json({"data": [self.org.get(call.module, call.record_id)]})
+
+    def _insert(self, call: _Call) -> Response:
+        return _write(_body(call.request), lambda r: ("insert", self.org.insert(call.module, r, call.user), None))
+
+    def _update(self, call: _Call) -> Response:
+        def apply(record: dict[str, Any]) -> tuple[str, dict[str, Any], str | None]:
+            if not record.get("id"):
+                raise CrmError("MANDATORY_NOT_FOUND", "required field not found", {"api_name": "id"})
+            return "update", self.org.update(call.module, str(record["id"]), record, call.user), None
+
+        return _write(_body(call.request), apply)
+
+    def _upsert(self, call: _Call) -> Response:
+        body = _body(call.request)
+        fields = body.get("duplicate_check_fields") or ()
+        return _write(body, lambda r: self.org.upsert(call.module, r, fields, call.user))
+
+    def _delete(self, call: _Call) -> Response:
+        ids = [i for i in (call.request.arg("ids") or "").split(",") if i]
+        if not ids:
+            raise CrmError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", {"param": "ids"})
+        if len(ids) > MAX_RECORDS_PER_CALL:
+            raise _limit_exceeded()
+        results = [self._delete_one(call, record_id) for record_id in ids]
+        failed = all(r["status"] == "error" for r in results)
+        return Response.json({"data": results}, status=400 if failed else 200)
+
+    def _delete_one(self, call: _Call, record_id: str) -> dict[str, Any]:
+        try:
+            self.org.delete(call.module, record_id, call.user)
+        except CrmError as exc:
+            return exc.payload()
+        return {"code": "SUCCESS", "details": {"id": record_id}, "message": "record deleted", "status": "success"}
+
+    def _deleted(self, call: _Call) -> Response:
+        request = call.request
+        page, per_page = _paging(request)
+        result = self.org.deleted(
+            call.module, since=self._since(request), kind=request.arg("type") or "all", page=page, per_page=per_page
+        )
+        return _page_response(result, page, per_page)
+
+    def _search(self, call: _Call) -> Response:
+        page, per_page = _paging(call.request)
+        result = self.org.search(call.module, _conditions(call.request), page=page, per_page=per_page)
+        return _page_response(result, page, per_page)
+
+    def _emails(self, call: _Call) -> Response:
+        page, per_page = _paging(call.request)
+        mails = self.org.mails_of(call.module, call.record_id)
+        return _page_response(paginate(mails, page, per_page), page, per_page)
+
+    def _since(self, request: Request) -> datetime | None:
+        text = request.header("If-Modified-Since")
+        if not text:
+            return None
+        try:
+            since = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise CrmError("INVALID_DATA", "invalid data", {"header": "If-Modified-Since"}) from None
+        return since if since.tzinfo else since.replace(tzinfo=self.org.tz)
+
+
+def _write(body: dict[str, Any], apply: _Apply) -> Response:
+    """Apply each record of ``body["data"]``, with a Zoho status per record."""
+    results = [_apply_one(apply, record) for record in _records(body)]
+    succeeded = [r for r in results if r["status"] == "success"]
+    if not succeeded:
+        return Response.json({"data": results}, status=400)
+    inserted = any(r["action"] == "insert" for r in succeeded)
+    return Response.json({"data": results}, status=201 if inserted else 200)
+
+
+def _apply_one(apply: _Apply, record: dict[str, Any]) -> dict[str, Any]:
+    try:
+        action, view, duplicate_field = apply(record)
+    except CrmError as exc:
+        return exc.payload()
+    return {
+        "code": "SUCCESS",
+        "action": action,
+        "duplicate_field": duplicate_field,
+        "details": {k: view[k] for k in _WRITE_DETAILS},
+        "message": "record added" if action == "insert" else "record updated",
+        "status": "success",
+    }
+
+
+def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise CrmError("INVALID_DATA", "the input body is not valid JSON", {}) from None
+    if not isinstance(body, dict):
+        raise CrmError("INVALID_DATA", "the input body is not a JSON object", {})
+    return body
+
+
+def _records(body: dict[str, Any]) -> list[dict[str, Any]]:
+    data = body.get("data")
+    if data is None:
+        raise CrmError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", {"param": "data"})
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise CrmError("INVALID_DATA", "invalid data", {"param": "data"})
+    if len(data) > MAX_RECORDS_PER_CALL:
+        raise _limit_exceeded()
+    return data
+
+
+def _conditions(request: Request) -> list[tuple[str, str]]:
+    """``email=`` or ``criteria=(F:equals:v)and(G:equals:w)`` as (field, value) pairs."""
+    email = request.arg("email")
+    if email:
+        return [("Email", email)]
+    criteria = (request.arg("criteria") or "").strip()
+    if not criteria:
+        raise CrmError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", {"param": "criteria"})
+    if criteria.startswith("((") and criteria.endswith("))"):
+        criteria = criteria[1:-1]
+    if not (criteria.startswith("(") and criteria.endswith(")")):
+        raise _invalid_query(criteria)
+    conditions = []
+    for part in re.split(r"\)\s*and\s*\(", criteria[1:-1]):
+        match = _CRITERION.fullmatch(part.strip())
+        if match is None or match.group(2) != "equals":
+            raise _invalid_query(part)
+        conditions.append((match.group(1), match.group(3)))
+    return conditions
+
+
+def _paging(request: Request) -> tuple[int, int]:
+    """``page`` (at least 1) and ``per_page`` (clamped to 1..200, default 200)."""
+    values = []
+    for name, default in (("page", 1), ("per_page", MAX_PER_PAGE)):
+        try:
+            values.append(int(request.arg(name) or default))
+        except ValueError:
+            raise CrmError("INVALID_DATA", "invalid data", {"param": name}) from None
+    return max(values[0], 1), min(max(values[1], 1), MAX_PER_PAGE)
+
+
+def _page_response(result: Page, page: int, per_page: int, key: str = "data") -> Response:
+    if not result.records:
+        return Response(204)
+    info = {"per_page": per_page, "count": len(result.records), "page": page, "more_records": result.more}
+    return Response.json({key: result.records, "info": info})
+
+
+def _bad_url() -> CrmError:
+    return CrmError("INVALID_URL_PATTERN", "Please check if the URL trying to access is a correct one", {})
+
+
+def _limit_exceeded() -> CrmError:
+    return CrmError("LIMIT_EXCEEDED", "the number of records exceeds the limit", {"limit": MAX_RECORDS_PER_CALL})
+
+
+def _invalid_query(text: str) -> CrmError:
+    details = {"reason": "only (field:equals:value) conditions joined by 'and' are supported", "criteria": text}
+    return CrmError("INVALID_QUERY", "invalid query formed", details)

@@ -1,0 +1,677 @@
+"""The fake CRM's state and rules: one Zoho-CRM-v2-shaped organisation.
+
+:class:`CrmOrg` holds the org (name, edition, SalesInbox flag), its users with their OAuth
+tokens, and the records of the modules in :data:`MODULES`. A record is a dict keyed by Zoho
+field API names. Fields the fake does not know, such as the custom field ``Exsync_Link``,
+are stored and returned as given. Every write is validated the way Zoho does it, and a
+broken rule raises :class:`CrmError` with Zoho's error code and details.
+
+Time: each write takes the next instant of one monotonic org clock, at least one microsecond
+after the previous write, so modification order and modification time always agree.
+``Modified_Time`` is shown to the second with the org's UTC offset. "Modified since" filters
+on the full instant and includes changes made exactly at the given instant. A client that
+sends back the last ``Modified_Time`` it saw therefore never misses a later change made in
+the same second, though it may see a record twice.
+
+Indexing: each module keeps its records in a dict by id and in a list ordered by
+modification. A "modified since" page is then a bisect plus a slice. E-mail, lookups, unique
+fields and mail links are indexed, so matching and related lists do not scan the module.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+MODULES = ("Contacts", "Leads", "Accounts", "Deals", "Tasks", "Events", "Emails")
+MANDATORY: dict[str, tuple[str, ...]] = {
+    "Contacts": ("Last_Name",),
+    "Leads": ("Last_Name", "Company"),
+    "Accounts": ("Account_Name",),
+    "Deals": ("Deal_Name",),
+    "Tasks": ("Subject",),
+    "Events": ("Event_Title",),
+    "Emails": ("Message_Id",),
+}
+LOOKUPS: dict[str, dict[str, str]] = {
+    "Contacts": {"Account_Name": "Accounts"},
+    "Deals": {"Account_Name": "Accounts", "Contact_Name": "Contacts"},
+}
+DEFAULT_UNIQUE_FIELDS: dict[str, tuple[str, ...]] = {"Accounts": ("Account_Name",), "Emails": ("Message_Id",)}
+UPSERT_FIELDS: dict[str, tuple[str, ...]] = {
+    "Contacts": ("Email",),
+    "Leads": ("Email",),
+    "Accounts": ("Account_Name",),
+    "Deals": ("Deal_Name",),
+    "Emails": ("Message_Id",),
+}
+ADMIN_ROLES = frozenset({"CEO", "Administrator"})
+EMAIL_FIELDS = ("Email", "Secondary_Email")
+MULTI_LINE_FIELDS = ("Description", "Content")
+SINGLE_LINE_MAX = 255
+MULTI_LINE_MAX = 32000
+READ_ONLY_FIELDS = frozenset({"id", "Created_Time", "Modified_Time", "Created_By", "Modified_By", "Full_Name"})
+DELETED_TYPES = ("all", "recycle", "permanent")
+
+_INDEXED: dict[str, tuple[str, ...]] = {
+    "Contacts": ("Email", "Account_Name"),
+    "Leads": ("Email",),
+    "Deals": ("Account_Name", "Contact_Name"),
+    "Emails": ("Linked_Records",),
+}
+_DISPLAY_FIELD = {
+    "Accounts": "Account_Name",
+    "Deals": "Deal_Name",
+    "Tasks": "Subject",
+    "Events": "Event_Title",
+    "Emails": "Subject",
+}
+_PERSON_MODULES = ("Contacts", "Leads")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+_ID_BASE = 4150868000000000000  # ids are 19-digit numbers, like Zoho's
+
+
+class CrmError(Exception):
+    """A Zoho rule was broken: ``code`` is Zoho's error code, ``details`` its details object."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+    def payload(self) -> dict[str, Any]:
+        """The error as Zoho writes it on the wire."""
+        return {"code": self.code, "details": self.details, "message": self.message, "status": "error"}
+
+
+@dataclass
+class CrmUser:
+    """A user of the org, with role and profile (name and id) and an explicit admin flag."""
+
+    id: str
+    full_name: str
+    email: str
+    role: str
+    role_id: str
+    profile: str
+    profile_id: str
+    is_admin: bool
+    status: str = "active"
+
+    def ref(self) -> dict[str, str]:
+        """The ``{name, id}`` reference Zoho uses in Owner, Created_By and the like."""
+        return {"name": self.full_name, "id": self.id}
+
+    def resource(self) -> dict[str, Any]:
+        """The user as ``GET /crm/v2/users`` shows it."""
+        return {
+            "id": self.id,
+            "full_name": self.full_name,
+            "email": self.email,
+            "role": {"name": self.role, "id": self.role_id},
+            "profile": {"name": self.profile, "id": self.profile_id},
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """What is left of a deleted record for the deleted-records listing."""
+
+    id: str
+    display_name: str
+    type: str
+    deleted_by: dict[str, str]
+    created_by: dict[str, str]
+    deleted_time: datetime
+
+    def resource(self, tz: tzinfo) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "display_name": self.display_name,
+            "type": self.type,
+            "deleted_by": dict(self.deleted_by),
+            "created_by": dict(self.created_by),
+            "deleted_time": format_time(self.deleted_time, tz),
+        }
+
+
+@dataclass
+class Page:
+    """One page of a listing; ``more`` says whether later pages hold more."""
+
+    records: list[dict[str, Any]]
+    more: bool
+
+
+@dataclass
+class _AccessToken:
+    user_id: str
+    refresh_token: str
+    expires_at: datetime
+
+
+@dataclass(slots=True)
+class _Entry:
+    id: str
+    data: dict[str, Any]
+    created: datetime
+    modified: datetime
+    created_by: dict[str, str]
+    modified_by: dict[str, str]
+
+
+class _Module:
+    """The records of one module: by id, in modification order, indexed, and tombstones."""
+
+    def __init__(self, name: str, indexed: Iterable[str]) -> None:
+        self.name = name
+        self.records: dict[str, _Entry] = {}
+        self.order: list[_Entry] = []
+        self.tombstones: list[Tombstone] = []
+        self.indexes: dict[str, dict[str, set[str]]] = {field: {} for field in indexed}
+
+    def add(self, entry: _Entry) -> None:
+        """Store ``entry``, whose modification is the newest of the org."""
+        self.records[entry.id] = entry
+        self.order.append(entry)
+        for field, index in self.indexes.items():
+            for key in _keys(entry.data.get(field)):
+                index.setdefault(key, set()).add(entry.id)
+
+    def remove(self, entry: _Entry) -> None:
+        del self.records[entry.id]
+        del self.order[bisect.bisect_left(self.order, entry.modified, key=_modified)]
+        for field, index in self.indexes.items():
+            for key in _keys(entry.data.get(field)):
+                ids = index[key]
+                ids.discard(entry.id)
+                if not ids:
+                    del index[key]
+
+    def find(self, field: str, value: Any) -> list[_Entry]:
+        """Records whose ``field`` equals ``value`` (case-insensitive), oldest change first."""
+        keys = set(_keys(value))
+        if field not in self.indexes:
+            return [e for e in self.order if keys.intersection(_keys(e.data.get(field)))]
+        index = self.indexes[field]
+        ids = set().union(*(index.get(key, ()) for key in keys))
+        return sorted((self.records[i] for i in ids), key=_modified)
+
+
+class CrmOrg:
+    """One CRM organisation: users, OAuth client and tokens, module records. Thread-safe.
+
+    ``clock`` returns the current aware datetime (the real UTC clock by default), ``tz`` is
+    the org's time zone for the times it shows, ``token_lifetime`` the access-token lifetime
+    in seconds. ``unique_fields`` maps a module to fields whose values must be unique
+    (case-insensitive); by default Account_Name in Accounts and Message_Id in Emails.
+    """
+
+    def __init__(
+        self,
+        name: str = "Zylker",
+        edition: str = "Enterprise",
+        *,
+        sales_inbox: bool = False,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        token_lifetime: int = 3600,
+        unique_fields: Mapping[str, Sequence[str]] | None = None,
+        clock: Callable[[], datetime] | None = None,
+        tz: tzinfo = UTC,
+    ) -> None:
+        self._lock = threading.RLock()
+        self._ids = itertools.count(_ID_BASE + 1)
+        self.id = self._new_id()
+        self.name = name
+        self.edition = edition
+        self.sales_inbox = sales_inbox
+        self.client_id = client_id or f"1000.{secrets.token_hex(15).upper()}"
+        self.client_secret = client_secret or secrets.token_hex(21)
+        self.token_lifetime = token_lifetime
+        self.tz = tz
+        self._clock = clock or _utcnow
+        self._last = datetime.min.replace(tzinfo=UTC)
+        self._users: dict[str, CrmUser] = {}
+        self._named_ids: dict[tuple[str, str], str] = {}
+        self._refresh_tokens: dict[str, str] = {}
+        self._access_tokens: dict[str, _AccessToken] = {}
+        unique = DEFAULT_UNIQUE_FIELDS if unique_fields is None else unique_fields
+        self.unique_fields = {m: tuple(unique.get(m, ())) for m in MODULES}
+        self._modules = {m: _Module(m, {*_INDEXED.get(m, ()), *self.unique_fields[m]}) for m in MODULES}
+        self._module_names = {m.lower(): m for m in MODULES}
+
+    # org and users -------------------------------------------------------------------------
+    def now(self) -> datetime:
+        """The org clock's current time in the org's time zone."""
+        return self._clock().astimezone(self.tz)
+
+    def module_name(self, name: str) -> str:
+        """The module's API name for ``name`` (any case); CrmError INVALID_MODULE if unknown."""
+        module = self._module_names.get(name.lower())
+        if module is None:
+            raise CrmError("INVALID_MODULE", "the module name given seems to be invalid", {})
+        return module
+
+    def add_user(
+        self,
+        full_name: str,
+        email: str,
+        *,
+        role: str = "Manager",
+        profile: str = "Standard",
+        is_admin: bool | None = None,
+    ) -> CrmUser:
+        """Add an active user; by default CEO/Administrator roles and the Administrator
+        profile make an admin."""
+        with self._lock:
+            if any(u.email == email.lower() for u in self._users.values()):
+                raise CrmError("DUPLICATE_DATA", "duplicate data", {"api_name": "email"})
+            admin = (role in ADMIN_ROLES or profile == "Administrator") if is_admin is None else is_admin
+            user = CrmUser(
+                self._new_id(),
+                full_name,
+                email.lower(),
+                role,
+                self._named_id("role", role),
+                profile,
+                self._named_id("profile", profile),
+                admin,
+            )
+            self._users[user.id] = user
+            return user
+
+    def users(self) -> list[CrmUser]:
+        with self._lock:
+            return list(self._users.values())
+
+    def user(self, user_id: str) -> CrmUser:
+        with self._lock:
+            user = self._users.get(user_id)
+        if user is None:
+            raise CrmError("INVALID_DATA", "invalid data", {"api_name": "id", "id": user_id})
+        return user
+
+    @property
+    def admin(self) -> CrmUser:
+        """The first admin user; records written without an actor belong to them."""
+        with self._lock:
+            for user in self._users.values():
+                if user.is_admin:
+                    return user
+        raise LookupError(f"org {self.name!r} has no admin user")
+
+    # OAuth -------------------------------------------------------------------------------
+    def issue_refresh_token(self, user_id: str) -> str:
+        """A new refresh token of the org's OAuth client for ``user_id``."""
+        with self._lock:
+            self.user(user_id)
+            token = _token()
+            self._refresh_tokens[token] = user_id
+            return token
+
+    def revoke_refresh_token(self, token: str) -> None:
+        """Revoke ``token`` and every access token obtained with it."""
+        with self._lock:
+            self._refresh_tokens.pop(token, None)
+            for key in [k for k, v in self._access_tokens.items() if v.refresh_token == token]:
+                del self._access_tokens[key]
+
+    def refresh_access_token(self, client_id: str, client_secret: str, refresh_token: str) -> str:
+        """A new access token, valid for :attr:`token_lifetime` seconds.
+
+        Raises CrmError ``invalid_client`` for a wrong client, ``invalid_code`` for an
+        unknown or revoked refresh token (Zoho's OAuth error codes).
+        """
+        with self._lock:
+            if (client_id, client_secret) != (self.client_id, self.client_secret):
+                raise CrmError("invalid_client", "invalid client")
+            user_id = self._refresh_tokens.get(refresh_token)
+            if user_id is None:
+                raise CrmError("invalid_code", "invalid refresh token")
+            token = _token()
+            expires = self._clock() + timedelta(seconds=self.token_lifetime)
+            self._access_tokens[token] = _AccessToken(user_id, refresh_token, expires)
+            return token
+
+    def authenticate(self, access_token: str) -> CrmUser:
+        """The user an access token belongs to; CrmError INVALID_TOKEN if bad or expired."""
+        with self._lock:
+            grant = self._access_tokens.get(access_token)
+            if grant is None:
+                raise CrmError("INVALID_TOKEN", "invalid oauth token")
+            if grant.expires_at <= self._clock():
+                raise CrmError("INVALID_TOKEN", "invalid oauth token: the access token has expired")
+            return self._users[grant.user_id]
+
+    def expire_tokens(self) -> None:
+        """Make every access token issued so far expired (refresh tokens stay valid)."""
+        with self._lock:
+            past = self._clock() - timedelta(seconds=1)
+            for grant in self._access_tokens.values():
+                grant.expires_at = past
+
+    # records: writes -----------------------------------------------------------------------
+    def insert(self, module: str, data: Mapping[str, Any], actor: CrmUser | None = None) -> dict[str, Any]:
+        """Create a record; returns it as read back. Owner defaults to ``actor`` (or the admin)."""
+        with self._lock:
+            store = self._module(module)
+            user = actor or self.admin
+            fields = self._validated(store, {}, {"Owner": user.ref(), **_writable(data)}, None)
+            now = self._tick()
+            entry = _Entry(self._new_id(), fields, now, now, user.ref(), user.ref())
+            store.add(entry)
+            return self._view(store, entry)
+
+    def update(
+        self, module: str, record_id: str, patch: Mapping[str, Any], actor: CrmUser | None = None
+    ) -> dict[str, Any]:
+        """Merge ``patch`` into a record (a field set to None is cleared)."""
+        with self._lock:
+            store = self._module(module)
+            entry = self._entry(store, record_id)
+            fields = self._validated(store, entry.data, _writable(patch), entry.id)
+            store.remove(entry)
+            entry.data, entry.modified = fields, self._tick()
+            entry.modified_by = (actor or self.admin).ref()
+            store.add(entry)
+            return self._view(store, entry)
+
+    def upsert(
+        self,
+        module: str,
+        data: Mapping[str, Any],
+        duplicate_check_fields: Sequence[str] = (),
+        actor: CrmUser | None = None,
+    ) -> tuple[str, dict[str, Any], str | None]:
+        """Update the first record matching on a duplicate-check field, else insert.
+
+        Without ``duplicate_check_fields`` the system fields (:data:`UPSERT_FIELDS`) and the
+        module's unique fields are used. Returns (``"insert"|"update"``, record, matched field).
+        """
+        with self._lock:
+            store = self._module(module)
+            fields = duplicate_check_fields or (*UPSERT_FIELDS.get(store.name, ()), *self.unique_fields[store.name])
+            for field in fields:
+                matches = store.find(field, data.get(field))
+                if matches:
+                    return "update", self.update(store.name, matches[0].id, data, actor), field
+            return "insert", self.insert(store.name, data, actor), None
+
+    def delete(self, module: str, record_id: str, actor: CrmUser | None = None) -> None:
+        """Move a record to the recycle bin, leaving a tombstone."""
+        with self._lock:
+            store = self._module(module)
+            entry = self._entry(store, record_id)
+            store.remove(entry)
+            name = _display_name(store.name, entry.data)
+            deleted_by = (actor or self.admin).ref()
+            store.tombstones.append(Tombstone(entry.id, name, "recycle", deleted_by, entry.created_by, self._tick()))
+
+    # records: reads ----------------------------------------------------------------------
+    def get(self, module: str, record_id: str) -> dict[str, Any]:
+        with self._lock:
+            store = self._module(module)
+            return self._view(store, self._entry(store, record_id))
+
+    def count(self, module: str) -> int:
+        with self._lock:
+            return len(self._module(module).records)
+
+    def list_records(
+        self,
+        module: str,
+        *,
+        since: datetime | None = None,
+        page: int = 1,
+        per_page: int = 200,
+        descending: bool = False,
+    ) -> Page:
+        """Records modified at or after the aware instant ``since`` (all when None), one
+        page of them in modification order (oldest first unless ``descending``)."""
+        with self._lock:
+            store = self._module(module)
+            start = 0 if since is None else bisect.bisect_left(store.order, since, key=_modified)
+            first, last, more = _window(len(store.order) - start, page, per_page, descending)
+            entries = store.order[start + first : start + last]
+            if descending:
+                entries.reverse()
+            return Page([self._view(store, e) for e in entries], more)
+
+    def deleted(
+        self,
+        module: str,
+        *,
+        since: datetime | None = None,
+        kind: str = "all",
+        page: int = 1,
+        per_page: int = 200,
+    ) -> Page:
+        """Tombstones of records deleted at or after ``since``, oldest first; ``kind`` is
+        one of :data:`DELETED_TYPES`."""
+        if kind not in DELETED_TYPES:
+            raise CrmError("INVALID_DATA", "invalid data", {"param": "type"})
+        with self._lock:
+            tombs = self._module(module).tombstones
+            start = 0 if since is None else bisect.bisect_left(tombs, since, key=_deleted_time)
+            chosen = tombs[start:] if kind == "all" else [t for t in tombs[start:] if t.type == kind]
+            return paginate([t.resource(self.tz) for t in chosen], page, per_page)
+
+    def search(self, module: str, conditions: Sequence[tuple[str, Any]], *, page: int = 1, per_page: int = 200) -> Page:
+        """Records meeting every ``(field, value)`` equality (case-insensitive)."""
+        if not conditions:
+            raise CrmError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", {})
+        with self._lock:
+            store = self._module(module)
+            entries = store.find(*conditions[0])
+            for field, value in conditions[1:]:
+                ids = {e.id for e in store.find(field, value)}
+                entries = [e for e in entries if e.id in ids]
+            return paginate([self._view(store, e) for e in entries], page, per_page)
+
+    def mails_of(self, module: str, record_id: str) -> list[dict[str, Any]]:
+        """Mail records linked to a record, or (Accounts, Deals) to one of its contacts:
+        an account's contacts are those whose Account_Name is it; a deal's are its
+        Contact_Name and the contacts of its Account_Name. Oldest change first."""
+        with self._lock:
+            store = self._module(module)
+            entry = self._entry(store, record_id)
+            targets = [(store.name, entry.id)] + [("Contacts", c.id) for c in self._contacts_of(store.name, entry)]
+            mails = self._modules["Emails"]
+            found: dict[str, _Entry] = {}
+            for target_module, target_id in targets:
+                for mail in mails.find("Linked_Records", [{"module": target_module, "id": target_id}]):
+                    found[mail.id] = mail
+            return [self._view(mails, m) for m in sorted(found.values(), key=_modified)]
+
+    # internals -----------------------------------------------------------------------------
+    def _module(self, name: str) -> _Module:
+        return self._modules[self.module_name(name)]
+
+    def _entry(self, store: _Module, record_id: str) -> _Entry:
+        entry = store.records.get(str(record_id))
+        if entry is None:
+            raise CrmError("INVALID_DATA", "the id given seems to be invalid", {"api_name": "id", "id": record_id})
+        return entry
+
+    def _contacts_of(self, module: str, entry: _Entry) -> list[_Entry]:
+        contacts = self._modules["Contacts"]
+        if module == "Accounts":
+            return contacts.find("Account_Name", entry.id)
+        if module != "Deals":
+            return []
+        found = contacts.find("Account_Name", entry.data.get("Account_Name"))
+        contact = contacts.records.get(str((entry.data.get("Contact_Name") or {}).get("id")))
+        return [*found, contact] if contact else found
+
+    def _validated(
+        self, store: _Module, current: Mapping[str, Any], patch: dict[str, Any], record_id: str | None
+    ) -> dict[str, Any]:
+        """``current`` merged with ``patch``, checked, with references resolved."""
+        merged = {**current, **patch}
+        for name in MANDATORY[store.name]:
+            if merged.get(name) in (None, "", [], {}):
+                raise CrmError("MANDATORY_NOT_FOUND", "required field not found", {"api_name": name})
+        for name, value in patch.items():
+            _check_value(name, value)
+        merged.update(self._resolved(store.name, patch))
+        for name in (n for n in self.unique_fields[store.name] if n in patch):
+            clash = [e for e in store.find(name, merged.get(name)) if e.id != record_id]
+            if clash:
+                raise CrmError("DUPLICATE_DATA", "duplicate data", {"api_name": name, "id": clash[0].id})
+        return merged
+
+    def _resolved(self, module: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """Reference fields of ``patch`` in stored form: lookups and Owner as {name, id}."""
+        out: dict[str, Any] = {}
+        for name, target in LOOKUPS.get(module, {}).items():
+            if patch.get(name) is not None:
+                out[name] = self._lookup(name, target, patch[name])
+        if "Owner" in patch:
+            out["Owner"] = self._owner(patch["Owner"])
+        if module == "Emails" and patch.get("Linked_Records") is not None:
+            out["Linked_Records"] = self._links(patch["Linked_Records"])
+        return out
+
+    def _lookup(self, api_name: str, target: str, value: Any) -> dict[str, str]:
+        ref_id = str(value.get("id")) if isinstance(value, dict) else None
+        entry = self._modules[target].records.get(ref_id or "")
+        if entry is None:
+            raise CrmError("INVALID_DATA", "invalid data", {"api_name": api_name})
+        return {"id": entry.id, "name": _display_name(target, entry.data)}
+
+    def _owner(self, value: Any) -> dict[str, str]:
+        user = self._users.get(str(value.get("id"))) if isinstance(value, dict) else None
+        if user is None:
+            raise CrmError("INVALID_DATA", "invalid data", {"api_name": "Owner"})
+        return user.ref()
+
+    def _links(self, value: Any) -> list[dict[str, str]]:
+        if not isinstance(value, list):
+            raise CrmError("INVALID_DATA", "invalid data", {"api_name": "Linked_Records"})
+        links = []
+        for link in value:
+            module = self._module_names.get(str(link.get("module")).lower()) if isinstance(link, dict) else None
+            link_id = str(link.get("id")) if module else ""
+            if module is None or module == "Emails" or link_id not in self._modules[module].records:
+                raise CrmError("INVALID_DATA", "invalid data", {"api_name": "Linked_Records"})
+            links.append({"module": module, "id": link_id})
+        return links
+
+    def _view(self, store: _Module, entry: _Entry) -> dict[str, Any]:
+        out = _clone(entry.data)
+        out["id"] = entry.id
+        out["Created_Time"] = format_time(entry.created, self.tz)
+        out["Modified_Time"] = format_time(entry.modified, self.tz)
+        out["Created_By"] = dict(entry.created_by)
+        out["Modified_By"] = dict(entry.modified_by)
+        if store.name in _PERSON_MODULES:
+            out["Full_Name"] = _display_name(store.name, entry.data)
+        for name, target in LOOKUPS.get(store.name, {}).items():
+            ref = out.get(name)
+            linked = self._modules[target].records.get(ref["id"]) if isinstance(ref, dict) else None
+            if linked:  # the name as it is now, as Zoho shows it
+                ref["name"] = _display_name(target, linked.data)
+        return out
+
+    def _tick(self) -> datetime:
+        """The instant of a write: now, but strictly after the previous write."""
+        now = self._clock()
+        self._last = now if now > self._last else self._last + timedelta(microseconds=1)
+        return self._last
+
+    def _new_id(self) -> str:
+        return str(next(self._ids))
+
+    def _named_id(self, kind: str, name: str) -> str:
+        return self._named_ids.setdefault((kind, name), self._new_id())
+
+
+def paginate(items: list[dict[str, Any]], page: int, per_page: int) -> Page:
+    """Page ``page`` (from 1) of ``items``, ``per_page`` at a time."""
+    first, last, more = _window(len(items), page, per_page, False)
+    return Page(items[first:last], more)
+
+
+def format_time(instant: datetime, tz: tzinfo) -> str:
+    """Zoho's time format: ISO 8601 to the second with the UTC offset."""
+    return instant.astimezone(tz).replace(microsecond=0).isoformat()
+
+
+def _window(total: int, page: int, per_page: int, descending: bool) -> tuple[int, int, bool]:
+    """Slice bounds of a page over ``total`` ascending items, and whether more follow."""
+    first = min((page - 1) * per_page, total)
+    last = min(first + per_page, total)
+    if descending:
+        first, last = total - last, total - first
+        return first, last, first > 0
+    return first, last, last < total
+
+
+def _keys(value: Any) -> list[str]:
+    """Index keys of a field value: text lower-cased, a lookup by id, a link list by module:id."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, dict):
+        return [str(value["id"])] if value.get("id") else []
+    if isinstance(value, list):
+        return [f"{v.get('module')}:{v.get('id')}" for v in value if isinstance(v, dict)]
+    return [str(value).strip().lower()]
+
+
+def _check_value(name: str, value: Any) -> None:
+    if name in EMAIL_FIELDS and value not in (None, "") and not _is_email(value):
+        raise CrmError("INVALID_DATA", "invalid data", {"api_name": name})
+    if isinstance(value, str):
+        limit = MULTI_LINE_MAX if name in MULTI_LINE_FIELDS else SINGLE_LINE_MAX
+        if len(value) > limit:
+            raise CrmError("INVALID_DATA", "invalid data", {"api_name": name, "maximum_length": limit})
+
+
+def _is_email(value: Any) -> bool:
+    return isinstance(value, str) and _EMAIL_RE.fullmatch(value) is not None
+
+
+def _writable(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of the fields a client may write (read-only system fields dropped)."""
+    return {k: _clone(v) for k, v in data.items() if k not in READ_ONLY_FIELDS}
+
+
+def _clone(value: Any) -> Any:
+    """A deep copy of JSON-like data (much cheaper than copy.deepcopy)."""
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clone(v) for v in value]
+    return value
+
+
+def _display_name(module: str, data: Mapping[str, Any]) -> str:
+    if module in _PERSON_MODULES:
+        return " ".join(str(data[f]) for f in ("First_Name", "Last_Name") if data.get(f))
+    return str(data.get(_DISPLAY_FIELD[module]) or "")
+
+
+def _modified(entry: _Entry) -> datetime:
+    return entry.modified
+
+
+def _deleted_time(tombstone: Tombstone) -> datetime:
+    return tombstone.deleted_time
+
+
+def _token() -> str:
+    return f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)

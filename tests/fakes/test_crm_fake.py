@@ -1,0 +1,525 @@
+"""The fake CRM through the wire, with httpx against a real TLS socket."""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from fakes.crm import CLIENT_ID, CLIENT_SECRET, CrmApi, CrmError, CrmOrg, new_org, seed_org
+from fakes.crm.seed import add_default_users
+from fakes.server import FakeCA, FakeServer
+
+T0 = datetime(2026, 11, 25, 10, 0, 0, 200_000, tzinfo=UTC)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> FakeCA:
+    return FakeCA(tmp_path_factory.mktemp("crm-ca"))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def org(clock: Clock) -> CrmOrg:
+    org = CrmOrg("Zylker", "Enterprise", client_id=CLIENT_ID, client_secret=CLIENT_SECRET, clock=clock)
+    add_default_users(org)
+    return org
+
+
+@pytest.fixture(scope="module")
+def shared_server(ca: FakeCA) -> Iterator[FakeServer]:
+    server = FakeServer(CrmApi(CrmOrg()), ca=ca).start()
+    yield server
+    server.stop()  # takes half a second, so the server is shared by the module's tests
+
+
+@pytest.fixture
+def server(shared_server: FakeServer, org: CrmOrg) -> FakeServer:
+    """The shared server, serving this test's org, with no fault rules."""
+    shared_server.handler = CrmApi(org)
+    shared_server.faults.clear()
+    return shared_server
+
+
+@pytest.fixture
+def http(server: FakeServer, ca: FakeCA) -> Iterator[httpx.Client]:
+    context = ssl.create_default_context(cafile=str(ca.bundle_path))
+    with httpx.Client(base_url=server.base_url, verify=context) as client:
+        yield client
+
+
+@pytest.fixture
+def crm(http: httpx.Client, org: CrmOrg) -> httpx.Client:
+    """The client, signed in as the org's admin."""
+    http.headers["Authorization"] = _auth(http, org.issue_refresh_token(org.admin.id))
+    return http
+
+
+def _token_reply(http: httpx.Client, refresh_token: str, secret: str = CLIENT_SECRET) -> dict[str, Any]:
+    form = {"grant_type": "refresh_token", "client_id": CLIENT_ID, "client_secret": secret}
+    reply = http.post("/oauth/v2/token", data={**form, "refresh_token": refresh_token})
+    assert reply.status_code == 200
+    result: dict[str, Any] = reply.json()
+    return result
+
+
+def _auth(http: httpx.Client, refresh_token: str) -> str:
+    return f"Zoho-oauthtoken {_token_reply(http, refresh_token)['access_token']}"
+
+
+def _contacts(org: CrmOrg, count: int) -> list[str]:
+    return [org.insert("Contacts", {"Last_Name": f"Person {n}"})["id"] for n in range(count)]
+
+
+def _ids(reply: httpx.Response) -> list[str]:
+    return [r["id"] for r in reply.json()["data"]]
+
+
+def _codes(reply: httpx.Response) -> list[str]:
+    return [r["code"] for r in reply.json()["data"]]
+
+
+# OAuth ---------------------------------------------------------------------------------------
+def test_refresh_token_gets_an_access_token_and_the_fakes_api_domain(
+    http: httpx.Client, server: FakeServer, org: CrmOrg
+) -> None:
+    reply = _token_reply(http, org.issue_refresh_token(org.admin.id))
+
+    assert reply["api_domain"] == server.base_url
+    assert reply["token_type"] == "Bearer"
+    assert reply["expires_in"] == 3600
+    assert http.get("/crm/v2/org", headers={"Authorization": f"Zoho-oauthtoken {reply['access_token']}"}).is_success
+
+
+def test_unknown_refresh_token_is_http_200_invalid_code(http: httpx.Client) -> None:
+    assert _token_reply(http, "1000.not.issued") == {"error": "invalid_code"}
+
+
+def test_wrong_client_secret_is_invalid_client(http: httpx.Client, org: CrmOrg) -> None:
+    reply = _token_reply(http, org.issue_refresh_token(org.admin.id), secret="wrong")
+
+    assert reply == {"error": "invalid_client"}
+
+
+@pytest.mark.parametrize("header", [None, "Bearer abc", "Zoho-oauthtoken 1000.unknown.token"])
+def test_missing_or_bad_token_is_401_invalid_token(http: httpx.Client, header: str | None) -> None:
+    reply = http.get("/crm/v2/Contacts", headers={"Authorization": header} if header else {})
+
+    assert reply.status_code == 401
+    assert reply.json() == {"code": "INVALID_TOKEN", "details": {}, "message": "invalid oauth token", "status": "error"}
+
+
+def test_expired_token_is_401_until_refreshed(crm: httpx.Client, org: CrmOrg) -> None:
+    org.expire_tokens()
+
+    expired = crm.get("/crm/v2/Contacts")
+    crm.headers["Authorization"] = _auth(crm, org.issue_refresh_token(org.admin.id))
+
+    assert expired.status_code == 401
+    assert expired.json()["code"] == "INVALID_TOKEN"
+    assert "expired" in expired.json()["message"]
+    assert crm.get("/crm/v2/Contacts").status_code == 204
+
+
+def test_token_lifetime_runs_on_the_org_clock(crm: httpx.Client, clock: Clock) -> None:
+    clock.now = T0 + timedelta(seconds=3601)
+
+    assert crm.get("/crm/v2/Contacts").status_code == 401
+
+
+def test_revoked_refresh_token_no_longer_works_nor_its_access_tokens(http: httpx.Client, org: CrmOrg) -> None:
+    refresh = org.issue_refresh_token(org.admin.id)
+    auth = _auth(http, refresh)
+
+    org.revoke_refresh_token(refresh)
+
+    assert http.get("/crm/v2/Contacts", headers={"Authorization": auth}).status_code == 401
+    assert _token_reply(http, refresh) == {"error": "invalid_code"}
+
+
+# listing ---------------------------------------------------------------------------------------
+def test_listing_pages_with_more_records(crm: httpx.Client, org: CrmOrg) -> None:
+    ids = _contacts(org, 450)
+
+    pages = [crm.get("/crm/v2/Contacts", params={"page": n, "per_page": 200}) for n in (1, 2, 3, 4)]
+
+    infos = [(i["count"], i["more_records"], i["page"]) for i in (p.json()["info"] for p in pages[:3])]
+    assert infos == [(200, True, 1), (200, True, 2), (50, False, 3)]
+    assert [i for p in pages[:3] for i in _ids(p)] == ids
+    assert pages[3].status_code == 204
+    assert pages[3].content == b""
+
+
+def test_per_page_above_200_is_clamped(crm: httpx.Client, org: CrmOrg) -> None:
+    _contacts(org, 250)
+
+    reply = crm.get("/crm/v2/Contacts", params={"per_page": 500})
+
+    assert len(reply.json()["data"]) == 200
+    assert reply.json()["info"]["per_page"] == 200
+    assert reply.json()["info"]["more_records"] is True
+
+
+def test_listing_follows_modification_order_and_selects_fields(crm: httpx.Client, org: CrmOrg) -> None:
+    first, second = _contacts(org, 2)
+    org.update("Contacts", first, {"Title": "CTO"})
+
+    ascending = crm.get("/crm/v2/Contacts", params={"fields": "Last_Name,Title"})
+    descending = crm.get("/crm/v2/Contacts", params={"sort_by": "Modified_Time", "sort_order": "desc"})
+
+    assert ascending.json()["data"] == [
+        {"id": second, "Last_Name": "Person 1", "Title": None},
+        {"id": first, "Last_Name": "Person 0", "Title": "CTO"},
+    ]
+    assert _ids(descending) == [first, second]
+
+
+def test_empty_module_lists_as_204(crm: httpx.Client) -> None:
+    reply = crm.get("/crm/v2/Tasks")
+
+    assert (reply.status_code, reply.content) == (204, b"")
+
+
+def test_if_modified_since_never_misses_a_change_in_the_same_second(
+    crm: httpx.Client, org: CrmOrg, clock: Clock
+) -> None:
+    clock.now = T0 - timedelta(hours=1)
+    older = org.insert("Contacts", {"Last_Name": "Older"})["id"]
+    clock.now = T0  # 10:00:00.2
+    first = org.insert("Contacts", {"Last_Name": "First"})
+    cursor = first["Modified_Time"]
+    clock.now = T0 + timedelta(milliseconds=500)  # 10:00:00.7, the same second
+    org.update("Contacts", older, {"Title": "Later"})
+
+    def since(value: str) -> httpx.Response:
+        return crm.get("/crm/v2/Contacts", headers={"If-Modified-Since": value})
+
+    assert cursor == "2026-11-25T10:00:00+00:00"
+    assert _ids(since(cursor)) == [first["id"], older]
+    assert _ids(since("2026-11-25T10:00:00.5+00:00")) == [older]
+    assert _ids(since("2026-11-25T15:30:00.5+05:30")) == [older]
+    assert since("2026-11-25T10:00:01+00:00").status_code == 204
+    assert since("yesterday").status_code == 400
+
+
+def test_writes_in_one_frozen_instant_still_order_and_filter(crm: httpx.Client, org: CrmOrg) -> None:
+    a, b = _contacts(org, 2)  # the clock does not move between them
+
+    reply = crm.get("/crm/v2/Contacts", headers={"If-Modified-Since": "2026-11-25T10:00:00.2+00:00"})
+
+    assert _ids(reply) == [a, b]
+
+
+# writing ---------------------------------------------------------------------------------------
+def test_insert_reports_a_status_per_record(crm: httpx.Client, org: CrmOrg) -> None:
+    records = [
+        {"Last_Name": "Valid", "Email": "val@example.com", "Exsync_Link": "ex-42", "Description": "d" * 32000},
+        {"First_Name": "No last name"},
+        {"Last_Name": "Bad mail", "Email": "not-an-address"},
+        {"Last_Name": "Long title", "Title": "t" * 256},
+        {"Last_Name": "Long text", "Description": "d" * 32001},
+    ]
+
+    reply = crm.post("/crm/v2/Contacts", json={"data": records})
+
+    data = reply.json()["data"]
+    assert reply.status_code == 201
+    assert _codes(reply) == ["SUCCESS", "MANDATORY_NOT_FOUND", "INVALID_DATA", "INVALID_DATA", "INVALID_DATA"]
+    assert data[0]["action"] == "insert"
+    assert data[1]["details"] == {"api_name": "Last_Name"}
+    assert data[2]["details"] == {"api_name": "Email"}
+    assert data[2]["message"] == "invalid data"
+    assert data[3]["details"] == {"api_name": "Title", "maximum_length": 255}
+    assert data[4]["details"] == {"api_name": "Description", "maximum_length": 32000}
+    stored = crm.get(f"/crm/v2/Contacts/{data[0]['details']['id']}").json()["data"][0]
+    assert stored["Exsync_Link"] == "ex-42"
+    assert stored["Owner"] == {"name": org.admin.full_name, "id": org.admin.id}
+    assert len(stored["id"]) == 19
+    assert org.count("Contacts") == 1
+
+
+def test_insert_with_every_record_invalid_is_400(crm: httpx.Client) -> None:
+    reply = crm.post("/crm/v2/Leads", json={"data": [{"Last_Name": "No company"}]})
+
+    assert reply.status_code == 400
+    assert reply.json()["data"][0]["details"] == {"api_name": "Company"}
+
+
+def test_update_reports_a_status_per_record(crm: httpx.Client, org: CrmOrg) -> None:
+    first, second = _contacts(org, 2)
+    records = [
+        {"id": first, "Title": "CTO"},
+        {"id": "4150868000999999999", "Title": "Ghost"},
+        {"Title": "No id"},
+        {"id": second, "Email": "broken@"},
+        {"id": second, "Last_Name": ""},
+    ]
+
+    reply = crm.put("/crm/v2/Contacts", json={"data": records})
+
+    assert reply.status_code == 200
+    assert _codes(reply) == ["SUCCESS", "INVALID_DATA", "MANDATORY_NOT_FOUND", "INVALID_DATA", "MANDATORY_NOT_FOUND"]
+    assert reply.json()["data"][0]["action"] == "update"
+    assert org.get("Contacts", first)["Title"] == "CTO"
+    assert org.get("Contacts", second)["Last_Name"] == "Person 1"
+
+
+def test_upsert_updates_matches_and_inserts_the_rest(crm: httpx.Client, org: CrmOrg) -> None:
+    existing = org.insert("Contacts", {"Last_Name": "Old", "Email": "kim@example.com"})["id"]
+    records = [{"Last_Name": "Kim", "Email": "KIM@example.com"}, {"Last_Name": "New", "Email": "new@example.com"}]
+
+    reply = crm.post("/crm/v2/Contacts/upsert", json={"data": records, "duplicate_check_fields": ["Email"]})
+
+    data = reply.json()["data"]
+    assert reply.status_code == 201
+    assert [(d["action"], d["duplicate_field"]) for d in data] == [("update", "Email"), ("insert", None)]
+    assert data[0]["details"]["id"] == existing
+    assert org.get("Contacts", existing)["Last_Name"] == "Kim"
+    assert org.count("Contacts") == 2
+
+
+def test_duplicate_account_name_is_duplicate_data(crm: httpx.Client) -> None:
+    reply = crm.post("/crm/v2/Accounts", json={"data": [{"Account_Name": "Zylker"}, {"Account_Name": "zylker"}]})
+
+    assert _codes(reply) == ["SUCCESS", "DUPLICATE_DATA"]
+    assert reply.json()["data"][1]["details"]["api_name"] == "Account_Name"
+
+
+def test_lookup_to_a_missing_record_is_invalid_data(org: CrmOrg) -> None:
+    with pytest.raises(CrmError) as caught:
+        org.insert("Contacts", {"Last_Name": "X", "Account_Name": {"id": "4150868000999999999"}})
+
+    assert (caught.value.code, caught.value.details) == ("INVALID_DATA", {"api_name": "Account_Name"})
+
+
+def test_lookups_show_the_current_name_of_the_record(org: CrmOrg) -> None:
+    account = org.insert("Accounts", {"Account_Name": "Zylker"})["id"]
+    contact = org.insert("Contacts", {"Last_Name": "Kim", "Account_Name": {"id": account}})["id"]
+
+    org.update("Accounts", account, {"Account_Name": "Zylker Corp"})
+
+    assert org.get("Contacts", contact)["Account_Name"] == {"id": account, "name": "Zylker Corp"}
+
+
+def test_concurrent_writes_get_distinct_ids_and_ordered_times() -> None:
+    org = CrmOrg()  # the real clock
+    add_default_users(org)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = list(pool.map(lambda n: org.insert("Tasks", {"Subject": f"T{n}"})["id"], range(400)))
+
+    listed = org.list_records("Tasks", per_page=200)
+    assert len(set(ids)) == org.count("Tasks") == 400
+    assert listed.more is True
+    assert [r["Modified_Time"] for r in listed.records] == sorted(r["Modified_Time"] for r in listed.records)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_more_than_100_records_is_limit_exceeded(crm: httpx.Client, method: str) -> None:
+    records = [{"id": str(n), "Last_Name": f"P{n}"} for n in range(101)]
+
+    reply = crm.request(method, "/crm/v2/Contacts", json={"data": records})
+
+    assert reply.status_code == 400
+    assert reply.json()["code"] == "LIMIT_EXCEEDED"
+
+
+def test_deleting_more_than_100_ids_is_limit_exceeded(crm: httpx.Client) -> None:
+    ids = ",".join(str(4150868000000000000 + n) for n in range(101))
+
+    reply = crm.delete("/crm/v2/Contacts", params={"ids": ids})
+
+    assert (reply.status_code, reply.json()["code"]) == (400, "LIMIT_EXCEEDED")
+
+
+# deleting ---------------------------------------------------------------------------------------
+def test_delete_leaves_a_tombstone_in_the_deleted_listing(crm: httpx.Client, org: CrmOrg, clock: Clock) -> None:
+    target = org.insert("Contacts", {"First_Name": "Ada", "Last_Name": "Lovelace"})["id"]
+    clock.now = T0 + timedelta(minutes=5)
+
+    reply = crm.delete("/crm/v2/Contacts", params={"ids": f"{target},4150868000999999999"})
+
+    assert reply.status_code == 200
+    assert _codes(reply) == ["SUCCESS", "INVALID_DATA"]
+    assert crm.get(f"/crm/v2/Contacts/{target}").json()["code"] == "INVALID_DATA"
+    deleted = crm.get("/crm/v2/Contacts/deleted", params={"type": "all"}).json()["data"]
+    assert deleted == [
+        {
+            "id": target,
+            "display_name": "Ada Lovelace",
+            "type": "recycle",
+            "deleted_by": org.admin.ref(),
+            "created_by": org.admin.ref(),
+            "deleted_time": "2026-11-25T10:05:00+00:00",
+        }
+    ]
+    later = crm.get("/crm/v2/Contacts/deleted", headers={"If-Modified-Since": "2026-11-25T10:05:01+00:00"})
+    assert later.status_code == 204
+    assert crm.get("/crm/v2/Contacts/deleted", params={"type": "permanent"}).status_code == 204
+
+
+# search, users, org --------------------------------------------------------------------------------
+def test_search_by_email_and_by_criteria(crm: httpx.Client, org: CrmOrg) -> None:
+    kim = org.insert("Contacts", {"First_Name": "Kim", "Last_Name": "Lee", "Email": "kim.lee@example.com"})["id"]
+    org.insert("Contacts", {"First_Name": "Ann", "Last_Name": "Lee", "Email": "ann.lee@example.com"})
+
+    by_email = crm.get("/crm/v2/Contacts/search", params={"email": "Kim.Lee@Example.com"})
+    criteria = "((Last_Name:equals:lee)and(First_Name:equals:Kim))"
+    by_criteria = crm.get("/crm/v2/Contacts/search", params={"criteria": criteria})
+
+    assert _ids(by_email) == [kim]
+    assert _ids(by_criteria) == [kim]
+    assert crm.get("/crm/v2/Contacts/search", params={"email": "nobody@example.com"}).status_code == 204
+    unsupported = crm.get("/crm/v2/Contacts/search", params={"criteria": "(Last_Name:starts_with:L)"})
+    assert (unsupported.status_code, unsupported.json()["code"]) == (400, "INVALID_QUERY")
+
+
+def test_users_listing_by_type(crm: httpx.Client, org: CrmOrg) -> None:
+    standard = next(u for u in org.users() if not u.is_admin)
+
+    def users(kind: str, **headers: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = crm.get("/crm/v2/users", params={"type": kind}, headers=headers).json()["users"]
+        return result
+
+    me = users("CurrentUser", Authorization=_auth(crm, org.issue_refresh_token(standard.id)))
+    admins = users("AdminUsers")
+    assert len(users("AllUsers")) == len(users("ActiveUsers")) == 3
+    assert [(a["role"]["name"], a["profile"]["name"]) for a in admins] == [("CEO", "Administrator")]
+    assert [(u["id"], u["email"], u["status"]) for u in me] == [(standard.id, standard.email, "active")]
+    assert users("CurrentUser")[0]["id"] == org.admin.id
+
+
+@pytest.mark.parametrize(("edition", "sales_inbox"), [("Professional", True), ("Free", False)])
+def test_org_reports_edition_and_sales_inbox(crm: httpx.Client, org: CrmOrg, edition: str, sales_inbox: bool) -> None:
+    org.edition, org.sales_inbox = edition, sales_inbox
+
+    resource = crm.get("/crm/v2/org").json()["org"][0]
+
+    assert resource["license_details"]["paid_type"] == resource["edition"] == edition
+    assert resource["sales_inbox_enabled"] is sales_inbox
+    assert resource["company_name"] == "Zylker"
+
+
+# mails ------------------------------------------------------------------------------------------
+def _mail(org: CrmOrg, message_id: str, *links: tuple[str, str]) -> str:
+    record = {
+        "Message_Id": message_id,
+        "Subject": f"About {message_id}",
+        "From": "kim@example.com",
+        "To": ["sam.standard@contoso.example"],
+        "Cc": [],
+        "Sent_Time": "2026-11-20T09:00:00+00:00",
+        "Content": "Hello",
+        "Attachments": [{"name": "offer.pdf", "size": 1200}],
+        "Folder": "Inbox",
+        "Linked_Records": [{"module": m, "id": i} for m, i in links],
+    }
+    mail_id: str = org.insert("Emails", record)["id"]
+    return mail_id
+
+
+def test_related_emails_reach_accounts_and_deals_through_contacts(crm: httpx.Client, org: CrmOrg) -> None:
+    account = org.insert("Accounts", {"Account_Name": "Zylker"})["id"]
+    contact = org.insert("Contacts", {"Last_Name": "Kim", "Account_Name": {"id": account}})["id"]
+    loner = org.insert("Contacts", {"Last_Name": "Loner"})["id"]
+    by_account = org.insert("Deals", {"Deal_Name": "Big", "Account_Name": {"id": account}})["id"]
+    by_contact = org.insert("Deals", {"Deal_Name": "Small", "Contact_Name": {"id": loner}})["id"]
+    lead = org.insert("Leads", {"Last_Name": "Lead", "Company": "Acme"})["id"]
+    kim_mail = _mail(org, "<m1@example.com>", ("Contacts", contact))
+    loner_mail = _mail(org, "<m2@example.com>", ("Contacts", loner), ("Leads", lead))
+
+    def mails(module: str, record_id: str) -> list[str]:
+        reply = crm.get(f"/crm/v2/{module}/{record_id}/Emails")
+        return [] if reply.status_code == 204 else _ids(reply)
+
+    assert mails("Contacts", contact) == [kim_mail]
+    assert mails("Accounts", account) == [kim_mail]
+    assert mails("Deals", by_account) == [kim_mail]
+    assert mails("Deals", by_contact) == [loner_mail]
+    assert mails("Leads", lead) == [loner_mail]
+    assert org.mails_of("Contacts", loner)[0]["Attachments"] == [{"name": "offer.pdf", "size": 1200}]
+    assert mails("Accounts", org.insert("Accounts", {"Account_Name": "Quiet"})["id"]) == []
+
+
+def test_duplicate_message_id_is_duplicate_data(org: CrmOrg) -> None:
+    _mail(org, "<same@example.com>")
+
+    with pytest.raises(CrmError) as caught:
+        _mail(org, "<SAME@example.com>")
+
+    assert caught.value.code == "DUPLICATE_DATA"
+
+
+# routing and faults ---------------------------------------------------------------------------------
+def test_unknown_module_and_unknown_path(crm: httpx.Client) -> None:
+    module = crm.get("/crm/v2/Widgets")
+    path = crm.get("/crm/v2/Contacts/123/Notes")
+    outside = crm.get("/somewhere")
+
+    assert (module.status_code, module.json()["code"]) == (400, "INVALID_MODULE")
+    assert (path.status_code, path.json()["code"]) == (404, "INVALID_URL_PATTERN")
+    assert (outside.status_code, outside.json()["code"]) == (404, "INVALID_URL_PATTERN")
+
+
+def test_throttling_with_retry_after_is_honoured_by_waiting(crm: httpx.Client, server: FakeServer) -> None:
+    rule = server.faults.add(path="/crm/v2/Contacts", status=429, retry_after=1, times=1)
+    started = time.monotonic()
+
+    throttled = crm.get("/crm/v2/Contacts")
+    time.sleep(float(throttled.headers["Retry-After"]))
+    retried = crm.get("/crm/v2/Contacts")
+
+    assert throttled.status_code == 429
+    assert retried.status_code == 204
+    assert rule.fired == 1
+    assert time.monotonic() - started >= 1
+
+
+# seeding ----------------------------------------------------------------------------------------
+def test_new_org_has_the_well_known_client_and_users() -> None:
+    org = new_org(edition="Standard", sales_inbox=True)
+
+    token = org.refresh_access_token(CLIENT_ID, CLIENT_SECRET, org.issue_refresh_token(org.admin.id))
+
+    assert org.authenticate(token) == org.admin
+    assert (org.admin.role, org.admin.profile, org.admin.is_admin) == ("CEO", "Administrator", True)
+    assert [u.is_admin for u in org.users()] == [True, False, False]
+    assert (org.edition, org.sales_inbox) == ("Standard", True)
+
+
+def test_seed_org_is_reproducible_and_spreads_dates(org: CrmOrg) -> None:
+    twin = CrmOrg(clock=lambda: T0)
+    seed_org(org, size=60, seed=7)
+    seed_org(twin, size=60, seed=7)
+
+    def names(o: CrmOrg) -> list[str]:
+        return [c["Full_Name"] for c in o.list_records("Contacts").records]
+
+    due = [date.fromisoformat(t["Due_Date"]) for t in org.list_records("Tasks").records]
+    today = T0.date()
+    assert names(org) == names(twin)
+    assert {m: org.count(m) for m in ("Contacts", "Tasks", "Events")} == {"Contacts": 60, "Tasks": 30, "Events": 30}
+    assert min(org.count(m) for m in ("Accounts", "Leads", "Deals")) >= 2
+    assert any(d < today - timedelta(days=183) for d in due)
+    assert any(d > today for d in due)
+    assert all(today - timedelta(days=365) <= d <= today + timedelta(days=60) for d in due)
+    assert any(c.get("Account_Name") for c in org.list_records("Contacts").records)

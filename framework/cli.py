@@ -69,9 +69,20 @@ def _mount_plugin_commands(group: click.Group) -> None:
             parent.add_command(command)
 
 
-def main() -> None:
-    """Entry point of the ``exsync`` console script."""
+_mounted = False
+
+
+def build_cli() -> click.Group:
+    """The ``exsync`` group with the built-in commands and every plugin's commands."""
+    global _mounted
     import framework.commands  # noqa: F401  (registers the built-in commands on ``cli``)
 
-    _mount_plugin_commands(cli)
-    cli(prog_name="exsync")
+    if not _mounted:
+        _mount_plugin_commands(cli)
+        _mounted = True
+    return cli
+
+
+def main() -> None:
+    """Entry point of the ``exsync`` console script."""
+    build_cli()(prog_name="exsync")

@@ -6,7 +6,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from framework.audit import AuditLog
-from framework.contracts import AuthProvider, ConflictPolicy, CrmConnector, CrmStore, EntityDefinition
+from framework.contracts import CRM_LOGIN_PREFIX, AuthProvider, ConflictPolicy, CrmConnector, CrmStore, EntityDefinition
 from framework.errors import ConfigurationError, NotAllowed
 from framework.host import Host, build_host, collect
 from framework.settings import Settings
@@ -112,7 +112,7 @@ class Context:
     # who is acting -----------------------------------------------------------------------
     @cached_property
     def actor(self) -> User:
-        """The CRM user running this command: ``--as``, else the CRM login's own user."""
+        """The CRM user running this command: ``--as`` (who must have logged in), else the org's login."""
         key = self.acting_as or self.state.get_setting("crm_login_user")
         if not key:
             raise ConfigurationError(
@@ -122,6 +122,11 @@ class Context:
         if user is None:
             raise NotAllowed(
                 f"{key!r} is not a user of the CRM org.", hint="Check the address, or run 'exsync users list'."
+            )
+        if not self.vault.names(CRM_LOGIN_PREFIX + user.crm_id):
+            raise NotAllowed(
+                f"{user.email} has not logged in to the CRM on this machine.",
+                hint=f"Run 'exsync --as {user.email} crm login' with their own refresh token.",
             )
         return user
 

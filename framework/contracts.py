@@ -157,6 +157,10 @@ class Store(ABC):
 
 
 # -- the CRM ---------------------------------------------------------------------------------
+#: where a CRM connector keeps each user's login in the vault: ``crm/login/<CRM user id>``
+CRM_LOGIN_PREFIX = "crm/login/"
+
+
 @dataclass(frozen=True)
 class CrmUser:
     """A user of the CRM org."""

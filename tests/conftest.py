@@ -9,4 +9,6 @@ from cryptography.fernet import Fernet
 
 os.environ["EXSYNC_HOME"] = tempfile.mkdtemp(prefix="exsync-test-home-")
 os.environ["EXSYNC_KEY"] = Fernet.generate_key().decode()
-os.environ.pop("EXSYNC_STATE", None)
+os.environ["COLUMNS"] = "250"  # rich tables wide enough to read in captured output
+for name in ("EXSYNC_STATE", "EXSYNC_AS", "EXSYNC_CA_BUNDLE"):
+    os.environ.pop(name, None)

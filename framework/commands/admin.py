@@ -404,6 +404,7 @@ def audit(
     """The audit log of the last month: every operation done through exsync."""
     ctx.require_admin("view-audit")
     user_id = _user_or_fail(ctx, user_key).crm_id if user_key else None
+    ctx.audit.prune()
     events = ctx.audit.query(
         since=parse_since(since), user_id=user_id, entity=entity, action=action, outcome=outcome, limit=limit
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -54,7 +55,7 @@ class AuditLog:
     ) -> AuditEvent:
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown audit outcome {outcome!r}")
-        text = REDACTOR(json.dumps(detail, default=str, sort_keys=True))
+        text = json.dumps(_scrub(detail), sort_keys=True)
         event = AuditEvent(action, outcome, actor, user_id, entity, json.loads(text))
         with self._state.transaction() as conn:
             result = conn.execute(
@@ -95,7 +96,7 @@ class AuditLog:
             if value:
                 query = query.where(column == value)
         if since:
-            query = query.where(t.c.at >= since)
+            query = query.where(t.c.at >= _utc(since))
         with self._state.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [
@@ -108,7 +109,7 @@ class AuditLog:
     def prune(self, now: datetime | None = None) -> int:
         """Delete entries older than the retention period; returns how many."""
         with self._state.transaction() as conn:
-            return self._prune(conn, now or datetime.now(UTC), force=True)
+            return self._prune(conn, _utc(now or datetime.now(UTC)), force=True)
 
     def _prune(self, conn: sa.Connection, now: datetime, force: bool = False) -> int:
         if not force and self._pruned_at and now - self._pruned_at < timedelta(hours=1):
@@ -120,11 +121,41 @@ class AuditLog:
     def _notify(self, event: AuditEvent) -> None:
         if self._observers is None:
             return
-        try:
-            self._observers(event=event)
-        except Exception:
-            log.exception("an exsync_audit_event observer failed")
+        # Each observer on its own: through the hook caller, the first one that raised would
+        # keep every later one from seeing the event.
+        impls = getattr(self._observers, "get_hookimpls", lambda: None)()
+        if impls is None or any(impl.hookwrapper or impl.wrapper for impl in impls):
+            observers = [lambda: self._observers(event=event)]
+        else:
+            observers = [functools.partial(impl.function, **dict.fromkeys(impl.argnames, event)) for impl in impls]
+        for observer in reversed(observers):  # pluggy's order: the last registered first
+            try:
+                observer()
+            except Exception:
+                log.exception("an exsync_audit_event observer failed")
+
+
+def _scrub(value: Any) -> Any:
+    """``value`` made JSON-ready with every known secret blanked.
+
+    Strings are redacted before serialising: once in JSON, a secret holding a quote, a
+    backslash or a non-ASCII character is escaped and would no longer match.
+    """
+    if isinstance(value, str):
+        return REDACTOR(value)
+    if isinstance(value, dict):
+        return {REDACTOR(str(k)): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_scrub(v) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return REDACTOR(str(value))
 
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC (naive means UTC): SQLite stores the wall time and drops the offset."""
+    return _aware(moment).astimezone(UTC)

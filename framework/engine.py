@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from framework.context import Context
 from framework.contracts import SIDES, Changes, Create, Delete, Item, Side, SideName, Update, Window, WriteResult
-from framework.errors import AuthenticationFailed, ExsyncError, RecordRejected, SyncStateLost, TransientError
+from framework.errors import AuthenticationFailed, ExsyncError, RecordRejected, SyncError, SyncStateLost, TransientError
 from framework.model import content_hash, from_plain, to_plain
 from framework.plan import Plan, PlanInput, Write, plan
 from framework.state import Pair, User
@@ -337,16 +337,20 @@ class _Job:
         results = self._write_with_retries(side, batch)
         upserts: list[Pair] = []
         removed: list[Pair] = []
+        failures: list[tuple[Write, SyncError]] = []
         state = self.ctx.state
         with state.transaction() as conn:
             for write, result in zip(batch, results, strict=True):
-                if result.ok:
+                if result.error is None:
                     self._record_success(write, result, upserts, removed)
                     if write.source is not None and write.source_side is not None:
                         state.clear_retry(conn, self.user.crm_id, self.entity, write.source_side, write.source.id)
                 else:
-                    self._record_failure(conn, write, result)
+                    self._keep_for_retry(conn, write, result.error)
+                    failures.append((write, result.error))
             state.save_pairs(conn, self.user.crm_id, self.entity, upserts, removed)
+        for write, error in failures:
+            self._report_failure(write, error)
 
     def _write_with_retries(self, side: SideName, batch: list[Write]) -> list[WriteResult]:
         """Write the batch; records throttled one by one are re-sent after their Retry-After."""
@@ -404,13 +408,7 @@ class _Job:
         elif isinstance(write.op, Update):
             counts.updated += 1
 
-    def _record_failure(self, conn: Any, write: Write, result: WriteResult) -> None:
-        error = result.error
-        assert error is not None
-        self.report.sides[write.side].errors += 1
-        what = f"{type(write.op).__name__.lower()} on {write.side}"
-        message = f"{what}: {error.message}"
-        self.report.errors.append(message)
+    def _keep_for_retry(self, conn: Any, write: Write, error: SyncError) -> None:
         if write.source is not None and write.source_side is not None:
             self.ctx.state.save_retry(
                 conn,
@@ -419,8 +417,12 @@ class _Job:
                 write.source_side,
                 write.source.id,
                 {"record": to_plain(write.source.record), "link": write.source.link},
-                message,
+                _describe(write, error),
             )
+
+    def _report_failure(self, write: Write, error: SyncError) -> None:
+        self.report.sides[write.side].errors += 1
+        self.report.errors.append(_describe(write, error))
         self.ctx.audit.record(
             "write-record",
             "failed",
@@ -431,3 +433,7 @@ class _Job:
             error=error.message,
             retried_next_run=write.source is not None,
         )
+
+
+def _describe(write: Write, error: SyncError) -> str:
+    return f"{type(write.op).__name__.lower()} on {write.side}: {error.message}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -69,8 +70,38 @@ def build_host(extra: list[Any] | None = None, *, entry_points: bool = True) -> 
 def _register(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
     try:
         pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:  # a known hook with arguments its spec does not have
+        raise ConfigurationError(
+            f"Plugin {name!r} does not match the hook specs: {exc}",
+            hint="Check the hook's arguments against framework/hookspecs.py.",
+        ) from exc
     except ValueError as exc:
         raise ConfigurationError(f"Plugin {name!r} cannot be registered: {exc}") from exc
+    _check_unmarked(pm, plugin, name)
+
+
+def _check_unmarked(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
+    """Refuse ``exsync_*`` functions without ``@hookimpl``: pluggy ignores them silently.
+
+    pluggy only sees functions marked with the project's ``HookimplMarker``, so a plain
+    ``def exsync_nonsense()`` (or a real hook whose decorator was forgotten) would load
+    without error and never be called.
+    """
+    for attr in dir(plugin):
+        if not attr.startswith(f"{ENTRY_POINT_GROUP}_") or pm.parse_hookimpl_opts(plugin, attr) is not None:
+            continue
+        if not inspect.isroutine(getattr(plugin, attr, None)):
+            continue
+        caller = getattr(pm.hook, attr, None)
+        if caller is not None and caller.has_spec():
+            raise ConfigurationError(
+                f"Plugin {name!r} defines {attr} without @hookimpl, so it would never be called.",
+                hint="Decorate it with @framework.hookimpl.",
+            )
+        raise ConfigurationError(
+            f"Plugin {name!r} implements a hook exsync does not know: {attr}",
+            hint="Check the hook name against framework/hookspecs.py (every hook starts with 'exsync_').",
+        )
 
 
 def _check(pm: pluggy.PluginManager) -> None:

@@ -102,7 +102,9 @@ Record: TypeAlias = Contact | Task | Event | Mail
 def content_hash(record: Record) -> str:
     """A stable digest of a record's content: equal content, equal hash, across runs and machines."""
     payload = json.dumps(_plain(record), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{type(record).__name__}:{payload}".encode()).hexdigest()
+    # surrogatepass: a lone surrogate (a JSON "\ud83d" escape from a truncated text decodes to one)
+    # must hash, not crash; every other string encodes exactly as plain UTF-8.
+    return hashlib.sha256(f"{type(record).__name__}:{payload}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _plain(value: Any) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -177,10 +178,13 @@ class StateStore:
 
     # schema -------------------------------------------------------------------------------
     def _prepare(self) -> None:
+        # The version is read before any other table is created: a database of a newer release
+        # is refused untouched, and migrations run before tables new in this release exist.
         with self.engine.begin() as conn:
-            metadata.create_all(conn)
+            meta_table.create(conn, checkfirst=True)
             version = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema")).scalar()
             if version is None:
+                metadata.create_all(conn)
                 conn.execute(meta_table.insert().values(key="schema", value=str(SCHEMA_VERSION)))
                 return
             current = int(version)
@@ -193,12 +197,13 @@ class StateStore:
             while current < SCHEMA_VERSION:
                 MIGRATIONS[current](conn)
                 current += 1
+            metadata.create_all(conn)
             conn.execute(meta_table.update().where(meta_table.c.key == "schema").values(value=str(current)))
 
     @property
     def safe_url(self) -> str:
         """The URL with any password hidden."""
-        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+        return _safe_url(self.url)
 
     @property
     def schema_version(self) -> int:
@@ -422,21 +427,31 @@ class StateStore:
 
 
 def _create_engine(url: str) -> Engine:
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    # Everything that can fail on a bad URL is inside the try: an unparsable URL (ArgumentError),
+    # a bad port (ValueError), a SQLite directory that cannot be created (OSError).
     try:
+        parsed = sa.engine.make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, future=True)
         if parsed.get_backend_name() == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         with engine.connect():
             pass
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, sa.exc.OperationalError) as exc:
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, sa.exc.DBAPIError, ValueError, OSError) as exc:
         raise ConfigurationError(
-            f"Cannot open the state database {parsed.render_as_string(hide_password=True)}: {exc.__class__.__name__}",
+            f"Cannot open the state database {_safe_url(url)}: {exc.__class__.__name__}",
             hint="Check --state / EXSYNC_STATE (any SQLAlchemy URL, e.g. sqlite:///path/state.db).",
         ) from exc
     return engine
+
+
+def _safe_url(url: str) -> str:
+    """``url`` with its password hidden, even when SQLAlchemy cannot parse it."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return re.sub(r"(://[^:/?#@]*:)[^/?#]*@", r"\1***@", url)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,18 +53,53 @@ class RedactingFilter(logging.Filter):
     """A logging filter that blanks every known secret from log records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = REDACTOR(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
+        _redact_record(record)
         return True
 
 
+class _RedactingRecordFactory:
+    """Wraps the log record factory so that every record is redacted as it is created."""
+
+    def __init__(self, inner: Callable[..., logging.LogRecord]) -> None:
+        self.inner = inner
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.inner(*args, **kwargs)
+        _redact_record(record)
+        return record
+
+
+def _redact_record(record: logging.LogRecord) -> None:
+    """Blank known secrets from the message, the traceback and the stack of ``record``."""
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string: logging reports it when the record is emitted
+        return
+    redacted = REDACTOR(message)
+    if redacted != message:
+        record.msg, record.args = redacted, None
+    if record.exc_info and not record.exc_text:
+        text = logging.Formatter().formatException(record.exc_info)
+        if REDACTOR(text) != text:
+            record.exc_text = REDACTOR(text)  # formatters print exc_text instead of re-formatting
+    elif record.exc_text:
+        record.exc_text = REDACTOR(record.exc_text)
+    if record.stack_info:
+        record.stack_info = REDACTOR(record.stack_info)
+
+
 def install_log_redaction() -> None:
-    """Attach the redacting filter to every handler of the root logger (idempotent)."""
-    root = logging.getLogger()
-    for handler in root.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+    """Blank every known secret from every log record, whichever handler emits it (idempotent).
+
+    Records are redacted as they are created (a log record factory), which covers handlers
+    added later, handlers of any logger and logging's last-resort stderr handler; the
+    filter on the root logger's handlers also catches secrets learnt after a record was made.
+    """
+    factory = logging.getLogRecordFactory()
+    if not isinstance(factory, _RedactingRecordFactory):
+        logging.setLogRecordFactory(_RedactingRecordFactory(factory))
+    for handler in [*logging.getLogger().handlers, logging.lastResort]:
+        if handler is not None and not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
 
 
@@ -73,6 +109,7 @@ class Vault:
     def __init__(self, state: StateStore, key: bytes | None = None) -> None:
         self._state = state
         self._fernet = Fernet(key or load_key())
+        install_log_redaction()  # a process that handles secrets never logs them
 
     def put(self, name: str, value: str | dict[str, Any]) -> None:
         text = value if isinstance(value, str) else json.dumps(value)
@@ -107,13 +144,13 @@ class Vault:
 
     def names(self, prefix: str = "") -> list[str]:
         with self._state.engine.connect() as conn:
-            rows = conn.execute(sa.select(secrets_table.c.name).where(secrets_table.c.name.startswith(prefix))).all()
+            rows = conn.execute(sa.select(secrets_table.c.name).where(_starts_with(prefix))).all()
         return sorted(row.name for row in rows)
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every secret whose name starts with ``prefix``; returns how many."""
         with self._state.transaction() as conn:
-            result = conn.execute(secrets_table.delete().where(secrets_table.c.name.startswith(prefix)))
+            result = conn.execute(secrets_table.delete().where(_starts_with(prefix)))
             return int(result.rowcount or 0)
 
 
@@ -143,9 +180,22 @@ def _valid(key: bytes, source: str) -> bytes:
     return key
 
 
+def _starts_with(prefix: str) -> Any:
+    """Names that start with ``prefix`` literally and case-sensitively on every database.
+
+    (``LIKE 'prefix%'`` would read ``_`` and ``%`` in the prefix as wildcards, and SQLite's LIKE
+    ignores case: ``delete_prefix("auth/u_1/")`` would also delete ``auth/u11/...``.)
+    """
+    name = secrets_table.c.name
+    return sa.func.substr(name, 1, len(prefix)) == prefix if prefix else sa.true()
+
+
 def _remember(value: Any) -> None:
     if isinstance(value, str):
         REDACTOR.add(value)
     elif isinstance(value, dict):
         for item in value.values():
+            _remember(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
             _remember(item)

@@ -1,0 +1,250 @@
+"""A small httpx client for the Zoho CRM v2 API, as the CRM plugin needs it.
+
+It refreshes its access token with the refresh-token grant at ``{accounts_url}/oauth/v2/token``,
+calls the API at the ``api_domain`` the token reply names, refreshes once more when a call
+answers 401 ``INVALID_TOKEN``, and turns the service's failures into the exsync error
+taxonomy: throttling and server trouble are :class:`TransientError` (with ``Retry-After``),
+refused credentials :class:`AuthenticationFailed`, anything else :class:`CrmApiError`.
+One :class:`httpx.Client` with keep-alive serves every call.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from framework.errors import AuthenticationFailed, SyncError, TransientError
+
+PER_PAGE = 200
+MAX_WRITE = 100
+LOGIN_HINT = "Run 'exsync crm login' again with a new refresh token."
+CLIENT_HINT = "Check the client id and client secret of the CRM's OAuth client."
+
+
+class CrmApiError(SyncError):
+    """The CRM refused a call as a whole (``code`` is Zoho's error code)."""
+
+    def __init__(self, message: str, code: str = "", details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details or {}
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing."""
+
+    records: list[dict[str, Any]]
+    more: bool
+
+
+class CrmClient:
+    """Zoho CRM v2 over one keep-alive connection pool; ``verify`` is a CA bundle path or a bool."""
+
+    def __init__(
+        self,
+        accounts_url: str,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        verify: str | bool = True,
+        timeout: float = 60.0,
+    ) -> None:
+        self.accounts_url = accounts_url.rstrip("/")
+        self._grant = {
+            "grant_type": "refresh_token",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "refresh_token": refresh_token,
+        }
+        tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        self._http = httpx.Client(verify=tls, timeout=timeout, trust_env=False)
+        self._token = ""
+        self.api_domain = ""
+
+    def close(self) -> None:
+        self._http.close()
+
+    # auth ---------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Get a new access token with the refresh token; AuthenticationFailed if refused."""
+        reply = self._send("POST", f"{self.accounts_url}/oauth/v2/token", data=self._grant)
+        body = _json(reply)
+        if reply.status_code >= 400 or "error" in body or "access_token" not in body:
+            error = body.get("error") or body.get("code") or f"HTTP {reply.status_code}"
+            hint = CLIENT_HINT if error == "invalid_client" else LOGIN_HINT
+            raise AuthenticationFailed(f"The CRM refused the login ({error}).", hint=hint)
+        self._token = str(body["access_token"])
+        self.api_domain = str(body.get("api_domain") or self.accounts_url).rstrip("/")
+
+    # the generic call ---------------------------------------------------------------------
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        per_record: bool = False,
+    ) -> dict[str, Any]:
+        """Call ``/crm/v2/{path}``; 204 gives ``{}``. With ``per_record``, a 400 that reports
+        each record's outcome in ``data`` is returned instead of raised."""
+        if not self._token:
+            self.refresh()
+        reply = self._api(method, path, params, body, headers)
+        if reply.status_code == 401 and _json(reply).get("code") == "INVALID_TOKEN":
+            self.refresh()
+            reply = self._api(method, path, params, body, headers)
+        return _result(reply, per_record)
+
+    def _api(
+        self, method: str, path: str, params: dict[str, Any] | None, body: Any, headers: dict[str, str] | None
+    ) -> httpx.Response:
+        auth = {"Authorization": f"Zoho-oauthtoken {self._token}", **(headers or {})}
+        return self._send(method, f"{self.api_domain}/crm/v2/{path}", params=params, json=body, headers=auth)
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            reply = self._http.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            raise TransientError(f"The CRM could not be reached ({type(exc).__name__}).") from exc
+        if reply.status_code in (429, 503):
+            raise TransientError(
+                f"The CRM is throttling requests (HTTP {reply.status_code}).",
+                retry_after=_retry_after(reply.headers.get("Retry-After")),
+            )
+        if reply.status_code >= 500:
+            raise TransientError(f"The CRM had a server error (HTTP {reply.status_code}).")
+        return reply
+
+    # org and users ------------------------------------------------------------------------
+    def org(self) -> dict[str, Any]:
+        orgs = self.call("GET", "org").get("org") or [{}]
+        result: dict[str, Any] = orgs[0]
+        return result
+
+    def users(self, kind: str = "AllUsers") -> list[dict[str, Any]]:
+        """Users of ``kind`` (AllUsers, ActiveUsers, AdminUsers, CurrentUser...), every page."""
+        found: list[dict[str, Any]] = []
+        for page in self._pages("users", {"type": kind}, key="users"):
+            found.extend(page.records)
+        return found
+
+    def current_user(self) -> dict[str, Any]:
+        users = self.users("CurrentUser")
+        if not users:
+            raise AuthenticationFailed("The CRM did not say who this login belongs to.", hint=LOGIN_HINT)
+        return users[0]
+
+    # records ------------------------------------------------------------------------------
+    def list_modified(self, module: str, since: datetime | None = None) -> Iterator[Page]:
+        """Pages of ``module``'s records modified at or after ``since`` (all when None), newest first.
+
+        Newest first, a record changed while the pages are read moves to a page already read
+        (it is seen next time) instead of pushing an unread record onto one (missing it)."""
+        headers = {"If-Modified-Since": since.isoformat()} if since else None
+        params = {"sort_by": "Modified_Time", "sort_order": "desc"}
+        return self._pages(module, params, headers=headers)
+
+    def deleted(self, module: str, since: datetime | None = None) -> Iterator[Page]:
+        """Pages of ``module``'s deleted-record entries (id, deleted_time...) since ``since``."""
+        headers = {"If-Modified-Since": since.isoformat()} if since else None
+        return self._pages(f"{module}/deleted", {"type": "all"}, headers=headers)
+
+    def insert(self, module: str, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create up to 100 records; one outcome per record, in order."""
+        return self._write("POST", module, {"data": list(records), "trigger": []})
+
+    def update(self, module: str, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Update up to 100 records (each carries its ``id``); one outcome per record."""
+        return self._write("PUT", module, {"data": list(records), "trigger": []})
+
+    def upsert(
+        self, module: str, records: Sequence[dict[str, Any]], duplicate_check_fields: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Insert or update up to 100 records matched on ``duplicate_check_fields``."""
+        body = {"data": list(records), "duplicate_check_fields": list(duplicate_check_fields), "trigger": []}
+        return self._write("POST", f"{module}/upsert", body)
+
+    def delete(self, module: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Delete up to 100 records; one outcome per id, in order."""
+        _check_size(ids)
+        reply = self.call("DELETE", module, params={"ids": ",".join(ids)}, per_record=True)
+        return _outcomes(reply, len(ids))
+
+    def search(self, module: str, *, email: str) -> list[dict[str, Any]]:
+        """Records of ``module`` whose Email is ``email`` (any case)."""
+        found: list[dict[str, Any]] = []
+        for page in self._pages(f"{module}/search", {"email": email}):
+            found.extend(page.records)
+        return found
+
+    def related_emails(self, module: str, record_id: str) -> list[dict[str, Any]]:
+        """The mail records in the related list "Emails" of a record."""
+        found: list[dict[str, Any]] = []
+        for page in self._pages(f"{module}/{record_id}/Emails", {}):
+            found.extend(page.records)
+        return found
+
+    def _write(self, method: str, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        _check_size(body["data"])
+        return _outcomes(self.call(method, path, body=body, per_record=True), len(body["data"]))
+
+    def _pages(
+        self, path: str, params: dict[str, Any], *, key: str = "data", headers: dict[str, str] | None = None
+    ) -> Iterator[Page]:
+        page = 1
+        while True:
+            reply = self.call("GET", path, params={**params, "page": page, "per_page": PER_PAGE}, headers=headers)
+            records = reply.get(key) or []
+            more = bool((reply.get("info") or {}).get("more_records")) and bool(records)
+            yield Page(records, more)
+            if not more:
+                return
+            page += 1
+
+
+def _result(reply: httpx.Response, per_record: bool) -> dict[str, Any]:
+    if reply.status_code == 204 or not reply.content:
+        return {}
+    body = _json(reply)
+    if reply.status_code < 400 or (per_record and isinstance(body.get("data"), list)):
+        return body
+    code = str(body.get("code") or "")
+    if code in ("INVALID_TOKEN", "AUTHENTICATION_FAILURE", "OAUTH_SCOPE_MISMATCH"):
+        raise AuthenticationFailed(f"The CRM refused the access token ({code}).", hint=LOGIN_HINT)
+    message = str(body.get("message") or reply.reason_phrase)
+    raise CrmApiError(f"The CRM refused the call: {code or reply.status_code} ({message}).", code, body.get("details"))
+
+
+def _outcomes(reply: dict[str, Any], expected: int) -> list[dict[str, Any]]:
+    data = reply.get("data")
+    if not isinstance(data, list) or len(data) != expected:
+        raise CrmApiError(f"The CRM answered {len(data or [])} outcomes for {expected} records.")
+    return data
+
+
+def _check_size(items: Sequence[Any]) -> None:
+    if len(items) > MAX_WRITE:
+        raise ValueError(f"at most {MAX_WRITE} records per call, got {len(items)}")
+
+
+def _json(reply: httpx.Response) -> dict[str, Any]:
+    try:
+        body = reply.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(float(value), 0.0) if value else None
+    except ValueError:
+        return None

@@ -1,0 +1,383 @@
+"""The CRM store: a Zoho CRM v2 org seen by one user, with one side per entity.
+
+Reading. The cursor of a side is JSON ``{"modified": ISO, "deleted": ISO, "edge": {id:
+fingerprint}}``: the latest ``Modified_Time`` seen, the latest ``deleted_time`` seen (null
+before anything was seen) and short digests of the records modified in that latest second.
+No cursor means a full listing (``Changes.full``) of the module, kept to the six-month
+window for dated entities; the deletion mark then starts at the latest modification seen.
+Later reads list records modified since the cursor (``If-Modified-Since``, one second of
+overlap; re-reading is harmless, the engine compares hashes), newest first, and stop at the
+first record the last read ended on, unchanged: Zoho's times have whole seconds, and without
+the edge every record of the latest second would be read again on every run. Then the
+deleted-records listing since the deletion mark. Only records owned by the user count; a
+record that changes hands is reported as deleted to its former owner.
+
+Writing. A batch of at most 100 operations is at most three calls: one insert (Owner set to
+the user), one update, one delete. Each record's outcome is its own: a record Zoho refuses
+is a :class:`RecordRejected` naming the field; deleting a record already gone succeeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from framework.contracts import (
+    Changes,
+    Create,
+    CrmStore,
+    CrmUser,
+    Delete,
+    Item,
+    OrgInfo,
+    Side,
+    Update,
+    Window,
+    WriteOp,
+    WriteResult,
+)
+from framework.errors import AuthenticationFailed, ConfigurationError, RecordRejected, SyncError, SyncStateLost
+from framework.model import Mail, Record
+from framework.state import User
+from plugins.crm.client import CrmApiError, CrmClient
+from plugins.crm.mapping import LINK_FIELD, MAPPINGS, ModuleMapping, Native, parse_time
+
+OVERLAP = timedelta(seconds=1)
+EDGE_MAX = 1000
+LINKED_MODULES = ("Contacts", "Leads")
+
+Adjust = Callable[..., Any]  # the ``exsync_adjust_native`` hook caller
+
+
+@dataclass
+class Cursor:
+    """Where a side's last read ended: the newest modification and deletion seen, and the
+    fingerprints of (up to :data:`EDGE_MAX`) records modified in that newest second."""
+
+    modified: datetime | None = None
+    deleted: datetime | None = None
+    edge: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        try:
+            data = json.loads(text)
+            edge = {str(k): str(v) for k, v in (data.get("edge") or {}).items()}
+            return cls(parse_time(data.get("modified")), parse_time(data.get("deleted")), edge)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise SyncStateLost("The CRM read cursor is not readable; reading everything again.") from exc
+
+    def dump(self) -> str:
+        return json.dumps({"modified": _iso(self.modified), "deleted": _iso(self.deleted), "edge": self.edge})
+
+    def saw(self, native: Native) -> None:
+        """Move the modification mark on to ``native`` if it is the newest seen."""
+        moment = parse_time(native.get("Modified_Time"))
+        if moment is None:
+            return
+        if self.modified is None or moment > self.modified:
+            self.modified, self.edge = moment, {}
+        record_id = str(native["id"])
+        if moment == self.modified and (record_id in self.edge or len(self.edge) < EDGE_MAX):
+            self.edge[record_id] = fingerprint(native)
+
+    def known(self, native: Native) -> bool:
+        """Whether ``native`` is, unchanged, a record the last read ended on."""
+        return self.edge.get(str(native["id"])) == fingerprint(native)
+
+
+def fingerprint(native: Native) -> str:
+    """A short digest of a record as listed (its content, owner and modification time)."""
+    text = json.dumps(native, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class ZohoCrmStore(CrmStore):
+    """A Zoho CRM org through ``client``, for ``user``'s records (None: org questions only)."""
+
+    entities = frozenset(MAPPINGS)
+
+    def __init__(self, client: CrmClient, user: User | None, adjust: Adjust | None = None) -> None:
+        self.client = client
+        self.user = user
+        self._adjust = adjust
+        self._org: OrgInfo | None = None
+
+    def org(self) -> OrgInfo:
+        if self._org is None:
+            data = self.client.org()
+            edition = data.get("edition") or (data.get("license_details") or {}).get("paid_type") or ""
+            self._org = OrgInfo(
+                id=str(data.get("id") or ""),
+                name=str(data.get("company_name") or ""),
+                edition=str(edition),
+                sales_inbox=bool(data.get("sales_inbox_enabled")),
+            )
+        return self._org
+
+    def users(self) -> list[CrmUser]:
+        admins = {str(u.get("id")) for u in self.client.users("AdminUsers")}
+        return [crm_user(u, admins) for u in self.client.users("AllUsers")]
+
+    def current_user(self) -> CrmUser:
+        me = self.client.current_user()
+        admins = {str(u.get("id")) for u in self.client.users("AdminUsers")}
+        return crm_user(me, admins)
+
+    def side(self, entity: str) -> Side:
+        mapping = MAPPINGS.get(entity)
+        if mapping is None:
+            raise ConfigurationError(f"The CRM store does not carry {entity!r}.")
+        if self.user is None:
+            raise ConfigurationError("A CRM side needs the user whose records it holds.")
+        kind = MailSide if entity == "mails" else ModuleSide
+        return kind(self.client, mapping, self.user.crm_id, self._adjust)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def crm_user(resource: dict[str, Any], admin_ids: set[str]) -> CrmUser:
+    """A CRM user from the users listing; admins are those the AdminUsers listing names."""
+    user_id = str(resource.get("id"))
+    return CrmUser(
+        id=user_id,
+        email=str(resource.get("email") or ""),
+        name=str(resource.get("full_name") or ""),
+        role=str((resource.get("role") or {}).get("name") or ""),
+        profile=str((resource.get("profile") or {}).get("name") or ""),
+        is_admin=user_id in admin_ids,
+        active=resource.get("status", "active") == "active",
+    )
+
+
+class ModuleSide(Side):
+    """One entity of one user in one Zoho module."""
+
+    batch_size: ClassVar[int] = 100
+
+    def __init__(self, client: CrmClient, mapping: ModuleMapping, owner_id: str, adjust: Adjust | None) -> None:
+        self.client = client
+        self.mapping = mapping
+        self.module = mapping.module
+        self.owner_id = owner_id
+        self._adjust = adjust
+
+    # reading ------------------------------------------------------------------------------
+    def read(self, cursor: str | None, window: Window) -> Changes:
+        full = cursor is None
+        before = Cursor() if cursor is None else Cursor.parse(cursor)
+        after = Cursor(before.modified, before.deleted, dict(before.edge))
+        since = before.modified - OVERLAP if before.modified and not full else None
+        items: dict[str, Item] = {}
+        gone: set[str] = set()
+        for native in self._modified_since(since, before):
+            after.saw(native)
+            record_id = str(native["id"])
+            if record_id in items or record_id in gone:  # listed twice: the first is the newest
+                continue
+            if self._owned(native):
+                items[record_id] = self._item(native)
+            elif not full:
+                gone.add(record_id)
+        if full:
+            after.deleted = after.modified
+            kept = [i for i in items.values() if self._in_window(i.record, window)]
+            return Changes(kept, [], after.dump(), full=True)
+        after.deleted = self._read_deleted(before.deleted, gone)
+        return Changes(list(items.values()), sorted(gone - items.keys()), after.dump())
+
+    def _modified_since(self, since: datetime | None, last: Cursor) -> Iterator[Native]:
+        """Records modified since ``since``, newest first, up to the first one the last read
+        ended on, unchanged: everything older was read then, as it still is."""
+        for page in self.client.list_modified(self.module, since):
+            for native in page.records:
+                if last.known(native):
+                    return
+                yield native
+
+    def _read_deleted(self, since: datetime | None, gone: set[str]) -> datetime | None:
+        latest = since
+        for page in self.client.deleted(self.module, since - OVERLAP if since else None):
+            for entry in page.records:
+                gone.add(str(entry["id"]))
+                latest = _later(latest, parse_time(entry.get("deleted_time")))
+        return latest
+
+    def _owned(self, native: Native) -> bool:
+        owner = native.get("Owner")
+        return isinstance(owner, dict) and str(owner.get("id")) == self.owner_id
+
+    def _item(self, native: Native) -> Item:
+        return Item(str(native["id"]), self.mapping.from_native(native), str(native.get(LINK_FIELD) or ""))
+
+    def _in_window(self, record: Record, window: Window) -> bool:
+        return self.mapping.dated is None or window.contains(self.mapping.dated(record))
+
+    # writing ------------------------------------------------------------------------------
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        results: list[WriteResult | None] = [None] * len(ops)
+        for kind, call in ((Create, self._create), (Update, self._update), (Delete, self._delete)):
+            indexes = [i for i, op in enumerate(ops) if isinstance(op, kind)]
+            if indexes:
+                for index, result in zip(indexes, self._guarded(call, [ops[i] for i in indexes]), strict=True):
+                    results[index] = result
+        return [r for r in results if r is not None]
+
+    def _guarded(self, call: Callable[[list[Any]], list[WriteResult]], ops: list[Any]) -> list[WriteResult]:
+        """A call's results; a failure of the whole call becomes each of its records' error."""
+        try:
+            return call(ops)
+        except AuthenticationFailed:
+            raise
+        except SyncError as exc:
+            return [WriteResult(error=exc) for _ in ops]
+
+    def _create(self, ops: list[Create]) -> list[WriteResult]:
+        self._prepare([op.record for op in ops])
+        owner = {"id": self.owner_id}
+        payloads = [{**self._payload(op.record, op.link), "Owner": owner} for op in ops]
+        return [self._created(o) for o in self.client.insert(self.module, payloads)]
+
+    def _update(self, ops: list[Update]) -> list[WriteResult]:
+        self._prepare([op.record for op in ops])
+        payloads = [{**self._payload(op.record, op.link), "id": op.id} for op in ops]
+        return [self._updated(o) for o in self.client.update(self.module, payloads)]
+
+    def _delete(self, ops: list[Delete]) -> list[WriteResult]:
+        outcomes = self.client.delete(self.module, [op.id for op in ops])
+        return [
+            WriteResult(id=op.id) if _ok(o) or _field(o) == "id" else WriteResult(error=self._rejected(o))
+            for op, o in zip(ops, outcomes, strict=True)
+        ]
+
+    def _prepare(self, records: list[Record]) -> None:
+        """Look up what the payloads of ``records`` need (nothing for most modules)."""
+
+    def _payload(self, record: Record, link: str) -> Native:
+        native = self._native(record)
+        native[LINK_FIELD] = link or None
+        if self._adjust is not None:
+            self._adjust(entity=self.mapping.entity, side="crm", record=record, native=native)
+        return native
+
+    def _native(self, record: Record) -> Native:
+        return self.mapping.to_native(record)
+
+    def _created(self, outcome: dict[str, Any]) -> WriteResult:
+        return WriteResult(id=_record_id(outcome)) if _ok(outcome) else WriteResult(error=self._rejected(outcome))
+
+    def _updated(self, outcome: dict[str, Any]) -> WriteResult:
+        if _ok(outcome):
+            return WriteResult(id=_record_id(outcome))
+        if _field(outcome) == "id":
+            return WriteResult(error=RecordRejected(f"The {self.module} record no longer exists in the CRM."))
+        return WriteResult(error=self._rejected(outcome))
+
+    def _rejected(self, outcome: dict[str, Any]) -> RecordRejected:
+        details = outcome.get("details") or {}
+        field = details.get("api_name")
+        where = f" in the field {field}" if field else ""
+        limit = f" (at most {details['maximum_length']} characters)" if details.get("maximum_length") else ""
+        reason = outcome.get("message") or "rejected"
+        return RecordRejected(
+            f"The CRM refused the {self.module} record: {outcome.get('code', 'ERROR')}, {reason}{where}{limit}.",
+            hint="Correct the record on the Exchange side; it is tried again on the next run.",
+        )
+
+    # echo ---------------------------------------------------------------------------------
+    def echo(self, record: Record) -> Record:
+        """What reading ``record`` back gives: the mapping's round trip, with the
+        ``exsync_adjust_native`` hook applied as it is on writes."""
+        result: Record = self.mapping.from_native(self._payload(record, ""))
+        return result
+
+
+class MailSide(ModuleSide):
+    """Mails stored as Emails records linked to every Contact and Lead they involve (B21, B23).
+
+    Accounts and Deals show the mails of their contacts in their related list, so linking
+    the people is enough. A mail whose Message-ID is already stored (the same mail in
+    another user's mailbox) is not stored twice: its write succeeds with the existing record.
+    """
+
+    def __init__(self, client: CrmClient, mapping: ModuleMapping, owner_id: str, adjust: Adjust | None) -> None:
+        super().__init__(client, mapping, owner_id, adjust)
+        self._people: dict[str, list[dict[str, str]]] = {}
+
+    def _create(self, ops: list[Create]) -> list[WriteResult]:
+        seen: set[str] = set()
+        unique: list[int] = []
+        for index, op in enumerate(ops):
+            key = _message_id(op.record)
+            if not key or key not in seen:
+                seen.add(key)
+                unique.append(index)
+        results = [_same_mail_twice() for _ in ops]
+        for index, result in zip(unique, super()._create([ops[i] for i in unique]), strict=True):
+            results[index] = result
+        return results
+
+    def _prepare(self, records: list[Record]) -> None:
+        """Look up the Contacts and Leads of every new address, one search per address and module."""
+        addresses = sorted({a for r in records if isinstance(r, Mail) for a in r.addresses()} - self._people.keys())
+        for address in addresses:
+            self._people[address] = [
+                {"module": module, "id": str(found["id"])}
+                for module in LINKED_MODULES
+                for found in self._search(module, address)
+            ]
+
+    def _search(self, module: str, address: str) -> list[dict[str, Any]]:
+        try:
+            return self.client.search(module, email=address)
+        except CrmApiError:  # an address the CRM cannot search for links nothing
+            return []
+
+    def _native(self, record: Record) -> Native:
+        native = super()._native(record)
+        assert isinstance(record, Mail)
+        links = {(link["module"], link["id"]) for a in record.addresses() for link in self._people.get(a, [])}
+        native["Linked_Records"] = [{"module": module, "id": record_id} for module, record_id in sorted(links)]
+        return native
+
+    def _created(self, outcome: dict[str, Any]) -> WriteResult:
+        details = outcome.get("details") or {}
+        if outcome.get("code") == "DUPLICATE_DATA" and details.get("api_name") == "Message_Id" and details.get("id"):
+            return WriteResult(id=str(details["id"]))
+        return super()._created(outcome)
+
+
+def _message_id(record: Record) -> str:
+    assert isinstance(record, Mail)
+    return record.message_id.strip().lower()
+
+
+def _same_mail_twice() -> WriteResult:
+    return WriteResult(error=RecordRejected("Another copy of this mail (same Message-ID) is stored in the same batch."))
+
+
+def _ok(outcome: dict[str, Any]) -> bool:
+    return outcome.get("status") == "success"
+
+
+def _field(outcome: dict[str, Any]) -> str:
+    return str((outcome.get("details") or {}).get("api_name") or "")
+
+
+def _record_id(outcome: dict[str, Any]) -> str:
+    return str((outcome.get("details") or {})["id"])
+
+
+def _later(current: datetime | None, candidate: datetime | None) -> datetime | None:
+    if candidate is None:
+        return current
+    return candidate if current is None or candidate > current else current
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

@@ -1,0 +1,631 @@
+"""The fake identity platform and Graph through the wire: msal and requests, httpx, over TLS."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ssl
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import msal
+import pytest
+import requests
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from fakes.graph import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    EXT_PROPERTY_LINK,
+    REDIRECT_URI,
+    SERVICE_ACCOUNT,
+    TASK_LIST_ID,
+    Authority,
+    GraphApi,
+    new_authority,
+    new_tenant,
+    seed_mailbox,
+    throttle_rule,
+)
+from fakes.server import FakeCA, FakeServer
+from fakes.tenant import Tenant
+
+ALICE = "alice@contoso.example"
+BOB = "bob@contoso.example"
+SCOPES = ["https://graph.microsoft.com/Contacts.ReadWrite", "https://graph.microsoft.com/Tasks.ReadWrite"]
+GRAPH_DEFAULT = ["https://graph.microsoft.com/.default"]
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class Cloud:
+    """One test's tenant, authority and Graph behind the module's two TLS servers."""
+
+    tenant: Tenant
+    passwords: dict[str, str]
+    authority: Authority
+    api: GraphApi
+    login: FakeServer
+    graph: FakeServer
+    ca: FakeCA
+
+    @property
+    def authority_url(self) -> str:
+        return f"{self.login.base_url}/contoso"
+
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        session.verify = str(self.ca.bundle_path)
+        session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+        return session
+
+    def msal_app(
+        self, credential: Any = CLIENT_SECRET, *, client_id: str = CLIENT_ID, cache: msal.TokenCache | None = None
+    ) -> msal.ConfidentialClientApplication:
+        return msal.ConfidentialClientApplication(
+            client_id,
+            client_credential=credential,
+            authority=self.authority_url,
+            instance_discovery=False,
+            http_client=self.session(),
+            token_cache=cache,
+        )
+
+    def client(self, token: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        verify = ssl.create_default_context(cafile=str(self.ca.bundle_path))
+        return httpx.Client(base_url=f"{self.graph.base_url}/v1.0", headers=headers, verify=verify, trust_env=False)
+
+    def app_client(self) -> httpx.Client:
+        return self.client(self.authority.issue_token(CLIENT_ID))
+
+    def user_client(self, user: str = ALICE) -> httpx.Client:
+        return self.client(self.authority.issue_token(CLIENT_ID, user, scopes=["Contacts.ReadWrite"]))
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> FakeCA:
+    return FakeCA(tmp_path_factory.mktemp("graph-ca"))
+
+
+@pytest.fixture(scope="module")
+def servers(ca: FakeCA) -> Iterator[tuple[FakeServer, FakeServer]]:
+    tenant, _ = new_tenant()
+    authority = new_authority(tenant)
+    login = FakeServer(authority, ca=ca).start()
+    graph = FakeServer(GraphApi(tenant, authority), ca=ca).start()
+    yield login, graph
+    login.stop()  # stopping takes half a second, so the servers are shared by the module
+    graph.stop()
+
+
+@pytest.fixture
+def cloud(servers: tuple[FakeServer, FakeServer], ca: FakeCA) -> Cloud:
+    """Fresh state on the shared servers, without fault rules."""
+    tenant, passwords = new_tenant()
+    authority = new_authority(tenant)
+    api = GraphApi(tenant, authority)
+    login, graph = servers
+    login.handler, graph.handler = authority, api
+    login.faults.clear()
+    graph.faults.clear()
+    return Cloud(tenant, passwords, authority, api, login, graph, ca)
+
+
+def sign_in(cloud: Cloud, app: msal.ConfidentialClientApplication, user: str = ALICE) -> dict[str, Any]:
+    """The auth-code flow as a browser would do it, stopping at the redirect."""
+    with warnings.catch_warnings():  # msal recommends form_post; the fake answers in the query
+        warnings.simplefilter("ignore", UserWarning)
+        flow = app.initiate_auth_code_flow(SCOPES, redirect_uri=REDIRECT_URI, login_hint=user)
+    reply = cloud.session().get(flow["auth_uri"], allow_redirects=False)
+    assert reply.status_code == 302
+    query = parse_qs(urlsplit(reply.headers["Location"]).query)
+    result: dict[str, Any] = app.acquire_token_by_auth_code_flow(flow, {k: v[0] for k, v in query.items()})
+    return result
+
+
+def collect(client: httpx.Client, url: str, **headers: str) -> tuple[list[dict[str, Any]], str, int]:
+    """Every value of a paged collection, its deltaLink (or '') and the number of pages."""
+    values: list[dict[str, Any]] = []
+    pages = 0
+    next_url: str | None = url
+    body: dict[str, Any] = {}
+    while next_url:
+        reply = client.get(next_url, headers=headers)
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        values += body["value"]
+        pages += 1
+        next_url = body.get("@odata.nextLink")
+    return values, body.get("@odata.deltaLink", ""), pages
+
+
+def rsa_certificate() -> tuple[str, str]:
+    """A certificate PEM and its private key PEM, RSA as msal needs."""
+    cert = trustme.CA().issue_cert("exsync-cert-app", key_type=trustme.KeyType.RSA)
+    return cert.cert_chain_pems[0].bytes().decode(), cert.private_key_pem.bytes().decode()
+
+
+# identity platform -----------------------------------------------------------------------------
+def test_discovery_document_has_https_endpoints_of_the_server(cloud: Cloud) -> None:
+    doc = cloud.session().get(f"{cloud.authority_url}/v2.0/.well-known/openid-configuration").json()
+
+    assert doc["token_endpoint"] == f"{cloud.authority_url}/oauth2/v2.0/token"
+    assert doc["authorization_endpoint"] == f"{cloud.authority_url}/oauth2/v2.0/authorize"
+    assert doc["issuer"] == f"{cloud.login.base_url}/{cloud.authority.tid}/v2.0"
+
+
+def test_unknown_tenant_is_invalid_tenant(cloud: Cloud) -> None:
+    reply = cloud.session().get(f"{cloud.login.base_url}/fabrikam/v2.0/.well-known/openid-configuration")
+
+    assert reply.status_code == 400
+    assert reply.json()["error"] == "invalid_tenant"
+    assert reply.json()["error_codes"] == [90002]
+
+
+def test_client_credentials_come_from_the_cache_the_second_time(cloud: Cloud) -> None:
+    app = cloud.msal_app()
+
+    first = app.acquire_token_for_client(scopes=GRAPH_DEFAULT)
+    second = app.acquire_token_for_client(scopes=GRAPH_DEFAULT)
+
+    assert first["token_source"] == "identity_provider"
+    assert second["token_source"] == "cache"
+    assert second["access_token"] == first["access_token"]
+    with cloud.client(first["access_token"]) as graph:
+        assert graph.get("/users").status_code == 200
+
+
+def test_wrong_secret_is_invalid_client(cloud: Cloud) -> None:
+    result = cloud.msal_app("not-the-secret").acquire_token_for_client(scopes=GRAPH_DEFAULT)
+
+    assert result["error"] == "invalid_client"
+    assert 7000215 in result["error_codes"]
+
+
+def test_client_credentials_need_a_default_scope(cloud: Cloud) -> None:
+    result = cloud.msal_app().acquire_token_for_client(scopes=["https://graph.microsoft.com/Contacts.Read"])
+
+    assert result["error"] == "invalid_scope"
+
+
+@pytest.mark.parametrize("form", ["thumbprint", "public_certificate"])
+def test_certificate_credentials_are_verified(cloud: Cloud, form: str) -> None:
+    cert_pem, key_pem = rsa_certificate()
+    cloud.authority.register_app("exsync-cert-app", certificate_pem=cert_pem.encode())
+    thumbprint = x509.load_pem_x509_certificate(cert_pem.encode()).fingerprint(hashes.SHA1()).hex()
+    credential = {"private_key": key_pem, form: thumbprint if form == "thumbprint" else cert_pem}
+
+    result = cloud.msal_app(credential, client_id="exsync-cert-app").acquire_token_for_client(scopes=GRAPH_DEFAULT)
+
+    assert "access_token" in result, result
+    assert cloud.authority.validate(result["access_token"]).client_id == "exsync-cert-app"
+
+
+def test_assertion_signed_by_another_key_is_refused(cloud: Cloud) -> None:
+    cert_pem, _ = rsa_certificate()
+    _, other_key = rsa_certificate()
+    cloud.authority.register_app("exsync-cert-app", certificate_pem=cert_pem.encode())
+    thumbprint = x509.load_pem_x509_certificate(cert_pem.encode()).fingerprint(hashes.SHA1()).hex()
+    credential = {"private_key": other_key, "thumbprint": thumbprint}
+
+    result = cloud.msal_app(credential, client_id="exsync-cert-app").acquire_token_for_client(scopes=GRAPH_DEFAULT)
+
+    assert result["error"] == "invalid_client"
+    assert 700027 in result["error_codes"]
+
+
+def test_auth_code_flow_signs_the_user_in(cloud: Cloud) -> None:
+    app = cloud.msal_app()
+
+    result = sign_in(cloud, app)
+
+    assert result["id_token_claims"]["preferred_username"] == ALICE
+    assert result["id_token_claims"]["aud"] == CLIENT_ID
+    assert [a["username"] for a in app.get_accounts()] == [ALICE]
+    with cloud.client(result["access_token"]) as graph:
+        assert graph.get("/me").json()["userPrincipalName"] == ALICE
+
+
+def test_refresh_rotates_and_works_from_a_serialized_cache(cloud: Cloud) -> None:
+    app = cloud.msal_app(cache=msal.SerializableTokenCache())
+    first = sign_in(cloud, app)
+    account = app.get_accounts(username=ALICE)[0]
+
+    refreshed = app.acquire_token_silent(SCOPES, account=account, force_refresh=True)
+    cache = msal.SerializableTokenCache()
+    cache.deserialize(app.token_cache.serialize())
+    restored = cloud.msal_app(cache=cache)
+    again = restored.acquire_token_silent(SCOPES, account=restored.get_accounts(username=ALICE)[0], force_refresh=True)
+    stale = app.acquire_token_by_refresh_token(first["refresh_token"], SCOPES)
+
+    assert refreshed["access_token"] != first["access_token"]
+    assert again["access_token"] not in (first["access_token"], refreshed["access_token"])
+    assert stale["error"] == "invalid_grant"  # rotated away by the first refresh
+    with cloud.client(again["access_token"]) as graph:
+        assert graph.get("/me").json()["mail"] == ALICE
+
+
+def test_revoked_consent_makes_refresh_invalid_grant(cloud: Cloud) -> None:
+    app = cloud.msal_app()
+    sign_in(cloud, app)
+    account = app.get_accounts(username=ALICE)[0]
+
+    cloud.authority.revoke_consent(CLIENT_ID, ALICE)
+    result = app.acquire_token_silent_with_error(SCOPES, account=account, force_refresh=True)
+
+    assert result["error"] == "invalid_grant"
+    assert 65001 in result["error_codes"]
+    assert result["suberror"] == "consent_required"
+
+
+def test_revoked_refresh_tokens_are_invalid_grant(cloud: Cloud) -> None:
+    app = cloud.msal_app()
+    first = sign_in(cloud, app)
+
+    cloud.authority.revoke_refresh_tokens(ALICE)
+    result = app.acquire_token_by_refresh_token(first["refresh_token"], SCOPES)
+
+    assert result["error"] == "invalid_grant"
+    assert 50173 in result["error_codes"]
+
+
+def test_authorize_redirects_unknown_users_with_an_error(cloud: Cloud) -> None:
+    params = {"client_id": CLIENT_ID, "response_type": "code", "redirect_uri": REDIRECT_URI,
+              "scope": "openid", "state": "s1", "login_hint": "nobody@contoso.example"}
+    url = f"{cloud.authority_url}/oauth2/v2.0/authorize"
+
+    reply = cloud.session().get(url, params=params, allow_redirects=False)
+    foreign = cloud.session().get(url, params={**params, "redirect_uri": "https://evil.example/cb"})
+
+    query = parse_qs(urlsplit(reply.headers["Location"]).query)
+    assert reply.headers["Location"].startswith(REDIRECT_URI)
+    assert query["error"] == ["invalid_request"]
+    assert query["state"] == ["s1"]
+    assert foreign.status_code == 400
+
+
+def test_codes_are_single_use_and_bound_to_the_pkce_challenge(cloud: Cloud) -> None:
+    session = cloud.session()
+    verifier = "a-verifier-" * 5
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    redirect = "http://localhost:51234/anything"  # any loopback port and path is allowed
+
+    def new_code() -> str:
+        params = {"client_id": CLIENT_ID, "response_type": "code", "redirect_uri": redirect, "login_hint": BOB,
+                  "scope": "openid offline_access Contacts.Read", "code_challenge": challenge,
+                  "code_challenge_method": "S256"}
+        reply = session.get(f"{cloud.authority_url}/oauth2/v2.0/authorize", params=params, allow_redirects=False)
+        return parse_qs(urlsplit(reply.headers["Location"]).query)["code"][0]
+
+    def redeem(code: str, code_verifier: str) -> requests.Response:
+        form = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "grant_type": "authorization_code",
+                "code": code, "redirect_uri": redirect, "code_verifier": code_verifier}
+        return session.post(f"{cloud.authority_url}/oauth2/v2.0/token", data=form)
+
+    wrong = redeem(new_code(), "not-the-verifier")
+    code = new_code()
+    right = redeem(code, verifier)
+    reused = redeem(code, verifier)
+
+    assert wrong.json()["error_codes"] == [501481]
+    assert right.status_code == 200
+    assert {"access_token", "refresh_token", "id_token", "client_info"} <= right.json().keys()
+    assert reused.json()["error_codes"] == [54005]
+
+
+# Graph: authentication and principals ----------------------------------------------------------
+def test_requests_need_a_valid_unexpired_token(cloud: Cloud) -> None:
+    token = cloud.authority.issue_token(CLIENT_ID)
+    with cloud.client(None) as anonymous, cloud.client("garbage") as garbage, cloud.client(token) as graph:
+        assert graph.get("/users").status_code == 200
+        cloud.authority.expire_access_tokens()
+        replies = [anonymous.get("/users"), garbage.get("/users"), graph.get("/users")]
+
+    assert [r.status_code for r in replies] == [401, 401, 401]
+    error = replies[2].json()["error"]
+    assert error["code"] == "InvalidAuthenticationToken"
+    assert "expired" in error["message"]
+    assert {"date", "request-id", "client-request-id"} <= error["innerError"].keys()
+
+
+def test_users_are_paged_and_projected(cloud: Cloud) -> None:
+    with cloud.app_client() as graph:
+        first = graph.get("/users", params={"$top": "3", "$select": "displayName"}).json()
+        users, _, pages = collect(graph, "/users?$top=3")
+
+    assert len(first["value"]) == 3
+    assert first["@odata.nextLink"].startswith(f"{cloud.graph.base_url}/v1.0/users?")
+    assert all(set(u) == {"id", "displayName"} for u in first["value"])
+    assert pages == 2
+    assert sorted(u["mail"] for u in users) == sorted(cloud.passwords)
+
+
+def test_delegated_tokens_reach_only_their_own_mailbox(cloud: Cloud) -> None:
+    alice_id = cloud.tenant.mailbox(ALICE).user_id
+    with cloud.user_client(ALICE) as graph, cloud.app_client() as app:
+        own = graph.get(f"/users/{alice_id}/contacts")
+        foreign = graph.get(f"/users/{BOB}/contacts")
+        me_app_only = app.get("/me")
+        any_box = app.get(f"/users/{BOB}/contacts")
+
+    assert own.status_code == 200
+    assert foreign.status_code == 403
+    assert foreign.json()["error"]["code"] == "ErrorAccessDenied"
+    assert me_app_only.status_code == 400
+    assert any_box.status_code == 200
+
+
+# Graph: items -------------------------------------------------------------------------------------
+def test_contacts_crud(cloud: Cloud) -> None:
+    with cloud.user_client() as graph:
+        created = graph.post("/me/contacts", json={"givenName": "Ada", "surname": "Lovelace",
+                                                   "emailAddresses": [{"address": "ada@example.org"}]})
+        contact_id = created.json()["id"]
+        patched = graph.patch(f"/me/contacts/{contact_id}", json={"surname": "King"})
+        fetched = graph.get(f"/me/contacts/{contact_id}")
+        deleted = graph.delete(f"/me/contacts/{contact_id}")
+        gone = graph.get(f"/me/contacts/{contact_id}")
+
+    assert created.status_code == 201
+    assert created.json()["displayName"] == "Ada Lovelace"
+    assert patched.json()["changeKey"] != created.json()["changeKey"]
+    assert fetched.json()["surname"] == "King"
+    assert deleted.status_code == 204
+    assert gone.status_code == 404
+    assert gone.json()["error"]["code"] == "ErrorItemNotFound"
+
+
+def test_extended_properties_are_stored_merged_and_expanded(cloud: Cloud) -> None:
+    other = "String {00020329-0000-0000-c000-000000000046} Name other"
+    expand = {"$expand": f"singleValueExtendedProperties($filter=id eq '{EXT_PROPERTY_LINK}')"}
+    with cloud.user_client() as graph:
+        created = graph.post("/me/contacts", json={
+            "givenName": "Grace",
+            "singleValueExtendedProperties": [{"id": EXT_PROPERTY_LINK, "value": "crm:1"}, {"id": other, "value": "x"}],
+        }).json()
+        graph.patch(f"/me/contacts/{created['id']}", json={
+            "singleValueExtendedProperties": [{"id": EXT_PROPERTY_LINK.upper(), "value": "crm:2"}]})
+        plain = graph.get(f"/me/contacts/{created['id']}").json()
+        expanded = graph.get(f"/me/contacts/{created['id']}", params=expand).json()
+        listed = graph.get("/me/contacts", params=expand).json()["value"]
+
+    assert "singleValueExtendedProperties" not in created
+    assert "singleValueExtendedProperties" not in plain
+    assert [p["value"] for p in expanded["singleValueExtendedProperties"]] == ["crm:2"]
+    assert listed[0]["singleValueExtendedProperties"] == expanded["singleValueExtendedProperties"]
+
+
+def test_select_and_filter(cloud: Cloud) -> None:
+    seed_mailbox(cloud.tenant, ALICE, size=30, now=NOW)
+    since = (NOW - timedelta(days=182)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    inbox = cloud.tenant.items(cloud.tenant.mailbox(ALICE), "inbox")
+    expected = sorted(m.id for m in inbox if m.data["receivedDateTime"] >= since)
+    with cloud.app_client() as graph:
+        url = f"/users/{ALICE}/mailFolders/inbox/messages"
+        params = {"$filter": f"receivedDateTime ge {since}", "$select": "subject,receivedDateTime", "$top": "999"}
+        found = graph.get(url, params=params).json()["value"]
+        unsupported = graph.get(url, params={"$filter": "startswith(subject,'a')"})
+        orderby = graph.get(url, params={"$orderby": "subject"})
+
+    assert 0 < len(expected) < len(inbox)
+    assert sorted(m["id"] for m in found) == expected
+    assert all(set(m) <= {"id", "@odata.etag", "subject", "receivedDateTime"} for m in found)
+    assert unsupported.status_code == 400
+    assert orderby.status_code == 400
+
+
+def test_contacts_delta_rounds(cloud: Cloud) -> None:
+    box = cloud.tenant.mailbox(ALICE)
+    ids = [cloud.tenant.create(box, "contacts", {"displayName": f"c{n}"}).id for n in range(25)]
+    with cloud.user_client() as graph:
+        initial, link, pages = collect(graph, "/me/contacts/delta", Prefer="odata.maxpagesize=10")
+        cloud.tenant.update(box, "contacts", ids[0], {"displayName": "changed"})
+        cloud.tenant.delete(box, "contacts", ids[1])
+        added = cloud.tenant.create(box, "contacts", {"displayName": "new"}).id
+        changes, link, _ = collect(graph, link)
+        quiet, link, _ = collect(graph, link)
+        cloud.api.expire_delta_tokens()
+        expired = graph.get(link)
+        via_folder, _, _ = collect(graph, "/me/contactFolders/contacts/contacts/delta")
+
+    assert (len(initial), pages) == (25, 3)
+    assert {c["id"]: c.get("displayName") for c in changes if "@removed" not in c} == {ids[0]: "changed", added: "new"}
+    assert [c for c in changes if "@removed" in c] == [{"id": ids[1], "@removed": {"reason": "deleted"}}]
+    assert quiet == []
+    assert link
+    assert expired.status_code == 410
+    assert expired.json()["error"]["code"] == "SyncStateNotFound"
+    assert len(via_folder) == 25
+
+
+def test_incremental_delta_reads_only_the_change_log(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    box = cloud.tenant.mailbox(ALICE)
+    for n in range(50):
+        cloud.tenant.create(box, "contacts", {"displayName": f"c{n}"})
+    with cloud.user_client() as graph:
+        _, link, _ = collect(graph, "/me/contacts/delta")
+
+        def no_listing(*args: Any) -> None:
+            raise AssertionError("a delta round with a token listed the whole folder")
+
+        monkeypatch.setattr(cloud.tenant, "items", no_listing)
+        quiet = graph.get(link)
+
+    assert quiet.status_code == 200
+    assert quiet.json()["value"] == []
+    assert "@odata.deltaLink" in quiet.json()
+
+
+# Graph: calendar -------------------------------------------------------------------------------
+def _event(subject: str, start: str, end: str, zone: str = "W. Europe Standard Time", **extra: Any) -> dict[str, Any]:
+    return {"subject": subject, "start": {"dateTime": start, "timeZone": zone},
+            "end": {"dateTime": end, "timeZone": zone}, **extra}
+
+
+WEEKLY_JUNE = {
+    "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+    "range": {"type": "endDate", "startDate": "2026-06-01", "endDate": "2026-06-29"},
+}
+JUNE = {"startDateTime": "2026-06-01T00:00:00Z", "endDateTime": "2026-06-22T00:00:00Z"}
+
+
+def test_calendar_view_expands_series_and_answers_in_utc(cloud: Cloud) -> None:
+    with cloud.user_client() as graph:
+        series = graph.post("/me/events", json=_event("standup", "2026-06-01T09:00:00", "2026-06-01T09:15:00",
+                                                      recurrence=WEEKLY_JUNE)).json()
+        graph.post("/me/events", json=_event("review", "2026-06-02T10:00:00", "2026-06-02T11:00:00"))
+        graph.post("/me/events", json=_event("later", "2026-08-01T10:00:00", "2026-08-01T11:00:00"))
+        view = graph.get("/me/calendarView", params=JUNE).json()["value"]
+        instances = graph.get(f"/me/events/{series['id']}/instances", params=JUNE).json()["value"]
+        pacific = graph.get("/me/calendarView", params=JUNE,
+                            headers={"Prefer": 'outlook.timezone="Pacific Standard Time"'}).json()["value"]
+        no_window = graph.get("/me/calendarView")
+
+    assert series["type"] == "seriesMaster"
+    assert [(e["subject"], e["type"]) for e in view] == [
+        ("standup", "occurrence"), ("review", "singleInstance"), ("standup", "occurrence"), ("standup", "occurrence")]
+    assert view[0]["start"] == {"dateTime": "2026-06-01T07:00:00.0000000", "timeZone": "UTC"}
+    assert view[1]["originalStartTimeZone"] == "W. Europe Standard Time"
+    assert [i["seriesMasterId"] for i in instances] == [series["id"]] * 3
+    assert pacific[0]["start"] == {"dateTime": "2026-06-01T00:00:00.0000000", "timeZone": "Pacific Standard Time"}
+    assert no_window.status_code == 400
+
+
+def test_calendar_delta_keeps_its_window_and_reports_series_masters(cloud: Cloud) -> None:
+    with cloud.user_client() as graph:
+        graph.post("/me/events", json=_event("standup", "2026-06-01T09:00:00", "2026-06-01T09:15:00",
+                                             recurrence=WEEKLY_JUNE))
+        inside = graph.post("/me/events", json=_event("review", "2026-06-02T10:00:00", "2026-06-02T11:00:00")).json()
+        outside = graph.post("/me/events", json=_event("later", "2026-08-01T10:00:00", "2026-08-01T11:00:00")).json()
+        initial, link, _ = collect(graph, "/me/calendarView/delta?" + "&".join(f"{k}={v}" for k, v in JUNE.items()))
+        graph.patch(f"/me/events/{outside['id']}", json={"subject": "still later"})
+        graph.delete(f"/me/events/{inside['id']}")
+        changes, _, _ = collect(graph, link)
+        no_window = graph.get("/me/calendarView/delta")
+
+    assert sorted((e["subject"], e["type"]) for e in initial) == [("review", "singleInstance"),
+                                                                  ("standup", "seriesMaster")]
+    assert changes == [{"id": inside["id"], "@removed": {"reason": "deleted"}}]
+    assert no_window.status_code == 400
+
+
+# Graph: To Do and mail -----------------------------------------------------------------------------
+def test_todo_needs_a_delegated_token(cloud: Cloud) -> None:
+    with cloud.user_client() as graph, cloud.app_client() as app:
+        lists = graph.get("/me/todo/lists").json()["value"]
+        tasks = f"/me/todo/lists/{lists[0]['id']}/tasks"
+        created = graph.post(tasks, json={"title": "call Ada"}).json()
+        done = graph.patch(f"{tasks}/{created['id']}", json={"status": "completed"}).json()
+        delta, _, _ = collect(graph, f"{tasks}/delta")
+        app_only = app.get(f"/users/{ALICE}/todo/lists")
+
+    assert lists == [{"id": TASK_LIST_ID, "displayName": "Tasks", "wellknownListName": "defaultList",
+                      "isOwner": True, "isShared": False}]
+    assert (created["status"], done["status"]) == ("notStarted", "completed")
+    assert [t["title"] for t in delta] == ["call Ada"]
+    assert app_only.status_code == 403
+
+
+def test_messages_delta_per_folder_and_attachments(cloud: Cloud) -> None:
+    seed_mailbox(cloud.tenant, ALICE, size=30, now=NOW)
+    with cloud.app_client() as graph:
+        base = f"/users/{ALICE}/mailFolders"
+        inbox, _, pages = collect(graph, f"{base}/inbox/messages/delta", Prefer="odata.maxpagesize=7")
+        sent, _, _ = collect(graph, f"{base}/SentItems/messages/delta")
+        everything, _, _ = collect(graph, f"/users/{ALICE}/messages?$top=50")
+        with_files = next(m for m in inbox if m["hasAttachments"])
+        files = graph.get(f"/users/{ALICE}/messages/{with_files['id']}/attachments").json()["value"]
+        names = graph.get(f"/users/{ALICE}/messages/{with_files['id']}/attachments?$select=name,size").json()
+        as_text = graph.get(f"/users/{ALICE}/messages/{with_files['id']}",
+                            headers={"Prefer": 'outlook.body-content-type="text"'}).json()
+
+    assert (len(inbox), len(sent), pages) == (20, 10, 3)
+    assert {m["parentFolderId"] for m in inbox} == {"inbox"}
+    assert len(everything) == 30
+    assert all(m["internetMessageId"].endswith("@contoso.example>") for m in everything)
+    assert "attachments" not in with_files
+    assert files and all(f["@odata.type"] == "#microsoft.graph.fileAttachment" and f["size"] > 0 for f in files)
+    assert [set(f) for f in names["value"]] == [{"@odata.type", "id", "name", "size"}] * len(files)
+    assert with_files["body"]["contentType"] == "html"
+    assert as_text["body"]["contentType"] == "text"
+    assert "<" not in as_text["body"]["content"]
+
+
+# Graph: batch and throttling ---------------------------------------------------------------------------
+def test_batch_runs_steps_with_their_own_statuses(cloud: Cloud) -> None:
+    twenty = {"requests": [{"id": str(n), "method": "GET", "url": "/me/contacts"} for n in range(20)]}
+    mixed = {"requests": [
+        {"id": "new", "method": "POST", "url": "/me/contacts", "body": {"givenName": "Bo"},
+         "headers": {"Content-Type": "application/json"}},
+        {"id": "missing", "method": "GET", "url": "/me/contacts/AAMknothere"},
+        {"id": "after", "method": "GET", "url": "/me/contacts", "dependsOn": ["missing"]},
+        {"id": "list", "method": "GET", "url": "me/contacts?$select=givenName"},
+    ]}
+    with cloud.user_client() as graph:
+        full = graph.post("/$batch", json=twenty).json()["responses"]
+        too_many = graph.post("/$batch", json={"requests": [*twenty["requests"], {"id": "x", "method": "GET",
+                                                                                  "url": "/me"}]})
+        results = {r["id"]: r for r in graph.post("/$batch", json=mixed).json()["responses"]}
+
+    assert [r["status"] for r in full] == [200] * 20
+    assert too_many.status_code == 400
+    assert {k: r["status"] for k, r in results.items()} == {"new": 201, "missing": 404, "after": 424, "list": 200}
+    assert results["list"]["body"]["value"] == [{"id": results["new"]["body"]["id"], "givenName": "Bo",
+                                                 "@odata.etag": results["new"]["body"]["@odata.etag"]}]
+
+
+def test_batch_steps_can_be_throttled(cloud: Cloud) -> None:
+    cloud.api.throttle_batch_items(1, retry_after=7)
+    steps = {"requests": [{"id": str(n), "method": "GET", "url": "/me"} for n in range(3)]}
+    with cloud.user_client() as graph:
+        responses = graph.post("/$batch", json=steps).json()["responses"]
+
+    assert [r["status"] for r in responses] == [429, 200, 200]
+    assert responses[0]["headers"]["Retry-After"] == "7"
+    assert responses[0]["body"]["error"]["code"] == "TooManyRequests"
+
+
+def test_fault_rule_throttles_like_graph(cloud: Cloud) -> None:
+    cloud.graph.faults.add(throttle_rule(retry_after=2, times=1))
+    with cloud.user_client() as graph:
+        throttled = graph.get("/me")
+        retried = graph.get("/me")
+
+    assert throttled.status_code == 429
+    assert throttled.headers["Retry-After"] == "2"
+    assert throttled.json()["error"]["code"] == "TooManyRequests"
+    assert retried.status_code == 200
+
+
+# seeding ------------------------------------------------------------------------------------------------
+def test_new_tenant_and_seeded_mailbox() -> None:
+    tenant, passwords = new_tenant()
+    box = tenant.mailbox(ALICE)
+    seed_mailbox(tenant, box, size=40, seed=3, now=NOW)
+    twin, _ = new_tenant()
+    seed_mailbox(twin, ALICE, size=40, seed=3, now=NOW)
+    messages = tenant.items(box, "inbox") + tenant.items(box, "sentitems")
+    half_year_ago = (NOW - timedelta(days=182)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    events = [e.data for e in tenant.items(box, "calendar")]
+
+    assert sorted(passwords) == sorted([ALICE, BOB, "carol@contoso.example", SERVICE_ACCOUNT])
+    assert tenant.mailbox(SERVICE_ACCOUNT).can_impersonate
+    assert passwords[ALICE] == tenant.mailbox(ALICE).password
+    counts = {f: len(tenant.items(box, f)) for f in ("contacts", "calendar", "tasks")}
+    assert counts == {"contacts": 40, "calendar": 20, "tasks": 20}
+    assert len(messages) == 40
+    assert any(m.data["receivedDateTime"] < half_year_ago for m in messages)
+    assert any(m.data["receivedDateTime"] >= half_year_ago for m in messages)
+    assert any(m.data["hasAttachments"] for m in messages)
+    assert sum(1 for e in events if e.get("recurrence")) == 2
+    assert any(e["isAllDay"] for e in events)
+    assert [c.data for c in tenant.items(box, "contacts")] == [
+        c.data for c in twin.items(twin.mailbox(ALICE), "contacts")]

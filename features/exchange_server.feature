@@ -83,5 +83,5 @@ Feature: Exchange Server over EWS
     Given exsync is installed in an Enterprise org
     And the administrator authenticates EWS with impersonation
     When the administrator chooses individual EWS credentials
-    Then the command fails with "only once"
+    Then the command fails with "cannot be changed"
     And the auth status says "impersonation"

@@ -17,7 +17,7 @@ Feature: What a standard user may do
     Given exsync is installed in an Enterprise org for "all"
     And the administrator chooses individual EWS credentials
     When "sam.standard" stores EWS credentials for "sofia.sales"
-    Then the command fails with "own"
+    Then the command fails with "Only a CRM administrator"
 
   @B32
   Scenario: A user opens the dashboard and reads their mails, but cannot change settings

@@ -131,7 +131,7 @@ class Engine:
             finally:
                 crm.close()
                 exchange.close()
-        if report.outcome == "ok" and any(e.outcome == "failed" for e in report.entities.values()):
+        if report.outcome == "ok" and any(e.outcome in ("failed", "partial") for e in report.entities.values()):
             report.outcome = "partial"
         self._finish(report)
         return report
@@ -185,6 +185,8 @@ class Engine:
         job = _Job(self, user, entity, {"crm": crm.side(entity), "exchange": exchange.side(entity)}, report, progress)
         try:
             job.run(dry_run, force)
+            if report.errors:
+                report.outcome = "partial"
         except (TransientError, RecordRejected, SyncStateLost, MassDeleteRefused) as exc:
             report.outcome = "failed"
             report.errors.append(exc.message)

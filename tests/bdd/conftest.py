@@ -14,6 +14,7 @@ from pytest_bdd import given, parsers, then, when
 from world import ADMIN, World, address
 
 from fakes.cloud import NO_RIGHT_ACCOUNT, FakeCloud, Options
+from fakes.ews.versions import SERVER_VERSIONS
 from framework.state import audit_table
 
 
@@ -134,7 +135,7 @@ def ews_disabled(world: World) -> None:
 
 @given(parsers.parse('the Exchange server announces version "{version}"'))
 def ews_version(world: World, version: str) -> None:
-    world.cloud.ews.version = version
+    world.cloud.ews.version = SERVER_VERSIONS[version]
 
 
 @given("the administrator chooses individual EWS credentials")

@@ -1,0 +1,259 @@
+"""One mailbox through Microsoft Graph: contacts, events, To Do tasks (read/write) and mails (read).
+
+Every side reads with delta queries (the cursor is the ``@odata.deltaLink``, so an unchanged
+mailbox costs one request) and writes through JSON ``$batch`` of 20. Writes carry the
+counterpart's id in a single-value extended property, read back into :attr:`Item.link`.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from framework.contracts import Changes, Create, Delete, Item, Side, Store, Update, Window, WriteOp, WriteResult
+from framework.errors import ConfigurationError, RecordRejected
+from framework.model import Event, Record
+from plugins.graph import mapping
+from plugins.graph.client import BATCH_LIMIT, BatchRequest, BatchResponse, GraphClient, Json
+
+PAGE_SIZE = 999  # the largest page Graph serves
+UTC_PREFER = 'outlook.timezone="UTC", outlook.body-content-type="text"'
+MAIL_FOLDERS = ("inbox", "sentitems")
+MAIL_SELECT = "internetMessageId,subject,from,toRecipients,ccRecipients,sentDateTime,body,hasAttachments"
+EVENT_HORIZON = timedelta(days=730)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _id(item_id: str) -> str:
+    """A Graph id as a path segment (ids are URL-safe base64, perhaps with '=' padding)."""
+    return quote(item_id, safe="=")
+
+
+class GraphSide(Side):
+    """A read/write side over one Graph collection that has a delta function."""
+
+    batch_size: ClassVar[int] = BATCH_LIMIT
+    entity: ClassVar[str]
+
+    def __init__(self, client: GraphClient, mailbox: str, hook: Any) -> None:
+        self.client = client
+        self.mailbox = mailbox
+        self.hook = hook
+
+    # reading ------------------------------------------------------------------------------------
+    @abstractmethod
+    def collection(self) -> str:
+        """The path items are created in (``/me/contacts``)."""
+
+    def first_delta(self, window: Window) -> tuple[str, dict[str, str]]:
+        """The delta URL and parameters that start a full round."""
+        return f"{self.collection()}/delta", {"$expand": mapping.LINK_EXPAND}
+
+    def read(self, cursor: str | None, window: Window) -> Changes:
+        url, params = (cursor, None) if cursor else self.first_delta(window)
+        round_ = self.client.delta(url, params, page_size=PAGE_SIZE, headers={"Prefer": UTC_PREFER})
+        items = [self.item(resource) for resource in round_.items]
+        return Changes([i for i in items if i is not None], round_.removed, round_.delta_link, full=cursor is None)
+
+    def item(self, resource: Json) -> Item | None:
+        record = mapping.FROM_GRAPH[self.entity](resource)
+        return Item(str(resource["id"]), record, mapping.link_of(resource))
+
+    def echo(self, record: Record) -> Record:
+        return mapping.echo(self.entity, record)
+
+    # writing ------------------------------------------------------------------------------------
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        requests: list[BatchRequest | WriteResult] = [self._request(op) for op in ops]
+        outgoing = [r for r in requests if isinstance(r, BatchRequest)]
+        answers = iter(self.client.batch(outgoing))
+        return [
+            r if isinstance(r, WriteResult) else self._result(op, next(answers))
+            for op, r in zip(ops, requests, strict=True)
+        ]
+
+    def _request(self, op: WriteOp) -> BatchRequest | WriteResult:
+        if isinstance(op, Delete):
+            return BatchRequest("DELETE", f"{self.collection()}/{_id(op.id)}")
+        try:
+            payload = mapping.to_graph(self.entity, op.record, create=isinstance(op, Create))
+        except RecordRejected as exc:
+            return WriteResult(error=exc)
+        self.hook.exsync_adjust_native(entity=self.entity, side="exchange", record=op.record, native=payload)
+        mapping.with_link(payload, op.link)
+        if isinstance(op, Create):
+            return BatchRequest("POST", self.collection(), payload)
+        return BatchRequest("PATCH", f"{self.collection()}/{_id(op.id)}", payload)
+
+    def _result(self, op: WriteOp, answer: BatchResponse) -> WriteResult:
+        if isinstance(op, Delete):  # already gone counts as deleted
+            ok = answer.error is None or answer.status == 404
+            return WriteResult(op.id) if ok else WriteResult(error=answer.error)
+        if answer.error is not None:
+            return WriteResult(error=answer.error)
+        self.written(op.record, answer.body)
+        return WriteResult(str(answer.body.get("id") or (op.id if isinstance(op, Update) else "")) or None)
+
+    def written(self, record: Record, resource: Json) -> None:
+        """Note what Graph answered for a record just written (for :meth:`echo`)."""
+
+
+class ContactsSide(GraphSide):
+    """The mailbox's default contacts folder."""
+
+    entity = "contacts"
+
+    def collection(self) -> str:
+        return f"{self.mailbox}/contacts"
+
+
+class EventsSide(GraphSide):
+    """The default calendar, from the window's start to two years ahead; a series is one record."""
+
+    entity = "events"
+
+    def collection(self) -> str:
+        return f"{self.mailbox}/events"
+
+    def first_delta(self, window: Window) -> tuple[str, dict[str, str]]:
+        params = {
+            "startDateTime": _iso(window.since),
+            "endDateTime": _iso(datetime.now(UTC) + EVENT_HORIZON),
+            "$expand": mapping.LINK_EXPAND,
+        }
+        return f"{self.mailbox}/calendarView/delta", params
+
+    def __init__(self, client: GraphClient, mailbox: str, hook: Any) -> None:
+        super().__init__(client, mailbox, hook)
+        self._uids: dict[Record, str] = {}
+
+    def written(self, record: Record, resource: Json) -> None:
+        """Graph assigns an event's iCalUId itself: remember it, reading back will give it."""
+        if resource.get("iCalUId"):
+            self._uids[record] = str(resource["iCalUId"])
+
+    def echo(self, record: Record) -> Record:
+        back = super().echo(record)
+        uid = self._uids.get(record)
+        return replace(back, ical_uid=uid) if uid and isinstance(back, Event) else back
+
+    def item(self, resource: Json) -> Item | None:
+        if resource.get("type") in ("occurrence", "exception"):
+            return None  # a series travels as its master only
+        return super().item(resource)
+
+
+class TasksSide(GraphSide):
+    """The default Microsoft To Do list; the cursor remembers the list with the deltaLink."""
+
+    entity = "tasks"
+
+    def __init__(self, client: GraphClient, mailbox: str, hook: Any) -> None:
+        super().__init__(client, mailbox, hook)
+        self._list_id = ""
+
+    def collection(self) -> str:
+        if not self._list_id:
+            self._list_id = self._default_list()
+        return f"{self.mailbox}/todo/lists/{_id(self._list_id)}/tasks"
+
+    def _default_list(self) -> str:
+        for todo_list in self.client.pages(f"{self.mailbox}/todo/lists"):
+            if todo_list.get("wellknownListName") == "defaultList":
+                return str(todo_list["id"])
+        raise ConfigurationError("The mailbox has no default Microsoft To Do list.")
+
+    def read(self, cursor: str | None, window: Window) -> Changes:
+        state = json.loads(cursor) if cursor else {}
+        self._list_id = state.get("list", self._list_id)
+        changes = super().read(state.get("delta"), window)
+        changes.cursor = json.dumps({"list": self._list_id, "delta": changes.cursor})
+        return changes
+
+
+class MailsSide(Side):
+    """Inbox and sent items, read only: mails are written to the CRM, never to Exchange."""
+
+    batch_size: ClassVar[int] = BATCH_LIMIT
+
+    def __init__(self, client: GraphClient, mailbox: str) -> None:
+        self.client = client
+        self.mailbox = mailbox
+
+    def read(self, cursor: str | None, window: Window) -> Changes:
+        links: dict[str, str] = json.loads(cursor) if cursor else {}
+        items: list[Item] = []
+        removed: list[str] = []
+        for folder in MAIL_FOLDERS:
+            if folder in links:
+                url, params = links[folder], None
+            else:
+                url = f"{self.mailbox}/mailFolders/{folder}/messages/delta"
+                params = {"$select": MAIL_SELECT, "$filter": f"receivedDateTime ge {_iso(window.since)}"}
+            round_ = self.client.delta(url, params, page_size=PAGE_SIZE, headers={"Prefer": UTC_PREFER})
+            attachments = self._attachments([m for m in round_.items if m.get("hasAttachments")])
+            items += [
+                Item(str(m["id"]), mapping.mail_from_graph(m, folder, attachments.get(str(m["id"]))))
+                for m in round_.items
+            ]
+            removed += round_.removed
+            links[folder] = round_.delta_link
+        return Changes(items, removed, json.dumps(links, sort_keys=True), full=cursor is None)
+
+    def _attachments(self, messages: list[Json]) -> dict[str, list[Json]]:
+        """Names and sizes of the attachments of ``messages``, fetched 20 messages per $batch."""
+        found: dict[str, list[Json]] = {}
+        for start in range(0, len(messages), BATCH_LIMIT):
+            chunk = messages[start : start + BATCH_LIMIT]
+            requests = [
+                BatchRequest("GET", f"{self.mailbox}/messages/{_id(str(m['id']))}/attachments?$select=name,size")
+                for m in chunk
+            ]
+            for message, answer in zip(chunk, self.client.batch(requests), strict=True):
+                if answer.error is not None:
+                    raise answer.error
+                found[str(message["id"])] = list(answer.body.get("value") or [])
+        return found
+
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        error = RecordRejected("Mails are read from Exchange only; exsync never writes them there.")
+        return [WriteResult(error=error) for _ in ops]
+
+    def echo(self, record: Record) -> Record:
+        return mapping.echo("mails", record)
+
+
+class GraphStore(Store):
+    """One mailbox (``/me`` or ``/users/{address}``) through one :class:`GraphClient`."""
+
+    entities = frozenset({"contacts", "events", "tasks", "mails"})
+
+    def __init__(self, client: GraphClient, mailbox: str, hook: Any) -> None:
+        self.client = client
+        self.mailbox = mailbox if mailbox == "/me" else f"/users/{quote(mailbox.removeprefix('/users/'), safe='@')}"
+        self.hook = hook
+        self._sides: dict[str, Side] = {}
+
+    def side(self, entity: str) -> Side:
+        if entity not in self._sides:
+            self._sides[entity] = self._make(entity)
+        return self._sides[entity]
+
+    def _make(self, entity: str) -> Side:
+        sides: dict[str, type[GraphSide]] = {"contacts": ContactsSide, "events": EventsSide, "tasks": TasksSide}
+        if entity == "mails":
+            return MailsSide(self.client, self.mailbox)
+        if entity not in sides:
+            raise ConfigurationError(f"Microsoft Graph does not carry {entity!r}.")
+        return sides[entity](self.client, self.mailbox, self.hook)
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,298 @@
+"""The EWS store: one exchangelib Account, and a side per entity.
+
+Reading uses SyncFolderItems (the folder's sync state is the cursor, 512 changes per call, the
+most EWS allows), so a run costs what changed, not what the mailbox holds. Writing sends one
+CreateItem, UpdateItem or DeleteItem call per batch of up to 100 items; an item the server
+refuses gets its own error result while the rest of the batch goes through.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar, TypeVar
+
+from exchangelib import Account, CalendarItem, ItemId
+from exchangelib import Contact as NativeContact
+from exchangelib import Message as NativeMessage
+from exchangelib import Task as NativeTask
+from exchangelib import errors as ews_errors
+from exchangelib.items import ALL_OCCURRENCES, ALWAYS_OVERWRITE, HARD_DELETE, SAVE_ONLY, SEND_TO_NONE
+from exchangelib.services import CreateItem, DeleteItem, UpdateItem
+
+from framework.contracts import Changes, Create, Delete, Item, Side, Store, Update, Window, WriteOp, WriteResult
+from framework.errors import AuthenticationFailed, ConfigurationError, RecordRejected, SyncError, SyncStateLost
+from framework.model import Event, Record
+from plugins.ews import mapping
+
+T = TypeVar("T")
+Translate = Callable[[Exception], SyncError]
+Adjust = Callable[[str, Record, Any], None]
+
+BATCH = 100
+MAX_CHANGES = 512  # the most SyncFolderItems returns per call
+MAIL_FOLDERS = {"inbox": "inbox", "sentitems": "sent"}  # canonical folder -> exchangelib Account attribute
+_AUTH_ERRORS = (
+    ews_errors.UnauthorizedError,
+    ews_errors.ErrorImpersonateUserDenied,
+    ews_errors.ErrorImpersonationDenied,
+    ews_errors.ErrorNonExistentMailbox,
+    ews_errors.ErrorAccessDenied,
+)
+
+
+class _CreateItem(CreateItem):
+    """CreateItem answering every refused item with its own error instead of failing the batch."""
+
+    ERRORS_TO_CATCH_IN_RESPONSE = (ews_errors.ResponseMessageError,)
+
+
+class _UpdateItem(UpdateItem):
+    """UpdateItem answering every refused item with its own error instead of failing the batch."""
+
+    ERRORS_TO_CATCH_IN_RESPONSE = (ews_errors.ResponseMessageError,)
+
+
+class _DeleteItem(DeleteItem):
+    """DeleteItem answering every refused item with its own error instead of failing the batch."""
+
+    ERRORS_TO_CATCH_IN_RESPONSE = (ews_errors.ResponseMessageError,)
+
+
+class EwsStore(Store):
+    """An open EWS connection to one mailbox; ``close`` returns exchangelib's connections."""
+
+    entities: ClassVar[frozenset[str]] = frozenset({"contacts", "tasks", "events", "mails"})
+
+    def __init__(
+        self, account: Account, *, translate: Translate, adjust: Adjust, release: Callable[[Any], None]
+    ) -> None:
+        self.account = account
+        self.translate = translate
+        self.adjust = adjust
+        self._release = release
+        self._sides: dict[str, Side] = {}
+
+    def side(self, entity: str) -> Side:
+        if entity not in self.entities:
+            raise ConfigurationError(f"The EWS store does not carry {entity!r}.")
+        if entity not in self._sides:
+            self._sides[entity] = MailSide(self) if entity == "mails" else FolderSide(self, entity)
+        return self._sides[entity]
+
+    def guard(self, call: Callable[[], T]) -> T:
+        """Run ``call``, turning exchangelib's failures into the engine's errors."""
+        try:
+            return call()
+        except ews_errors.EWSError as exc:
+            raise self.translate(exc) from exc
+
+    def close(self) -> None:
+        self._release(self.account.protocol.config)
+
+
+def _sync(folder: Any, cursor: str | None) -> Iterator[tuple[str, Any]]:
+    """Every change of ``folder`` since ``cursor`` (None: every item); the new state lands on the folder."""
+    folder.item_sync_state = None  # exchangelib falls back to the folder's last state when cursor is None
+    for change in folder.sync_items(sync_state=cursor, max_changes_returned=MAX_CHANGES):
+        if isinstance(change, Exception):
+            raise change
+        yield change
+
+
+class FolderSide(Side):
+    """Contacts, tasks or the calendar of one mailbox."""
+
+    batch_size = BATCH
+    FOLDERS: ClassVar[dict[str, str]] = {"contacts": "contacts", "tasks": "tasks", "events": "calendar"}
+    NATIVE: ClassVar[dict[str, type]] = {"contacts": NativeContact, "tasks": NativeTask, "events": CalendarItem}
+
+    def __init__(self, store: EwsStore, entity: str) -> None:
+        self.store = store
+        self.entity = entity
+        self.to_native, self.from_native, self.fields = mapping.MAPPERS[entity]
+        self.native_cls: Any = self.NATIVE[entity]
+
+    @property
+    def account(self) -> Account:
+        return self.store.account
+
+    def folder(self) -> Any:
+        return getattr(self.account, self.FOLDERS[self.entity])
+
+    # reading -----------------------------------------------------------------------------------
+    def read(self, cursor: str | None, window: Window) -> Changes:
+        return self.store.guard(lambda: self._read(cursor, window))
+
+    def _read(self, cursor: str | None, window: Window) -> Changes:
+        folder = self.folder()
+        items: list[Item] = []
+        deleted: list[str] = []
+        for kind, native in _sync(folder, cursor):
+            if kind == "delete":
+                deleted.append(native.id)
+            elif kind in ("create", "update") and isinstance(native, self.native_cls):
+                record = self.from_native(native)
+                if self._in_window(record, window):
+                    items.append(Item(native.id, record, mapping.read_link(native)))
+        return Changes(items, deleted, folder.item_sync_state, full=cursor is None)
+
+    def _in_window(self, record: Record, window: Window) -> bool:
+        """Calendar items that ended before the window are skipped, unless they recur (B24)."""
+        if not isinstance(record, Event) or record.recurrence:
+            return True
+        return window.contains(record.end or record.start)
+
+    def echo(self, record: Record) -> Record:
+        try:
+            return self.from_native(self.to_native(record))
+        except ValueError:
+            return record
+
+    # writing -----------------------------------------------------------------------------------
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        results: list[WriteResult | None] = [None] * len(ops)
+        creates = [(i, op) for i, op in enumerate(ops) if isinstance(op, Create)]
+        updates = [(i, op) for i, op in enumerate(ops) if isinstance(op, Update)]
+        deletes = [(i, op) for i, op in enumerate(ops) if isinstance(op, Delete)]
+        self._send(results, self._natives(creates, results), self._create)
+        self._send(results, self._natives(updates, results), self._update)
+        self._send(results, [(i, ItemId(id=op.id)) for i, op in deletes], self._delete)
+        return [r if r is not None else WriteResult(error=RecordRejected("not written")) for r in results]
+
+    def _natives(self, ops: list[tuple[int, Any]], results: list[WriteResult | None]) -> list[tuple[int, Any]]:
+        """Each op's exchangelib item, checked locally; a record Exchange cannot hold is rejected here."""
+        natives = []
+        for index, op in ops:
+            try:
+                native = self._native(op)
+            except (ValueError, TypeError) as exc:
+                results[index] = WriteResult(error=RecordRejected(f"Exchange cannot hold this record: {exc}"))
+                continue
+            natives.append((index, native))
+        return natives
+
+    def _native(self, op: Create | Update) -> Any:
+        native = self.to_native(op.record)
+        native.account = self.account
+        setattr(native, mapping.LINK_FIELD, op.link or None)
+        if isinstance(op, Update):
+            native._id = ItemId(id=op.id)
+        self.store.adjust(self.entity, op.record, native)
+        if isinstance(op, Update):
+            _UpdateItem(account=self.account)._change_elem(target=native, fieldnames=self._update_fields())
+        else:
+            native.to_xml(version=self.account.version)
+        return native
+
+    def _update_fields(self) -> list[str]:
+        return [*self.fields, mapping.LINK_FIELD]
+
+    def _send(
+        self, results: list[WriteResult | None], batch: list[tuple[int, Any]], call: Callable[[list[Any]], list[Any]]
+    ) -> None:
+        """One EWS call for the batch; each answer becomes that op's result."""
+        if not batch:
+            return
+        try:
+            answers = self.store.guard(lambda: call([native for _, native in batch]))
+        except AuthenticationFailed:
+            raise
+        except SyncError as exc:
+            for index, _ in batch:
+                results[index] = WriteResult(error=exc)
+            return
+        for (index, native), answer in zip(batch, answers, strict=True):
+            results[index] = self._result(native, answer)
+
+    def _result(self, native: Any, answer: Any) -> WriteResult:
+        if isinstance(answer, ews_errors.ErrorItemNotFound) and isinstance(native, ItemId):
+            return WriteResult(id=native.id)  # already gone: the delete is done
+        if isinstance(answer, _AUTH_ERRORS):
+            raise self.store.translate(answer)
+        if isinstance(answer, ews_errors.ErrorServerBusy):
+            return WriteResult(error=self.store.translate(answer))
+        if isinstance(answer, Exception):
+            return WriteResult(error=RecordRejected(f"Exchange refused the item: {type(answer).__name__}: {answer}"))
+        if isinstance(native, ItemId):
+            return WriteResult(id=native.id)
+        item_id = answer[0] if isinstance(answer, tuple) else answer.id
+        return WriteResult(id=item_id)
+
+    def _create(self, natives: list[Any]) -> list[Any]:
+        service = _CreateItem(account=self.account, chunk_size=BATCH)
+        return list(
+            service.call(
+                items=natives,
+                folder=self.folder(),
+                message_disposition=SAVE_ONLY,
+                send_meeting_invitations=SEND_TO_NONE,
+            )
+        )
+
+    def _update(self, natives: list[Any]) -> list[Any]:
+        fields = self._update_fields()
+        service = _UpdateItem(account=self.account, chunk_size=BATCH)
+        return list(
+            service.call(
+                items=[(native, fields) for native in natives],
+                conflict_resolution=ALWAYS_OVERWRITE,
+                message_disposition=SAVE_ONLY,
+                send_meeting_invitations_or_cancellations=SEND_TO_NONE,
+                suppress_read_receipts=True,
+            )
+        )
+
+    def _delete(self, ids: list[Any]) -> list[Any]:
+        service = _DeleteItem(account=self.account, chunk_size=BATCH)
+        return list(
+            service.call(
+                items=ids,
+                delete_type=HARD_DELETE,
+                send_meeting_cancellations=SEND_TO_NONE,
+                affected_task_occurrences=ALL_OCCURRENCES,
+                suppress_read_receipts=True,
+            )
+        )
+
+
+class MailSide(Side):
+    """Inbox and sent items, read only; the cursor is the JSON of both folders' sync states."""
+
+    batch_size = BATCH
+
+    def __init__(self, store: EwsStore) -> None:
+        self.store = store
+
+    def read(self, cursor: str | None, window: Window) -> Changes:
+        states = self._states(cursor)
+        return self.store.guard(lambda: self._read(states, window))
+
+    @staticmethod
+    def _states(cursor: str | None) -> dict[str, str | None]:
+        if cursor is None:
+            return dict.fromkeys(MAIL_FOLDERS)
+        try:
+            states = json.loads(cursor)
+            return {name: states[name] for name in MAIL_FOLDERS}
+        except (ValueError, KeyError, TypeError):
+            raise SyncStateLost("The stored mail cursor is not readable.") from None
+
+    def _read(self, states: dict[str, str | None], window: Window) -> Changes:
+        items: list[Item] = []
+        deleted: list[str] = []
+        new_states: dict[str, str | None] = {}
+        for name, state in states.items():
+            folder = getattr(self.store.account, MAIL_FOLDERS[name])
+            for kind, native in _sync(folder, state):
+                if kind == "delete":
+                    deleted.append(native.id)
+                elif kind in ("create", "update") and isinstance(native, NativeMessage):
+                    items.append(Item(native.id, mapping.mail_from_native(native, name), mapping.read_link(native)))
+            new_states[name] = folder.item_sync_state
+        full = all(state is None for state in states.values())
+        return Changes(items, deleted, json.dumps(new_states, sort_keys=True), full=full)
+
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        refused = RecordRejected("Mails are only read from Exchange, never written to it.")
+        return [WriteResult(error=refused) for _ in ops]

@@ -10,31 +10,37 @@ from rich.panel import Panel
 from rich.table import Table
 
 from framework.cli_support import console
-from framework.engine import RunReport
+from framework.engine import RunReport, SideCounts
 
-COUNT_KEYS = ("created", "updated", "deleted", "skipped", "errors")
+def summary_tables(reports: Sequence[RunReport]) -> list[Table]:
+    """Per user, one row per entity: what was written to each side, conflicts, skips, errors."""
+    return [_user_table(report) for report in reports]
 
 
-def summary_table(reports: Sequence[RunReport]) -> Table:
-    """One row per user, entity and side: created, updated, deleted, conflicts, skipped, errors."""
-    table = Table(title="Sync summary")
-    for column in ("user", "entity", "written to", *COUNT_KEYS, "conflicts", "note"):
-        table.add_column(column, justify="right" if column in COUNT_KEYS or column == "conflicts" else "left")
-    for report in reports:
-        if not report.entities:
-            table.add_row(report.user.email, "-", "-", *([""] * 6), report.error)
-        for name, entity in report.entities.items():
-            for side, counts in entity.sides.items():
-                note = entity.skipped_reason or "; ".join(entity.errors[:2])
-                table.add_row(
-                    report.user.email,
-                    name,
-                    side,
-                    *(str(getattr(counts, key)) for key in COUNT_KEYS),
-                    str(entity.conflicts) if side == "crm" else "",
-                    note if side == "crm" else "",
-                )
+def _user_table(report: RunReport) -> Table:
+    title = f"{report.user.email}: {report.outcome}" + (" (dry run)" if report.dry_run else "")
+    table = Table(title=title, caption="+created ~updated -deleted", title_justify="left")
+    for column in ("entity", "to CRM", "to Exchange", "conflicts", "skipped", "errors"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("note", overflow="fold")
+    if not report.entities:
+        table.add_row("-", "", "", "", "", "", report.error)
+    for name, entity in report.entities.items():
+        crm, exchange = entity.sides["crm"], entity.sides["exchange"]
+        table.add_row(
+            name,
+            _written(crm),
+            _written(exchange),
+            str(entity.conflicts),
+            str(crm.skipped + exchange.skipped),
+            str(crm.errors + exchange.errors),
+            entity.skipped_reason or "; ".join(entity.errors[:3]),
+        )
     return table
+
+
+def _written(counts: SideCounts) -> str:
+    return f"+{counts.created} ~{counts.updated} -{counts.deleted}"
 
 
 def print_dashboard(data: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from framework.context import Context
 from framework.engine import Engine
 from framework.engine import Progress as ProgressCallback
 from framework.errors import ConfigurationError, UsageError
-from framework.report import summary_table
+from framework.report import summary_tables
 from framework.settings import ENTITY_NAMES
 from framework.state import User
 
@@ -39,7 +39,9 @@ def sync(ctx: Context, user_keys: tuple[str, ...], entities: tuple[str, ...], dr
     if json_mode():
         emit([r.as_dict() for r in reports])
     else:
-        console.print(summary_table(reports))
+        console.print("Sync summary")
+        for table in summary_tables(reports):
+            console.print(table)
         if dry_run:
             console.print("Dry run: nothing was written.")
     ctx.audit.record("sync-now", "ok", actor=actor.email, users=len(users), dry_run=dry_run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -54,17 +55,20 @@ def serve(size: int, seed: int, edition: str, sales_inbox: bool, ews_version: st
             console.print("Serving; press Ctrl+C to stop.")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
     finally:
         cloud.stop()
 
 
 @click.command()
-@click.option("--exchange", type=click.Choice(["ews", "graph"]), default="ews", show_default=True,
-              help="Exchange Server over EWS (impersonation) or Microsoft 365 over Graph (client credentials).")
+@click.option(
+    "--exchange",
+    type=click.Choice(["ews", "graph"]),
+    default="ews",
+    show_default=True,
+    help="Exchange Server over EWS (impersonation) or Microsoft 365 over Graph (client credentials).",
+)
 @click.option("--size", default=25, show_default=True, help="Records to seed per module and mailbox folder.")
 @click.option("--seed", default=1, show_default=True, help="Faker seed.")
 @click.option("--keep", is_flag=True, help="Keep the demo's state directory and print where it is.")

@@ -12,6 +12,7 @@ from rich.table import Table
 from framework.cli_support import console
 from framework.engine import RunReport, SideCounts
 
+
 def summary_tables(reports: Sequence[RunReport]) -> list[Table]:
     """Per user, one row per entity: what was written to each side, conflicts, skips, errors."""
     return [_user_table(report) for report in reports]

@@ -234,10 +234,14 @@ def mailbox_task(world: World, user: str, title: str, days: int) -> None:
     world.cloud.tenant.create(_box(world, user), "tasks", data)
 
 
-@given(parsers.re(r'the mailbox of "(?P<user>[\w.]+)" has an event "(?P<subject>[^"]+)" (?P<when>\d+ days ago|in \d+ days)'))
+EVENT_AT = r'the mailbox of "(?P<user>[\w.]+)" has an event "(?P<subject>[^"]+)" (?P<when>\d+ days ago|in \d+ days)'
+
+
+@given(parsers.re(EVENT_AT))
 def mailbox_event(world: World, user: str, subject: str, when: str) -> None:
     days = int("".join(c for c in when if c.isdigit()))
-    start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=-days if "ago" in when else days)
+    now = datetime.now(UTC).replace(microsecond=0, second=0, minute=0)
+    start = now + timedelta(days=-days if "ago" in when else days)
     data = {
         "subject": subject,
         "start": _graph_time(start),
@@ -307,7 +311,12 @@ def crm_contact(world: World, name: str, email: str, user: str) -> None:
     world.cloud.crm.insert("Contacts", {"First_Name": first, "Last_Name": last, "Email": email}, _crm_user(world, user))
 
 
-@given(parsers.parse('the CRM has a contact "{name}" with e-mail "{email}" at the account "{account}" with the deal "{deal}"'))
+CONTACT_AT_ACCOUNT = (
+    'the CRM has a contact "{name}" with e-mail "{email}" at the account "{account}" with the deal "{deal}"'
+)
+
+
+@given(parsers.parse(CONTACT_AT_ACCOUNT))
 def crm_contact_with_account(world: World, name: str, email: str, account: str, deal: str) -> None:
     owner = _crm_user(world, ADMIN)
     crm = world.cloud.crm
@@ -320,8 +329,12 @@ def crm_contact_with_account(world: World, name: str, email: str, account: str, 
     )
     crm.insert(
         "Deals",
-        {"Deal_Name": deal, "Stage": "Qualification", "Account_Name": {"id": acct["id"]},
-         "Contact_Name": {"id": contact["id"]}},
+        {
+            "Deal_Name": deal,
+            "Stage": "Qualification",
+            "Account_Name": {"id": acct["id"]},
+            "Contact_Name": {"id": contact["id"]},
+        },
         owner,
     )
 
@@ -376,7 +389,12 @@ def crm_has_no_mail(world: World, subject: str) -> None:
     assert not _crm_find(world, "Emails", "Subject", subject)
 
 
-@then(parsers.re(r'the mail "(?P<subject>[^"]+)" is listed in the CRM under the (?P<kind>contact|account|deal|lead) "(?P<key>[^"]+)"'))
+MAIL_LISTED = (
+    r'the mail "(?P<subject>[^"]+)" is listed in the CRM under the (?P<kind>contact|account|deal|lead) "(?P<key>[^"]+)"'
+)
+
+
+@then(parsers.re(MAIL_LISTED))
 def mail_listed_under(world: World, subject: str, kind: str, key: str) -> None:
     module, field = {
         "contact": ("Contacts", "Email"),
@@ -450,8 +468,13 @@ def old_audit_entry(world: World, days: int) -> None:
     with world.state.transaction() as conn:
         conn.execute(
             audit_table.insert().values(
-                at=datetime.now(UTC) - timedelta(days=days), actor="someone", user_id="", entity="",
-                action="ancient", outcome="ok", detail="{}",
+                at=datetime.now(UTC) - timedelta(days=days),
+                actor="someone",
+                user_id="",
+                entity="",
+                action="ancient",
+                outcome="ok",
+                detail="{}",
             )
         )
 
@@ -472,7 +495,7 @@ def needs_attention(world: World, user: str) -> None:
     assert rows[address(user)]["needs_attention"], rows[address(user)]
 
 
-@then(parsers.parse("the JSON output's recent run for \"{user}\" created {count:d} contact in the CRM"))
+@then(parsers.parse('the JSON output\'s recent run for "{user}" created {count:d} contact in the CRM'))
 def dashboard_run(world: World, user: str, count: int) -> None:
     runs = [r for r in world.json()["recent_runs"] if r["user"] == address(user)]
     assert runs[0]["entities"]["contacts"]["crm"]["created"] == count

@@ -63,8 +63,16 @@ class World:
         token = self.cloud.crm_refresh_token(email)
         result = self.invoke(
             [
-                "crm", "login", "--accounts-url", self.cloud.crm_url, "--client-id", CLIENT_ID,
-                "--client-secret", CLIENT_SECRET, "--refresh-token", token,
+                "crm",
+                "login",
+                "--accounts-url",
+                self.cloud.crm_url,
+                "--client-id",
+                CLIENT_ID,
+                "--client-secret",
+                CLIENT_SECRET,
+                "--refresh-token",
+                token,
             ]
         )
         assert result.exit_code == 0, result.output
@@ -83,8 +91,14 @@ class World:
         return json.loads(self.last.stdout)
 
     # authentication -------------------------------------------------------------------------
-    def ews_impersonation(self, *, email: str = SERVICE_ACCOUNT, password: str = SERVICE_PASSWORD,
-                          endpoint: str | None = None, trust_ca: bool = True) -> Result:
+    def ews_impersonation(
+        self,
+        *,
+        email: str = SERVICE_ACCOUNT,
+        password: str = SERVICE_PASSWORD,
+        endpoint: str | None = None,
+        trust_ca: bool = True,
+    ) -> Result:
         return self.run(
             ADMIN,
             f"exsync auth ews --impersonation --endpoint {endpoint or self.cloud.ews_url} --email {email} "

@@ -190,12 +190,32 @@ def _starts_with(prefix: str) -> Any:
     return sa.func.substr(name, 1, len(prefix)) == prefix if prefix else sa.true()
 
 
+#: in a dict stored in the vault, values under keys naming one of these are secrets;
+#: the rest (user names, URLs, client ids) may be shown
+SECRET_KEY_WORDS = ("password", "secret", "token", "key", "cache", "assertion", "credential")
+
+
 def _remember(value: Any) -> None:
+    """Teach the redactor the secrets in ``value``: a string whole, a dict by its key names."""
+    if isinstance(value, str):
+        REDACTOR.add(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if any(word in str(key).lower() for word in SECRET_KEY_WORDS):
+                _remember_all(item)
+            elif isinstance(item, dict | list | tuple):
+                _remember(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _remember(item)
+
+
+def _remember_all(value: Any) -> None:
     if isinstance(value, str):
         REDACTOR.add(value)
     elif isinstance(value, dict):
         for item in value.values():
-            _remember(item)
+            _remember_all(item)
     elif isinstance(value, list | tuple):
         for item in value:
-            _remember(item)
+            _remember_all(item)

@@ -1,0 +1,368 @@
+"""One handler per EWS operation, as exchangelib.services has one class per operation.
+
+A handler takes the :class:`Context` of the request and the operation element from the SOAP body,
+and returns the ``<Operation>ResponseMessage`` elements. Per-item failures become error response
+messages while the other items of the request still succeed, as in Exchange.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from xml.etree import ElementTree as ET
+from xml.etree.ElementTree import Element
+
+from fakes.ews.convert import (
+    KIND_BY_FOLDER,
+    KIND_BY_TAG,
+    MESSAGE,
+    Kind,
+    build_item,
+    patch_between,
+    render_id,
+    updated_item,
+)
+from fakes.ews.folders import FOLDERS, FolderInfo, children, render_folder
+from fakes.ews.restrict import Candidate, in_window, matches, sort_candidates
+from fakes.ews.soap import EwsError, el, error_message, local, m, sub, success_message, t, text_of
+from fakes.ews.store import Renderer, Shape, Snapshots
+from fakes.ews.sync import CreationIndex, SyncState, next_page
+from fakes.ews.values import ews_datetime, parse_ews_datetime
+from fakes.tenant import Item, Mailbox, Tenant, TenantError
+
+Handler = Callable[["Context", Element], list[Element]]
+_T = TypeVar("_T")
+
+_ITEM_ID = re.compile(r"^AAMk[0-9a-f]{32}$")
+_DEFAULT_FOLDER = {"Contact": "contacts", "CalendarItem": "calendar", "Task": "tasks", "Message": "inbox"}
+_WRONG_FOLDER = {
+    "Contact": "ErrorCannotCreateContactInNonContactFolder",
+    "CalendarItem": "ErrorCannotCreateCalendarItemInNonCalendarFolder",
+    "Task": "ErrorCannotCreateTaskInNonTaskFolder",
+    "Message": "ErrorCannotCreatePostItemInNonMailFolder",
+}
+MAX_SYNC_CHANGES = 512
+
+
+@dataclass
+class Context:
+    """What a handler needs: the tenant, the acting mailbox and the API's caches and settings."""
+
+    tenant: Tenant
+    mailbox: Mailbox
+    renderer: Renderer
+    snapshots: Snapshots
+    creations: CreationIndex
+    generation: int
+    find_cap: int
+
+    def mailbox_for(self, address: str | None) -> Mailbox:
+        """The mailbox ``address`` names, if the acting user may open it."""
+        if not address:
+            return self.mailbox
+        box = self.tenant.mailbox(address)
+        if box is not self.mailbox:
+            raise EwsError("ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+        return box
+
+    def folder(self, ref: Element) -> tuple[Mailbox, FolderInfo]:
+        """The mailbox and folder a DistinguishedFolderId or FolderId element names."""
+        if local(ref.tag) == "DistinguishedFolderId":
+            name = ref.get("Id", "")
+            address = text_of(ref.find(f"{t('Mailbox')}/{t('EmailAddress')}")) or None
+        else:
+            address, _, name = ref.get("Id", "").rpartition(":")
+            if not address:
+                raise EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
+        box = self.mailbox_for(address)
+        if name not in FOLDERS:
+            raise EwsError("ErrorFolderNotFound", "The specified folder could not be found in the store.")
+        return box, FOLDERS[name]
+
+    def item(self, ref: Element) -> Item:
+        """The item an ItemId element names, in the acting mailbox."""
+        if local(ref.tag) != "ItemId" or not _ITEM_ID.match(ref.get("Id", "")):
+            raise EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
+        return self.tenant.find(self.mailbox, ref.get("Id", ""))
+
+
+def _answer_each(operation: str, action: Callable[[Element], list[Element]], nodes: list[Element]) -> list[Element]:
+    """One response message per request element: ``action(node)``'s elements, or the error it raised."""
+    return [_answer(operation, action, node) for node in nodes]
+
+
+def _answer(operation: str, action: Callable[[Element], list[Element]], node: Element) -> Element:
+    try:
+        elements = action(node)
+    except (EwsError, TenantError) as error:
+        return error_message(operation, _as_ews_error(error))
+    message = success_message(operation)
+    message.extend(elements)
+    return message
+
+
+def _as_ews_error(error: EwsError | TenantError) -> EwsError:
+    return error if isinstance(error, EwsError) else EwsError(error.code, error.message)
+
+
+def _container(tag: str, *elements: Element) -> Element:
+    node = el(tag)
+    node.extend(elements)
+    return node
+
+
+def _children(request: Element, tag: str) -> list[Element]:
+    node = request.find(m(tag))
+    return list(node) if node is not None else []
+
+
+# folders -------------------------------------------------------------------------------------------
+def get_folder(ctx: Context, request: Element) -> list[Element]:
+    """GetFolder: the distinguished folders, by DistinguishedFolderId or FolderId."""
+
+    def one(ref: Element) -> list[Element]:
+        box, info = ctx.folder(ref)
+        return [_container(m("Folders"), render_folder(ctx.tenant, box, info))]
+
+    return _answer_each("GetFolder", one, _children(request, "FolderIds"))
+
+
+def find_folder(ctx: Context, request: Element) -> list[Element]:
+    """FindFolder: subfolders (Shallow or Deep), paged by IndexedPageFolderView."""
+    deep = request.get("Traversal") == "Deep"
+    view = request.find(m("IndexedPageFolderView"))
+
+    def one(ref: Element) -> list[Element]:
+        box, info = ctx.folder(ref)
+        found = children(info.name, deep)
+        page, offset, last = _page(found, view, len(found))
+        root = el(m("RootFolder"), IndexedPagingOffset=str(offset), TotalItemsInView=str(len(found)))
+        root.set("IncludesLastItemInRange", "true" if last else "false")
+        sub(root, t("Folders")).extend(render_folder(ctx.tenant, box, f) for f in page)
+        return [root]
+
+    return _answer_each("FindFolder", one, _children(request, "ParentFolderIds"))
+
+
+def _page(entries: list[_T], view: Element | None, cap: int) -> tuple[list[_T], int, bool]:
+    """One IndexedPageView page of ``entries``: the page, the next offset and whether it is the last."""
+    total = len(entries)
+    if view is None:
+        return entries[:cap], min(cap, total), cap >= total
+    offset = int(view.get("Offset", "0"))
+    size = min(int(view.get("MaxEntriesReturned", str(cap))), cap)
+    if view.get("BasePoint") == "End":
+        stop = max(total - offset, 0)
+        return entries[max(stop - size, 0) : stop], offset + min(size, stop), stop <= size
+    page = entries[offset : offset + size]
+    return page, offset + len(page), offset + len(page) >= total
+
+
+# FindItem ------------------------------------------------------------------------------------------
+def find_item(ctx: Context, request: Element) -> list[Element]:
+    """FindItem: restriction, sort order, IndexedPageItemView paging (capped) or CalendarView."""
+    shape = Shape.parse(request.find(m("ItemShape")))
+
+    def one(ref: Element) -> list[Element]:
+        if request.find(m("QueryString")) is not None:
+            raise EwsError("ErrorUnsupportedQueryFilter", "The fake EWS does not support QueryString (AQS).")
+        box, info = ctx.folder(ref)
+        found = _query(ctx, box, info, request)
+        calendar_view = request.find(m("CalendarView"))
+        if calendar_view is not None:
+            return [_calendar_page(ctx, box, found, calendar_view, shape)]
+        page, offset, last = _page(found, request.find(m("IndexedPageItemView")), ctx.find_cap)
+        root = el(m("RootFolder"), IndexedPagingOffset=str(offset), TotalItemsInView=str(len(found)))
+        root.set("IncludesLastItemInRange", "true" if last else "false")
+        sub(root, t("Items")).extend(ctx.renderer.shaped(box, c.item, shape) for c in page)
+        return [root]
+
+    return _answer_each("FindItem", one, _children(request, "ParentFolderIds"))
+
+
+def _calendar_page(ctx: Context, box: Mailbox, found: list[Candidate], view: Element, shape: Shape) -> Element:
+    limit = int(view.get("MaxEntriesReturned", str(len(found))))
+    page = found[:limit]
+    root = el(m("RootFolder"), TotalItemsInView=str(len(found)))
+    root.set("IncludesLastItemInRange", "true" if len(page) == len(found) else "false")
+    sub(root, t("Items")).extend(ctx.renderer.shaped(box, c.item, shape) for c in page)
+    return root
+
+
+def _query(ctx: Context, box: Mailbox, info: FolderInfo, request: Element) -> list[Candidate]:
+    """The folder's items matching the request's restriction and calendar view, sorted (cached)."""
+    if not info.holds_items:
+        return []
+    restriction = request.find(m("Restriction"))
+    order = request.find(m("SortOrder"))
+    view = request.find(m("CalendarView"))
+    key = tuple(ET.tostring(node) if node is not None else b"" for node in (restriction, order, view))
+    log = box.log[info.name]
+    version = log[-1].seq if log else 0
+
+    def build() -> list[Candidate]:
+        items = sorted(box.folders[info.name].values(), key=lambda i: (i.created, i.id))
+        found = ctx.renderer.candidates(box, items)
+        if view is not None:
+            start, end = (parse_ews_datetime(view.get(a, "")) for a in ("StartDate", "EndDate"))
+            found = [c for c in found if in_window(c.item.data, start, end)]
+        if restriction is not None and len(restriction):
+            found = [c for c in found if matches(restriction[0], c)]
+        sort_candidates(found, order)
+        return found
+
+    return ctx.snapshots.get((box.user_id, info.name, *key), version, build)
+
+
+# items ---------------------------------------------------------------------------------------------
+def get_item(ctx: Context, request: Element) -> list[Element]:
+    """GetItem: full items (and requested extended properties) for each ItemId."""
+    shape = Shape.parse(request.find(m("ItemShape")))
+
+    def one(ref: Element) -> list[Element]:
+        return [_container(m("Items"), ctx.renderer.shaped(ctx.mailbox, ctx.item(ref), shape))]
+
+    return _answer_each("GetItem", one, _children(request, "ItemIds"))
+
+
+def create_item(ctx: Context, request: Element) -> list[Element]:
+    """CreateItem: save each item (SavedItemFolderId or its default folder), or send messages."""
+    saved = request.find(m("SavedItemFolderId"))
+    target = saved[0] if saved is not None and len(saved) else None
+    disposition = request.get("MessageDisposition", "SaveOnly")
+
+    def one(elem: Element) -> list[Element]:
+        kind = KIND_BY_TAG.get(local(elem.tag))
+        if kind is None:
+            raise EwsError("ErrorInvalidItemForOperationCreateItem", f"Cannot create {local(elem.tag)} items.")
+        box, folder = _target_folder(ctx, kind, target, disposition)
+        data = build_item(kind, elem, box)
+        if kind is MESSAGE and disposition != "SaveOnly":
+            _send(ctx, data, box, folder if disposition == "SendAndSaveCopy" else None)
+            return [el(m("Items"))]
+        item = ctx.tenant.create(box, folder, data)
+        return [_container(m("Items"), render_id(kind, item))]
+
+    return _answer_each("CreateItem", one, _children(request, "Items"))
+
+
+def _target_folder(ctx: Context, kind: Kind, target: Element | None, disposition: str) -> tuple[Mailbox, str]:
+    if target is None:
+        default = "sentitems" if disposition == "SendAndSaveCopy" else _DEFAULT_FOLDER[kind.tag]
+        return ctx.mailbox, default
+    box, info = ctx.folder(target)
+    if KIND_BY_FOLDER.get(info.name) is not kind:
+        raise EwsError(_WRONG_FOLDER[kind.tag], f"A {kind.tag} cannot be created in folder {info.name!r}.")
+    return box, info.name
+
+
+def _send(ctx: Context, data: dict[str, Any], sender: Mailbox, copy_folder: str | None) -> None:
+    """Deliver a message to the recipients that have tenant mailboxes; keep a copy when asked."""
+    now = ews_datetime(datetime.now(UTC))
+    sent = {**data, "isDraft": False, "sentDateTime": now, "receivedDateTime": now}
+    for key in ("toRecipients", "ccRecipients", "bccRecipients"):
+        for recipient in data.get(key) or []:
+            address = recipient["emailAddress"]["address"]
+            try:
+                box = ctx.tenant.mailbox(address)
+            except TenantError:
+                continue  # an external recipient: the message leaves the organisation
+            ctx.tenant.create(box, "inbox", {**sent, "isRead": False, "bccRecipients": []})
+    if copy_folder:
+        ctx.tenant.create(sender, copy_folder, sent)
+
+
+def update_item(ctx: Context, request: Element) -> list[Element]:
+    """UpdateItem: Set/Append/DeleteItemField per ItemChange; NeverOverwrite checks the change key."""
+    never_overwrite = request.get("ConflictResolution") == "NeverOverwrite"
+
+    def one(change: Element) -> list[Element]:
+        ref = change[0]
+        item = ctx.item(ref)
+        stale = ref.get("ChangeKey") not in (None, item.change_key)
+        if never_overwrite and stale:
+            raise EwsError(
+                "ErrorIrresolvableConflict",
+                "The send or update operation could not be performed "
+                "because the change key passed in the request does not match the current change key "
+                "for the item.",
+            )
+        kind = KIND_BY_FOLDER[item.folder]
+        updates = change.find(t("Updates"))
+        new = updated_item(kind, item.data, updates if updates is not None else el(t("Updates")), ctx.mailbox)
+        item = ctx.tenant.update(ctx.mailbox, item.folder, item.id, patch_between(item.data, new))
+        conflicts = _container(m("ConflictResults"), el(m("Count"), "0"))
+        return [_container(m("Items"), render_id(kind, item)), conflicts]
+
+    return _answer_each("UpdateItem", one, _children(request, "ItemChanges"))
+
+
+def delete_item(ctx: Context, request: Element) -> list[Element]:
+    """DeleteItem: every DeleteType removes the item from the tenant."""
+
+    def one(ref: Element) -> list[Element]:
+        item = ctx.item(ref)
+        ctx.tenant.delete(ctx.mailbox, item.folder, item.id)
+        return []
+
+    return _answer_each("DeleteItem", one, _children(request, "ItemIds"))
+
+
+# SyncFolderItems -----------------------------------------------------------------------------------
+def sync_folder_items(ctx: Context, request: Element) -> list[Element]:
+    """SyncFolderItems: the next page of changes after the sync state (see :mod:`fakes.ews.sync`)."""
+    shape = Shape.parse(request.find(m("ItemShape")))
+    try:
+        message = _sync(ctx, request, shape)
+    except (EwsError, TenantError) as error:
+        message = error_message("SyncFolderItems", _as_ews_error(error))
+        sub(message, m("SyncState"))
+        sub(message, m("IncludesLastItemInRange"), "true")
+    return [message]
+
+
+def _sync(ctx: Context, request: Element, shape: Shape) -> Element:
+    ref = _children(request, "SyncFolderId")[0]
+    box, info = ctx.folder(ref)
+    text = text_of(request.find(m("SyncState")))
+    if text:
+        state = SyncState.decode(text, ctx.generation, box.address, info.name)
+    else:
+        state = SyncState(ctx.generation, box.address, info.name, 0, 0)
+    limit = min(int(text_of(request.find(m("MaxChangesReturned")), "100")), MAX_SYNC_CHANGES)
+    ignore = {i.get("Id", "") for i in _children(request, "Ignore")}
+    page = next_page(ctx.tenant, ctx.creations, box, state, limit, ignore)
+    message = success_message("SyncFolderItems")
+    sub(message, m("SyncState"), page.state.encode())
+    sub(message, m("IncludesLastItemInRange"), "true" if page.last else "false")
+    changes = sub(message, m("Changes"))
+    for change in page.changes:
+        node = sub(changes, t(change.kind))
+        if change.item is None:
+            sub(node, t("ItemId"), Id=change.item_id, ChangeKey="AAAAAA==")
+        else:
+            node.append(ctx.renderer.shaped(box, change.item, shape))
+    return message
+
+
+# ConvertId -----------------------------------------------------------------------------------------
+def convert_id(ctx: Context, request: Element) -> list[Element]:
+    """Only what exchangelib's version probe needs: every id is reported as malformed."""
+    malformed = EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
+    return [error_message("ConvertId", malformed) for _ in _children(request, "SourceIds")]
+
+
+HANDLERS: dict[str, Handler] = {
+    "GetFolder": get_folder,
+    "FindFolder": find_folder,
+    "FindItem": find_item,
+    "GetItem": get_item,
+    "CreateItem": create_item,
+    "UpdateItem": update_item,
+    "DeleteItem": delete_item,
+    "SyncFolderItems": sync_folder_items,
+    "ConvertId": convert_id,
+}

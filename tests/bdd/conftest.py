@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from pytest_bdd import given, parsers, then, when
-from world import ADMIN, World, address
 
-from fakes.cloud import NO_RIGHT_ACCOUNT, FakeCloud, Options
+from fakes.cloud import NO_RIGHT_ACCOUNT, Options
 from fakes.ews.versions import SERVER_VERSIONS
+from fakes.harness import ADMIN, World, address
 from framework.state import audit_table
-
-
-@pytest.fixture(scope="session")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeCloud]:
-    with FakeCloud(tmp_path_factory.mktemp("fakes")) as running:
-        yield running
-
-
-@pytest.fixture
-def world(cloud: FakeCloud, tmp_path: Path) -> World:
-    cloud.reset()
-    return World(cloud, tmp_path)
 
 
 # -- the org ------------------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""The acceptance suite's world: the fakes, a state database, and the CLI as people run it."""
+"""Drive exsync against the fakes as an administrator would: the acceptance suite's world.
+
+A :class:`World` is one scenario: the fake cloud, a fresh state database, and the result of
+every command run through the real CLI (in-process, with click's test runner).
+"""
 
 from __future__ import annotations
 

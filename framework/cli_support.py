@@ -62,7 +62,7 @@ def emit(
     else:
         table = Table(title=title or None)
         for column in columns:
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*(_cell(v) for v in row))
     console.print(table)

@@ -438,6 +438,11 @@ def _create_engine(url: str) -> Engine:
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         with engine.connect():
             pass
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"The database driver for {_safe_url(url)} is not installed ({exc.name}).",
+            hint="Install it (e.g. 'pip install psycopg2-binary' and use postgresql+psycopg2://...).",
+        ) from exc
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, sa.exc.DBAPIError, ValueError, OSError) as exc:
         raise ConfigurationError(
             f"Cannot open the state database {_safe_url(url)}: {exc.__class__.__name__}",

@@ -39,8 +39,16 @@ def plugins(ctx: Context) -> None:
     emit(
         data,
         title="Plugins",
-        columns=["plugin", "module", "distribution", "provides", "hooks"],
-        rows=[(d["name"], d["module"], f"{d['distribution']} {d['version']}", d["provides"], d["hooks"]) for d in data],
+        columns=["plugin", "distribution", "provides", "hooks"],
+        rows=[
+            (
+                f"{d['name']} ({d['module']})",
+                f"{d['distribution']} {d['version']}",
+                d["provides"],
+                [h.removeprefix("exsync_") for h in d["hooks"]],
+            )
+            for d in data
+        ],
     )
 
 
@@ -52,6 +60,7 @@ def _provided_names(ctx: Context) -> dict[str, list[str]]:
         "crm": ctx.hook.exsync_crm_connectors,
         "entity": ctx.hook.exsync_entities,
         "policy": ctx.hook.exsync_conflict_policies,
+        "command": ctx.hook.exsync_cli_commands,
     }
     for kind, caller in hooks.items():
         for impl in caller.get_hookimpls():

@@ -25,8 +25,11 @@ from framework.state import User
 @click.option("--entity", "entities", multiple=True, type=click.Choice(ENTITY_NAMES), help="Only this entity.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
 @click.option("--force", is_flag=True, help="Go ahead even when a run would delete more than the allowed share.")
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 32), help="Users synced at once.")
 @pass_ctx
-def sync(ctx: Context, user_keys: tuple[str, ...], entities: tuple[str, ...], dry_run: bool, force: bool) -> None:
+def sync(
+    ctx: Context, user_keys: tuple[str, ...], entities: tuple[str, ...], dry_run: bool, force: bool, concurrency: int
+) -> None:
     """Sync now: every enabled user, every enabled entity, by the settings."""
     actor = ctx.require_admin("sync")
     settings = ctx.settings
@@ -35,7 +38,8 @@ def sync(ctx: Context, user_keys: tuple[str, ...], entities: tuple[str, ...], dr
     ctx.auth_provider()  # fails early, with a hint, when no authentication is set up
     users = _users_to_sync(ctx, user_keys)
     with _progress() as progress:
-        reports = Engine(ctx).run(users, list(entities) or None, dry_run=dry_run, force=force, progress=progress)
+        engine = Engine(ctx, concurrency=concurrency)
+        reports = engine.run(users, list(entities) or None, dry_run=dry_run, force=force, progress=progress)
     if json_mode():
         emit([r.as_dict() for r in reports])
     else:

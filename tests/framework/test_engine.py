@@ -217,3 +217,21 @@ def test_random_edit_histories_converge_and_one_way_never_writes_the_source(hist
     before = (crm.writes, exchange.writes)
     org.sync(force=True)
     assert (crm.writes, exchange.writes) == before
+
+
+def test_users_synced_concurrently_each_get_their_own_records(tmp_path):
+    from framework.engine import Engine
+    from framework.state import User
+
+    org = make_org(f"sqlite:///{tmp_path}/state.db")
+    users = [User(f"u{n}", f"user{n}@example.com", enabled=True) for n in range(1, 6)]
+    org.ctx.state.upsert_users(users)
+    for user in users:
+        for n in range(8):
+            org.world.side("crm", user.crm_id, "contacts").put(Contact(last_name=f"{user.crm_id}-{n}"))
+    reports = Engine(org.ctx, sleep=lambda _s: None, concurrency=3).run(users)
+    assert [r.outcome for r in reports] == ["ok"] * 5
+    for user in users:
+        exchange = org.world.side("exchange", user.crm_id, "contacts")
+        assert sorted(r.last_name for r, _ in exchange.records.values()) == [f"{user.crm_id}-{n}" for n in range(8)]
+        assert len(org.ctx.state.pairs(user.crm_id, "contacts")) == 8

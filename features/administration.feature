@@ -35,6 +35,15 @@ Feature: User management, status and audit
     And the JSON status of "sam.standard" has result "" and last run "never"
 
   @B27
+  Scenario: With an interval set, sync --watch runs on schedule and the status shows the next run
+    Given an org synced over "graph"
+    And the administrator runs "exsync settings set --interval 15"
+    When the administrator runs "exsync sync --watch --rounds 1"
+    Then the command succeeds
+    When the administrator runs "exsync --json status"
+    Then the JSON status of "amelia.admin" has its next run in 15 minutes
+
+  @B27
   Scenario: A record the other side rejects shows up as an open error and is retried
     Given an org synced over "graph"
     And the mailbox of "amelia.admin" has a contact "Zed" with e-mail "not-an-address"

@@ -9,7 +9,7 @@ provider* opens Exchange stores, a *CRM connector* opens CRM stores and knows th
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -252,8 +252,8 @@ class EntityDefinition:
 
     name: str
     record_type: type
-    match_key: Any  # Callable[[Record], str | None]
-    dated: Any = None  # Callable[[Record], datetime | date | None] | None
+    match_key: Callable[[Record], str | None]
+    dated: Callable[[Record], datetime | date | None] | None = None
     writable: frozenset[SideName] = field(default_factory=lambda: frozenset(SIDES))
     description: str = ""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from framework.contracts import SIDES, SideName
@@ -33,6 +34,7 @@ class Settings:
     entities: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(ENTITY_NAMES, True))
     window_months: int = 6
     mass_delete_ratio: float = 0.5
+    interval_minutes: int = 0  # 0: only when someone runs 'exsync sync'
 
     @classmethod
     def load(cls, state: StateStore) -> Settings:
@@ -51,6 +53,14 @@ class Settings:
 
     def enabled_entities(self) -> list[str]:
         return [name for name, on in self.entities.items() if on]
+
+    def next_run(self, last_finished: datetime | None) -> datetime | None:
+        """When ``exsync sync --watch`` next syncs a user who last finished then (None: manual only)."""
+        if not self.interval_minutes:
+            return None
+        if last_finished is None:
+            return datetime.fromtimestamp(0, UTC)  # never synced: due at once
+        return last_finished + timedelta(minutes=self.interval_minutes)
 
     def describe(self) -> dict[str, Any]:
         """The settings as shown to people and scripts."""

@@ -141,6 +141,9 @@ def settings_show(ctx: Context) -> None:
 @click.option("--enable", "enable", multiple=True, type=click.Choice(ENTITY_NAMES), help="Sync this entity.")
 @click.option("--disable", "disable", multiple=True, type=click.Choice(ENTITY_NAMES), help="Stop syncing it.")
 @click.option("--mass-delete-ratio", type=click.FloatRange(0, 1), help="Refuse runs deleting more than this share.")
+@click.option(
+    "--interval", type=click.IntRange(0, 10080), help="Minutes between syncs under 'exsync sync --watch' (0: off)."
+)
 @pass_context
 def settings_set(
     ctx: Context,
@@ -150,6 +153,7 @@ def settings_set(
     enable: tuple[str, ...],
     disable: tuple[str, ...],
     mass_delete_ratio: float | None,
+    interval: int | None,
 ) -> None:
     """Change settings (administrators)."""
     actor = ctx.require_admin("configure")
@@ -164,6 +168,8 @@ def settings_set(
         changes["conflict_policy"] = check_choice(conflict_policy, tuple(ctx.conflict_policies), "conflict policy")
     if mass_delete_ratio is not None:
         changes["mass_delete_ratio"] = mass_delete_ratio
+    if interval is not None:
+        changes["interval_minutes"] = interval
     if enable or disable:
         changes["entities"] = _toggle(ctx, current, enable, disable)
     if not changes:
@@ -325,8 +331,17 @@ def _status_dict(ctx: Context, user: User) -> dict[str, Any]:
         "counts": totals,
         "last_error": user.needs_attention or (run.error if run else "") or (errors[-1]["error"] if errors else ""),
         "needs_attention": bool(user.needs_attention),
-        "next_run": "on 'exsync sync'" if user.enabled else "not scheduled (disabled)",
+        "next_run": _next_run(ctx, user, run.finished_at if run else None),
     }
+
+
+def _next_run(ctx: Context, user: User, last_finished: datetime | None) -> str:
+    if not user.enabled:
+        return "not scheduled (disabled)"
+    due = ctx.settings.next_run(last_finished)
+    if due is None:
+        return "manual ('exsync sync')"
+    return due.isoformat(timespec="minutes") if due > datetime.now(UTC) else "due now"
 
 
 @cli.command()

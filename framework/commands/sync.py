@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
@@ -12,7 +14,7 @@ from framework.cli import cli
 from framework.cli_support import console, emit, json_mode
 from framework.cli_support import pass_context as pass_ctx
 from framework.context import Context
-from framework.engine import Engine
+from framework.engine import Engine, RunReport
 from framework.engine import Progress as ProgressCallback
 from framework.errors import ConfigurationError, UsageError
 from framework.report import summary_tables
@@ -26,9 +28,18 @@ from framework.state import User
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
 @click.option("--force", is_flag=True, help="Go ahead even when a run would delete more than the allowed share.")
 @click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 32), help="Users synced at once.")
+@click.option("--watch", is_flag=True, help="Keep running: sync each user again every 'settings --interval' minutes.")
+@click.option("--rounds", type=click.IntRange(1), help="With --watch: stop after this many rounds.")
 @pass_ctx
 def sync(
-    ctx: Context, user_keys: tuple[str, ...], entities: tuple[str, ...], dry_run: bool, force: bool, concurrency: int
+    ctx: Context,
+    user_keys: tuple[str, ...],
+    entities: tuple[str, ...],
+    dry_run: bool,
+    force: bool,
+    concurrency: int,
+    watch: bool,
+    rounds: int | None,
 ) -> None:
     """Sync now: every enabled user, every enabled entity, by the settings."""
     actor = ctx.require_admin("sync")
@@ -36,10 +47,27 @@ def sync(
     if not settings.installed:
         raise ConfigurationError("exsync is not installed in this org.", hint="Run 'exsync install --accept-terms'.")
     ctx.auth_provider()  # fails early, with a hint, when no authentication is set up
-    users = _users_to_sync(ctx, user_keys)
+    if watch and not settings.interval_minutes:
+        raise UsageError("--watch needs an interval.", hint="Run 'exsync settings set --interval 15' first.")
+    engine = Engine(ctx, concurrency=concurrency)
+    done = 0
+    while True:
+        users = _users_to_sync(ctx, user_keys) if not watch else _due_users(ctx, user_keys)
+        reports = _sync_round(engine, users, list(entities) or None, dry_run, force)
+        ctx.audit.record("sync-now", "ok", actor=actor.email, users=len(users), dry_run=dry_run)
+        done += 1
+        if not watch or (rounds and done >= rounds):
+            break
+        time.sleep(_seconds_to_next(ctx))
+    if any(r.outcome != "ok" for r in reports):
+        raise SystemExit(1)
+
+
+def _sync_round(
+    engine: Engine, users: list[User], entities: list[str] | None, dry_run: bool, force: bool
+) -> list[RunReport]:
     with _progress() as progress:
-        engine = Engine(ctx, concurrency=concurrency)
-        reports = engine.run(users, list(entities) or None, dry_run=dry_run, force=force, progress=progress)
+        reports = engine.run(users, entities, dry_run=dry_run, force=force, progress=progress)
     if json_mode():
         emit([r.as_dict() for r in reports])
     else:
@@ -48,9 +76,31 @@ def sync(
             console.print(table)
         if dry_run:
             console.print("Dry run: nothing was written.")
-    ctx.audit.record("sync-now", "ok", actor=actor.email, users=len(users), dry_run=dry_run)
-    if any(r.outcome != "ok" for r in reports):
-        raise SystemExit(1)
+    return reports
+
+
+def _due_users(ctx: Context, keys: tuple[str, ...]) -> list[User]:
+    now = datetime.now(UTC)
+    settings = ctx.settings
+    due = []
+    for user in _users_to_sync(ctx, keys):
+        last = ctx.state.last_run(user.crm_id)
+        next_run = settings.next_run(last.finished_at if last else None)
+        if next_run is not None and next_run <= now:
+            due.append(user)
+    return due
+
+
+def _seconds_to_next(ctx: Context) -> float:
+    settings = ctx.settings
+    moments = [
+        settings.next_run(run.finished_at if run else None)
+        for run in (ctx.state.last_run(u.crm_id) for u in ctx.state.users() if u.enabled)
+    ]
+    upcoming = [m for m in moments if m is not None]
+    if not upcoming:
+        return 60.0
+    return min(max((min(upcoming) - datetime.now(UTC)).total_seconds(), 1.0), 300.0)
 
 
 def _users_to_sync(ctx: Context, keys: tuple[str, ...]) -> list[User]:

@@ -503,6 +503,14 @@ def json_status(world: World, user: str, result: str, rest: str) -> None:
         assert row["last_run"] == rest.split('"')[1], row
 
 
+@then(parsers.parse('the JSON status of "{user}" has its next run in {minutes:d} minutes'))
+def json_status_next_run(world: World, user: str, minutes: int) -> None:
+    rows = {row["email"]: row for row in world.json()}
+    due = datetime.fromisoformat(rows[address(user)]["next_run"])
+    expected = datetime.now(UTC) + timedelta(minutes=minutes)
+    assert abs((due - expected).total_seconds()) < 120, rows[address(user)]
+
+
 @then(parsers.parse('the JSON status of "{user}" mentions "{text}" as last error'))
 def json_status_error(world: World, user: str, text: str) -> None:
     rows = {row["email"]: row for row in world.json()}

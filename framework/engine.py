@@ -241,15 +241,18 @@ class _Job:
         self.sides = sides
         self.report = report
         self.progress = progress
-        self.window = Window.months_back(self.ctx.settings.window_months)
+        self.settings = self.ctx.settings
+        self.window = Window.months_back(self.settings.window_months)
 
     def run(self, dry_run: bool, force: bool) -> Plan:
         changes = {side: self._read(side) for side in SIDES}
-        settings = self.ctx.settings
+        settings = self.settings
         the_plan = plan(
             PlanInput(
                 entity=self.definition,
-                pairs=self.ctx.state.pairs(self.user.crm_id, self.entity),
+                pairs=self.ctx.state.pairs_touching(
+                    self.user.crm_id, self.entity, _ids(changes["crm"]), _ids(changes["exchange"])
+                ),
                 crm=changes["crm"],
                 exchange=changes["exchange"],
                 writable=settings.writable_sides(),
@@ -290,20 +293,27 @@ class _Job:
         return changes
 
     def _add_retries(self, side: SideName, changes: Changes) -> None:
-        fresh = {i.id for i in changes.items} | set(changes.deleted)
+        """Records an earlier run could not write are tried again, unless read afresh or deleted since."""
+        fresh = {i.id for i in changes.items}
+        gone = set(changes.deleted)
         for item_id, data, _attempts in self.ctx.state.retries(self.user.crm_id, self.entity, side):
-            if item_id not in fresh:
+            if item_id in gone:
+                with self.ctx.state.transaction() as conn:
+                    self.ctx.state.clear_retry(conn, self.user.crm_id, self.entity, side, item_id)
+            elif item_id not in fresh:
                 changes.items.append(Item(item_id, from_plain(data["record"]), data.get("link", "")))
 
     # planning checks ----------------------------------------------------------------------
     def _guard_mass_delete(self, the_plan: Plan, force: bool) -> None:
-        paired = len(self.ctx.state.pairs(self.user.crm_id, self.entity))
-        ratio = self.ctx.settings.mass_delete_ratio
+        ratio = self.settings.mass_delete_ratio
+        deletes = {side: the_plan.count(side, Delete) for side in SIDES}
+        if force or max(deletes.values()) < 5:
+            return
+        paired = self.ctx.state.count_pairs(self.user.crm_id).get(self.entity, 0)
         for side in SIDES:
-            deletes = the_plan.count(side, Delete)
-            if not force and deletes >= 5 and deletes > ratio * paired:
+            if deletes[side] > ratio * paired:
                 raise MassDeleteRefused(
-                    f"This run would delete {deletes} of {paired} {self.entity} on the {side} side "
+                    f"This run would delete {deletes[side]} of {paired} {self.entity} on the {side} side "
                     f"(more than {ratio:.0%}); nothing was written.",
                     hint="If that is intended, run 'exsync sync --force'; otherwise check the other side.",
                 )
@@ -452,3 +462,7 @@ class _Job:
 
 def _describe(write: Write, error: SyncError) -> str:
     return f"{type(write.op).__name__.lower()} on {write.side}: {error.message}"
+
+
+def _ids(changes: Changes) -> list[str]:
+    return [item.id for item in changes.items] + list(changes.deleted)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from framework import hookimpl
+from framework.context import Context
 from framework.contracts import (
     AuthProvider,
     Changes,
@@ -31,8 +32,11 @@ from framework.contracts import (
     WriteOp,
     WriteResult,
 )
+from framework.engine import Engine, RunReport
 from framework.errors import RecordRejected, SyncStateLost
+from framework.host import build_host
 from framework.model import Record
+from framework.state import User
 
 ENTITIES = frozenset({"contacts", "tasks", "events", "mails"})
 
@@ -182,4 +186,32 @@ def memory_settings() -> dict[str, Any]:
     return {"installed": True, "scope": "all", "auth_method": "memory", "crm_connector": "memory"}
 
 
-__all__ = ["MemorySide", "MemoryWorld", "memory_settings"]
+ADMIN = User("u1", "admin@example.com", "Ada Admin", "CEO", "Administrator", is_admin=True, enabled=True)
+
+
+@dataclass
+class MemoryOrg:
+    """An org installed on the memory plugin, with one enabled admin user, ready to sync."""
+
+    world: MemoryWorld
+    ctx: Context
+
+    def sync(self, **kwargs: Any) -> RunReport:
+        """One run for the admin user, never sleeping on back-off."""
+        (report,) = Engine(self.ctx, sleep=lambda _s: None).run([ADMIN], **kwargs)
+        return report
+
+    def set(self, **settings: Any) -> None:
+        self.ctx.state.set_settings(settings)
+
+
+def make_org(url: str = "sqlite://") -> MemoryOrg:
+    """A memory org on a fresh state database (in memory by default), with every installed plugin."""
+    world = MemoryWorld()
+    ctx = Context(url, host=build_host(extra=[world.plugin()]), acting_as=ADMIN.crm_id)
+    ctx.state.set_settings(memory_settings())
+    ctx.state.upsert_users([ADMIN])
+    return MemoryOrg(world, ctx)
+
+
+__all__ = ["ADMIN", "MemoryOrg", "MemorySide", "MemoryWorld", "make_org", "memory_settings"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from conftest import make_org  # type: ignore[import-not-found]
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from framework.contracts import WriteOp, WriteResult
 from framework.model import Contact, content_hash
 from framework.state import Pair
+from framework.testing import make_org
 
 
 def contents(side: object) -> Counter[str]:

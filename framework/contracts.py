@@ -245,16 +245,19 @@ class AuthProvider(ABC):
 class EntityDefinition:
     """An entity the engine can sync, and the rules that are the same on every store.
 
-    ``match_key`` gives the natural key used to pair existing records on a first sync
-    (e-mail for contacts); ``dated`` the moment the six-month window applies to (None: the
-    entity is not windowed); ``directions`` the sides it may be written to.
+    ``match_keys`` gives the natural keys used to pair existing records on a first sync,
+    strongest first (an event's iCalendar UID, then its start and subject); ``dated`` the
+    moment the six-month window applies to (None: the entity is not windowed);
+    ``writable`` the sides it may be written to; with ``keep_deleted`` a deletion on one side
+    is not carried to the other (a mail deleted in Exchange stays in the CRM).
     """
 
     name: str
     record_type: type
-    match_key: Callable[[Record], str | None]
+    match_keys: Callable[[Record], tuple[str, ...]]
     dated: Callable[[Record], datetime | date | None] | None = None
     writable: frozenset[SideName] = field(default_factory=lambda: frozenset(SIDES))
+    keep_deleted: bool = False
     description: str = ""
 
 

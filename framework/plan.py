@@ -189,7 +189,7 @@ class _Planner:
     def _propagate(self, source: SideName, pair: Pair, *, deleted: bool) -> None:
         target = other(source)
         target_id = pair.crm_id if target == "crm" else pair.exchange_id
-        if target not in self._writable_for_entity():
+        if target not in self._writable_for_entity() or (deleted and self.d.entity.keep_deleted):
             self.result.skipped[source] += 1
             if deleted:
                 self.result.unlinks.append(Unlink(pair))
@@ -227,15 +227,21 @@ class _Planner:
                 matches.append((crm_by_id.pop(item.id), exchange_by_id.pop(item.link)))
         by_key = _index(exchange_by_id.values(), self.d.entity)
         for item in list(crm_by_id.values()):
-            key = self.d.entity.match_key(item.record)
-            candidates = by_key.get(key) if key else None
-            if candidates:
-                partner = candidates.pop(0)
+            partner = self._partner(item, by_key, exchange_by_id)
+            if partner is not None:
                 exchange_by_id.pop(partner.id)
                 matches.append((crm_by_id.pop(item.id), partner))
         for crm_item, exchange_item in matches:
             self._plan_match(crm_item, exchange_item)
         return list(crm_by_id.values()), list(exchange_by_id.values())
+
+    def _partner(self, item: Item, by_key: dict[str, list[Item]], unmatched: dict[str, Item]) -> Item | None:
+        """The first unmatched Exchange item sharing a natural key with ``item``, strongest key first."""
+        for key in self.d.entity.match_keys(item.record):
+            for candidate in by_key.get(key, ()):
+                if candidate.id in unmatched:
+                    return candidate
+        return None
 
     def _plan_match(self, crm: Item, exchange: Item) -> None:
         pair = self._new_pair(crm, exchange)
@@ -254,7 +260,6 @@ class _Planner:
 def _index(items: Iterable[Item], entity: EntityDefinition) -> dict[str, list[Item]]:
     index: dict[str, list[Item]] = {}
     for item in items:
-        key = entity.match_key(item.record)
-        if key:
+        for key in entity.match_keys(item.record):
             index.setdefault(key, []).append(item)
     return index

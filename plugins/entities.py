@@ -2,40 +2,41 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from framework import hookimpl
 from framework.contracts import EntityDefinition
 from framework.model import Contact, Event, Mail, Record, Task
 
 
-def contact_key(record: Record) -> str | None:
+def contact_keys(record: Record) -> tuple[str, ...]:
     """Contacts pair by e-mail address."""
     assert isinstance(record, Contact)
-    return record.email.strip().lower() or None
+    email = record.email.strip().lower()
+    return (email,) if email else ()
 
 
-def task_key(record: Record) -> str | None:
+def task_keys(record: Record) -> tuple[str, ...]:
     """Tasks pair by subject and due date."""
     assert isinstance(record, Task)
     subject = record.subject.strip().lower()
-    return f"{subject}|{record.due.isoformat() if record.due else ''}" if subject else None
+    return (f"{subject}|{record.due.isoformat() if record.due else ''}",) if subject else ()
 
 
-def event_key(record: Record) -> str | None:
+def event_keys(record: Record) -> tuple[str, ...]:
     """Events pair by iCalendar UID, else by start and subject."""
     assert isinstance(record, Event)
-    if record.ical_uid:
-        return f"uid:{record.ical_uid}"
-    if record.start is None or not record.subject:
-        return None
-    return f"{record.start.isoformat()}|{record.subject.strip().lower()}"
+    keys: tuple[str, ...] = (f"uid:{record.ical_uid}",) if record.ical_uid else ()
+    if record.start is not None and record.subject:
+        keys += (f"{record.start.astimezone(UTC).isoformat()}|{record.subject.strip().lower()}",)
+    return keys
 
 
-def mail_key(record: Record) -> str | None:
+def mail_keys(record: Record) -> tuple[str, ...]:
     """Mails pair by Internet Message-ID, so nothing is stored twice."""
     assert isinstance(record, Mail)
-    return record.message_id.strip().lower() or None
+    message_id = record.message_id.strip().lower()
+    return (message_id,) if message_id else ()
 
 
 def task_date(record: Record) -> date | None:
@@ -56,11 +57,17 @@ def mail_date(record: Record) -> datetime | None:
     return record.sent_at
 
 
-CONTACTS = EntityDefinition("contacts", Contact, contact_key, description="CRM Contacts <-> Exchange contacts")
-TASKS = EntityDefinition("tasks", Task, task_key, task_date, description="CRM Tasks <-> Exchange tasks")
-EVENTS = EntityDefinition("events", Event, event_key, event_date, description="CRM Events <-> calendar items")
+CONTACTS = EntityDefinition("contacts", Contact, contact_keys, description="CRM Contacts <-> Exchange contacts")
+TASKS = EntityDefinition("tasks", Task, task_keys, task_date, description="CRM Tasks <-> Exchange tasks")
+EVENTS = EntityDefinition("events", Event, event_keys, event_date, description="CRM Events <-> calendar items")
 MAILS = EntityDefinition(
-    "mails", Mail, mail_key, mail_date, writable=frozenset({"crm"}), description="Exchange mails -> CRM mail records"
+    "mails",
+    Mail,
+    mail_keys,
+    mail_date,
+    writable=frozenset({"crm"}),
+    keep_deleted=True,
+    description="Exchange mails -> CRM mail records; a mail deleted or moved in Exchange stays in the CRM",
 )
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from framework.model import Attachment, Contact, Event, Mail, Task
@@ -172,17 +172,41 @@ def event_to_native(event: Event) -> Native:
 
 def event_from_native(native: Native) -> Event:
     recurring = native.get("Recurring_Activity")
+    all_day = bool(native.get("All_day"))
+    start, end = parse_time(native.get("Start_DateTime")), parse_time(native.get("End_DateTime"))
+    if all_day:
+        start, end = _all_day(start, end)
     return Event(
         subject=_text(native.get("Event_Title")),
-        start=parse_time(native.get("Start_DateTime")),
-        end=parse_time(native.get("End_DateTime")),
-        all_day=bool(native.get("All_day")),
+        start=start,
+        end=end,
+        all_day=all_day,
         location=_text(native.get("Venue")),
         body=_text(native.get("Description")),
         attendees=tuple(a for a in map(_participant, native.get("Participants") or []) if a),
         recurrence=_text(recurring.get("RRULE")) if isinstance(recurring, dict) else "",
         ical_uid=_text(native.get(UID_FIELD)),
     )
+
+
+def _all_day(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """An all-day event's days as the canonical model holds them: UTC midnight to UTC midnight.
+
+    Zoho gives an all-day event midnight in the user's time zone (``2025-05-01T00:00:00+09:00``);
+    its date is the wall date in that offset, not the UTC one (which is the day before east of
+    UTC). An end that is not a midnight (``23:59``) ends that day.
+    """
+
+    def midnight(day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+    first = midnight(start.date()) if start else None
+    last = None
+    if end is not None:
+        last = midnight(end.date()) + (timedelta(days=1) if end.time() != time() else timedelta())
+        if first is not None and last <= first:
+            last = first + timedelta(days=1)
+    return first, last
 
 
 def _participant(value: Any) -> str:

@@ -37,6 +37,7 @@ from exchangelib.recurrence import (
     Recurrence,
     WeeklyPattern,
 )
+from exchangelib.util import safe_xml_value
 
 from framework.model import Attachment, Contact, Event, Mail, Record, Task
 
@@ -72,12 +73,27 @@ def _text(value: Any) -> str:
     return str(value) if value is not None else ""
 
 
+def _clean(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot carry (exchangelib would send ``?``)."""
+    return safe_xml_value(text, replacement="")
+
+
 def _or_none(value: str) -> str | None:
-    return value or None
+    return _clean(value) or None
+
+
+def _lines(text: str) -> str:
+    """Line ends as a body read back over EWS has them: LF only (XML parsing drops the CR of a CR LF)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _body(text: str) -> Body | None:
+    text = _lines(_clean(text))
     return Body(text) if text else None
+
+
+def _body_text(value: Any) -> str:
+    return _lines(_text(value))
 
 
 # contacts --------------------------------------------------------------------------------------
@@ -115,7 +131,7 @@ def contact_to_native(record: Contact) -> NativeContact:
     return NativeContact(
         given_name=_or_none(record.first_name),
         surname=_or_none(record.last_name),
-        display_name=name or record.email or record.company or "(no name)",
+        display_name=_clean(name or record.email or record.company) or "(no name)",
         email_addresses=[EmailAddress(label="EmailAddress1", email=record.email)] if record.email else None,
         phone_numbers=phones or None,
         company_name=_or_none(record.company),
@@ -150,7 +166,7 @@ def contact_from_native(item: NativeContact) -> Contact:
         state=_text(address.state if address else None),
         postal_code=_text(address.zipcode if address else None),
         country=_text(address.country if address else None),
-        notes=_text(item.body),
+        notes=_body_text(item.body),
     )
 
 
@@ -176,7 +192,7 @@ def task_to_native(record: Task) -> NativeTask:
     if status is None:
         raise ValueError(f"unknown task status {record.status!r}")
     return NativeTask(
-        subject=record.subject,
+        subject=_clean(record.subject),
         due_date=EWSDate.from_date(record.due) if record.due else None,
         status=status,
         percent_complete=Decimal(100 if status == "Completed" else 0),
@@ -193,7 +209,7 @@ def task_from_native(item: NativeTask) -> Task:
         due=dt.date(due.year, due.month, due.day) if due else None,
         status=_reverse(TASK_STATUS).get(item.status or "", "not_started"),
         priority=_reverse(IMPORTANCE).get(item.importance or "", "normal"),
-        body=_text(item.body),
+        body=_body_text(item.body),
     )
 
 
@@ -234,7 +250,7 @@ def event_to_native(record: Event) -> CalendarItem:
     else:
         start, end = _utc(record.start), _utc(record.end)
     item = CalendarItem(
-        subject=record.subject,
+        subject=_clean(record.subject),
         start=start,
         end=end,
         is_all_day=record.all_day,
@@ -269,7 +285,7 @@ def event_from_native(item: CalendarItem) -> Event:
         end=_event_moment(item.end, end=True),
         all_day=bool(item.is_all_day),
         location=_text(item.location),
-        body=_text(item.body),
+        body=_body_text(item.body),
         attendees=attendees,
         recurrence=rrule_from_native(item.recurrence) if item.recurrence else "",
         ical_uid=_text(item.uid),

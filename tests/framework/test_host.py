@@ -219,7 +219,7 @@ def test_the_same_plugin_registered_twice_is_a_configuration_error():
 def duplicate_contacts() -> types.ModuleType:
     @hookimpl
     def exsync_entities() -> list[EntityDefinition]:
-        return [EntityDefinition("contacts", Contact, match_key=lambda record: None)]
+        return [EntityDefinition("contacts", Contact, match_keys=lambda record: ())]
 
     return module("more_contacts", exsync_entities=exsync_entities)
 

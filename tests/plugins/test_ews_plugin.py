@@ -693,7 +693,9 @@ def test_the_engine_syncs_into_exchange_and_then_sees_no_echo(tmp_path: Path, ex
         exchange_side, crm_side = report.sides["exchange"], report.sides["crm"]
         assert (exchange_side.created, exchange_side.updated, crm_side.created) == (0, 0, 0), entity
         # Exchange assigns an iCalUId to events that had none: it travels back to the CRM once, then is stable
-        assert crm_side.updated == (sum(not e.ical_uid for e in RECORDS["events"]) if entity == "events" else 0)
+        # (within the first run: the engine reads its own writes back in a second round)
+        travelled = first.entities[entity].sides["crm"].updated + crm_side.updated
+        assert travelled == (sum(not e.ical_uid for e in RECORDS["events"]) if entity == "events" else 0)
     (third,) = engine.run([ADMIN], list(RECORDS))
     assert all(not any(vars(c).values()) for r in third.entities.values() for c in r.sides.values())
     with _opened(ctx) as opened:

@@ -1,0 +1,127 @@
+"""The convergence property of the contacts engine tests, for all four entities, on the memory
+stores: random edit histories on both sides converge, a second sync writes nothing, one-way never
+writes its source, and mails are never written to Exchange."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from framework.context import Context
+from framework.engine import Engine, RunReport
+from framework.host import build_host
+from framework.model import Contact, Event, Mail, Record, Task, content_hash
+from framework.state import Pair, User
+from framework.testing import MemoryWorld, memory_settings
+from plugins import conflicts, entities
+
+ADMIN = User("u1", "admin@example.com", "Ada Admin", "CEO", "Administrator", is_admin=True, enabled=True)
+SOON = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+
+@dataclass
+class MemoryOrg:
+    """An org installed on the memory plugin, with one enabled admin user (as tests/framework has it)."""
+
+    world: MemoryWorld
+    ctx: Context
+
+    def sync(self, **kwargs: object) -> RunReport:
+        (report,) = Engine(self.ctx, sleep=lambda _s: None).run([ADMIN], **kwargs)  # type: ignore[arg-type]
+        return report
+
+    def set(self, **values: object) -> None:
+        self.ctx.state.set_settings(values)
+
+
+def make_org(url: str = "sqlite://") -> MemoryOrg:
+    world = MemoryWorld()
+    host = build_host(extra=[entities, conflicts, world.plugin()], entry_points=False)
+    ctx = Context(url, host=host, acting_as="u1")
+    ctx.state.set_settings(memory_settings())
+    ctx.state.upsert_users([ADMIN])
+    return MemoryOrg(world, ctx)
+
+
+def record(entity: str, name: str, edited: bool) -> Record:
+    """A record of ``entity`` keyed by ``name``; ``edited`` changes a field that is not its key."""
+    offset = timedelta(days=len(name))
+    note = "edited" if edited else ""
+    if entity == "contacts":
+        return Contact(last_name=name, notes=note)
+    if entity == "tasks":
+        return Task(
+            subject=name, due=(SOON + offset).date(), body=note, status="completed" if edited else "not_started"
+        )
+    if entity == "events":
+        start = SOON + offset
+        recurrence = "FREQ=WEEKLY;BYDAY=MO;COUNT=4" if name == "Cy" else ""
+        return Event(subject=name, start=start, end=start + timedelta(hours=1), body=note, recurrence=recurrence)
+    return Mail(
+        message_id=f"<{name.lower()}@example.com>",
+        subject=name,
+        sender=f"{name.lower()}@example.com",
+        to=("admin@example.com",),
+        sent_at=SOON - timedelta(days=3),
+        body=note,
+    )
+
+
+def contents(side: Any) -> Counter[str]:
+    return Counter(content_hash(r) for r, _link in side.records.values())
+
+
+names = st.sampled_from(["Ann", "Bob", "Cy", "Di"])
+edits = st.lists(
+    st.tuples(st.sampled_from(["crm", "exchange"]), st.sampled_from(["create", "update", "delete", "sync"]), names),
+    max_size=20,
+)
+
+
+@pytest.mark.parametrize("entity", ["contacts", "tasks", "events", "mails"])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    history=edits,
+    two_way=st.booleans(),
+    policy=st.sampled_from(["crm-wins", "exchange-wins"]),
+)
+def test_random_edit_histories_of_every_entity_converge(entity, history, two_way, policy):
+    org = make_org()
+    org.set(conflict_policy=policy, sync_type="two_way" if two_way else "one_way", direction="exchange_to_crm")
+    crm, exchange = org.world.side("crm", "u1", entity), org.world.side("exchange", "u1", entity)
+    for which, action, name in history:
+        # mails come from Exchange; a CRM user does not make mail records to sync
+        side = exchange if entity == "mails" or which == "exchange" else crm
+        if action == "sync":
+            org.sync(force=True)
+        elif action == "create":
+            side.put(record(entity, name, edited=False))
+        elif side.records:
+            target = sorted(side.records)[hash(name) % len(side.records)]
+            if action == "update":
+                side.put(record(entity, name, edited=True), target)
+            else:
+                side.remove(target)
+    org.sync(force=True)
+    pairs: list[Pair] = org.ctx.state.pairs("u1", entity)
+    if entity == "mails":  # a mail deleted in Exchange stays in the CRM
+        assert exchange.writes == 0
+        assert contents(exchange) - contents(crm) == Counter()
+        assert {p.exchange_id for p in pairs} == set(exchange.records)
+    elif two_way:
+        assert contents(crm) == contents(exchange)
+        assert {p.crm_id for p in pairs} == set(crm.records)
+        assert {p.exchange_id for p in pairs} == set(exchange.records)
+    else:
+        assert exchange.writes == 0
+        assert {p.crm_id for p in pairs} <= set(crm.records)
+        assert {p.exchange_id for p in pairs} <= set(exchange.records)
+    before = (crm.writes, exchange.writes)
+    org.sync(force=True)
+    assert (crm.writes, exchange.writes) == before

@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from framework.contracts import CrmUser
 from framework.errors import ConfigurationError
 
 SCHEMA_VERSION = 1
@@ -142,6 +143,11 @@ class User:
     def address(self) -> str:
         """The Exchange mailbox address (the CRM e-mail unless set otherwise)."""
         return self.mailbox or self.email
+
+    @classmethod
+    def from_crm(cls, user: CrmUser) -> User:
+        """A CRM user as first known to exsync: not yet enabled for sync."""
+        return cls(user.id, user.email, user.name, user.role, user.profile, user.is_admin)
 
 
 @dataclass

@@ -312,7 +312,7 @@ def _user_or_fail(ctx: Context, key: str) -> User:
 
 
 def _crm_users(ctx: Context) -> list[User]:
-    return [User(u.id, u.email, u.name, u.role, u.profile, u.is_admin) for u in ctx.crm().users() if u.active]
+    return [User.from_crm(u) for u in ctx.crm().users() if u.active]
 
 
 # -- status, dashboard, audit -----------------------------------------------------------------

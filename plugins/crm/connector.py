@@ -50,7 +50,7 @@ class ZohoCrmConnector(CrmConnector):
         finally:
             store.close()
         ctx.vault.put(vault_name(me.id), login)
-        ctx.state.upsert_users([_state_user(u) for u in users if u.active])
+        ctx.state.upsert_users([User.from_crm(u) for u in users if u.active])
         if me.is_admin and not ctx.state.get_setting(LOGIN_SETTING):
             ctx.state.set_settings({LOGIN_SETTING: me.id})
         ctx.audit.record(
@@ -85,10 +85,6 @@ def _client(login: dict[str, Any], ctx: Context) -> CrmClient:
         str(login["refresh_token"]),
         verify=ctx.tls_verify,
     )
-
-
-def _state_user(user: CrmUser) -> User:
-    return User(user.id, user.email, user.name, user.role, user.profile, user.is_admin)
 
 
 def _user_data(user: CrmUser) -> dict[str, Any]:

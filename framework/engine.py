@@ -28,7 +28,9 @@ T = TypeVar("T")
 Progress = Callable[[str, str, int, int], None]  # (user email, entity, done, total)
 
 MAX_ATTEMPTS = 5
-MAX_WAIT = 60.0
+MAX_ROUNDS = 3
+MAX_WAIT = 60.0  # the longest back-off of our own (when the service names no wait)
+MAX_RETRY_AFTER = 900.0  # a service's Retry-After is waited in full up to this; longer: next run
 
 
 class MassDeleteRefused(ExsyncError):
@@ -245,7 +247,28 @@ class _Job:
         self.window = Window.months_back(self.settings.window_months)
 
     def run(self, dry_run: bool, force: bool) -> Plan:
-        changes = {side: self._read(side) for side in SIDES}
+        """Rounds of read, plan, apply until a round writes nothing (at most :data:`MAX_ROUNDS`).
+
+        The cursors a round saves were issued before its writes, and an EWS sync state only
+        covers what it listed: a record we created and a user deleted before the next read
+        would never be reported as deleted. The next round reads our writes back (no-ops by
+        hash) so the saved cursors cover them; the next run would have read them anyway.
+        """
+        the_plan = self._round(dry_run, force, retries=True)
+        for _ in range(MAX_ROUNDS - 1):
+            before = self._written()
+            if dry_run or not before:
+                break
+            the_plan = self._round(dry_run, force, retries=False)
+            if self._written() == before:
+                break
+        return the_plan
+
+    def _written(self) -> int:
+        return sum(c.created + c.updated + c.deleted for c in self.report.sides.values())
+
+    def _round(self, dry_run: bool, force: bool, *, retries: bool) -> Plan:
+        changes = {side: self._read(side, retries=retries) for side in SIDES}
         settings = self.settings
         the_plan = plan(
             PlanInput(
@@ -274,7 +297,7 @@ class _Job:
         return content_hash(self.sides[side].echo(item.record))
 
     # reading ------------------------------------------------------------------------------
-    def _read(self, side: SideName) -> Changes:
+    def _read(self, side: SideName, *, retries: bool = True) -> Changes:
         cursor = self.ctx.state.cursor(self.user.crm_id, self.entity, side)
         try:
             changes = self._retrying(lambda: self.sides[side].read(cursor, self.window), may_repeat=True)
@@ -289,8 +312,22 @@ class _Job:
             kept = [i for i in changes.items if self.window.contains(dated(i.record))]
             self.report.sides[side].skipped += len(changes.items) - len(kept)
             changes.items = kept
-        self._add_retries(side, changes)
+        else:
+            self._absent_are_deleted(side, changes)
+        if retries:  # once a run: a record refused in this run waits for the next
+            self._add_retries(side, changes)
         return changes
+
+    def _absent_are_deleted(self, side: SideName, changes: Changes) -> None:
+        """A full listing (a resync after a lost cursor) names no deletions: a paired record
+        it lacks was deleted. Only for undated entities: a dated record may just have left
+        the window, which is not a deletion."""
+        if not changes.full:
+            return
+        listed = {i.id for i in changes.items} | set(changes.deleted)
+        pairs = self.ctx.state.pairs(self.user.crm_id, self.entity)
+        ids = (p.crm_id if side == "crm" else p.exchange_id for p in pairs)
+        changes.deleted = [*changes.deleted, *(i for i in ids if i not in listed)]
 
     def _add_retries(self, side: SideName, changes: Changes) -> None:
         """Records an earlier run could not write are tried again, unless read afresh or deleted since."""
@@ -319,7 +356,7 @@ class _Job:
                 )
 
     def _count_plan(self, the_plan: Plan) -> None:
-        self.report.conflicts = len(the_plan.resolutions)
+        self.report.conflicts += len(the_plan.resolutions)
         for side, count in the_plan.skipped.items():
             self.report.sides[side].skipped += count
         for resolution in the_plan.resolutions:
@@ -388,14 +425,14 @@ class _Job:
             still: list[int] = []
             for index, answer in zip(pending, answers, strict=True):
                 error = answer.error
-                if isinstance(error, TransientError) and error.retry_after is not None and attempt < MAX_ATTEMPTS - 1:
+                if _wait_for(error) is not None and attempt < MAX_ATTEMPTS - 1:
                     still.append(index)
-                    waits.append(error.retry_after)
+                    waits.append(_wait_for(error) or 0.0)
                 else:
                     results[index] = answer
             if not still:
                 break
-            self.engine.sleep(min(max(waits), MAX_WAIT))
+            self.engine.sleep(max(waits))  # in full: retrying sooner would reset the service's wait
             pending = still
         return [r for r in results if r is not None]
 
@@ -406,11 +443,13 @@ class _Job:
             try:
                 return call()
             except TransientError as exc:
-                if attempt == MAX_ATTEMPTS - 1 or (exc.retry_after is None and not may_repeat):
+                asked = _wait_for(exc)
+                too_long = exc.retry_after is not None and asked is None
+                if attempt == MAX_ATTEMPTS - 1 or too_long or (asked is None and not may_repeat):
                     raise
-                wait = exc.retry_after if exc.retry_after is not None else min(2.0**attempt, MAX_WAIT)
+                wait = asked if asked is not None else min(2.0**attempt, MAX_WAIT)
                 log.info("transient failure (%s); retrying in %.1fs", exc.message, wait)
-                self.engine.sleep(min(wait, MAX_WAIT))
+                self.engine.sleep(wait)
         raise AssertionError("unreachable")
 
     def _record_success(self, write: Write, result: WriteResult, upserts: list[Pair], removed: list[Pair]) -> None:
@@ -458,6 +497,13 @@ class _Job:
             error=error.message,
             retried_next_run=write.source is not None,
         )
+
+
+def _wait_for(error: SyncError | None) -> float | None:
+    """The wait a throttled service asked for, if it is one the run waits out (else None)."""
+    if isinstance(error, TransientError) and error.retry_after is not None and error.retry_after <= MAX_RETRY_AFTER:
+        return error.retry_after
+    return None
 
 
 def _describe(write: Write, error: SyncError) -> str:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from framework.context import Context
 from framework.contracts import SIDES, Changes, Create, Delete, Item, Side, SideName, Update, Window, WriteResult
 from framework.errors import AuthenticationFailed, ExsyncError, RecordRejected, SyncError, SyncStateLost, TransientError
-from framework.model import content_hash, from_plain, to_plain
+from framework.model import content_hash, describe, from_plain, to_plain
 from framework.plan import Plan, PlanInput, Write, plan
 from framework.state import Pair, User
 
@@ -58,6 +58,7 @@ class EntityReport:
     errors: list[str] = field(default_factory=list)
     skipped_reason: str = ""
     outcome: str = "ok"
+    planned: list[str] = field(default_factory=list)  # a dry run's actions, one line each
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +66,7 @@ class EntityReport:
             "conflicts": self.conflicts,
             "skipped_reason": self.skipped_reason,
             "errors": self.errors,
+            "planned": self.planned,
             **{side: vars(counts) for side, counts in self.sides.items()},
         }
 
@@ -286,6 +288,7 @@ class _Job:
         self._guard_mass_delete(the_plan, force)
         self._count_plan(the_plan)
         if dry_run:
+            self._report_planned(the_plan)
             return the_plan
         self._apply(the_plan)
         with self.ctx.state.transaction() as conn:
@@ -370,6 +373,19 @@ class _Job:
                 crm_id=resolution.conflict.crm.id if resolution.conflict.crm else "",
                 exchange_id=resolution.conflict.exchange.id if resolution.conflict.exchange else "",
             )
+
+    def _report_planned(self, the_plan: Plan) -> None:
+        """Count a dry run's writes as if done, and describe each."""
+        for write in the_plan.writes:
+            counts = self.report.sides[write.side]
+            if isinstance(write.op, Create):
+                counts.created += 1
+            elif isinstance(write.op, Update):
+                counts.updated += 1
+            else:
+                counts.deleted += 1
+            what = describe(write.source.record) if write.source else write.op.id  # type: ignore[union-attr]
+            self.report.planned.append(f"{type(write.op).__name__.lower()} on {write.side}: {what}")
 
     # applying -----------------------------------------------------------------------------
     def _apply(self, the_plan: Plan) -> None:

@@ -119,6 +119,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def describe(record: Record) -> str:
+    """A short label for people: a contact's name and e-mail, a task's subject and due date..."""
+    if isinstance(record, Contact):
+        name = " ".join(p for p in (record.first_name, record.last_name) if p)
+        return f"{name} <{record.email}>" if record.email else name
+    if isinstance(record, Task):
+        return f"{record.subject} (due {record.due})" if record.due else record.subject
+    if isinstance(record, Event):
+        return f"{record.subject} @ {record.start.isoformat(timespec='minutes')}" if record.start else record.subject
+    return f"{record.subject} from {record.sender}"
+
+
 _DATETIME_FIELDS = {"start", "end", "sent_at"}
 _TUPLE_FIELDS = {"attendees", "to", "cc"}
 RECORD_TYPES: dict[str, type] = {cls.__name__: cls for cls in (Contact, Task, Event, Mail)}

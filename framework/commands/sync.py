@@ -75,8 +75,21 @@ def _sync_round(
         for table in summary_tables(reports):
             console.print(table)
         if dry_run:
+            _print_plan(reports)
             console.print("Dry run: nothing was written.")
     return reports
+
+
+def _print_plan(reports: list[RunReport], most: int = 20) -> None:
+    for report in reports:
+        for name, entity in report.entities.items():
+            if not entity.planned:
+                continue
+            console.print(f"Plan for {report.user.email}, {name}:")
+            for line in entity.planned[:most]:
+                console.print(f"  {line}", highlight=False, markup=False)
+            if len(entity.planned) > most:
+                console.print(f"  ... and {len(entity.planned) - most} more")
 
 
 def _due_users(ctx: Context, keys: tuple[str, ...]) -> list[User]:

@@ -26,8 +26,9 @@ Choices where Zoho's documentation is vague, and simplifications:
   ``INVALID_MODULE``. Any other unknown route is a 404 ``INVALID_URL_PATTERN``.
 - Token endpoint errors are HTTP 200 ``{"error": "invalid_code" | "invalid_client" |
   "unsupported_grant_type"}``, as Zoho answers them.
-- Search supports ``email`` (the Email field) and ``criteria`` made of ``equals``
-  conditions joined by ``and``. Matching ignores case.
+- Search supports ``email`` (the Email field) and ``criteria`` made of at most 10 ``equals``
+  conditions joined all by ``and`` or all by ``or`` (Zoho's limit is 10 criteria; it also
+  allows mixing, nested). Matching ignores case.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from fakes.server import Request, Response
 
 MAX_PER_PAGE = 200
 MAX_RECORDS_PER_CALL = 100
+MAX_CRITERIA = 10
 _HTTP_STATUS = {"INVALID_TOKEN": 401, "INVALID_URL_PATTERN": 404}
 _WRITE_DETAILS = ("Modified_Time", "Modified_By", "Created_Time", "id", "Created_By")
 _CRITERION = re.compile(r"(\w+):(\w+):(.*)", re.DOTALL)
@@ -229,7 +231,8 @@ class CrmApi:
 
     def _search(self, call: _Call) -> Response:
         page, per_page = _paging(call.request)
-        result = self.org.search(call.module, _conditions(call.request), page=page, per_page=per_page)
+        conditions, any_of = _conditions(call.request)
+        result = self.org.search(call.module, conditions, any_of=any_of, page=page, per_page=per_page)
         return _page_response(result, page, per_page)
 
     def _emails(self, call: _Call) -> Response:
@@ -294,11 +297,12 @@ def _records(body: dict[str, Any]) -> list[dict[str, Any]]:
     return data
 
 
-def _conditions(request: Request) -> list[tuple[str, str]]:
-    """``email=`` or ``criteria=(F:equals:v)and(G:equals:w)`` as (field, value) pairs."""
+def _conditions(request: Request) -> tuple[list[tuple[str, str]], bool]:
+    """``email=`` or ``criteria=(F:equals:v)and(G:equals:w)`` (or ``...or...``) as (field, value)
+    pairs, and whether any one of them is enough (``or``) rather than all (``and``)."""
     email = request.arg("email")
     if email:
-        return [("Email", email)]
+        return [("Email", email)], False
     criteria = (request.arg("criteria") or "").strip()
     if not criteria:
         raise CrmError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", {"param": "criteria"})
@@ -306,13 +310,21 @@ def _conditions(request: Request) -> list[tuple[str, str]]:
         criteria = criteria[1:-1]
     if not (criteria.startswith("(") and criteria.endswith(")")):
         raise _invalid_query(criteria)
+    joined_by_and = re.split(r"\)\s*and\s*\(", criteria[1:-1])
+    joined_by_or = re.split(r"\)\s*or\s*\(", criteria[1:-1])
+    if len(joined_by_and) > 1 and len(joined_by_or) > 1:
+        raise _invalid_query(criteria)
+    any_of = len(joined_by_or) > 1
+    parts = joined_by_or if any_of else joined_by_and
+    if len(parts) > MAX_CRITERIA:
+        raise _invalid_query(criteria)
     conditions = []
-    for part in re.split(r"\)\s*and\s*\(", criteria[1:-1]):
+    for part in parts:
         match = _CRITERION.fullmatch(part.strip())
         if match is None or match.group(2) != "equals":
             raise _invalid_query(part)
-        conditions.append((match.group(1), match.group(3)))
-    return conditions
+        conditions.append((match.group(1), re.sub(r"\\(.)", r"\1", match.group(3))))  # Zoho's \( \) \, escapes
+    return conditions, any_of
 
 
 def _paging(request: Request) -> tuple[int, int]:
@@ -342,5 +354,9 @@ def _limit_exceeded() -> CrmError:
 
 
 def _invalid_query(text: str) -> CrmError:
-    details = {"reason": "only (field:equals:value) conditions joined by 'and' are supported", "criteria": text}
+    details = {
+        "reason": f"only up to {MAX_CRITERIA} (field:equals:value) conditions, joined all by 'and' or all by 'or', "
+        "are supported",
+        "criteria": text,
+    }
     return CrmError("INVALID_QUERY", "invalid query formed", details)

@@ -466,16 +466,30 @@ class CrmOrg:
             chosen = tombs[start:] if kind == "all" else [t for t in tombs[start:] if t.type == kind]
             return paginate([t.resource(self.tz) for t in chosen], page, per_page)
 
-    def search(self, module: str, conditions: Sequence[tuple[str, Any]], *, page: int = 1, per_page: int = 200) -> Page:
-        """Records meeting every ``(field, value)`` equality (case-insensitive)."""
+    def search(
+        self,
+        module: str,
+        conditions: Sequence[tuple[str, Any]],
+        *,
+        any_of: bool = False,
+        page: int = 1,
+        per_page: int = 200,
+    ) -> Page:
+        """Records meeting every ``(field, value)`` equality (case-insensitive), or with
+        ``any_of`` at least one of them (oldest change first)."""
         if not conditions:
             raise CrmError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", {})
         with self._lock:
             store = self._module(module)
             entries = store.find(*conditions[0])
             for field, value in conditions[1:]:
-                ids = {e.id for e in store.find(field, value)}
-                entries = [e for e in entries if e.id in ids]
+                if any_of:
+                    entries += store.find(field, value)
+                else:
+                    ids = {e.id for e in store.find(field, value)}
+                    entries = [e for e in entries if e.id in ids]
+            if any_of:
+                entries = sorted({e.id: e for e in entries}.values(), key=_modified)
             return paginate([self._view(store, e) for e in entries], page, per_page)
 
     def mails_of(self, module: str, record_id: str) -> list[dict[str, Any]]:

@@ -96,20 +96,35 @@ Row = tuple[str, str | dict[str, Any]]  # (folder, item id) rendered live, or (f
 Window = tuple[datetime, datetime]
 
 _READ_ONLY = frozenset(
-    {"id", "changeKey", "createdDateTime", "lastModifiedDateTime", "parentFolderId", "type",
-     "seriesMasterId", "originalStartTimeZone", "originalEndTimeZone"}
+    {
+        "id",
+        "changeKey",
+        "createdDateTime",
+        "lastModifiedDateTime",
+        "parentFolderId",
+        "type",
+        "seriesMasterId",
+        "originalStartTimeZone",
+        "originalEndTimeZone",
+    }
 )
 _ALWAYS = frozenset({"id", "@odata.etag", "@odata.type", "singleValueExtendedProperties"})
 _QUERY_OPTIONS = ("$select", "$expand", "$filter")
 _SUPPORTED_OPTIONS = frozenset({"$top", "$skip", "$skiptoken", "$deltatoken", *_QUERY_OPTIONS})
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le,
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
 }
 _CLAUSE = re.compile(r"(\w+)\s+(eq|ne|gt|ge|lt|le)\s+('(?:[^']|'')*'|\S+)", re.IGNORECASE)
 _EXPAND = re.compile(r"singleValueExtendedProperties\(\$filter=(.+)\)", re.IGNORECASE)
 _EXPAND_ID = re.compile(r"id\s+eq\s+'((?:[^']|'')*)'", re.IGNORECASE)
-_WEEKDAYS = {day: n for n, day in enumerate(
-    ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"))}
+_WEEKDAYS = {
+    day: n for n, day in enumerate(("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"))
+}
 _WINDOWS_ZONES = {
     "UTC": "UTC",
     "GMT Standard Time": "Europe/London",
@@ -284,8 +299,11 @@ def _parse_expand(text: str) -> frozenset[str]:
     match = _EXPAND.fullmatch(text.strip())
     ids = [_EXPAND_ID.fullmatch(p.strip()) for p in re.split(r"\s+or\s+", match[1], flags=re.I)] if match else [None]
     if not all(ids):
-        raise GraphError(400, "BadRequest", "The fake Graph supports only "
-                         f"$expand=singleValueExtendedProperties($filter=id eq '...'), not {text!r}.")
+        raise GraphError(
+            400,
+            "BadRequest",
+            f"The fake Graph supports only $expand=singleValueExtendedProperties($filter=id eq '...'), not {text!r}.",
+        )
     return frozenset(_ext_key(m[1].replace("''", "'")) for m in ids if m)
 
 
@@ -363,8 +381,12 @@ def _window(request: Request) -> Window:
     try:
         return _instant(request.arg("startDateTime") or ""), _instant(request.arg("endDateTime") or "")
     except ValueError:
-        raise GraphError(400, "ErrorInvalidParameter", "This request requires a time window specified by "
-                         "the query string parameters StartDateTime and EndDateTime.") from None
+        raise GraphError(
+            400,
+            "ErrorInvalidParameter",
+            "This request requires a time window specified by "
+            "the query string parameters StartDateTime and EndDateTime.",
+        ) from None
 
 
 def _present_event(res: dict[str, Any], zone_name: str) -> None:
@@ -497,8 +519,13 @@ def _user_resource(box: Mailbox) -> dict[str, Any]:
 
 
 def _task_list() -> dict[str, Any]:
-    return {"id": TASK_LIST_ID, "displayName": "Tasks", "wellknownListName": "defaultList",
-            "isOwner": True, "isShared": False}
+    return {
+        "id": TASK_LIST_ID,
+        "displayName": "Tasks",
+        "wellknownListName": "defaultList",
+        "isOwner": True,
+        "isShared": False,
+    }
 
 
 def _attachments(item: Item) -> list[dict[str, Any]]:
@@ -580,8 +607,9 @@ def _top(request: Request, default: int) -> int:
     if raw is None:
         return default
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-        raise GraphError(400, "BadRequest", f"Invalid page size specified: '{raw}'. Must be between 1 and "
-                         f"{MAX_PAGE} inclusive.")
+        raise GraphError(
+            400, "BadRequest", f"Invalid page size specified: '{raw}'. Must be between 1 and {MAX_PAGE} inclusive."
+        )
     return int(raw)
 
 
@@ -822,8 +850,11 @@ class GraphApi:
 
     def _todo(self, call: _Call, box: Mailbox, rest: list[str]) -> Response:
         if call.token.app_only:
-            raise GraphError(403, "ErrorAccessDenied", "Microsoft To Do needs a delegated token; "
-                             "application permissions cannot reach tasks.")
+            raise GraphError(
+                403,
+                "ErrorAccessDenied",
+                "Microsoft To Do needs a delegated token; application permissions cannot reach tasks.",
+            )
         match rest:
             case ["lists"] if call.method == "GET":
                 return _json({"value": [_task_list()]})
@@ -860,16 +891,20 @@ class GraphApi:
         try:
             box = self.tenant.mailbox(key)
         except TenantError:
-            raise GraphError(404, "Request_ResourceNotFound", f"Resource '{key}' does not exist or one of "
-                             "its queried reference-property objects are not present.") from None
+            raise GraphError(
+                404,
+                "Request_ResourceNotFound",
+                f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.",
+            ) from None
         return _json(self._query(call).present("", _user_resource(box)))
 
     # items ------------------------------------------------------------------------------------
     def _list(self, call: _Call, box: Mailbox, *folders: str) -> Response:
         def build() -> _Cursor:
             query = self._query(call)
-            items = sorted(itertools.chain.from_iterable(self.tenant.items(box, f) for f in folders),
-                           key=lambda item: item.seq)
+            items = sorted(
+                itertools.chain.from_iterable(self.tenant.items(box, f) for f in folders), key=lambda item: item.seq
+            )
             rows: list[Row] = [(i.folder, i.id) for i in items if query.matches(partial(_item_field, i))]
             return _Cursor(box, rows, query, _top(call.request, LIST_PAGE))
 
@@ -1053,5 +1088,6 @@ def _unauthorized(message: str) -> GraphError:
 
 
 def _sync_state_not_found() -> GraphError:
-    return GraphError(410, "SyncStateNotFound", "The sync state is not found or has expired; start a new "
-                      "delta round without a token.")
+    return GraphError(
+        410, "SyncStateNotFound", "The sync state is not found or has expired; start a new delta round without a token."
+    )

@@ -364,8 +364,7 @@ class Authority:
             raise OAuthError(
                 "unauthorized_client",
                 700016,
-                f"Application with identifier '{client_id}' was not found in the directory "
-                f"'{self.tenant.domain}'.",
+                f"Application with identifier '{client_id}' was not found in the directory '{self.tenant.domain}'.",
             )
         return app
 
@@ -375,11 +374,15 @@ class Authority:
             _check_assertion(app, form, audience)
         elif "client_secret" in form:
             if app.secret is None or not hmac.compare_digest(app.secret, form["client_secret"]):
-                raise _bad_client(7000215, "Invalid client secret provided. Ensure the secret being sent "
-                                  "in the request is the client secret value, not the client secret ID.")
+                raise _bad_client(
+                    7000215,
+                    "Invalid client secret provided. Ensure the secret being sent "
+                    "in the request is the client secret value, not the client secret ID.",
+                )
         elif app.confidential or grant_type == "client_credentials":
-            raise _bad_client(7000218, "The request body must contain the following parameter: "
-                              "'client_assertion' or 'client_secret'.")
+            raise _bad_client(
+                7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."
+            )
         return app
 
     def _client_credentials(self, app: App, form: dict[str, str], issuer: str) -> dict[str, Any]:
@@ -400,14 +403,21 @@ class Authority:
         if code is None or code.client_id != app.client_id:
             raise OAuthError("invalid_grant", 70000, "The provided value for the 'code' parameter is not valid.")
         if code.redeemed:
-            raise OAuthError("invalid_grant", 54005, "OAuth2 Authorization code was already redeemed, please "
-                             "retry with a new valid code or use an existing refresh token.")
+            raise OAuthError(
+                "invalid_grant",
+                54005,
+                "OAuth2 Authorization code was already redeemed, please "
+                "retry with a new valid code or use an existing refresh token.",
+            )
         code.redeemed = True
         if code.expires_at <= time.time():
             raise OAuthError("invalid_grant", 70008, "The provided authorization code or refresh token has expired.")
         if form.get("redirect_uri") != code.redirect_uri:
-            raise OAuthError("invalid_grant", 50011, "The redirect URI does not match the redirect URI used "
-                             "to request the authorization code.")
+            raise OAuthError(
+                "invalid_grant",
+                50011,
+                "The redirect URI does not match the redirect URI used to request the authorization code.",
+            )
         _check_pkce(code.challenge, form.get("code_verifier"))
         scopes = form.get("scope", "").split() or code.scopes
         return self._user_tokens(app, code.user_id, scopes, issuer, code.nonce)
@@ -418,8 +428,11 @@ class Authority:
         if grant is None or grant.client_id != app.client_id:
             raise OAuthError("invalid_grant", 70000, "The provided value for the 'refresh_token' is not valid.")
         if grant.revoked:
-            raise OAuthError("invalid_grant", 50173, "The provided grant has expired due to it being revoked, "
-                             "a fresh auth token is needed.")
+            raise OAuthError(
+                "invalid_grant",
+                50173,
+                "The provided grant has expired due to it being revoked, a fresh auth token is needed.",
+            )
         scopes = form.get("scope", "").split() or grant.scopes
         payload = self._user_tokens(app, grant.user_id, scopes, issuer, None)
         del self._grants[token]  # rotation: the new refresh token replaces this one
@@ -500,8 +513,11 @@ def _resource_of(scopes: Iterable[str]) -> str:
     """The one resource ``scopes`` are for (Graph if only OpenID scopes are asked for)."""
     resources = {s.rsplit("/", 1)[0] for s in scopes if s not in OIDC_SCOPES}
     if len(resources) > 1:
-        raise OAuthError("invalid_scope", 28000, "Provide value for the input parameter scope which "
-                         "contains scopes for only one resource.")
+        raise OAuthError(
+            "invalid_scope",
+            28000,
+            "Provide value for the input parameter scope which contains scopes for only one resource.",
+        )
     return resources.pop() if resources else GRAPH_RESOURCE
 
 
@@ -510,8 +526,11 @@ def _check_pkce(challenge: str | None, verifier: str | None) -> None:
         return
     digest = _b64(hashlib.sha256((verifier or "").encode()).digest())
     if not verifier or not hmac.compare_digest(digest, challenge):
-        raise OAuthError("invalid_grant", 501481, "The Code_Verifier does not match the code_challenge "
-                         "supplied in the authorization request.")
+        raise OAuthError(
+            "invalid_grant",
+            501481,
+            "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+        )
 
 
 def _check_assertion(app: App, form: dict[str, str], audience: str) -> None:

@@ -114,9 +114,15 @@ class _Pools:
             return [str(make()) for _ in range(_POOL)]
 
         return cls(
-            pool(fake.first_name), pool(fake.last_name), pool(fake.company), pool(fake.job),
-            pool(fake.street_address), pool(fake.city), pool(lambda: fake.sentence(nb_words=6).rstrip(".")),
-            pool(fake.paragraph), pool(fake.word),
+            pool(fake.first_name),
+            pool(fake.last_name),
+            pool(fake.company),
+            pool(fake.job),
+            pool(fake.street_address),
+            pool(fake.city),
+            pool(lambda: fake.sentence(nb_words=6).rstrip(".")),
+            pool(fake.paragraph),
+            pool(fake.word),
         )
 
 
@@ -259,11 +265,18 @@ class _Maker:
         return ("inbox" if incoming else "sentitems"), received, data
 
     def attachment(self) -> dict[str, Any]:
-        kind, content_type = self.rng.choice((("pdf", "application/pdf"), ("png", "image/png"),
-                                              ("docx", "application/vnd.openxmlformats-officedocument"
-                                                       ".wordprocessingml.document")))
-        return {"name": f"{self.rng.choice(self.pools.words)}.{kind}", "size": self.rng.randint(2_000, 2_000_000),
-                "contentType": content_type}
+        kind, content_type = self.rng.choice(
+            (
+                ("pdf", "application/pdf"),
+                ("png", "image/png"),
+                ("docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+            )
+        )
+        return {
+            "name": f"{self.rng.choice(self.pools.words)}.{kind}",
+            "size": self.rng.randint(2_000, 2_000_000),
+            "contentType": content_type,
+        }
 
     def _hex(self) -> str:
         return uuid.UUID(int=self.rng.getrandbits(128)).hex
@@ -271,8 +284,12 @@ class _Maker:
 
 def _weekly_recurrence(day: date, zone: str, *, ends: bool) -> dict[str, Any]:
     return {
-        "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": [_WEEKDAY_NAMES[day.weekday()]],
-                    "firstDayOfWeek": "sunday"},
+        "pattern": {
+            "type": "weekly",
+            "interval": 1,
+            "daysOfWeek": [_WEEKDAY_NAMES[day.weekday()]],
+            "firstDayOfWeek": "sunday",
+        },
         "range": {
             "type": "endDate" if ends else "noEnd",
             "startDate": day.isoformat(),

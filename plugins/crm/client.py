@@ -22,6 +22,7 @@ from framework.errors import AuthenticationFailed, SyncError, TransientError
 
 PER_PAGE = 200
 MAX_WRITE = 100
+MAX_CRITERIA = 10  # Zoho's limit of criteria in one search
 LOGIN_HINT = "Run 'exsync crm login' again with a new refresh token."
 CLIENT_HINT = "Check the client id and client secret of the CRM's OAuth client."
 
@@ -185,6 +186,18 @@ class CrmClient:
             found.extend(page.records)
         return found
 
+    def search_any(self, module: str, field: str, values: Sequence[str]) -> list[dict[str, Any]]:
+        """Records of ``module`` whose ``field`` equals any of ``values`` (at most
+        :data:`MAX_CRITERIA`), in one search: ``criteria=((F:equals:a)or(F:equals:b)...)``.
+        Zoho wants ``(``, ``)`` and ``,`` in a value escaped with a backslash."""
+        if len(values) > MAX_CRITERIA:
+            raise ValueError(f"at most {MAX_CRITERIA} criteria per search, got {len(values)}")
+        criteria = "or".join(f"({field}:equals:{_escape(v)})" for v in values)
+        found: list[dict[str, Any]] = []
+        for page in self._pages(f"{module}/search", {"criteria": f"({criteria})"}):
+            found.extend(page.records)
+        return found
+
     def related_emails(self, module: str, record_id: str) -> list[dict[str, Any]]:
         """The mail records in the related list "Emails" of a record."""
         found: list[dict[str, Any]] = []
@@ -228,6 +241,10 @@ def _outcomes(reply: dict[str, Any], expected: int) -> list[dict[str, Any]]:
     if not isinstance(data, list) or len(data) != expected:
         raise CrmApiError(f"The CRM answered {len(data or [])} outcomes for {expected} records.")
     return data
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)").replace(",", "\\,")
 
 
 def _check_size(items: Sequence[Any]) -> None:

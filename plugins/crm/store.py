@@ -43,7 +43,7 @@ from framework.contracts import (
 from framework.errors import AuthenticationFailed, ConfigurationError, RecordRejected, SyncError, SyncStateLost
 from framework.model import Mail, Record
 from framework.state import User
-from plugins.crm.client import CrmApiError, CrmClient
+from plugins.crm.client import MAX_CRITERIA, CrmApiError, CrmClient
 from plugins.crm.mapping import LINK_FIELD, MAPPINGS, ModuleMapping, Native, parse_time
 
 OVERLAP = timedelta(seconds=1)
@@ -87,7 +87,8 @@ class Cursor:
 
     def known(self, native: Native) -> bool:
         """Whether ``native`` is, unchanged, a record the last read ended on."""
-        return self.edge.get(str(native["id"])) == fingerprint(native)
+        seen = self.edge.get(str(native["id"]))
+        return seen is not None and seen == fingerprint(native)  # no digest for records not on the edge
 
 
 def fingerprint(native: Native) -> str:
@@ -323,20 +324,28 @@ class MailSide(ModuleSide):
         return results
 
     def _prepare(self, records: list[Record]) -> None:
-        """Look up the Contacts and Leads of every new address, one search per address and module."""
+        """Look up the Contacts and Leads of every new address: one search per module for up to
+        :data:`MAX_CRITERIA` addresses (``or`` criteria), one per address it cannot express."""
         addresses = sorted({a for r in records if isinstance(r, Mail) for a in r.addresses()} - self._people.keys())
         for address in addresses:
-            self._people[address] = [
-                {"module": module, "id": str(found["id"])}
-                for module in LINKED_MODULES
-                for found in self._search(module, address)
-            ]
+            self._people[address] = []
+        for module in LINKED_MODULES:
+            for chunk in _chunks(addresses, MAX_CRITERIA):
+                for found in self._search(module, chunk):
+                    email = str(found.get("Email") or "").strip().lower()
+                    for address in chunk:
+                        if address.strip().lower() == email:
+                            self._people[address].append({"module": module, "id": str(found["id"])})
 
-    def _search(self, module: str, address: str) -> list[dict[str, Any]]:
+    def _search(self, module: str, addresses: list[str]) -> list[dict[str, Any]]:
         try:
-            return self.client.search(module, email=address)
-        except CrmApiError:  # an address the CRM cannot search for links nothing
-            return []
+            if len(addresses) == 1:
+                return self.client.search(module, email=addresses[0])
+            return self.client.search_any(module, "Email", addresses)
+        except CrmApiError:  # addresses the CRM cannot search for link nothing: try each alone
+            if len(addresses) == 1:
+                return []
+            return [found for address in addresses for found in self._search(module, [address])]
 
     def _native(self, record: Record) -> Native:
         native = super()._native(record)
@@ -350,6 +359,11 @@ class MailSide(ModuleSide):
         if outcome.get("code") == "DUPLICATE_DATA" and details.get("api_name") == "Message_Id" and details.get("id"):
             return WriteResult(id=str(details["id"]))
         return super()._created(outcome)
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _message_id(record: Record) -> str:

@@ -393,6 +393,23 @@ def test_search_by_email_and_by_criteria(crm: httpx.Client, org: CrmOrg) -> None
     assert (unsupported.status_code, unsupported.json()["code"]) == (400, "INVALID_QUERY")
 
 
+def test_search_by_criteria_joined_by_or(crm: httpx.Client, org: CrmOrg) -> None:
+    kim = org.insert("Contacts", {"Last_Name": "Lee", "Email": "kim.lee@example.com"})["id"]
+    ann = org.insert("Contacts", {"Last_Name": "Lee", "Email": "ann(x)@example.com"})["id"]
+    org.insert("Contacts", {"Last_Name": "Roe", "Email": "bo.roe@example.com"})
+
+    def search(criteria: str) -> httpx.Response:
+        return crm.get("/crm/v2/Contacts/search", params={"criteria": criteria})
+
+    either = search(r"((Email:equals:KIM.lee@example.com)or(Email:equals:ann\(x\)@example.com)or(Email:equals:no@x))")
+    too_many = search("(" + "or".join(f"(Email:equals:{n}@x)" for n in range(11)) + ")")
+    mixed = search("((Last_Name:equals:Lee)and(Email:equals:a@x)or(Email:equals:b@x))")
+
+    assert _ids(either) == [kim, ann]
+    assert (too_many.status_code, too_many.json()["code"]) == (400, "INVALID_QUERY")
+    assert (mixed.status_code, mixed.json()["code"]) == (400, "INVALID_QUERY")
+
+
 def test_users_listing_by_type(crm: httpx.Client, org: CrmOrg) -> None:
     standard = next(u for u in org.users() if not u.is_admin)
 

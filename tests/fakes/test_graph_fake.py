@@ -278,8 +278,14 @@ def test_revoked_refresh_tokens_are_invalid_grant(cloud: Cloud) -> None:
 
 
 def test_authorize_redirects_unknown_users_with_an_error(cloud: Cloud) -> None:
-    params = {"client_id": CLIENT_ID, "response_type": "code", "redirect_uri": REDIRECT_URI,
-              "scope": "openid", "state": "s1", "login_hint": "nobody@contoso.example"}
+    params = {
+        "client_id": CLIENT_ID,
+        "response_type": "code",
+        "redirect_uri": REDIRECT_URI,
+        "scope": "openid",
+        "state": "s1",
+        "login_hint": "nobody@contoso.example",
+    }
     url = f"{cloud.authority_url}/oauth2/v2.0/authorize"
 
     reply = cloud.session().get(url, params=params, allow_redirects=False)
@@ -299,15 +305,27 @@ def test_codes_are_single_use_and_bound_to_the_pkce_challenge(cloud: Cloud) -> N
     redirect = "http://localhost:51234/anything"  # any loopback port and path is allowed
 
     def new_code() -> str:
-        params = {"client_id": CLIENT_ID, "response_type": "code", "redirect_uri": redirect, "login_hint": BOB,
-                  "scope": "openid offline_access Contacts.Read", "code_challenge": challenge,
-                  "code_challenge_method": "S256"}
+        params = {
+            "client_id": CLIENT_ID,
+            "response_type": "code",
+            "redirect_uri": redirect,
+            "login_hint": BOB,
+            "scope": "openid offline_access Contacts.Read",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
         reply = session.get(f"{cloud.authority_url}/oauth2/v2.0/authorize", params=params, allow_redirects=False)
         return parse_qs(urlsplit(reply.headers["Location"]).query)["code"][0]
 
     def redeem(code: str, code_verifier: str) -> requests.Response:
-        form = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "grant_type": "authorization_code",
-                "code": code, "redirect_uri": redirect, "code_verifier": code_verifier}
+        form = {
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect,
+            "code_verifier": code_verifier,
+        }
         return session.post(f"{cloud.authority_url}/oauth2/v2.0/token", data=form)
 
     wrong = redeem(new_code(), "not-the-verifier")
@@ -366,8 +384,10 @@ def test_delegated_tokens_reach_only_their_own_mailbox(cloud: Cloud) -> None:
 # Graph: items -------------------------------------------------------------------------------------
 def test_contacts_crud(cloud: Cloud) -> None:
     with cloud.user_client() as graph:
-        created = graph.post("/me/contacts", json={"givenName": "Ada", "surname": "Lovelace",
-                                                   "emailAddresses": [{"address": "ada@example.org"}]})
+        created = graph.post(
+            "/me/contacts",
+            json={"givenName": "Ada", "surname": "Lovelace", "emailAddresses": [{"address": "ada@example.org"}]},
+        )
         contact_id = created.json()["id"]
         patched = graph.patch(f"/me/contacts/{contact_id}", json={"surname": "King"})
         fetched = graph.get(f"/me/contacts/{contact_id}")
@@ -387,12 +407,20 @@ def test_extended_properties_are_stored_merged_and_expanded(cloud: Cloud) -> Non
     other = "String {00020329-0000-0000-c000-000000000046} Name other"
     expand = {"$expand": f"singleValueExtendedProperties($filter=id eq '{EXT_PROPERTY_LINK}')"}
     with cloud.user_client() as graph:
-        created = graph.post("/me/contacts", json={
-            "givenName": "Grace",
-            "singleValueExtendedProperties": [{"id": EXT_PROPERTY_LINK, "value": "crm:1"}, {"id": other, "value": "x"}],
-        }).json()
-        graph.patch(f"/me/contacts/{created['id']}", json={
-            "singleValueExtendedProperties": [{"id": EXT_PROPERTY_LINK.upper(), "value": "crm:2"}]})
+        created = graph.post(
+            "/me/contacts",
+            json={
+                "givenName": "Grace",
+                "singleValueExtendedProperties": [
+                    {"id": EXT_PROPERTY_LINK, "value": "crm:1"},
+                    {"id": other, "value": "x"},
+                ],
+            },
+        ).json()
+        graph.patch(
+            f"/me/contacts/{created['id']}",
+            json={"singleValueExtendedProperties": [{"id": EXT_PROPERTY_LINK.upper(), "value": "crm:2"}]},
+        )
         plain = graph.get(f"/me/contacts/{created['id']}").json()
         expanded = graph.get(f"/me/contacts/{created['id']}", params=expand).json()
         listed = graph.get("/me/contacts", params=expand).json()["value"]
@@ -466,8 +494,12 @@ def test_incremental_delta_reads_only_the_change_log(cloud: Cloud, monkeypatch: 
 
 # Graph: calendar -------------------------------------------------------------------------------
 def _event(subject: str, start: str, end: str, zone: str = "W. Europe Standard Time", **extra: Any) -> dict[str, Any]:
-    return {"subject": subject, "start": {"dateTime": start, "timeZone": zone},
-            "end": {"dateTime": end, "timeZone": zone}, **extra}
+    return {
+        "subject": subject,
+        "start": {"dateTime": start, "timeZone": zone},
+        "end": {"dateTime": end, "timeZone": zone},
+        **extra,
+    }
 
 
 WEEKLY_JUNE = {
@@ -479,19 +511,25 @@ JUNE = {"startDateTime": "2026-06-01T00:00:00Z", "endDateTime": "2026-06-22T00:0
 
 def test_calendar_view_expands_series_and_answers_in_utc(cloud: Cloud) -> None:
     with cloud.user_client() as graph:
-        series = graph.post("/me/events", json=_event("standup", "2026-06-01T09:00:00", "2026-06-01T09:15:00",
-                                                      recurrence=WEEKLY_JUNE)).json()
+        series = graph.post(
+            "/me/events", json=_event("standup", "2026-06-01T09:00:00", "2026-06-01T09:15:00", recurrence=WEEKLY_JUNE)
+        ).json()
         graph.post("/me/events", json=_event("review", "2026-06-02T10:00:00", "2026-06-02T11:00:00"))
         graph.post("/me/events", json=_event("later", "2026-08-01T10:00:00", "2026-08-01T11:00:00"))
         view = graph.get("/me/calendarView", params=JUNE).json()["value"]
         instances = graph.get(f"/me/events/{series['id']}/instances", params=JUNE).json()["value"]
-        pacific = graph.get("/me/calendarView", params=JUNE,
-                            headers={"Prefer": 'outlook.timezone="Pacific Standard Time"'}).json()["value"]
+        pacific = graph.get(
+            "/me/calendarView", params=JUNE, headers={"Prefer": 'outlook.timezone="Pacific Standard Time"'}
+        ).json()["value"]
         no_window = graph.get("/me/calendarView")
 
     assert series["type"] == "seriesMaster"
     assert [(e["subject"], e["type"]) for e in view] == [
-        ("standup", "occurrence"), ("review", "singleInstance"), ("standup", "occurrence"), ("standup", "occurrence")]
+        ("standup", "occurrence"),
+        ("review", "singleInstance"),
+        ("standup", "occurrence"),
+        ("standup", "occurrence"),
+    ]
     assert view[0]["start"] == {"dateTime": "2026-06-01T07:00:00.0000000", "timeZone": "UTC"}
     assert view[1]["originalStartTimeZone"] == "W. Europe Standard Time"
     assert [i["seriesMasterId"] for i in instances] == [series["id"]] * 3
@@ -501,8 +539,9 @@ def test_calendar_view_expands_series_and_answers_in_utc(cloud: Cloud) -> None:
 
 def test_calendar_delta_keeps_its_window_and_reports_series_masters(cloud: Cloud) -> None:
     with cloud.user_client() as graph:
-        graph.post("/me/events", json=_event("standup", "2026-06-01T09:00:00", "2026-06-01T09:15:00",
-                                             recurrence=WEEKLY_JUNE))
+        graph.post(
+            "/me/events", json=_event("standup", "2026-06-01T09:00:00", "2026-06-01T09:15:00", recurrence=WEEKLY_JUNE)
+        )
         inside = graph.post("/me/events", json=_event("review", "2026-06-02T10:00:00", "2026-06-02T11:00:00")).json()
         outside = graph.post("/me/events", json=_event("later", "2026-08-01T10:00:00", "2026-08-01T11:00:00")).json()
         initial, link, _ = collect(graph, "/me/calendarView/delta?" + "&".join(f"{k}={v}" for k, v in JUNE.items()))
@@ -511,8 +550,10 @@ def test_calendar_delta_keeps_its_window_and_reports_series_masters(cloud: Cloud
         changes, _, _ = collect(graph, link)
         no_window = graph.get("/me/calendarView/delta")
 
-    assert sorted((e["subject"], e["type"]) for e in initial) == [("review", "singleInstance"),
-                                                                  ("standup", "seriesMaster")]
+    assert sorted((e["subject"], e["type"]) for e in initial) == [
+        ("review", "singleInstance"),
+        ("standup", "seriesMaster"),
+    ]
     assert changes == [{"id": inside["id"], "@removed": {"reason": "deleted"}}]
     assert no_window.status_code == 400
 
@@ -527,8 +568,15 @@ def test_todo_needs_a_delegated_token(cloud: Cloud) -> None:
         delta, _, _ = collect(graph, f"{tasks}/delta")
         app_only = app.get(f"/users/{ALICE}/todo/lists")
 
-    assert lists == [{"id": TASK_LIST_ID, "displayName": "Tasks", "wellknownListName": "defaultList",
-                      "isOwner": True, "isShared": False}]
+    assert lists == [
+        {
+            "id": TASK_LIST_ID,
+            "displayName": "Tasks",
+            "wellknownListName": "defaultList",
+            "isOwner": True,
+            "isShared": False,
+        }
+    ]
     assert (created["status"], done["status"]) == ("notStarted", "completed")
     assert [t["title"] for t in delta] == ["call Ada"]
     assert app_only.status_code == 403
@@ -544,8 +592,9 @@ def test_messages_delta_per_folder_and_attachments(cloud: Cloud) -> None:
         with_files = next(m for m in inbox if m["hasAttachments"])
         files = graph.get(f"/users/{ALICE}/messages/{with_files['id']}/attachments").json()["value"]
         names = graph.get(f"/users/{ALICE}/messages/{with_files['id']}/attachments?$select=name,size").json()
-        as_text = graph.get(f"/users/{ALICE}/messages/{with_files['id']}",
-                            headers={"Prefer": 'outlook.body-content-type="text"'}).json()
+        as_text = graph.get(
+            f"/users/{ALICE}/messages/{with_files['id']}", headers={"Prefer": 'outlook.body-content-type="text"'}
+        ).json()
 
     assert (len(inbox), len(sent), pages) == (20, 10, 3)
     assert {m["parentFolderId"] for m in inbox} == {"inbox"}
@@ -562,24 +611,33 @@ def test_messages_delta_per_folder_and_attachments(cloud: Cloud) -> None:
 # Graph: batch and throttling ---------------------------------------------------------------------------
 def test_batch_runs_steps_with_their_own_statuses(cloud: Cloud) -> None:
     twenty = {"requests": [{"id": str(n), "method": "GET", "url": "/me/contacts"} for n in range(20)]}
-    mixed = {"requests": [
-        {"id": "new", "method": "POST", "url": "/me/contacts", "body": {"givenName": "Bo"},
-         "headers": {"Content-Type": "application/json"}},
-        {"id": "missing", "method": "GET", "url": "/me/contacts/AAMknothere"},
-        {"id": "after", "method": "GET", "url": "/me/contacts", "dependsOn": ["missing"]},
-        {"id": "list", "method": "GET", "url": "me/contacts?$select=givenName"},
-    ]}
+    mixed = {
+        "requests": [
+            {
+                "id": "new",
+                "method": "POST",
+                "url": "/me/contacts",
+                "body": {"givenName": "Bo"},
+                "headers": {"Content-Type": "application/json"},
+            },
+            {"id": "missing", "method": "GET", "url": "/me/contacts/AAMknothere"},
+            {"id": "after", "method": "GET", "url": "/me/contacts", "dependsOn": ["missing"]},
+            {"id": "list", "method": "GET", "url": "me/contacts?$select=givenName"},
+        ]
+    }
     with cloud.user_client() as graph:
         full = graph.post("/$batch", json=twenty).json()["responses"]
-        too_many = graph.post("/$batch", json={"requests": [*twenty["requests"], {"id": "x", "method": "GET",
-                                                                                  "url": "/me"}]})
+        too_many = graph.post(
+            "/$batch", json={"requests": [*twenty["requests"], {"id": "x", "method": "GET", "url": "/me"}]}
+        )
         results = {r["id"]: r for r in graph.post("/$batch", json=mixed).json()["responses"]}
 
     assert [r["status"] for r in full] == [200] * 20
     assert too_many.status_code == 400
     assert {k: r["status"] for k, r in results.items()} == {"new": 201, "missing": 404, "after": 424, "list": 200}
-    assert results["list"]["body"]["value"] == [{"id": results["new"]["body"]["id"], "givenName": "Bo",
-                                                 "@odata.etag": results["new"]["body"]["@odata.etag"]}]
+    assert results["list"]["body"]["value"] == [
+        {"id": results["new"]["body"]["id"], "givenName": "Bo", "@odata.etag": results["new"]["body"]["@odata.etag"]}
+    ]
 
 
 def test_batch_steps_can_be_throttled(cloud: Cloud) -> None:
@@ -628,4 +686,5 @@ def test_new_tenant_and_seeded_mailbox() -> None:
     assert sum(1 for e in events if e.get("recurrence")) == 2
     assert any(e["isAllDay"] for e in events)
     assert [c.data for c in tenant.items(box, "contacts")] == [
-        c.data for c in twin.items(twin.mailbox(ALICE), "contacts")]
+        c.data for c in twin.items(twin.mailbox(ALICE), "contacts")
+    ]

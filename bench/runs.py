@@ -1,0 +1,234 @@
+"""The benchmarks themselves; each returns rows for :mod:`bench.report`."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.baselines import Copied, baseline
+from bench.cloud import RemoteCloud
+from bench.world import Measure, Setup, errors, measure, written
+from framework.engine import Engine, RunReport
+
+Row = dict[str, Any]
+Log = Callable[[str], None]
+
+
+@dataclass
+class Config:
+    """What to run, at which sizes."""
+
+    sizes: list[int]
+    exchanges: list[str]
+    ks: list[int]
+    users: int
+    concurrency: list[int]
+    profile_size: int
+    naive_cap: int
+    trace_memory: list[str]  # the exchanges whose initial syncs also run under tracemalloc
+    only: set[str]
+    profile_html: Path | None = None
+    results: dict[str, list[Row]] = field(default_factory=dict)
+
+    def wants(self, name: str) -> bool:
+        return not self.only or name in self.only
+
+
+def _fresh(cloud: RemoteCloud, exchange: str, size: int, users: list[str] | None = None) -> Setup:
+    cloud.reset()
+    setup = Setup(cloud, exchange)
+    setup.configure(users)
+    cloud.call("seed_user", setup.admin, size)
+    return setup
+
+
+def _check(reports: list[RunReport], what: str, log: Log) -> None:
+    found = errors(reports)
+    if found:
+        log(f"[yellow]{what}: {len(found)} errors, first: {found[0]}[/]")
+
+
+# -- initial sync, floor, naive, incremental ------------------------------------------------------
+def one_mailbox(cloud: RemoteCloud, config: Config, log: Log) -> None:
+    """Initial sync vs. floor vs. naive at every size and exchange; incremental at the largest size."""
+    initial = config.results.setdefault("initial", [])
+    incremental = config.results.setdefault("incremental", [])
+    largest = max(config.sizes)
+    for exchange in config.exchanges:
+        for size in config.sizes:
+            row: Row = {"exchange": exchange, "size": size}
+            needs_sync = config.wants("initial") or (config.wants("incremental") and size == largest)
+            if needs_sync:
+                log(f"initial sync, {exchange}, N={size:,}")
+                setup = _fresh(cloud, exchange, size)
+                reports, sync = measure(cloud, setup.sync)
+                _check(reports, f"initial sync {exchange} N={size}", log)
+                row.update(sync=sync, records=written(reports))
+                if config.wants("incremental") and size == largest:
+                    incremental += _incremental(cloud, setup, config, log)
+                setup.close()
+                if exchange in config.trace_memory and config.wants("initial"):
+                    log(f"initial sync under tracemalloc, {exchange}, N={size:,}")
+                    setup = _fresh(cloud, exchange, size)
+                    _reports, traced = measure(cloud, setup.sync, trace=True)
+                    row["peak"] = traced.peak_bytes
+                    setup.close()
+            for kind in ("floor", "naive"):
+                if config.wants(kind) or (config.wants("initial") and not config.only):
+                    log(f"{kind}, {exchange}, N={size:,}")
+                    setup = _fresh(cloud, exchange, size)
+                    cap = config.naive_cap if kind == "naive" else 0
+                    copied, cost = measure(cloud, functools.partial(baseline, setup, kind, cap))
+                    row[kind] = (copied, cost)
+                    setup.close()
+            if config.wants("initial") or config.wants("floor") or config.wants("naive"):
+                initial.append(row)
+
+
+def _incremental(cloud: RemoteCloud, setup: Setup, config: Config, log: Log) -> list[Row]:
+    rows = []
+    for k in config.ks:
+        made = cloud.call("change", setup.admin, k, 100 + k)
+        log(f"incremental, {setup.exchange}, k={k} ({made} changes)")
+        reports, cost = measure(cloud, setup.sync)
+        _check(reports, f"incremental k={k}", log)
+        rows.append(
+            {
+                "exchange": setup.exchange,
+                "size": max(config.sizes),
+                "k": k,
+                "changes": made,
+                "records": written(reports),
+                "cost": cost,
+            }
+        )
+    return rows
+
+
+# -- many users -------------------------------------------------------------------------------------
+def many_users(cloud: RemoteCloud, config: Config, log: Log) -> None:
+    """An incremental sweep over many users under Graph client credentials, at each concurrency."""
+    rows = config.results.setdefault("users", [])
+    cloud.reset()
+    emails = cloud.call("add_users", config.users)
+    setup = Setup(cloud, "graph-cc")
+    log(f"many users: configuring {len(emails):,} users")
+    setup.configure(emails)
+    users = setup.users(emails)
+    log("many users: first sync of every user (empty mailboxes: it sets the cursors)")
+    reports, cost = measure(cloud, lambda: setup.sync(users))
+    _check(reports, "first sweep", log)
+    rows.append(
+        {
+            "run": "first sync (empty)",
+            "concurrency": 1,
+            "changes": 0,
+            "records": written(reports),
+            "cost": cost,
+            "users": len(users),
+        }
+    )
+    for concurrency in config.concurrency:
+        made = cloud.call("new_records", emails)
+        log(f"many users: sweep after {made:,} changes, concurrency {concurrency}")
+        reports, cost = measure(cloud, functools.partial(sweep, setup, users, concurrency))
+        _check(reports, f"sweep concurrency {concurrency}", log)
+        rows.append(
+            {
+                "run": "incremental sweep",
+                "concurrency": concurrency,
+                "changes": made,
+                "records": written(reports),
+                "cost": cost,
+                "users": len(users),
+            }
+        )
+    setup.close()
+
+
+def sweep(setup: Setup, users: list[Any], concurrency: int) -> list[RunReport]:
+    """Every user once, ``concurrency`` users at a time: the engine's own ``concurrency`` setting
+    when it has one, else threads each running ``Engine.run`` for one user (either way a
+    mailbox sees one request at a time from a user's run)."""
+    ctx = setup.context()
+    if "concurrency" in inspect.signature(Engine).parameters:
+        return Engine(ctx, concurrency=concurrency).run(users)  # type: ignore[call-arg,unused-ignore]
+    if concurrency <= 1:
+        return Engine(ctx).run(users)
+    engine = Engine(ctx)
+    with ThreadPoolExecutor(concurrency, thread_name_prefix="bench-sweep") as pool:
+        return [r for reports in pool.map(lambda u: engine.run([u]), users) for r in reports]
+
+
+# -- profile ------------------------------------------------------------------------------------------
+@dataclass
+class Profiled:
+    exchange: str
+    size: int
+    cost: Measure
+    records: int
+    top: list[tuple[str, float, float]]  # (function, own seconds, total seconds)
+    text: str
+
+
+def profile(cloud: RemoteCloud, config: Config, log: Log, exchange: str = "graph") -> None:
+    """The initial sync at ``profile_size`` under pyinstrument: the functions that take the time."""
+    from pyinstrument import Profiler
+
+    size = config.profile_size
+    log(f"profile of the initial sync, {exchange}, N={size:,}")
+    setup = _fresh(cloud, exchange, size)
+    profiler = Profiler(interval=0.002)
+    profiler.start()
+    reports, cost = measure(cloud, setup.sync)
+    profiler.stop()
+    setup.close()
+    session = profiler.last_session
+    assert session is not None
+    top = _top_functions(session.root_frame(), 15)
+    text = profiler.output_text(unicode=False, color=False, show_all=False, timeline=False)
+    if config.profile_html is not None:
+        config.profile_html.write_text(profiler.output_html())
+    config.results.setdefault("profile", []).append(
+        {"profile": Profiled(exchange, size, cost, written(reports), top, text)}
+    )
+
+
+def _top_functions(root: Any, count: int) -> list[tuple[str, float, float]]:
+    """Functions by own (self) time, summed over every place they were called from.
+
+    pyinstrument keeps a frame's own time in synthetic ``[self]`` children."""
+    own: dict[str, float] = {}
+    total: dict[str, float] = {}
+    stack: list[tuple[Any, str, frozenset[str]]] = [(root, "", frozenset())]
+    while stack:
+        frame, parent, outer = stack.pop()
+        if frame.is_synthetic_leaf:
+            own[parent] = own.get(parent, 0.0) + frame.time
+            continue
+        key = f"{frame.function}  {_short(frame.file_path_short or '')}:{frame.line_no}"
+        if key not in outer:  # recursion is counted once
+            total[key] = total.get(key, 0.0) + frame.time
+        stack += [(child, key, outer | {key}) for child in frame.children]
+    ranked = sorted(own.items(), key=lambda kv: kv[1], reverse=True)[:count]
+    return [(name, seconds, total.get(name, seconds)) for name, seconds in ranked]
+
+
+def _short(path: str) -> str:
+    for marker in ("site-packages/", "/work/main/"):
+        if marker in path:
+            return path.split(marker, 1)[1]
+    return path
+
+
+def now() -> float:
+    return time.perf_counter()
+
+
+__all__ = ["Config", "Copied", "many_users", "now", "one_mailbox", "profile"]

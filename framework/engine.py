@@ -246,6 +246,7 @@ class _Job:
         self.report = report
         self.progress = progress
         self.settings = self.ctx.settings
+        self.retrying: set[tuple[SideName, str]] = set()  # (side read from, id) with a retry row
         self.window = Window.months_back(self.settings.window_months)
 
     def run(self, dry_run: bool, force: bool) -> Plan:
@@ -337,6 +338,7 @@ class _Job:
         fresh = {i.id for i in changes.items}
         gone = set(changes.deleted)
         for item_id, data, _attempts in self.ctx.state.retries(self.user.crm_id, self.entity, side):
+            self.retrying.add((side, item_id))
             if item_id in gone:
                 with self.ctx.state.transaction() as conn:
                     self.ctx.state.clear_retry(conn, self.user.crm_id, self.entity, side, item_id)
@@ -421,8 +423,9 @@ class _Job:
             for write, result in zip(batch, results, strict=True):
                 if result.error is None:
                     self._record_success(write, result, upserts, removed)
-                    if write.source is not None and write.source_side is not None:
+                    if write.source and write.source_side and (write.source_side, write.source.id) in self.retrying:
                         state.clear_retry(conn, self.user.crm_id, self.entity, write.source_side, write.source.id)
+                        self.retrying.discard((write.source_side, write.source.id))
                 else:
                     self._keep_for_retry(conn, write, result.error)
                     failures.append((write, result.error))
@@ -490,6 +493,7 @@ class _Job:
 
     def _keep_for_retry(self, conn: Any, write: Write, error: SyncError) -> None:
         if write.source is not None and write.source_side is not None:
+            self.retrying.add((write.source_side, write.source.id))
             self.ctx.state.save_retry(
                 conn,
                 self.user.crm_id,

@@ -8,6 +8,7 @@ store that cannot carry a field simply leaves it empty.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -99,6 +100,7 @@ class Mail:
 Record: TypeAlias = Contact | Task | Event | Mail
 
 
+@functools.lru_cache(maxsize=65536)
 def content_hash(record: Record) -> str:
     """A stable digest of a record's content: equal content, equal hash, across runs and machines."""
     payload = json.dumps(_plain(record), sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -318,19 +318,29 @@ class StateStore:
             return {str(row[0]): int(row[1]) for row in conn.execute(query).all()}
 
     def save_pairs(self, conn: Connection, user_id: str, entity: str, upserts: list[Pair], removed: list[Pair]) -> None:
-        """Write pair changes inside the caller's transaction."""
+        """Write pair changes inside the caller's transaction: a few statements a batch, not one a pair.
+
+        A pair replaces any pair holding either of its ids; within ``upserts`` the last one wins.
+        """
         t = pairs_table
-        for pair in removed:
-            conn.execute(t.delete().where(t.c.user_id == user_id, t.c.entity == entity, t.c.crm_id == pair.crm_id))
+        latest: dict[str, Pair] = {}
+        taken: dict[str, str] = {}  # exchange id -> crm id of the pair that holds it
         for pair in upserts:
-            conn.execute(
-                t.delete().where(
-                    t.c.user_id == user_id,
-                    t.c.entity == entity,
-                    sa.or_(t.c.crm_id == pair.crm_id, t.c.exchange_id == pair.exchange_id),
+            if pair.exchange_id in taken:
+                latest.pop(taken[pair.exchange_id], None)
+            latest[pair.crm_id] = pair
+            taken[pair.exchange_id] = pair.crm_id
+        pairs = list(latest.values())
+        doomed = {
+            t.c.crm_id: [p.crm_id for p in removed] + [p.crm_id for p in pairs],
+            t.c.exchange_id: [p.exchange_id for p in pairs],
+        }
+        for column, ids in doomed.items():
+            for start in range(0, len(ids), 500):
+                conn.execute(
+                    t.delete().where(t.c.user_id == user_id, t.c.entity == entity, column.in_(ids[start : start + 500]))
                 )
-            )
-        if upserts:
+        if pairs:
             conn.execute(
                 t.insert(),
                 [
@@ -342,7 +352,7 @@ class StateStore:
                         "crm_hash": p.crm_hash,
                         "exchange_hash": p.exchange_hash,
                     }
-                    for p in upserts
+                    for p in pairs
                 ],
             )
 

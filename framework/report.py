@@ -52,14 +52,17 @@ def print_dashboard(data: dict[str, Any]) -> None:
     totals = Table("entity", "synced pairs")
     for entity, count in sorted(data["synced_pairs"].items()):
         totals.add_row(entity, str(count))
-    runs = Table("user", "finished", "outcome", "created", "updated", "deleted", "errors")
+    runs = Table(title="Recent runs")
+    for column in ("user", "finished", "outcome", "created", "updated", "deleted", "errors"):
+        runs.add_column(column, overflow="fold")
     for run in data["recent_runs"]:
         sums = dict.fromkeys(("created", "updated", "deleted", "errors"), 0)
         for entity in run["entities"].values():
             for side in ("crm", "exchange"):
                 for key in sums:
                     sums[key] += entity.get(side, {}).get(key, 0)
-        runs.add_row(run["user"], run["finished"], run["outcome"], *(str(v) for v in sums.values()))
+        finished = run["finished"].replace("T", " ")[:16]
+        runs.add_row(run["user"], finished, run["outcome"], *(str(v) for v in sums.values()))
     errors = Table("user", "entity", "from", "record", "error", "attempts")
     for error in data["open_errors"]:
         errors.add_row(*(str(error[k]) for k in ("user_id", "entity", "side", "item_id", "error", "attempts")))

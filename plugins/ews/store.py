@@ -12,11 +12,12 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, TypeVar
 
-from exchangelib import Account, CalendarItem, ItemId
+from exchangelib import Account, CalendarItem, ItemId, Mailbox
 from exchangelib import Contact as NativeContact
 from exchangelib import Message as NativeMessage
 from exchangelib import Task as NativeTask
 from exchangelib import errors as ews_errors
+from exchangelib.folders import Calendar, Contacts, DistinguishedFolderId, Inbox, Root, SentItems, Tasks
 from exchangelib.items import ALL_OCCURRENCES, ALWAYS_OVERWRITE, HARD_DELETE, SAVE_ONLY, SEND_TO_NONE
 from exchangelib.services import CreateItem, DeleteItem, UpdateItem
 
@@ -31,7 +32,24 @@ Adjust = Callable[[str, Record, Any], None]
 
 BATCH = 100
 MAX_CHANGES = 512  # the most SyncFolderItems returns per call
-MAIL_FOLDERS = {"inbox": "inbox", "sentitems": "sent"}  # canonical folder -> exchangelib Account attribute
+MAIL_FOLDERS = {"inbox": Inbox, "sentitems": SentItems}  # canonical folder -> exchangelib folder class
+
+
+def distinguished(account: Account, folder_cls: Any) -> Any:
+    """``account``'s distinguished folder of ``folder_cls``, addressed by name without a GetFolder call.
+
+    exchangelib's ``account.contacts`` looks up the root and then the folder (two calls a
+    folder and run); EWS accepts a DistinguishedFolderId wherever a folder id goes.
+    """
+    mailbox = Mailbox(email_address=account.primary_smtp_address)
+    root = Root(
+        account=account, _distinguished_id=DistinguishedFolderId(id=Root.DISTINGUISHED_FOLDER_ID, mailbox=mailbox)
+    )
+    return folder_cls(
+        root=root, _distinguished_id=DistinguishedFolderId(id=folder_cls.DISTINGUISHED_FOLDER_ID, mailbox=mailbox)
+    )
+
+
 _AUTH_ERRORS = (
     ews_errors.UnauthorizedError,
     ews_errors.ErrorImpersonateUserDenied,
@@ -104,7 +122,7 @@ class FolderSide(Side):
     """Contacts, tasks or the calendar of one mailbox."""
 
     batch_size = BATCH
-    FOLDERS: ClassVar[dict[str, str]] = {"contacts": "contacts", "tasks": "tasks", "events": "calendar"}
+    FOLDERS: ClassVar[dict[str, Any]] = {"contacts": Contacts, "tasks": Tasks, "events": Calendar}
     NATIVE: ClassVar[dict[str, type]] = {"contacts": NativeContact, "tasks": NativeTask, "events": CalendarItem}
 
     def __init__(self, store: EwsStore, entity: str) -> None:
@@ -118,7 +136,7 @@ class FolderSide(Side):
         return self.store.account
 
     def folder(self) -> Any:
-        return getattr(self.account, self.FOLDERS[self.entity])
+        return distinguished(self.account, self.FOLDERS[self.entity])
 
     # reading -----------------------------------------------------------------------------------
     def read(self, cursor: str | None, window: Window) -> Changes:
@@ -283,7 +301,7 @@ class MailSide(Side):
         deleted: list[str] = []
         new_states: dict[str, str | None] = {}
         for name, state in states.items():
-            folder = getattr(self.store.account, MAIL_FOLDERS[name])
+            folder = distinguished(self.store.account, MAIL_FOLDERS[name])
             for kind, native in _sync(folder, state):
                 if kind == "delete":
                     deleted.append(native.id)

@@ -311,23 +311,24 @@ class _Job:
             )
             changes = self._retrying(lambda: self.sides[side].read(None, self.window), may_repeat=True)
             changes.full = True
+            if self.definition.dated is None:
+                self._absent_are_deleted(side, changes)
         dated = self.definition.dated
         if dated is not None:
             kept = [i for i in changes.items if self.window.contains(dated(i.record))]
             self.report.sides[side].skipped += len(changes.items) - len(kept)
             changes.items = kept
-        else:
-            self._absent_are_deleted(side, changes)
         if retries:  # once a run: a record refused in this run waits for the next
             self._add_retries(side, changes)
         return changes
 
     def _absent_are_deleted(self, side: SideName, changes: Changes) -> None:
-        """A full listing (a resync after a lost cursor) names no deletions: a paired record
-        it lacks was deleted. Only for undated entities: a dated record may just have left
-        the window, which is not a deletion."""
-        if not changes.full:
-            return
+        """A resync after a lost cursor names no deletions: a paired record it lacks was deleted.
+
+        Only for undated entities (a dated record may just have left the window, which is not
+        a deletion), and only after a lost cursor: a listing after ``change-auth`` or a first
+        sync deletes nothing.
+        """
         listed = {i.id for i in changes.items} | set(changes.deleted)
         pairs = self.ctx.state.pairs(self.user.crm_id, self.entity)
         ids = (p.crm_id if side == "crm" else p.exchange_id for p in pairs)

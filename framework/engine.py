@@ -273,12 +273,15 @@ class _Job:
     def _round(self, dry_run: bool, force: bool, *, retries: bool) -> Plan:
         changes = {side: self._read(side, retries=retries) for side in SIDES}
         settings = self.settings
+        pairs = self.ctx.state.pairs_touching(
+            self.user.crm_id, self.entity, _ids(changes["crm"]), _ids(changes["exchange"])
+        )
+        if changes["exchange"].full and not dry_run:
+            self._follow_new_ids(pairs, changes["exchange"])
         the_plan = plan(
             PlanInput(
                 entity=self.definition,
-                pairs=self.ctx.state.pairs_touching(
-                    self.user.crm_id, self.entity, _ids(changes["crm"]), _ids(changes["exchange"])
-                ),
+                pairs=pairs,
                 crm=changes["crm"],
                 exchange=changes["exchange"],
                 writable=settings.writable_sides(),
@@ -296,6 +299,22 @@ class _Job:
             for side in SIDES:
                 self.ctx.state.save_cursor(conn, self.user.crm_id, self.entity, side, changes[side].cursor)
         return the_plan
+
+    def _follow_new_ids(self, pairs: list[Pair], listing: Changes) -> None:
+        """Re-key pairs whose Exchange record is listed under a new id (after a change of
+        authentication the same item may have another id format), recognised by the cross-link
+        it carries: the CRM id of its pair."""
+        listed = {item.id for item in listing.items}
+        by_crm = {pair.crm_id: pair for pair in pairs}
+        moved = []
+        for item in listing.items:
+            pair = by_crm.get(item.link)
+            if pair is not None and pair.exchange_id != item.id and pair.exchange_id not in listed:
+                pair.exchange_id = item.id
+                moved.append(pair)
+        if moved:
+            with self.ctx.state.transaction() as conn:
+                self.ctx.state.save_pairs(conn, self.user.crm_id, self.entity, moved, [])
 
     def _echo_hash(self, side: SideName, item: Item) -> str:
         return content_hash(self.sides[side].echo(item.record))

@@ -235,3 +235,18 @@ def test_users_synced_concurrently_each_get_their_own_records(tmp_path):
         exchange = org.world.side("exchange", user.crm_id, "contacts")
         assert sorted(r.last_name for r, _ in exchange.records.values()) == [f"{user.crm_id}-{n}" for n in range(8)]
         assert len(org.ctx.state.pairs(user.crm_id, "contacts")) == 8
+
+
+def test_pairs_follow_exchange_records_listed_under_new_ids_after_a_change_of_authentication(org):
+    crm, exchange = sides(org)
+    for n in range(6):
+        crm.put(Contact(last_name=f"N{n}", email=f"n{n}@x.com"))
+    org.sync()
+    for old_id in list(exchange.records):  # the new way in lists the same items under other ids
+        record, link = exchange.records.pop(old_id)
+        exchange.records[f"new-{old_id}"] = (record, link)
+    org.ctx.state.forget_cursors()
+    report = org.sync()
+    assert len(crm.records) == len(exchange.records) == 6
+    assert all(vars(c) == vars(type(c)()) for c in report.entities["contacts"].sides.values())
+    assert {p.exchange_id for p in org.ctx.state.pairs("u1", "contacts")} == set(exchange.records)

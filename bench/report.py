@@ -18,6 +18,8 @@ ENTITY_SIDES = 8  # contacts, tasks, events, mails x (CRM, Exchange): what one r
 
 @dataclass
 class Table:
+    """One printed table: a title, headers, rows and a note under it."""
+
     title: str
     headers: list[str]
     rows: list[list[str]]

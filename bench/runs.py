@@ -169,6 +169,8 @@ def sweep(setup: Setup, users: list[Any], concurrency: int) -> list[RunReport]:
 # -- profile ------------------------------------------------------------------------------------------
 @dataclass
 class Profiled:
+    """A profiled initial sync and its hottest functions."""
+
     exchange: str
     size: int
     cost: Measure

@@ -149,6 +149,8 @@ class MemoryWorld:
         world = self
 
         class Connector(CrmConnector):
+            """The memory world's CRM."""
+
             name = "memory"
 
             def login(self, ctx: Any, options: dict[str, Any]) -> CrmUser:
@@ -158,6 +160,8 @@ class MemoryWorld:
                 return _MemoryStore(world, "crm", user.crm_id if user else "")
 
         class Provider(AuthProvider):
+            """The memory world's Exchange, reaching every user's mailbox."""
+
             name = "memory"
             org_wide = True
 
@@ -168,6 +172,8 @@ class MemoryWorld:
                 return True
 
         class Plugin:
+            """Offers the connector and the provider as the ``memory`` plugin."""
+
             __name__ = "memory"
 
             @hookimpl

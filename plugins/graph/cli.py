@@ -255,6 +255,8 @@ def catch_redirect(redirect_uri: str, timeout: float) -> dict[str, str]:
     caught: dict[str, str] = {}
 
     class Handler(BaseHTTPRequestHandler):
+        """Catches the sign-in redirect on the loopback port."""
+
         def do_GET(self) -> None:
             query = _query(self.path)
             if urlsplit(self.path).path == (parts.path or "/") and ("code" in query or "error" in query):

@@ -5,7 +5,6 @@ writes its source, and mails are never written to Exchange."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,40 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from framework.context import Context
-from framework.engine import Engine, RunReport
-from framework.host import build_host
 from framework.model import Contact, Event, Mail, Record, Task, content_hash
-from framework.state import Pair, User
-from framework.testing import MemoryWorld, memory_settings
-from plugins import conflicts, entities
+from framework.state import Pair
+from framework.testing import make_org
 
-ADMIN = User("u1", "admin@example.com", "Ada Admin", "CEO", "Administrator", is_admin=True, enabled=True)
 SOON = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
-
-
-@dataclass
-class MemoryOrg:
-    """An org installed on the memory plugin, with one enabled admin user (as tests/framework has it)."""
-
-    world: MemoryWorld
-    ctx: Context
-
-    def sync(self, **kwargs: object) -> RunReport:
-        (report,) = Engine(self.ctx, sleep=lambda _s: None).run([ADMIN], **kwargs)  # type: ignore[arg-type]
-        return report
-
-    def set(self, **values: object) -> None:
-        self.ctx.state.set_settings(values)
-
-
-def make_org(url: str = "sqlite://") -> MemoryOrg:
-    world = MemoryWorld()
-    host = build_host(extra=[entities, conflicts, world.plugin()], entry_points=False)
-    ctx = Context(url, host=host, acting_as="u1")
-    ctx.state.set_settings(memory_settings())
-    ctx.state.upsert_users([ADMIN])
-    return MemoryOrg(world, ctx)
 
 
 def record(entity: str, name: str, edited: bool) -> Record:

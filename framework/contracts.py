@@ -128,10 +128,14 @@ class Side(ABC):
     allows and returns one :class:`WriteResult` per operation, in order; a rejected
     record is an error result, not an exception. ``echo`` returns what reading a record
     back after writing it would give (the fields this side cannot hold cleared, values
-    normalised), so that the engine recognises its own writes.
+    normalised), so that the engine recognises its own writes. ``read_back`` is True for a
+    side whose cursor will not report what happens to records written after it was issued
+    (an EWS sync state only knows items it listed): after writing there, the engine reads
+    again so that the cursor it saves covers its own writes.
     """
 
     batch_size: ClassVar[int] = 100
+    read_back: ClassVar[bool] = False
 
     @abstractmethod
     def read(self, cursor: str | None, window: Window) -> Changes: ...

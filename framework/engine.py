@@ -250,7 +250,8 @@ class _Job:
         self.window = Window.months_back(self.settings.window_months)
 
     def run(self, dry_run: bool, force: bool) -> Plan:
-        """Rounds of read, plan, apply until a round writes nothing (at most :data:`MAX_ROUNDS`).
+        """Read, plan, apply; then again while a round wrote to a ``read_back`` side (at most
+        :data:`MAX_ROUNDS`).
 
         The cursors a round saves were issued before its writes, and an EWS sync state only
         covers what it listed: a record we created and a user deleted before the next read
@@ -260,12 +261,15 @@ class _Job:
         the_plan = self._round(dry_run, force, retries=True)
         for _ in range(MAX_ROUNDS - 1):
             before = self._written()
-            if dry_run or not before:
+            if dry_run or not self._wrote_to_read_back_side(the_plan):
                 break
             the_plan = self._round(dry_run, force, retries=False)
             if self._written() == before:
                 break
         return the_plan
+
+    def _wrote_to_read_back_side(self, the_plan: Plan) -> bool:
+        return any(self.sides[write.side].read_back for write in the_plan.writes)
 
     def _written(self) -> int:
         return sum(c.created + c.updated + c.deleted for c in self.report.sides.values())

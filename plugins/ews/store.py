@@ -122,6 +122,7 @@ class FolderSide(Side):
     """Contacts, tasks or the calendar of one mailbox."""
 
     batch_size = BATCH
+    read_back = True
     FOLDERS: ClassVar[dict[str, Any]] = {"contacts": Contacts, "tasks": Tasks, "events": Calendar}
     NATIVE: ClassVar[dict[str, type]] = {"contacts": NativeContact, "tasks": NativeTask, "events": CalendarItem}
 
@@ -278,6 +279,7 @@ class MailSide(Side):
     """Inbox and sent items, read only; the cursor is the JSON of both folders' sync states."""
 
     batch_size = BATCH
+    read_back = True
 
     def __init__(self, store: EwsStore) -> None:
         self.store = store

@@ -126,9 +126,47 @@ def _check(ok: bool, what: str) -> None:
         raise RuntimeError(f"{what} failed")
 
 
+class _Copy:
+    """The floor: every record read in the largest pages, written in the largest batches, no sync logic."""
+
+    crm: _Crm
+    window: Window
+    batch_size: int
+
+    def _exchange_records(self, entity: str) -> list[Record]:
+        raise NotImplementedError
+
+    def _mails(self) -> list[Mail]:
+        raise NotImplementedError
+
+    def _create_in_exchange(self, entity: str, records: list[Record]) -> None:
+        raise NotImplementedError
+
+    def floor(self) -> Copied:
+        copied = Copied()
+        for entity in ENTITIES:
+            from_exchange = self._exchange_records(entity)
+            to_exchange = 0
+            for chunk in _chunks(self.crm.records(entity, self.window), self.batch_size):
+                self._create_in_exchange(entity, chunk)
+                to_exchange += len(chunk)
+            for chunk in _chunks(from_exchange, CRM_BATCH):
+                self.crm.insert(entity, chunk)
+            copied.directions[f"{entity} crm->exchange"] = to_exchange
+            copied.directions[f"{entity} exchange->crm"] = len(from_exchange)
+        mails = self._mails()
+        for chunk in _chunks(mails, CRM_BATCH):
+            self.crm.insert("mails", chunk)
+        copied.directions["mails exchange->crm"] = len(mails)
+        copied.records = copied.measured = sum(copied.directions.values())
+        return copied
+
+
 # -- Graph ------------------------------------------------------------------------------------
-class GraphCopy:
+class GraphCopy(_Copy):
     """Copies between the CRM and one mailbox over Graph."""
+
+    batch_size = BATCH_LIMIT
 
     def __init__(self, crm: _Crm, store: GraphStore, window: Window) -> None:
         self.crm = crm
@@ -170,30 +208,11 @@ class GraphCopy:
                     mails.append(mail)
         return mails
 
-    def floor(self) -> Copied:
-        copied = Copied()
-        for entity in ENTITIES:
-            side: Any = self.store.side(entity)
-            collection = side.collection()
-            from_exchange = self._exchange_records(entity)
-            to_exchange = 0
-            for chunk in _chunks(self.crm.records(entity, self.window), BATCH_LIMIT):
-                requests = [
-                    BatchRequest("POST", collection, graph_mapping.to_graph(entity, r, create=True)) for r in chunk
-                ]
-                answers = self.graph.batch(requests)
-                _check(all(a.error is None for a in answers), f"Graph $batch of {entity}")
-                to_exchange += len(chunk)
-            for chunk in _chunks(from_exchange, CRM_BATCH):
-                self.crm.insert(entity, chunk)
-            copied.directions[f"{entity} crm->exchange"] = to_exchange
-            copied.directions[f"{entity} exchange->crm"] = len(from_exchange)
-        mails = self._mails()
-        for chunk in _chunks(mails, CRM_BATCH):
-            self.crm.insert("mails", chunk)
-        copied.directions["mails exchange->crm"] = len(mails)
-        copied.records = copied.measured = sum(copied.directions.values())
-        return copied
+    def _create_in_exchange(self, entity: str, records: list[Record]) -> None:
+        collection = self.store.side(entity).collection()  # type: ignore[attr-defined]
+        requests = [BatchRequest("POST", collection, graph_mapping.to_graph(entity, r, create=True)) for r in records]
+        answers = self.graph.batch(requests)
+        _check(all(a.error is None for a in answers), f"Graph $batch of {entity}")
 
     def naive(self, cap: int) -> Copied:
         copied = Copied()
@@ -258,8 +277,10 @@ def _naive(copied: Copied, direction: str, ids: list[str], copy_one: Callable[[s
 
 
 # -- EWS --------------------------------------------------------------------------------------
-class EwsCopy:
+class EwsCopy(_Copy):
     """Copies between the CRM and one mailbox over EWS (exchangelib)."""
+
+    batch_size = EWS_BATCH
 
     def __init__(self, crm: _Crm, account: Any, window: Window) -> None:
         self.crm = crm
@@ -298,33 +319,15 @@ class EwsCopy:
         native.account = self.account
         return native
 
-    def floor(self) -> Copied:
-        copied = Copied()
-        for entity in ENTITIES:
-            folder = self._folder(entity)
-            from_exchange = self._exchange_records(entity)
-            to_exchange = 0
-            for chunk in _chunks(self.crm.records(entity, self.window), EWS_BATCH):
-                natives = [self._native(entity, r) for r in chunk]
-                answers = self.account.bulk_create(
-                    folder,
-                    natives,
-                    message_disposition=SAVE_ONLY,
-                    send_meeting_invitations=SEND_TO_NONE,
-                    chunk_size=EWS_BATCH,
-                )
-                _check(not any(isinstance(a, Exception) for a in answers), f"EWS CreateItem of {entity}")
-                to_exchange += len(chunk)
-            for chunk in _chunks(from_exchange, CRM_BATCH):
-                self.crm.insert(entity, chunk)
-            copied.directions[f"{entity} crm->exchange"] = to_exchange
-            copied.directions[f"{entity} exchange->crm"] = len(from_exchange)
-        mails = self._mails()
-        for chunk in _chunks(mails, CRM_BATCH):
-            self.crm.insert("mails", chunk)
-        copied.directions["mails exchange->crm"] = len(mails)
-        copied.records = copied.measured = sum(copied.directions.values())
-        return copied
+    def _create_in_exchange(self, entity: str, records: list[Record]) -> None:
+        answers = self.account.bulk_create(
+            self._folder(entity),
+            [self._native(entity, r) for r in records],
+            message_disposition=SAVE_ONLY,
+            send_meeting_invitations=SEND_TO_NONE,
+            chunk_size=EWS_BATCH,
+        )
+        _check(not any(isinstance(a, Exception) for a in answers), f"EWS CreateItem of {entity}")
 
     def naive(self, cap: int) -> Copied:
         copied = Copied()

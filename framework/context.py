@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +107,15 @@ class Context:
     def crm(self, user: User | None = None) -> CrmStore:
         """A CRM store for ``user``'s records (None: the org, through the admin's login)."""
         return self.crm_connector().open(self, user)
+
+    @contextmanager
+    def org_crm(self) -> Iterator[CrmStore]:
+        """The org-level CRM store, closed when the block ends."""
+        store = self.crm()
+        try:
+            yield store
+        finally:
+            store.close()
 
     def exchange(self, user: User) -> Store:
         return self.auth_provider().open(self, user)

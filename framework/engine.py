@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -134,20 +135,14 @@ class Engine:
             report.run_id = self.ctx.state.start_run(user.crm_id)
         self.ctx.hook.exsync_run_started(user=user.crm_id, entities=entities, dry_run=dry_run)
         try:
-            crm, exchange = self.ctx.crm(user), self.ctx.exchange(user)
+            with ExitStack() as stores:
+                crm = stores.enter_context(closing(self.ctx.crm(user)))
+                exchange = stores.enter_context(closing(self.ctx.exchange(user)))
+                for entity in entities:
+                    report.entities[entity] = self._run_entity(user, entity, crm, exchange, dry_run, force, progress)
         except AuthenticationFailed as exc:
             self._needs_attention(user, exc)
             report.outcome, report.error = "failed", exc.message
-        else:
-            try:
-                for entity in entities:
-                    report.entities[entity] = self._run_entity(user, entity, crm, exchange, dry_run, force, progress)
-            except AuthenticationFailed as exc:
-                self._needs_attention(user, exc)
-                report.outcome, report.error = "failed", exc.message
-            finally:
-                crm.close()
-                exchange.close()
         if report.outcome == "ok" and any(e.outcome in ("failed", "partial") for e in report.entities.values()):
             report.outcome = "partial"
         self._finish(report)

@@ -11,6 +11,7 @@ import click
 from framework.cli import cli
 from framework.cli_support import emit, json_mode, pass_context, say
 from framework.context import Context
+from framework.contracts import CrmStore
 from framework.errors import ConfigurationError, NotAllowed, UsageError
 from framework.host import plugin_infos
 from framework.report import print_dashboard
@@ -80,7 +81,8 @@ def _provided_names(ctx: Context) -> dict[str, list[str]]:
 def install(ctx: Context, scope: str, profiles: tuple[str, ...], accept_terms: bool) -> None:
     """Install exsync in the CRM org (administrators; Enterprise edition or higher)."""
     actor = ctx.require_admin("install")
-    org = ctx.crm().org()
+    with ctx.org_crm() as crm:
+        org, crm_users = crm.org(), _active_users(crm)
     if org.edition.lower() not in EDITIONS_ALLOWED:
         ctx.audit.record("install", "refused", actor=actor.email, edition=org.edition)
         raise NotAllowed(
@@ -96,7 +98,7 @@ def install(ctx: Context, scope: str, profiles: tuple[str, ...], accept_terms: b
     settings.installed, settings.scope, settings.profiles = True, scope, list(profiles)
     settings.terms_accepted_by = actor.email
     settings.save(ctx.state)
-    ctx.state.upsert_users(_crm_users(ctx))
+    ctx.state.upsert_users(crm_users)
     ctx.audit.record("install", "ok", actor=actor.email, scope=scope, profiles=list(profiles))
     say(f"exsync is installed for {scope}. Next: 'exsync auth ews' or 'exsync auth graph', then 'exsync settings'.")
 
@@ -214,7 +216,8 @@ def users() -> None:
 def users_list(ctx: Context) -> None:
     """List the CRM org's users with their sync toggle."""
     ctx.require_admin("list-users")
-    ctx.state.upsert_users(_crm_users(ctx))
+    with ctx.org_crm() as crm:
+        ctx.state.upsert_users(_active_users(crm))
     rows = ctx.state.users()
     emit(
         [_user_dict(u) for u in rows],
@@ -311,8 +314,8 @@ def _user_or_fail(ctx: Context, key: str) -> User:
     return user
 
 
-def _crm_users(ctx: Context) -> list[User]:
-    return [User.from_crm(u) for u in ctx.crm().users() if u.active]
+def _active_users(crm: CrmStore) -> list[User]:
+    return [User.from_crm(u) for u in crm.users() if u.active]
 
 
 # -- status, dashboard, audit -----------------------------------------------------------------

@@ -9,7 +9,7 @@ provider* opens Exchange stores, a *CRM connector* opens CRM stores and knows th
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -79,6 +79,16 @@ class Changes:
     cursor: str | None
     full: bool = False
 
+    @classmethod
+    def merged(cls, pages: Iterable[Changes]) -> Changes:
+        """One :class:`Changes` holding every page of a read; the cursor is the last page's."""
+        whole = cls([], [], None)
+        for page in pages:
+            whole.items += page.items
+            whole.deleted += page.deleted
+            whole.cursor, whole.full = page.cursor, page.full
+        return whole
+
 
 @dataclass(frozen=True)
 class Create:
@@ -122,8 +132,12 @@ class WriteResult:
 class Side(ABC):
     """One service's view of one entity for one user.
 
-    ``read`` returns changes since ``cursor`` (None: everything within the window), and
-    raises :class:`~framework.errors.SyncStateLost` when the cursor has expired.
+    A side implements :meth:`pages` or :meth:`read` (each is written in terms of the other).
+    ``pages`` yields the changes since ``cursor`` (None: everything within the window) a page
+    at a time, so that the engine never holds a whole mailbox; only the last page carries
+    the new cursor. Within one read an item listed again supersedes its earlier listing,
+    and an item listed as changed wins over a deletion of the same id. Both raise
+    :class:`~framework.errors.SyncStateLost` when the cursor has expired.
     ``write`` applies at most ``batch_size`` operations as few requests as the service
     allows and returns one :class:`WriteResult` per operation, in order; a rejected
     record is an error result, not an exception. ``echo`` returns what reading a record
@@ -137,8 +151,13 @@ class Side(ABC):
     batch_size: ClassVar[int] = 100
     read_back: ClassVar[bool] = False
 
-    @abstractmethod
-    def read(self, cursor: str | None, window: Window) -> Changes: ...
+    def pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
+        """The changes since ``cursor``, a page at a time; the last page carries the cursor."""
+        yield self.read(cursor, window)
+
+    def read(self, cursor: str | None, window: Window) -> Changes:
+        """Every change since ``cursor`` as one :class:`Changes`."""
+        return Changes.merged(self.pages(cursor, window))
 
     @abstractmethod
     def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]: ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
@@ -21,6 +21,7 @@ from framework.contracts import SIDES, Changes, Create, Delete, Item, Side, Side
 from framework.errors import AuthenticationFailed, ExsyncError, RecordRejected, SyncError, SyncStateLost, TransientError
 from framework.model import content_hash, describe, from_plain, to_plain
 from framework.plan import Plan, PlanInput, Write, plan
+from framework.spool import DONE, NEW, UNPAIRED, Entry, Spool
 from framework.state import Pair, User
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ MAX_ATTEMPTS = 5
 MAX_ROUNDS = 3
 MAX_WAIT = 60.0  # the longest back-off of our own (when the service names no wait)
 MAX_RETRY_AFTER = 900.0  # a service's Retry-After is waited in full up to this; longer: next run
+CHUNK = 500  # records planned together: with the page and batch sizes, what bounds a run's memory
 
 
 class MassDeleteRefused(ExsyncError):
@@ -96,10 +98,18 @@ class RunReport:
 class Engine:
     """Runs syncs for users, by the org's settings."""
 
-    def __init__(self, ctx: Context, *, sleep: Callable[[float], None] = time.sleep, concurrency: int = 1) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        concurrency: int = 1,
+        chunk: int = CHUNK,
+    ) -> None:
         self.ctx = ctx
         self.sleep = sleep
         self.concurrency = max(1, concurrency)
+        self.chunk = max(1, chunk)
 
     def run(
         self,
@@ -220,6 +230,15 @@ class Engine:
         return ""
 
 
+@dataclass
+class _Read:
+    """What reading one side into the spool gave, besides the records."""
+
+    cursor: str | None
+    full: bool
+    outside_window: int = 0
+
+
 class _Job:
     """One (user, entity) sync."""
 
@@ -243,8 +262,10 @@ class _Job:
         self.settings = self.ctx.settings
         self.retrying: set[tuple[SideName, str]] = set()  # (side read from, id) with a retry row
         self.window = Window.months_back(self.settings.window_months)
+        self.queued: dict[SideName, list[Write]] = {side: [] for side in SIDES}
+        self.wrote_back = False  # this round wrote to a read_back side
 
-    def run(self, dry_run: bool, force: bool) -> Plan:
+    def run(self, dry_run: bool, force: bool) -> None:
         """Read, plan, apply; then again while a round wrote to a ``read_back`` side (at most
         :data:`MAX_ROUNDS`).
 
@@ -253,123 +274,198 @@ class _Job:
         would never be reported as deleted. The next round reads our writes back (no-ops by
         hash) so the saved cursors cover them; the next run would have read them anyway.
         """
-        the_plan = self._round(dry_run, force, retries=True)
+        wrote_back = self._round(dry_run, force, retries=True)
         for _ in range(MAX_ROUNDS - 1):
-            before = self._written()
-            if dry_run or not self._wrote_to_read_back_side(the_plan):
+            if dry_run or not wrote_back:
                 break
-            the_plan = self._round(dry_run, force, retries=False)
+            before = self._written()
+            wrote_back = self._round(dry_run, force, retries=False)
             if self._written() == before:
                 break
-        return the_plan
-
-    def _wrote_to_read_back_side(self, the_plan: Plan) -> bool:
-        return any(self.sides[write.side].read_back for write in the_plan.writes)
 
     def _written(self) -> int:
         return sum(c.created + c.updated + c.deleted for c in self.report.sides.values())
 
-    def _round(self, dry_run: bool, force: bool, *, retries: bool) -> Plan:
-        changes = {side: self._read(side, retries=retries) for side in SIDES}
-        settings = self.settings
-        pairs = self.ctx.state.pairs_touching(
-            self.user.crm_id, self.entity, _ids(changes["crm"]), _ids(changes["exchange"])
-        )
-        if changes["exchange"].full and not dry_run:
-            self._follow_new_ids(pairs, changes["exchange"])
-        the_plan = plan(
-            PlanInput(
-                entity=self.definition,
-                pairs=pairs,
-                crm=changes["crm"],
-                exchange=changes["exchange"],
-                writable=settings.writable_sides(),
-                policy=self.ctx.conflict_policies[settings.conflict_policy],
-                echo_hash=self._echo_hash,
-            )
-        )
-        self._guard_mass_delete(the_plan, force)
-        self._count_plan(the_plan)
-        if dry_run:
-            self._report_planned(the_plan)
-            return the_plan
-        self._apply(the_plan)
-        with self.ctx.state.transaction() as conn:
-            for side in SIDES:
-                self.ctx.state.save_cursor(conn, self.user.crm_id, self.entity, side, changes[side].cursor)
-        return the_plan
+    def _round(self, dry_run: bool, force: bool, *, retries: bool) -> bool:
+        """One read, plan and apply of every change; True when it wrote to a ``read_back`` side."""
+        self.wrote_back = False
+        with Spool(self.definition.match_keys) as spool:
+            reads = {side: self._read(spool, side, retries=retries) for side in SIDES}
+            if reads["exchange"].full and not dry_run:
+                self._follow_new_ids(spool)
+            self._guard_mass_delete(spool, force)
+            total = spool.count()
+            for the_plan in self._plans(spool):
+                self._count_plan(the_plan)
+                if dry_run:
+                    self._report_planned(the_plan)
+                else:
+                    self._apply(the_plan)
+                if self.progress:
+                    self.progress(self.user.email, self.entity, spool.count(state=DONE), total)
+            if dry_run:
+                return False
+            self._flush(everything=True)
+            with self.ctx.state.transaction() as conn:
+                for side in SIDES:
+                    self.ctx.state.save_cursor(conn, self.user.crm_id, self.entity, side, reads[side].cursor)
+        if self.progress and not total:
+            self.progress(self.user.email, self.entity, 0, 0)
+        return self.wrote_back
 
-    def _follow_new_ids(self, pairs: list[Pair], listing: Changes) -> None:
+    def _follow_new_ids(self, spool: Spool) -> None:
         """Re-key pairs whose Exchange record is listed under a new id (after a change of
         authentication the same item may have another id format), recognised by the cross-link
         it carries: the CRM id of its pair."""
-        listed = {item.id for item in listing.items}
-        by_crm = {pair.crm_id: pair for pair in pairs}
-        moved = []
-        for item in listing.items:
-            pair = by_crm.get(item.link)
-            if pair is not None and pair.exchange_id != item.id and pair.exchange_id not in listed:
-                pair.exchange_id = item.id
-                moved.append(pair)
-        if moved:
-            with self.ctx.state.transaction() as conn:
-                self.ctx.state.save_pairs(conn, self.user.crm_id, self.entity, moved, [])
+        for entries in spool.scan("exchange", self.engine.chunk, deleted=False, linked=True):
+            by_crm = {p.crm_id: p for p in self._pairs([e.link for e in entries], [])}
+            candidates = [
+                (entry.id, pair)
+                for entry in entries
+                if (pair := by_crm.get(entry.link)) is not None and pair.exchange_id != entry.id
+            ]
+            listed = {e.id for e in spool.entries("exchange", [p.exchange_id for _, p in candidates]) if not e.deleted}
+            moved = []
+            for item_id, pair in candidates:
+                if pair.exchange_id not in listed:
+                    pair.exchange_id = item_id
+                    moved.append(pair)
+            if moved:
+                with self.ctx.state.transaction() as conn:
+                    self.ctx.state.save_pairs(conn, self.user.crm_id, self.entity, moved, [])
 
     def _echo_hash(self, side: SideName, item: Item) -> str:
         return content_hash(self.sides[side].echo(item.record))
 
+    def _pairs(self, crm_ids: Sequence[str], exchange_ids: Sequence[str]) -> list[Pair]:
+        return self.ctx.state.pairs_touching(self.user.crm_id, self.entity, crm_ids, exchange_ids)
+
     # reading ------------------------------------------------------------------------------
-    def _read(self, side: SideName, *, retries: bool = True) -> Changes:
+    def _read(self, spool: Spool, side: SideName, *, retries: bool = True) -> _Read:
+        """Read a side into the spool, page by page; a lost cursor means a full listing."""
         cursor = self.ctx.state.cursor(self.user.crm_id, self.entity, side)
         try:
-            changes = self._retrying(lambda: self.sides[side].read(cursor, self.window), may_repeat=True)
+            read = self._retrying(lambda: self._spool_pages(spool, side, cursor), may_repeat=True)
         except SyncStateLost as exc:
             self.ctx.audit.record(
                 "resync", "ok", user_id=self.user.crm_id, entity=self.entity, side=side, reason=exc.message
             )
-            changes = self._retrying(lambda: self.sides[side].read(None, self.window), may_repeat=True)
-            changes.full = True
+            read = self._retrying(lambda: self._spool_pages(spool, side, None), may_repeat=True)
+            read.full = True
             if self.definition.dated is None:
-                self._absent_are_deleted(side, changes)
-        dated = self.definition.dated
-        if dated is not None:
-            kept = [i for i in changes.items if self.window.contains(dated(i.record))]
-            self.report.sides[side].skipped += len(changes.items) - len(kept)
-            changes.items = kept
+                self._absent_are_deleted(spool, side)
+        self.report.sides[side].skipped += read.outside_window
         if retries:  # once a run: a record refused in this run waits for the next
-            self._add_retries(side, changes)
-        return changes
+            self._add_retries(spool, side)
+        return read
 
-    def _absent_are_deleted(self, side: SideName, changes: Changes) -> None:
+    def _spool_pages(self, spool: Spool, side: SideName, cursor: str | None) -> _Read:
+        spool.clear(side)
+        read = _Read(None, cursor is None)
+        dated = self.definition.dated
+        for page in self.sides[side].pages(cursor, self.window):
+            items = page.items
+            if dated is not None:
+                items = [i for i in items if self.window.contains(dated(i.record))]
+                read.outside_window += len(page.items) - len(items)
+            spool.add(side, items, page.deleted)
+            read.cursor, read.full = page.cursor, page.full
+        return read
+
+    def _absent_are_deleted(self, spool: Spool, side: SideName) -> None:
         """A resync after a lost cursor names no deletions: a paired record it lacks was deleted.
 
         Only for undated entities (a dated record may just have left the window, which is not
         a deletion), and only after a lost cursor: a listing after ``change-auth`` or a first
         sync deletes nothing.
         """
-        listed = {i.id for i in changes.items} | set(changes.deleted)
         pairs = self.ctx.state.pairs(self.user.crm_id, self.entity)
-        ids = (p.crm_id if side == "crm" else p.exchange_id for p in pairs)
-        changes.deleted = [*changes.deleted, *(i for i in ids if i not in listed)]
+        ids = [p.crm_id if side == "crm" else p.exchange_id for p in pairs]
+        listed = {e.id for e in spool.entries(side, ids)}
+        spool.add(side, [], [i for i in ids if i not in listed])
 
-    def _add_retries(self, side: SideName, changes: Changes) -> None:
+    def _add_retries(self, spool: Spool, side: SideName) -> None:
         """Records an earlier run could not write are tried again, unless read afresh or deleted since."""
-        fresh = {i.id for i in changes.items}
-        gone = set(changes.deleted)
-        for item_id, data, _attempts in self.ctx.state.retries(self.user.crm_id, self.entity, side):
+        rows = self.ctx.state.retries(self.user.crm_id, self.entity, side)
+        listed = {e.id: e.deleted for e in spool.entries(side, [item_id for item_id, _, _ in rows])}
+        for item_id, data, _attempts in rows:
             self.retrying.add((side, item_id))
-            if item_id in gone:
+            if listed.get(item_id):
                 with self.ctx.state.transaction() as conn:
                     self.ctx.state.clear_retry(conn, self.user.crm_id, self.entity, side, item_id)
-            elif item_id not in fresh:
-                changes.items.append(Item(item_id, from_plain(data["record"]), data.get("link", "")))
+            elif item_id not in listed:
+                spool.add(side, [Item(item_id, from_plain(data["record"]), data.get("link", ""))])
+
+    # planning -----------------------------------------------------------------------------
+    def _plans(self, spool: Spool) -> Iterator[Plan]:
+        """Plan everything spooled, a chunk at a time: pairs either side reported on; then
+        unpaired records, matched by cross-link, then by natural key; what is left is copied."""
+        size = self.engine.chunk
+        for side in SIDES:
+            for entries in spool.scan(side, size, state=NEW):
+                yield self._plan_pairs(spool, side, [e.id for e in entries], mark=True)
+        for crm, exchange in spool.cross_linked(size):
+            yield self._plan_unpaired(spool, crm, exchange, copy=frozenset())
+        for crm in spool.scan("crm", size, state=UNPAIRED, deleted=False):
+            keys = sorted({key for e in crm for key in self.definition.match_keys(e.item().record)})
+            yield self._plan_unpaired(spool, crm, spool.sharing_keys(keys), copy=frozenset({"crm"}))
+        for exchange in spool.scan("exchange", size, state=UNPAIRED, deleted=False):
+            yield self._plan_unpaired(spool, [], exchange, copy=frozenset({"exchange"}))
+
+    def _plan_pairs(self, spool: Spool, side: SideName, ids: list[str], *, mark: bool) -> Plan:
+        """Plan the pairs holding ``ids`` (listed on ``side``) with what both sides listed of them."""
+        pairs = self._pairs(ids, []) if side == "crm" else self._pairs([], ids)
+        crm_ids, exchange_ids = [p.crm_id for p in pairs], [p.exchange_id for p in pairs]
+        if mark:
+            paired = set(crm_ids if side == "crm" else exchange_ids)
+            spool.mark(side, [i for i in ids if i not in paired], UNPAIRED)
+            spool.mark("crm", crm_ids, DONE)
+            spool.mark("exchange", exchange_ids, DONE)
+        return self._plan(pairs, spool.changes("crm", crm_ids), spool.changes("exchange", exchange_ids))
+
+    def _plan_unpaired(
+        self, spool: Spool, crm: list[Entry], exchange: list[Entry], *, copy: frozenset[SideName]
+    ) -> Plan:
+        """Match unpaired records; copy the unmatched ones of the ``copy`` sides."""
+        listed: dict[SideName, list[Entry]] = {"crm": crm, "exchange": exchange}
+        changes = {side: Changes([e.item() for e in entries], [], None) for side, entries in listed.items()}
+        the_plan = self._plan([], changes["crm"], changes["exchange"], copy)
+        for side, entries in listed.items():
+            left = set(the_plan.unmatched[side])
+            spool.mark(side, [e.id for e in entries if e.id not in left], DONE)
+        return the_plan
+
+    def _plan(
+        self, pairs: list[Pair], crm: Changes, exchange: Changes, copy: frozenset[SideName] = frozenset(SIDES)
+    ) -> Plan:
+        return plan(
+            PlanInput(
+                entity=self.definition,
+                pairs=pairs,
+                crm=crm,
+                exchange=exchange,
+                writable=self.settings.writable_sides(),
+                policy=self.ctx.conflict_policies[self.settings.conflict_policy],
+                echo_hash=self._echo_hash,
+                copy_unmatched=copy,
+            )
+        )
 
     # planning checks ----------------------------------------------------------------------
-    def _guard_mass_delete(self, the_plan: Plan, force: bool) -> None:
-        ratio = self.settings.mass_delete_ratio
-        deletes = {side: the_plan.count(side, Delete) for side in SIDES}
-        if force or max(deletes.values()) < 5:
+    def _guard_mass_delete(self, spool: Spool, force: bool) -> None:
+        """Refuse a run that would delete more than the configured share of one side's pairs,
+        before anything is written: the pairs of every spooled deletion are planned first."""
+        if force or spool.count(deleted=True) < 5:
             return
+        deletes = dict.fromkeys(SIDES, 0)
+        for side in SIDES:
+            for entries in spool.scan(side, self.engine.chunk, deleted=True):
+                the_plan = self._plan_pairs(spool, side, [e.id for e in entries], mark=False)
+                for target in SIDES:
+                    deletes[target] += the_plan.count(target, Delete)
+        if max(deletes.values()) < 5:
+            return
+        ratio = self.settings.mass_delete_ratio
         paired = self.ctx.state.count_pairs(self.user.crm_id).get(self.entity, 0)
         for side in SIDES:
             if deletes[side] > ratio * paired:
@@ -410,27 +506,28 @@ class _Job:
 
     # applying -----------------------------------------------------------------------------
     def _apply(self, the_plan: Plan) -> None:
-        state = self.ctx.state
-        with state.transaction() as conn:
-            state.save_pairs(
-                conn,
-                self.user.crm_id,
-                self.entity,
-                [link.pair for link in the_plan.links],
-                [unlink.pair for unlink in the_plan.unlinks],
-            )
-        total, done = len(the_plan.writes), 0
+        """Save a chunk's links, and queue its writes: each side's are sent in full batches."""
+        if the_plan.links or the_plan.unlinks:
+            with self.ctx.state.transaction() as conn:
+                self.ctx.state.save_pairs(
+                    conn,
+                    self.user.crm_id,
+                    self.entity,
+                    [link.pair for link in the_plan.links],
+                    [unlink.pair for unlink in the_plan.unlinks],
+                )
+        for write in the_plan.writes:
+            self.queued[write.side].append(write)
+        self._flush(everything=False)
+
+    def _flush(self, *, everything: bool) -> None:
         for side in SIDES:
-            writes = [w for w in the_plan.writes if w.side == side]
-            size = self.sides[side].batch_size
-            for start in range(0, len(writes), size):
-                batch = writes[start : start + size]
+            size, queue = self.sides[side].batch_size, self.queued[side]
+            while len(queue) >= size or (everything and queue):
+                batch, self.queued[side] = queue[:size], queue[size:]
+                queue = self.queued[side]
                 self._apply_batch(side, batch)
-                done += len(batch)
-                if self.progress:
-                    self.progress(self.user.email, self.entity, done, total)
-        if self.progress and not total:
-            self.progress(self.user.email, self.entity, 0, 0)
+                self.wrote_back = self.wrote_back or self.sides[side].read_back
 
     def _apply_batch(self, side: SideName, batch: list[Write]) -> None:
         results = self._write_with_retries(side, batch)
@@ -547,7 +644,3 @@ def _wait_for(error: SyncError | None) -> float | None:
 
 def _describe(write: Write, error: SyncError) -> str:
     return f"{type(write.op).__name__.lower()} on {write.side}: {error.message}"
-
-
-def _ids(changes: Changes) -> list[str]:
-    return [item.id for item in changes.items] + list(changes.deleted)

@@ -74,6 +74,8 @@ class Plan:
     unlinks: list[Unlink] = field(default_factory=list)
     resolutions: list[Resolution] = field(default_factory=list)
     skipped: dict[SideName, int] = field(default_factory=lambda: dict.fromkeys(SIDES, 0))
+    unmatched: dict[SideName, list[str]] = field(default_factory=lambda: {side: [] for side in SIDES})
+    """Unpaired items left as they are because their side is not in ``copy_unmatched``."""
 
     def is_empty(self) -> bool:
         return not (self.writes or self.links or self.unlinks)
@@ -94,6 +96,9 @@ class PlanInput:
     policy: ConflictPolicy
     echo_hash: Callable[[SideName, Item], str]
     """The hash ``item`` (from the other side) will have on the given side once written there."""
+    copy_unmatched: frozenset[SideName] = frozenset(SIDES)
+    """The sides whose unpaired, unmatched items are copied to the other side (the engine
+    plans in chunks, and an Exchange item a chunk did not match may match a later chunk)."""
 
 
 def plan(data: PlanInput) -> Plan:
@@ -120,9 +125,13 @@ class _Planner:
             self._plan_pair(pair)
         unpaired = {side: [i for i in self.items[side].values() if i.id not in self.pair_of[side]] for side in SIDES}
         crm_left, exchange_left = self._match(unpaired["crm"], unpaired["exchange"])
-        for side, leftovers in (("crm", crm_left), ("exchange", exchange_left)):
-            for item in leftovers:
-                self._copy(item, side)  # type: ignore[arg-type]
+        leftovers: dict[SideName, list[Item]] = {"crm": crm_left, "exchange": exchange_left}
+        for side, items in leftovers.items():
+            for item in items:
+                if side in self.d.copy_unmatched:
+                    self._copy(item, side)
+                else:
+                    self.result.unmatched[side].append(item.id)
         return self.result
 
     # pairs that one side reported on --------------------------------------------------------

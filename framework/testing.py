@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -32,7 +32,7 @@ from framework.contracts import (
     WriteOp,
     WriteResult,
 )
-from framework.engine import Engine, RunReport
+from framework.engine import CHUNK, Engine, RunReport
 from framework.errors import RecordRejected, SyncStateLost
 from framework.host import build_host
 from framework.model import Record
@@ -49,6 +49,7 @@ class MemorySide(Side):
     records: dict[str, tuple[Record, str]] = field(default_factory=dict)
     log: list[tuple[int, str]] = field(default_factory=list)
     reject: set[str] = field(default_factory=set)  # records whose subject/last name is listed fail
+    page_size: int = 0  # items or deletions per page of a read (0: one page)
     writes: int = 0
     generation: int = 0
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -69,7 +70,16 @@ class MemorySide(Side):
         self.log.append((next(self._seq), item_id))
 
     # Side -----------------------------------------------------------------------------------
-    def read(self, cursor: str | None, window: Window) -> Changes:
+    def pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
+        changes = self._changes(cursor)
+        size = self.page_size or max(1, len(changes.items), len(changes.deleted))
+        for start in range(0, len(changes.items), size):
+            yield Changes(changes.items[start : start + size], [], None, changes.full)
+        for start in range(0, len(changes.deleted), size):
+            yield Changes([], changes.deleted[start : start + size], None, changes.full)
+        yield Changes([], [], changes.cursor, changes.full)
+
+    def _changes(self, cursor: str | None) -> Changes:
         head = self.log[-1][0] if self.log else 0
         if cursor is None:
             items = [Item(i, r, link) for i, (r, link) in self.records.items()]
@@ -138,11 +148,12 @@ class MemoryWorld:
     edition: str = "Enterprise"
     sales_inbox: bool = False
     sides: dict[tuple[str, str, str], MemorySide] = field(default_factory=dict)
+    page_size: int = 0  # of every side's reads (0: one page)
 
     def side(self, which: str, user_id: str, entity: str) -> MemorySide:
         key = (which, user_id, entity)
         if key not in self.sides:
-            self.sides[key] = MemorySide(prefix="C" if which == "crm" else "X")
+            self.sides[key] = MemorySide(prefix="C" if which == "crm" else "X", page_size=self.page_size)
         return self.sides[key]
 
     def plugin(self) -> Any:
@@ -201,10 +212,11 @@ class MemoryOrg:
 
     world: MemoryWorld
     ctx: Context
+    chunk: int = CHUNK  # records the engine plans together
 
     def sync(self, **kwargs: Any) -> RunReport:
         """One run for the admin user, never sleeping on back-off."""
-        (report,) = Engine(self.ctx, sleep=lambda _s: None).run([ADMIN], **kwargs)
+        (report,) = Engine(self.ctx, sleep=lambda _s: None, chunk=self.chunk).run([ADMIN], **kwargs)
         return report
 
     def set(self, **settings: Any) -> None:

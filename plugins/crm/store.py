@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -49,6 +49,7 @@ from plugins.crm.mapping import LINK_FIELD, MAPPINGS, ModuleMapping, Native, par
 OVERLAP = timedelta(seconds=1)
 EDGE_MAX = 1000
 LINKED_MODULES = ("Contacts", "Leads")
+PEOPLE_CACHE = 5_000  # addresses whose Contacts and Leads a mail side remembers
 
 Adjust = Callable[..., Any]  # the ``exsync_adjust_native`` hook caller
 
@@ -169,43 +170,50 @@ class ModuleSide(Side):
         self._adjust = adjust
 
     # reading ------------------------------------------------------------------------------
-    def read(self, cursor: str | None, window: Window) -> Changes:
+    def pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
         full = cursor is None
         before = Cursor() if cursor is None else Cursor.parse(cursor)
         after = Cursor(before.modified, before.deleted, dict(before.edge))
         since = before.modified - OVERLAP if before.modified and not full else None
-        items: dict[str, Item] = {}
-        gone: set[str] = set()
-        for native in self._modified_since(since, before):
-            after.saw(native)
-            record_id = str(native["id"])
-            if record_id in items or record_id in gone:  # listed twice: the first is the newest
-                continue
-            if self._owned(native):
-                items[record_id] = self._item(native)
-            elif not full:
-                gone.add(record_id)
+        seen: set[str] = set()  # listed newest first: a record listed again is an older copy
+        for page in self._modified_since(since, before):
+            items: list[Item] = []
+            gone: list[str] = []
+            for native in page:
+                after.saw(native)
+                record_id = str(native["id"])
+                if record_id in seen:
+                    continue
+                seen.add(record_id)
+                if self._owned(native):
+                    items.append(self._item(native))
+                elif not full:
+                    gone.append(record_id)
+            yield Changes([i for i in items if self._in_window(i.record, window)], gone, None, full)
         if full:
             after.deleted = after.modified
-            kept = [i for i in items.values() if self._in_window(i.record, window)]
-            return Changes(kept, [], after.dump(), full=True)
-        after.deleted = self._read_deleted(before.deleted, gone)
-        return Changes(list(items.values()), sorted(gone - items.keys()), after.dump())
+        else:
+            after.deleted = yield from self._deleted_pages(before.deleted)
+        yield Changes([], [], after.dump(), full)
 
-    def _modified_since(self, since: datetime | None, last: Cursor) -> Iterator[Native]:
-        """Records modified since ``since``, newest first, up to the first one the last read
-        ended on, unchanged: everything older was read then, as it still is."""
+    def _modified_since(self, since: datetime | None, last: Cursor) -> Iterator[list[Native]]:
+        """Pages of records modified since ``since``, newest first, up to the first one the
+        last read ended on, unchanged: everything older was read then, as it still is."""
         for page in self.client.list_modified(self.module, since):
+            fresh: list[Native] = []
             for native in page.records:
                 if last.known(native):
+                    yield fresh
                     return
-                yield native
+                fresh.append(native)
+            yield fresh
 
-    def _read_deleted(self, since: datetime | None, gone: set[str]) -> datetime | None:
+    def _deleted_pages(self, since: datetime | None) -> Generator[Changes, None, datetime | None]:
+        """Pages of the deleted-records listing since ``since``; returns the newest deletion seen."""
         latest = since
         for page in self.client.deleted(self.module, since - OVERLAP if since else None):
+            yield Changes([], [str(entry["id"]) for entry in page.records], None)
             for entry in page.records:
-                gone.add(str(entry["id"]))
                 latest = _later(latest, parse_time(entry.get("deleted_time")))
         return latest
 
@@ -326,6 +334,8 @@ class MailSide(ModuleSide):
     def _prepare(self, records: list[Record]) -> None:
         """Look up the Contacts and Leads of every new address: one search per module for up to
         :data:`MAX_CRITERIA` addresses (``or`` criteria), one per address it cannot express."""
+        if len(self._people) > PEOPLE_CACHE:  # a mailbox's addresses are not kept all at once
+            self._people.clear()
         addresses = sorted({a for r in records if isinstance(r, Mail) for a in r.addresses()} - self._people.keys())
         for address in addresses:
             self._people[address] = []

@@ -105,17 +105,30 @@ class EwsStore(Store):
         except ews_errors.EWSError as exc:
             raise self.translate(exc) from exc
 
+    def guard_pages(self, pages: Iterator[T]) -> Iterator[T]:
+        """Iterate ``pages``, turning exchangelib's failures into the engine's errors."""
+        try:
+            yield from pages
+        except ews_errors.EWSError as exc:
+            raise self.translate(exc) from exc
+
     def close(self) -> None:
         self._release(self.account.protocol.config)
 
 
-def _sync(folder: Any, cursor: str | None) -> Iterator[tuple[str, Any]]:
-    """Every change of ``folder`` since ``cursor`` (None: every item); the new state lands on the folder."""
+def _sync(folder: Any, cursor: str | None) -> Iterator[list[tuple[str, Any]]]:
+    """The changes of ``folder`` since ``cursor`` (None: every item), a SyncFolderItems page at
+    a time; once they are all read, the new state is on the folder."""
     folder.item_sync_state = None  # exchangelib falls back to the folder's last state when cursor is None
+    page: list[tuple[str, Any]] = []
     for change in folder.sync_items(sync_state=cursor, max_changes_returned=MAX_CHANGES):
         if isinstance(change, Exception):
             raise change
-        yield change
+        page.append(change)
+        if len(page) == MAX_CHANGES:
+            yield page
+            page = []
+    yield page
 
 
 class FolderSide(Side):
@@ -140,21 +153,23 @@ class FolderSide(Side):
         return distinguished(self.account, self.FOLDERS[self.entity])
 
     # reading -----------------------------------------------------------------------------------
-    def read(self, cursor: str | None, window: Window) -> Changes:
-        return self.store.guard(lambda: self._read(cursor, window))
+    def pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
+        return self.store.guard_pages(self._pages(cursor, window))
 
-    def _read(self, cursor: str | None, window: Window) -> Changes:
+    def _pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
         folder = self.folder()
-        items: list[Item] = []
-        deleted: list[str] = []
-        for kind, native in _sync(folder, cursor):
-            if kind == "delete":
-                deleted.append(native.id)
-            elif kind in ("create", "update") and isinstance(native, self.native_cls):
-                record = self.from_native(native)
-                if self._in_window(record, window):
-                    items.append(Item(native.id, record, mapping.read_link(native)))
-        return Changes(items, deleted, folder.item_sync_state, full=cursor is None)
+        for page in _sync(folder, cursor):
+            items: list[Item] = []
+            deleted: list[str] = []
+            for kind, native in page:
+                if kind == "delete":
+                    deleted.append(native.id)
+                elif kind in ("create", "update") and isinstance(native, self.native_cls):
+                    record = self.from_native(native)
+                    if self._in_window(record, window):
+                        items.append(Item(native.id, record, mapping.read_link(native)))
+            yield Changes(items, deleted, None, full=cursor is None)
+        yield Changes([], [], folder.item_sync_state, full=cursor is None)
 
     def _in_window(self, record: Record, window: Window) -> bool:
         """Calendar items that ended before the window are skipped, unless they recur (B24)."""
@@ -284,9 +299,9 @@ class MailSide(Side):
     def __init__(self, store: EwsStore) -> None:
         self.store = store
 
-    def read(self, cursor: str | None, window: Window) -> Changes:
+    def pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
         states = self._states(cursor)
-        return self.store.guard(lambda: self._read(states, window))
+        return self.store.guard_pages(self._pages(states, window))
 
     @staticmethod
     def _states(cursor: str | None) -> dict[str, str | None]:
@@ -298,20 +313,22 @@ class MailSide(Side):
         except (ValueError, KeyError, TypeError):
             raise SyncStateLost("The stored mail cursor is not readable.") from None
 
-    def _read(self, states: dict[str, str | None], window: Window) -> Changes:
-        items: list[Item] = []
-        deleted: list[str] = []
+    def _pages(self, states: dict[str, str | None], window: Window) -> Iterator[Changes]:
         new_states: dict[str, str | None] = {}
+        full = all(state is None for state in states.values())
         for name, state in states.items():
             folder = distinguished(self.store.account, MAIL_FOLDERS[name])
-            for kind, native in _sync(folder, state):
-                if kind == "delete":
-                    deleted.append(native.id)
-                elif kind in ("create", "update") and isinstance(native, NativeMessage):
-                    items.append(Item(native.id, mapping.mail_from_native(native, name), mapping.read_link(native)))
+            for page in _sync(folder, state):
+                items: list[Item] = []
+                deleted: list[str] = []
+                for kind, native in page:
+                    if kind == "delete":
+                        deleted.append(native.id)
+                    elif kind in ("create", "update") and isinstance(native, NativeMessage):
+                        items.append(Item(native.id, mapping.mail_from_native(native, name), mapping.read_link(native)))
+                yield Changes(items, deleted, None, full=full)
             new_states[name] = folder.item_sync_state
-        full = all(state is None for state in states.values())
-        return Changes(items, deleted, json.dumps(new_states, sort_keys=True), full=full)
+        yield Changes([], [], json.dumps(new_states, sort_keys=True), full=full)
 
     def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
         refused = RecordRejected("Mails are only read from Exchange, never written to it.")

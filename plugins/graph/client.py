@@ -35,7 +35,8 @@ Json = dict[str, Any]
 
 @dataclass
 class DeltaRound:
-    """One delta round: changed resources, removed ids and the link of the next round."""
+    """A delta round, or one page of it: changed resources, removed ids and, on the last
+    page, the link of the next round."""
 
     items: list[Json] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -203,23 +204,40 @@ class GraphClient:
         headers: dict[str, str] | None = None,
     ) -> DeltaRound:
         """Follow a delta query (or a saved ``@odata.deltaLink``) to the end of its round."""
+        whole = DeltaRound()
+        for page in self.delta_pages(url, params, page_size=page_size, headers=headers):
+            whole.items += page.items
+            whole.removed += page.removed
+            whole.delta_link = page.delta_link
+        return whole
+
+    def delta_pages(
+        self,
+        url: str,
+        params: dict[str, str] | None = None,
+        *,
+        page_size: int = 999,
+        headers: dict[str, str] | None = None,
+    ) -> Iterator[DeltaRound]:
+        """A delta round page by page; the last page carries the ``@odata.deltaLink``."""
         prefer = f"odata.maxpagesize={page_size}"
         all_headers = {**(headers or {})}
         all_headers["Prefer"] = ", ".join(filter(None, (all_headers.get("Prefer"), prefer)))
-        result = DeltaRound()
         page = self.get(url, params, all_headers)
         while True:
+            result = DeltaRound()
             for resource in page.get("value") or []:
                 if "@removed" in resource:
                     result.removed.append(str(resource.get("id")))
                 else:
                     result.items.append(resource)
-            if page.get("@odata.deltaLink"):
-                result.delta_link = str(page["@odata.deltaLink"])
-                return result
+            result.delta_link = str(page.get("@odata.deltaLink") or "")
             next_link = page.get("@odata.nextLink")
-            if not next_link:
+            if not result.delta_link and not next_link:
                 raise SyncStateLost("Microsoft Graph ended a delta round without a deltaLink.")
+            yield result
+            if result.delta_link:
+                return
             page = self.get(str(next_link), headers=all_headers)
 
     # $batch -------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -57,11 +57,12 @@ class GraphSide(Side):
         """The delta URL and parameters that start a full round."""
         return f"{self.collection()}/delta", {"$expand": mapping.LINK_EXPAND}
 
-    def read(self, cursor: str | None, window: Window) -> Changes:
+    def pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
         url, params = (cursor, None) if cursor else self.first_delta(window)
-        round_ = self.client.delta(url, params, page_size=PAGE_SIZE, headers={"Prefer": UTC_PREFER})
-        items = [self.item(resource) for resource in round_.items]
-        return Changes([i for i in items if i is not None], round_.removed, round_.delta_link, full=cursor is None)
+        for page in self.client.delta_pages(url, params, page_size=PAGE_SIZE, headers={"Prefer": UTC_PREFER}):
+            items = [self.item(resource) for resource in page.items]
+            cursor_after = page.delta_link or None
+            yield Changes([i for i in items if i is not None], page.removed, cursor_after, full=cursor is None)
 
     def item(self, resource: Json) -> Item | None:
         record = mapping.FROM_GRAPH[self.entity](resource)
@@ -142,7 +143,7 @@ class EventsSide(GraphSide):
 
     def echo(self, record: Record) -> Record:
         back = super().echo(record)
-        uid = self._uids.get(record)
+        uid = self._uids.pop(record, None)  # asked once, after the write
         return replace(back, ical_uid=uid) if uid and isinstance(back, Event) else back
 
     def item(self, resource: Json) -> Item | None:
@@ -171,12 +172,13 @@ class TasksSide(GraphSide):
                 return str(todo_list["id"])
         raise ConfigurationError("The mailbox has no default Microsoft To Do list.")
 
-    def read(self, cursor: str | None, window: Window) -> Changes:
+    def pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
         state = json.loads(cursor) if cursor else {}
         self._list_id = state.get("list", self._list_id)
-        changes = super().read(state.get("delta"), window)
-        changes.cursor = json.dumps({"list": self._list_id, "delta": changes.cursor})
-        return changes
+        for page in super().pages(state.get("delta"), window):
+            if page.cursor is not None:
+                page.cursor = json.dumps({"list": self._list_id, "delta": page.cursor})
+            yield page
 
 
 class MailsSide(Side):
@@ -188,25 +190,24 @@ class MailsSide(Side):
         self.client = client
         self.mailbox = mailbox
 
-    def read(self, cursor: str | None, window: Window) -> Changes:
+    def pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
         links: dict[str, str] = json.loads(cursor) if cursor else {}
-        items: list[Item] = []
-        removed: list[str] = []
         for folder in MAIL_FOLDERS:
             if folder in links:
                 url, params = links[folder], None
             else:
                 url = f"{self.mailbox}/mailFolders/{folder}/messages/delta"
                 params = {"$select": MAIL_SELECT, "$filter": f"receivedDateTime ge {_iso(window.since)}"}
-            round_ = self.client.delta(url, params, page_size=PAGE_SIZE, headers={"Prefer": UTC_PREFER})
-            attachments = self._attachments([m for m in round_.items if m.get("hasAttachments")])
-            items += [
-                Item(str(m["id"]), mapping.mail_from_graph(m, folder, attachments.get(str(m["id"]))))
-                for m in round_.items
-            ]
-            removed += round_.removed
-            links[folder] = round_.delta_link
-        return Changes(items, removed, json.dumps(links, sort_keys=True), full=cursor is None)
+            for page in self.client.delta_pages(url, params, page_size=PAGE_SIZE, headers={"Prefer": UTC_PREFER}):
+                attachments = self._attachments([m for m in page.items if m.get("hasAttachments")])
+                items = [
+                    Item(str(m["id"]), mapping.mail_from_graph(m, folder, attachments.get(str(m["id"]))))
+                    for m in page.items
+                ]
+                if page.delta_link:
+                    links[folder] = page.delta_link
+                last = folder == MAIL_FOLDERS[-1] and bool(page.delta_link)
+                yield Changes(items, page.removed, json.dumps(links, sort_keys=True) if last else None, cursor is None)
 
     def _attachments(self, messages: list[Json]) -> dict[str, list[Json]]:
         """Names and sizes of the attachments of ``messages``, fetched 20 messages per $batch."""

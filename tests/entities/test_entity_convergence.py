@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from framework.engine import CHUNK
 from framework.model import Contact, Event, Mail, Record, Task, content_hash
 from framework.state import Pair
 from framework.testing import make_org
@@ -60,9 +61,11 @@ edits = st.lists(
     history=edits,
     two_way=st.booleans(),
     policy=st.sampled_from(["crm-wins", "exchange-wins"]),
+    layout=st.sampled_from([(0, CHUNK), (1, 1), (2, 3)]),  # (page size of every read, engine chunk)
 )
-def test_random_edit_histories_of_every_entity_converge(entity, history, two_way, policy):
+def test_random_edit_histories_of_every_entity_converge(entity, history, two_way, policy, layout):
     org = make_org()
+    org.world.page_size, org.chunk = layout
     org.set(conflict_policy=policy, sync_type="two_way" if two_way else "one_way", direction="exchange_to_crm")
     crm, exchange = org.world.side("crm", "u1", entity), org.world.side("exchange", "u1", entity)
     for which, action, name in history:

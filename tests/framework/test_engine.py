@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from framework.contracts import WriteOp, WriteResult
 from framework.model import Contact, content_hash
@@ -210,3 +212,61 @@ def test_pairs_follow_exchange_records_listed_under_new_ids_after_a_change_of_au
     assert len(crm.records) == len(exchange.records) == 6
     assert all(vars(c) == vars(type(c)()) for c in report.entities["contacts"].sides.values())
     assert {p.exchange_id for p in org.ctx.state.pairs("u1", "contacts")} == set(exchange.records)
+
+
+# planning in chunks ---------------------------------------------------------------------------
+emails = st.sampled_from(["", "a@x.com", "b@x.com", "c@x.com", "d@x.com"])
+people = st.lists(st.tuples(st.sampled_from(["Ann", "Bob", "Cy"]), emails), max_size=12)
+
+
+def _first_sync(crm_people: list, exchange_people: list, links: list[int], layout: tuple[int, int]) -> tuple:
+    org = make_org()
+    org.world.page_size, org.chunk = layout
+    crm, exchange = sides(org)
+    crm_ids = [crm.put(Contact(last_name=name, email=email)) for name, email in crm_people]
+    for n, (name, email) in enumerate(exchange_people):
+        link = crm_ids[links[n] % len(crm_ids)] if crm_ids and n < len(links) else ""
+        exchange.put(Contact(last_name=name, email=email, notes="x"), link=link)
+    report = org.sync().entities["contacts"]
+    counts = {side: vars(c) for side, c in report.sides.items()}
+    return counts, report.conflicts, contents(crm), contents(exchange), len(org.ctx.state.pairs("u1", "contacts"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    crm_people=people,
+    exchange_people=people,
+    links=st.lists(st.integers(0, 20), max_size=6),
+    layout=st.sampled_from([(1, 1), (2, 3), (3, 2)]),
+)
+def test_planning_in_chunks_pairs_and_copies_exactly_as_planning_at_once(crm_people, exchange_people, links, layout):
+    """Cross-links first, then natural keys strongest first: a chunk at a time as all at once."""
+    at_once = _first_sync(crm_people, exchange_people, links, (0, 10_000))
+    assert _first_sync(crm_people, exchange_people, links, layout) == at_once
+
+
+def test_the_planner_never_sees_more_than_a_chunk_of_records(org, monkeypatch):
+    import framework.engine
+
+    seen: list[int] = []
+    real_plan = framework.engine.plan
+
+    def counting_plan(data):  # type: ignore[no-untyped-def]
+        seen.append(len(data.crm.items) + len(data.exchange.items) + len(data.pairs))
+        return real_plan(data)
+
+    monkeypatch.setattr(framework.engine, "plan", counting_plan)
+    org.world.page_size, org.chunk = 10, 10
+    crm, exchange = sides(org)
+    for n in range(200):
+        crm.put(Contact(last_name=f"C{n}", email=f"c{n}@x.com"))
+        exchange.put(Contact(last_name=f"X{n}", email=f"x{n}@x.com"))
+    for n in range(50):  # 50 records on both sides, matched by e-mail
+        exchange.put(Contact(last_name=f"C{n}", email=f"c{n}@x.com"))
+    org.sync()
+    assert len(crm.records) == len(exchange.records) == 400
+    assert max(seen) <= 2 * 10 and sum(1 for _ in seen) >= 45
+    crm.put(Contact(last_name="C0", email="c0@x.com", phone="1"), sorted(crm.records)[0])
+    seen.clear()
+    org.sync()
+    assert max(seen) <= 3 * 10

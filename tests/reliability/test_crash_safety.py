@@ -121,7 +121,7 @@ def test_killed_while_committing_the_pairs_the_next_run_ends_as_an_uninterrupted
 
     def save_pairs(self, conn, user_id, entity, upserts, removed):
         calls["n"] += 1
-        if calls["n"] == at + 1:  # the first call saves the plan's links, the next ones each batch's results
+        if calls["n"] == at:  # a chunk's links, or a batch's results
             raise Crash("killed before the commit")
         return original(self, conn, user_id, entity, upserts, removed)
 

@@ -1,0 +1,195 @@
+"""Where one round of a (user, entity) job keeps what it read: a scratch SQLite file.
+
+The engine reads both sides page by page into a :class:`Spool` and plans from it a chunk at
+a time, so the memory a sync needs depends on the page and chunk sizes, not on the size of
+the mailbox. Records are pickled: the file is written and read by this process only, lives
+in a private temporary directory and is deleted when the round ends.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import NamedTuple
+
+from framework.contracts import Changes, Item, SideName
+from framework.model import Record
+
+NEW, UNPAIRED, DONE = 0, 1, 2  # an entry's planning state
+_BATCH = 500  # ids per IN (...) list
+
+_SCHEMA = """
+CREATE TABLE entry (
+    seq INTEGER PRIMARY KEY,
+    side TEXT NOT NULL,
+    id TEXT NOT NULL,
+    deleted INTEGER NOT NULL,
+    link TEXT NOT NULL DEFAULT '',
+    data BLOB,
+    state INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (side, id)
+);
+CREATE INDEX entry_state ON entry (side, state, seq);
+CREATE INDEX entry_link ON entry (side, link);
+CREATE TABLE natural_key (side TEXT NOT NULL, id TEXT NOT NULL, key TEXT NOT NULL);
+CREATE INDEX natural_key_key ON natural_key (side, key);
+CREATE INDEX natural_key_id ON natural_key (side, id);
+"""
+
+
+class Entry(NamedTuple):
+    """One spooled listing: a changed item (``data`` holds its record) or a deletion."""
+
+    seq: int
+    id: str
+    link: str
+    deleted: bool
+    data: bytes | None
+
+    def item(self) -> Item:
+        assert self.data is not None, "a deletion has no record"
+        return Item(self.id, pickle.loads(self.data), self.link)
+
+
+class Spool:
+    """The changes both sides reported in one round, on disk, with each entry's planning state.
+
+    Listing semantics follow :class:`~framework.contracts.Side`: an item listed again
+    replaces its earlier listing, and an item wins over a deletion of the same id.
+    ``match_keys`` gives the natural keys of Exchange records, indexed for first-sync matching.
+    """
+
+    def __init__(self, match_keys: Callable[[Record], Sequence[str]]) -> None:
+        self.match_keys = match_keys
+        self._dir = tempfile.TemporaryDirectory(prefix="exsync-spool-")
+        self.db = sqlite3.connect(Path(self._dir.name) / "spool.sqlite3", isolation_level=None)
+        self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+        self._dir.cleanup()
+
+    # filling ------------------------------------------------------------------------------
+    def add(self, side: SideName, items: Sequence[Item], deleted: Iterable[str] = ()) -> None:
+        """Spool one page of a side's listing."""
+        rows = [(side, i.id, i.link, pickle.dumps(i.record, pickle.HIGHEST_PROTOCOL)) for i in items]
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO entry (side, id, deleted, link, data) VALUES (?, ?, 0, ?, ?)"
+                " ON CONFLICT (side, id) DO UPDATE SET deleted = 0, link = excluded.link, data = excluded.data",
+                rows,
+            )
+            self.db.executemany(
+                "INSERT INTO entry (side, id, deleted) VALUES (?, ?, 1) ON CONFLICT (side, id) DO NOTHING",
+                [(side, item_id) for item_id in deleted],
+            )
+            if side == "exchange" and items:
+                self.db.executemany("DELETE FROM natural_key WHERE side = ? AND id = ?", [(side, i.id) for i in items])
+                self.db.executemany(
+                    "INSERT INTO natural_key (side, id, key) VALUES (?, ?, ?)",
+                    [(side, i.id, key) for i in items for key in self.match_keys(i.record)],
+                )
+
+    def clear(self, side: SideName) -> None:
+        """Forget a side's listing (before reading it again)."""
+        with self.db:
+            self.db.execute("DELETE FROM entry WHERE side = ?", (side,))
+            self.db.execute("DELETE FROM natural_key WHERE side = ?", (side,))
+
+    # looking up ---------------------------------------------------------------------------
+    def entries(self, side: SideName, ids: Iterable[str]) -> list[Entry]:
+        """The entries of these ids that were listed (as items or deletions)."""
+        found: list[Entry] = []
+        wanted = list(ids)
+        for start in range(0, len(wanted), _BATCH):
+            part = wanted[start : start + _BATCH]
+            found += self._select(f"side = ? AND id IN ({_marks(part)})", (side, *part))
+        return found
+
+    def changes(self, side: SideName, ids: Iterable[str]) -> Changes:
+        """The listed items and deletions among ``ids``, for the planner."""
+        entries = self.entries(side, ids)
+        return Changes([e.item() for e in entries if not e.deleted], [e.id for e in entries if e.deleted], None)
+
+    def scan(
+        self, side: SideName, size: int, *, state: int | None = None, deleted: bool | None = None, linked: bool = False
+    ) -> Iterator[list[Entry]]:
+        """Entries in listing order, ``size`` at a time; the filters are applied to each chunk
+        as it is fetched, so entries marked meanwhile are seen in their new state."""
+        where = "side = ? AND seq > ?"
+        if state is not None:
+            where += f" AND state = {int(state)}"
+        if deleted is not None:
+            where += f" AND deleted = {int(deleted)}"
+        if linked:
+            where += " AND link != ''"
+        last = 0
+        while chunk := self._select(f"{where} ORDER BY seq LIMIT {int(size)}", (side, last)):
+            yield chunk
+            last = chunk[-1].seq
+
+    def cross_linked(self, size: int) -> Iterator[tuple[list[Entry], list[Entry]]]:
+        """Unpaired CRM items with the unpaired Exchange items cross-linked with them, ``size``
+        CRM items at a time. An Exchange item whose own link names another unpaired CRM item
+        is left to that item: its link decides."""
+        last = 0
+        while crm := self._select(
+            "side = 'crm' AND state = 1 AND deleted = 0 AND seq > ? AND EXISTS (SELECT 1 FROM entry x"
+            " WHERE x.side = 'exchange' AND x.state = 1 AND x.deleted = 0"
+            " AND (x.link = entry.id OR (x.id = entry.link AND (x.link = '' OR NOT EXISTS"
+            " (SELECT 1 FROM entry o WHERE o.side = 'crm' AND o.state = 1 AND o.id = x.link)))))"
+            f" ORDER BY seq LIMIT {int(size)}",
+            (last,),
+        ):
+            last = crm[-1].seq
+            ids = [e.id for e in crm]
+            links = [e.link for e in crm if e.link]
+            exchange = self._select(
+                f"side = 'exchange' AND state = 1 AND deleted = 0 AND (link IN ({_marks(ids)})"
+                f" OR (id IN ({_marks(links)}) AND (link = '' OR NOT EXISTS"
+                " (SELECT 1 FROM entry o WHERE o.side = 'crm' AND o.state = 1 AND o.id = entry.link))))"
+                " ORDER BY seq",
+                (*ids, *links),
+            )
+            yield crm, exchange
+
+    def sharing_keys(self, keys: Sequence[str]) -> list[Entry]:
+        """Unpaired Exchange items having any of these natural keys."""
+        found: dict[int, Entry] = {}
+        for start in range(0, len(keys), _BATCH):
+            part = keys[start : start + _BATCH]
+            ids = f"SELECT id FROM natural_key WHERE side = 'exchange' AND key IN ({_marks(part)})"
+            for entry in self._select(f"side = 'exchange' AND state = 1 AND deleted = 0 AND id IN ({ids})", part):
+                found[entry.seq] = entry
+        return [found[seq] for seq in sorted(found)]
+
+    def count(self, *, state: int | None = None, deleted: bool | None = None) -> int:
+        where = "1"
+        if state is not None:
+            where += f" AND state = {int(state)}"
+        if deleted is not None:
+            where += f" AND deleted = {int(deleted)}"
+        return int(self.db.execute(f"SELECT count(*) FROM entry WHERE {where}").fetchone()[0])
+
+    # planning state -----------------------------------------------------------------------
+    def mark(self, side: SideName, ids: Iterable[str], state: int) -> None:
+        with self.db:
+            self.db.executemany("UPDATE entry SET state = ? WHERE side = ? AND id = ?", [(state, side, i) for i in ids])
+
+    def _select(self, where: str, params: Sequence[object]) -> list[Entry]:
+        rows = self.db.execute(f"SELECT seq, id, link, deleted, data FROM entry WHERE {where}", tuple(params))
+        return [Entry(seq, item_id, link, bool(deleted), data) for seq, item_id, link, deleted, data in rows]
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ", ".join("?" * len(values)) or "NULL"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import random
 import resource
+import time
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -106,6 +107,11 @@ def _reset(cloud: Any) -> dict[str, Any]:
 
 def _requests(cloud: Any) -> dict[str, int]:
     return {name: server.requests for name, server in cloud.servers.items()}
+
+
+def _cpu(cloud: Any) -> float:
+    """CPU seconds this process (the fakes) has used, on every thread."""
+    return time.process_time()
 
 
 def _max_rss_mb(cloud: Any) -> float:
@@ -237,6 +243,7 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "reset": _reset,
     "requests": _requests,
     "max_rss_mb": _max_rss_mb,
+    "cpu": _cpu,
     "seed_user": _seed_user,
     "change": _change,
     "add_users": _add_users,

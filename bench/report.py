@@ -61,7 +61,9 @@ def initial_table(rows: list[dict[str, Any]]) -> Table:
         "req/rec",
         "peak MiB",
         "RSS+ MiB",
+        "CPU s sync/fakes",
         "floor s",
+        "CPU s floor/fakes",
         "sync/floor",
         "naive s",
         "naive/sync",
@@ -81,15 +83,20 @@ def initial_table(rows: list[dict[str, Any]]) -> Table:
                 _num(sync.total_requests / max(records, 1), 3),
                 _num(row["peak"] / MIB, 1) if row.get("peak") is not None else "-",
                 _num((sync.rss_growth_bytes or 0) / MIB, 1),
+                sync.cpu_split,
             ]
         else:
-            cells += ["-"] * 6
+            cells += ["-"] * 7
         floor: tuple[Copied, Measure] | None = row.get("floor")
         naive: tuple[Copied, Measure] | None = row.get("naive")
         if floor is not None:
-            cells += [_num(floor[0].seconds), _num(sync.seconds / floor[0].seconds) if sync else "-"]
+            cells += [
+                _num(floor[0].seconds),
+                floor[1].cpu_split,
+                _num(sync.seconds / floor[0].seconds) if sync else "-",
+            ]
         else:
-            cells += ["-", "-"]
+            cells += ["-", "-", "-"]
         if naive is not None:
             copied, cost = naive
             mark = "≈" if copied.extrapolated else ""
@@ -112,7 +119,8 @@ def initial_table(rows: list[dict[str, Any]]) -> Table:
         "records: records written by the sync (both directions; the floor and the naive way copy the same "
         "set). req/rec: HTTP requests to the CRM and Exchange fakes per record written. peak MiB: tracemalloc "
         "peak of the sync process (the fakes run in another process). RSS+: peak RSS growth during the timed "
-        "run. ≈: naive time measured on a spread sample of each entity and direction and scaled up. "
+        "run. CPU s: CPU seconds of the product's process and of the fakes' process during the run. "
+        "≈: naive time measured on a spread sample of each entity and direction and scaled up. "
         f"@{RTT_MS}ms: a model, not a measurement: each side's time plus its requests x a {RTT_MS} ms round "
         "trip (loopback has none; a real CRM or Exchange Online is tens of ms away)."
     )

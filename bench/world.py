@@ -49,6 +49,13 @@ class Measure:
     requests: dict[str, int] = field(default_factory=dict)
     peak_bytes: int | None = None  # tracemalloc peak, when traced
     rss_growth_bytes: int | None = None  # peak RSS over the RSS at the start
+    cpu: float = 0.0  # CPU seconds of this (the product's) process
+    fakes_cpu: float = 0.0  # CPU seconds of the fakes' process
+
+    @property
+    def cpu_split(self) -> str:
+        """Where the CPU went: ``product / fakes`` seconds."""
+        return f"{self.cpu:,.1f} / {self.fakes_cpu:,.1f}"
 
     @property
     def total_requests(self) -> int:
@@ -139,21 +146,21 @@ class Setup:
 # measuring ----------------------------------------------------------------------------------------
 def measure(cloud: RemoteCloud, work: Callable[[], T], *, trace: bool = False) -> tuple[T, Measure]:
     """Run ``work``: wall time, the fakes' request counts, peak RSS growth, and (``trace``) tracemalloc's peak."""
-    before = cloud.requests()
+    before, fakes_cpu = cloud.requests(), cloud.call("cpu")
     with _rss_sampler() as rss:
         if trace:
             tracemalloc.start()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             result = work()
-            seconds = time.perf_counter() - start
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
             peak = tracemalloc.get_traced_memory()[1] if trace else None
         finally:
             if trace:
                 tracemalloc.stop()
-    after = cloud.requests()
+    after, fakes_cpu = cloud.requests(), cloud.call("cpu") - fakes_cpu
     requests = {name: after[name] - before.get(name, 0) for name in after}
-    return result, Measure(seconds, requests, peak, rss())
+    return result, Measure(seconds, requests, peak, rss(), cpu, fakes_cpu)
 
 
 def _rss_bytes() -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -220,6 +221,11 @@ class CrmConnector(ABC):
     @abstractmethod
     def open(self, ctx: Context, user: User | None = None) -> CrmStore:
         """A store on ``user``'s records through the org's admin login (None: org-level queries only)."""
+
+    def sweep(self, ctx: Context) -> AbstractContextManager[None]:
+        """The scope of one run over many users: stores opened inside may share a connection,
+        the org, and the org-wide listings every user's read begins with."""
+        return nullcontext()
 
 
 class CrmStore(Store):

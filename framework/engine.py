@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, closing
+from contextlib import AbstractContextManager, ExitStack, closing, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -131,10 +131,18 @@ class Engine:
         def one(user: User) -> RunReport:
             return self._run_user(user, wanted, dry_run, force, progress)
 
-        if self.concurrency == 1 or len(users) < 2:
-            return [one(user) for user in users]
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(one, users))
+        with self._sweep():
+            if self.concurrency == 1 or len(users) < 2:
+                return [one(user) for user in users]
+            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                return list(pool.map(one, users))
+
+    def _sweep(self) -> AbstractContextManager[None]:
+        try:
+            connector = self.ctx.crm_connector()
+        except ExsyncError:  # reported by each user's run
+            return nullcontext()
+        return connector.sweep(self.ctx)
 
     # one user -----------------------------------------------------------------------------
     def _run_user(
@@ -263,6 +271,8 @@ class _Job:
         self.retrying: set[tuple[SideName, str]] = set()  # (side read from, id) with a retry row
         self.window = Window.months_back(self.settings.window_months)
         self.queued: dict[SideName, list[Write]] = {side: [] for side in SIDES}
+        self.upserts: list[Pair] = []  # pairs written but not saved yet
+        self.removed: list[Pair] = []
         self.wrote_back = False  # this round wrote to a read_back side
 
     def run(self, dry_run: bool, force: bool) -> None:
@@ -302,10 +312,12 @@ class _Job:
                 else:
                     self._apply(the_plan)
                 if self.progress:
-                    self.progress(self.user.email, self.entity, spool.count(state=DONE), total)
+                    self.progress(self.user.email, self.entity, spool.done, total)
             if dry_run:
                 return False
             self._flush(everything=True)
+            with self.ctx.state.transaction() as conn:
+                self._save_pairs(conn)
             with self.ctx.state.transaction() as conn:
                 for side in SIDES:
                     self.ctx.state.save_cursor(conn, self.user.crm_id, self.entity, side, reads[side].cursor)
@@ -403,7 +415,7 @@ class _Job:
         size = self.engine.chunk
         for side in SIDES:
             for entries in spool.scan(side, size, state=NEW):
-                yield self._plan_pairs(spool, side, [e.id for e in entries], mark=True)
+                yield self._plan_pairs(spool, side, entries, mark=True)
         for crm, exchange in spool.cross_linked(size):
             yield self._plan_unpaired(spool, crm, exchange, copy=frozenset())
         for crm in spool.scan("crm", size, state=UNPAIRED, deleted=False):
@@ -412,13 +424,16 @@ class _Job:
         for exchange in spool.scan("exchange", size, state=UNPAIRED, deleted=False):
             yield self._plan_unpaired(spool, [], exchange, copy=frozenset({"exchange"}))
 
-    def _plan_pairs(self, spool: Spool, side: SideName, ids: list[str], *, mark: bool) -> Plan:
-        """Plan the pairs holding ``ids`` (listed on ``side``) with what both sides listed of them."""
+    def _plan_pairs(self, spool: Spool, side: SideName, entries: list[Entry], *, mark: bool) -> Plan:
+        """Plan the pairs holding ``entries`` (listed on ``side``) with what both sides listed of them;
+        with ``mark``, the rest wait for matching (a deletion of a record never paired needs nothing)."""
+        ids = [e.id for e in entries]
         pairs = self._pairs(ids, []) if side == "crm" else self._pairs([], ids)
         crm_ids, exchange_ids = [p.crm_id for p in pairs], [p.exchange_id for p in pairs]
         if mark:
             paired = set(crm_ids if side == "crm" else exchange_ids)
-            spool.mark(side, [i for i in ids if i not in paired], UNPAIRED)
+            spool.mark(side, [e.id for e in entries if e.id not in paired and not e.deleted], UNPAIRED)
+            spool.mark(side, [e.id for e in entries if e.id not in paired and e.deleted], DONE)
             spool.mark("crm", crm_ids, DONE)
             spool.mark("exchange", exchange_ids, DONE)
         return self._plan(pairs, spool.changes("crm", crm_ids), spool.changes("exchange", exchange_ids))
@@ -460,7 +475,7 @@ class _Job:
         deletes = dict.fromkeys(SIDES, 0)
         for side in SIDES:
             for entries in spool.scan(side, self.engine.chunk, deleted=True):
-                the_plan = self._plan_pairs(spool, side, [e.id for e in entries], mark=False)
+                the_plan = self._plan_pairs(spool, side, entries, mark=False)
                 for target in SIDES:
                     deletes[target] += the_plan.count(target, Delete)
         if max(deletes.values()) < 5:
@@ -530,24 +545,36 @@ class _Job:
                 self.wrote_back = self.wrote_back or self.sides[side].read_back
 
     def _apply_batch(self, side: SideName, batch: list[Write]) -> None:
+        """Write a batch; its pairs are saved with the next :data:`CHUNK` (a record written but
+        not yet paired when a run stops is re-paired by its cross-link), retry rows at once."""
         results = self._write_with_retries(side, batch)
-        upserts: list[Pair] = []
-        removed: list[Pair] = []
         failures: list[tuple[Write, SyncError]] = []
-        state = self.ctx.state
-        with state.transaction() as conn:
-            for write, result in zip(batch, results, strict=True):
-                if result.error is None:
-                    self._record_success(write, result, upserts, removed)
-                    if write.source and write.source_side and (write.source_side, write.source.id) in self.retrying:
-                        state.clear_retry(conn, self.user.crm_id, self.entity, write.source_side, write.source.id)
-                        self.retrying.discard((write.source_side, write.source.id))
-                else:
-                    self._keep_for_retry(conn, write, result.error)
-                    failures.append((write, result.error))
-            state.save_pairs(conn, self.user.crm_id, self.entity, upserts, removed)
+        cleared: list[Write] = []
+        for write, result in zip(batch, results, strict=True):
+            if result.error is not None:
+                failures.append((write, result.error))
+                continue
+            self._record_success(write, result)
+            if write.source and write.source_side and (write.source_side, write.source.id) in self.retrying:
+                cleared.append(write)
+        if failures or cleared:
+            with self.ctx.state.transaction() as conn:
+                for write in cleared:
+                    assert write.source is not None and write.source_side is not None
+                    self.ctx.state.clear_retry(conn, self.user.crm_id, self.entity, write.source_side, write.source.id)
+                    self.retrying.discard((write.source_side, write.source.id))
+                for write, error in failures:
+                    self._keep_for_retry(conn, write, error)
+                self._save_pairs(conn)
+        elif len(self.upserts) + len(self.removed) >= self.engine.chunk:
+            with self.ctx.state.transaction() as conn:
+                self._save_pairs(conn)
         for write, error in failures:
             self._report_failure(write, error)
+
+    def _save_pairs(self, conn: Any) -> None:
+        self.ctx.state.save_pairs(conn, self.user.crm_id, self.entity, self.upserts, self.removed)
+        self.upserts, self.removed = [], []
 
     def _write_with_retries(self, side: SideName, batch: list[Write]) -> list[WriteResult]:
         """Write the batch; records throttled one by one are re-sent after their Retry-After."""
@@ -587,21 +614,21 @@ class _Job:
                 self.engine.sleep(wait)
         raise AssertionError("unreachable")
 
-    def _record_success(self, write: Write, result: WriteResult, upserts: list[Pair], removed: list[Pair]) -> None:
+    def _record_success(self, write: Write, result: WriteResult) -> None:
         counts = self.report.sides[write.side]
         if isinstance(write.op, Delete):
             counts.deleted += 1
             assert write.pair is not None
-            removed.append(write.pair)
+            self.removed.append(write.pair)
             return
         source = write.source
         assert source is not None and result.id is not None
         target_hash = self._echo_hash(write.side, source)
         source_hash = content_hash(source.record)
         if write.side == "crm":
-            upserts.append(Pair(result.id, source.id, target_hash, source_hash))
+            self.upserts.append(Pair(result.id, source.id, target_hash, source_hash))
         else:
-            upserts.append(Pair(source.id, result.id, source_hash, target_hash))
+            self.upserts.append(Pair(source.id, result.id, source_hash, target_hash))
         if isinstance(write.op, Create):
             counts.created += 1
         elif isinstance(write.op, Update):

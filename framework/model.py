@@ -100,7 +100,7 @@ class Mail:
 Record: TypeAlias = Contact | Task | Event | Mail
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=4096)  # a chunk's records: hashed by the planner, again once written
 def content_hash(record: Record) -> str:
     """A stable digest of a record's content: equal content, equal hash, across runs and machines."""
     payload = json.dumps(_plain(record), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -110,8 +110,11 @@ def content_hash(record: Record) -> str:
 
 
 def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if value is None or isinstance(value, str | int | float):
+        return value
+    names = _field_names(type(value))
+    if names:
+        return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat() if value.tzinfo else value.isoformat()
     if isinstance(value, date):
@@ -119,6 +122,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     return value
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """The field names of a dataclass (empty for any other type), looked up once per type."""
+    if cls not in _FIELD_NAMES:
+        _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()
+    return _FIELD_NAMES[cls]
 
 
 def describe(record: Record) -> str:

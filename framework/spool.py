@@ -21,6 +21,15 @@ from framework.model import Record
 
 NEW, UNPAIRED, DONE = 0, 1, 2  # an entry's planning state
 _BATCH = 500  # ids per IN (...) list
+_FREE = f"state = {UNPAIRED} AND deleted = 0"
+_FREE_X = f"x.state = {UNPAIRED} AND x.deleted = 0"
+
+
+def _link_decides(item: str) -> str:
+    """SQL: Exchange ``item``'s own link names no unpaired CRM item (else it belongs to that one)."""
+    unpaired_crm = f"SELECT 1 FROM entry o WHERE o.side = 'crm' AND o.id = {item}.link AND o.state = {UNPAIRED}"
+    return f"({item}.link = '' OR NOT EXISTS ({unpaired_crm}))"
+
 
 _SCHEMA = """
 CREATE TABLE entry (
@@ -33,11 +42,10 @@ CREATE TABLE entry (
     state INTEGER NOT NULL DEFAULT 0,
     UNIQUE (side, id)
 );
-CREATE INDEX entry_state ON entry (side, state, seq);
-CREATE INDEX entry_link ON entry (side, link);
-CREATE TABLE natural_key (side TEXT NOT NULL, id TEXT NOT NULL, key TEXT NOT NULL);
-CREATE INDEX natural_key_key ON natural_key (side, key);
-CREATE INDEX natural_key_id ON natural_key (side, id);
+CREATE INDEX entry_link ON entry (link) WHERE side = 'exchange' AND link != '';
+CREATE TABLE natural_key (id TEXT NOT NULL, key TEXT NOT NULL);  -- of Exchange items
+CREATE INDEX natural_key_key ON natural_key (key);
+CREATE INDEX natural_key_id ON natural_key (id);
 """
 
 
@@ -66,8 +74,9 @@ class Spool:
     def __init__(self, match_keys: Callable[[Record], Sequence[str]]) -> None:
         self.match_keys = match_keys
         self._dir = tempfile.TemporaryDirectory(prefix="exsync-spool-")
-        self.db = sqlite3.connect(Path(self._dir.name) / "spool.sqlite3", isolation_level=None)
+        self.db = sqlite3.connect(Path(self._dir.name) / "spool.sqlite3")
         self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
+        self.done = 0  # entries planned so far
 
     def __enter__(self) -> Spool:
         return self
@@ -94,17 +103,21 @@ class Spool:
                 [(side, item_id) for item_id in deleted],
             )
             if side == "exchange" and items:
-                self.db.executemany("DELETE FROM natural_key WHERE side = ? AND id = ?", [(side, i.id) for i in items])
-                self.db.executemany(
-                    "INSERT INTO natural_key (side, id, key) VALUES (?, ?, ?)",
-                    [(side, i.id, key) for i in items for key in self.match_keys(i.record)],
-                )
+                self._index_keys(items)
+
+    def _index_keys(self, items: Sequence[Item]) -> None:
+        relisted = [e.id for e in self.entries("exchange", [i.id for i in items]) if not e.deleted]
+        if relisted:
+            self.db.executemany("DELETE FROM natural_key WHERE id = ?", [(i,) for i in relisted])
+        keys = [(i.id, key) for i in items for key in self.match_keys(i.record)]
+        self.db.executemany("INSERT INTO natural_key (id, key) VALUES (?, ?)", keys)
 
     def clear(self, side: SideName) -> None:
         """Forget a side's listing (before reading it again)."""
         with self.db:
             self.db.execute("DELETE FROM entry WHERE side = ?", (side,))
-            self.db.execute("DELETE FROM natural_key WHERE side = ?", (side,))
+            if side == "exchange":
+                self.db.execute("DELETE FROM natural_key")
 
     # looking up ---------------------------------------------------------------------------
     def entries(self, side: SideName, ids: Iterable[str]) -> list[Entry]:
@@ -144,33 +157,35 @@ class Spool:
         is left to that item: its link decides."""
         last = 0
         while crm := self._select(
-            "side = 'crm' AND state = 1 AND deleted = 0 AND seq > ? AND EXISTS (SELECT 1 FROM entry x"
-            " WHERE x.side = 'exchange' AND x.state = 1 AND x.deleted = 0"
-            " AND (x.link = entry.id OR (x.id = entry.link AND (x.link = '' OR NOT EXISTS"
-            " (SELECT 1 FROM entry o WHERE o.side = 'crm' AND o.state = 1 AND o.id = x.link)))))"
+            f"side = 'crm' AND state = {UNPAIRED} AND deleted = 0 AND seq > ?"
+            " AND (EXISTS (SELECT 1 FROM entry x"
+            f" WHERE x.side = 'exchange' AND x.link != '' AND x.link = entry.id AND {_FREE_X})"
+            f" OR EXISTS (SELECT 1 FROM entry x WHERE x.side = 'exchange' AND x.id = entry.link AND {_FREE_X}"
+            f" AND {_link_decides('x')}))"
             f" ORDER BY seq LIMIT {int(size)}",
             (last,),
         ):
             last = crm[-1].seq
             ids = [e.id for e in crm]
             links = [e.link for e in crm if e.link]
-            exchange = self._select(
-                f"side = 'exchange' AND state = 1 AND deleted = 0 AND (link IN ({_marks(ids)})"
-                f" OR (id IN ({_marks(links)}) AND (link = '' OR NOT EXISTS"
-                " (SELECT 1 FROM entry o WHERE o.side = 'crm' AND o.state = 1 AND o.id = entry.link))))"
-                " ORDER BY seq",
-                (*ids, *links),
-            )
-            yield crm, exchange
+            by_link = f"side = 'exchange' AND link != '' AND link IN ({_marks(ids)}) AND {_FREE}"
+            by_id = f"side = 'exchange' AND id IN ({_marks(links)}) AND {_FREE} AND {_link_decides('entry')}"
+            found = {e.seq: e for e in [*self._select(by_link, ids), *self._select(by_id, links)]}
+            yield crm, [found[seq] for seq in sorted(found)]
 
     def sharing_keys(self, keys: Sequence[str]) -> list[Entry]:
         """Unpaired Exchange items having any of these natural keys."""
         found: dict[int, Entry] = {}
         for start in range(0, len(keys), _BATCH):
             part = keys[start : start + _BATCH]
-            ids = f"SELECT id FROM natural_key WHERE side = 'exchange' AND key IN ({_marks(part)})"
-            for entry in self._select(f"side = 'exchange' AND state = 1 AND deleted = 0 AND id IN ({ids})", part):
-                found[entry.seq] = entry
+            rows = self.db.execute(
+                "SELECT DISTINCT e.seq, e.id, e.link, e.deleted, e.data FROM natural_key k"
+                " JOIN entry e ON e.side = 'exchange' AND e.id = k.id"
+                f" WHERE k.key IN ({_marks(part)}) AND e.state = {UNPAIRED} AND e.deleted = 0",
+                part,
+            )
+            for seq, item_id, link, deleted, data in rows:
+                found[seq] = Entry(seq, item_id, link, bool(deleted), data)
         return [found[seq] for seq in sorted(found)]
 
     def count(self, *, state: int | None = None, deleted: bool | None = None) -> int:
@@ -184,7 +199,12 @@ class Spool:
     # planning state -----------------------------------------------------------------------
     def mark(self, side: SideName, ids: Iterable[str], state: int) -> None:
         with self.db:
-            self.db.executemany("UPDATE entry SET state = ? WHERE side = ? AND id = ?", [(state, side, i) for i in ids])
+            done = self.db.executemany(
+                "UPDATE entry SET state = ? WHERE side = ? AND id = ? AND state != ?",
+                [(state, side, i, state) for i in ids],
+            )
+        if state == DONE:
+            self.done += max(done.rowcount, 0)
 
     def _select(self, where: str, params: Sequence[object]) -> list[Entry]:
         rows = self.db.execute(f"SELECT seq, id, link, deleted, data FROM entry WHERE {where}", tuple(params))

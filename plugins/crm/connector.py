@@ -8,6 +8,8 @@ store, for every user, reads and writes through it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import click
@@ -19,6 +21,7 @@ from framework.errors import AuthenticationFailed, UsageError
 from framework.state import User
 from plugins.crm.client import CrmClient
 from plugins.crm.store import ZohoCrmStore
+from plugins.crm.sweep import KEEP, Listings
 
 LOGIN_KEYS = ("accounts_url", "client_id", "client_secret", "refresh_token")
 LOGIN_SETTING = "crm_login_user"
@@ -34,6 +37,25 @@ class ZohoCrmConnector(CrmConnector):
 
     name: ClassVar[str] = "crm"
     description: ClassVar[str] = "Zoho CRM v2 API, signed in with an OAuth client and a refresh token."
+
+    def __init__(self) -> None:
+        self._sweep: Listings | None = None  # while a sweep runs: its client, org and listings
+
+    @contextmanager
+    def sweep(self, ctx: Context) -> Iterator[None]:
+        """One client (one token) for every store of the sweep that uses the org's login, and
+        the org-wide listings read once for all of them."""
+        key = ctx.state.get_setting(LOGIN_SETTING)
+        secrets = ctx.vault.get_json(vault_name(key)) if key else None
+        if secrets is None or self._sweep is not None:
+            yield
+            return
+        self._sweep = Listings(_client(secrets, ctx), keep=KEEP)
+        try:
+            yield
+        finally:
+            client, self._sweep = self._sweep.client, None
+            client.close()
 
     def login(self, ctx: Context, options: dict[str, Any]) -> CrmUser:
         missing = [key for key in LOGIN_KEYS if not options.get(key)]
@@ -68,6 +90,8 @@ class ZohoCrmConnector(CrmConnector):
         else:
             owner = login
             candidates = [ctx.state.get_setting(LOGIN_SETTING), owner.crm_id if owner else None]
+        if self._sweep is not None and owner is not None and candidates[0] == ctx.state.get_setting(LOGIN_SETTING):
+            return ZohoCrmStore(self._sweep.client, owner, ctx.hook.exsync_adjust_native, sweep=self._sweep)
         for key in filter(None, candidates):
             secrets = ctx.vault.get_json(vault_name(key))
             if secrets is not None:

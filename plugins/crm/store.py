@@ -45,6 +45,7 @@ from framework.model import Mail, Record
 from framework.state import User
 from plugins.crm.client import MAX_CRITERIA, CrmApiError, CrmClient
 from plugins.crm.mapping import LINK_FIELD, MAPPINGS, ModuleMapping, Native, parse_time
+from plugins.crm.sweep import Listings
 
 OVERLAP = timedelta(seconds=1)
 EDGE_MAX = 1000
@@ -103,23 +104,28 @@ class ZohoCrmStore(CrmStore):
 
     entities = frozenset(MAPPINGS)
 
-    def __init__(self, client: CrmClient, user: User | None, adjust: Adjust | None = None) -> None:
+    def __init__(
+        self, client: CrmClient, user: User | None, adjust: Adjust | None = None, sweep: Listings | None = None
+    ) -> None:
+        """With ``sweep``, the store shares the sweep's client, org and listings (and leaves the
+        client open when it closes)."""
         self.client = client
         self.user = user
         self._adjust = adjust
-        self._org: OrgInfo | None = None
+        self._shared = sweep is not None
+        self.listings = sweep if sweep is not None else Listings(client)
 
     def org(self) -> OrgInfo:
-        if self._org is None:
+        if self.listings.org is None:
             data = self.client.org()
             edition = data.get("edition") or (data.get("license_details") or {}).get("paid_type") or ""
-            self._org = OrgInfo(
+            self.listings.org = OrgInfo(
                 id=str(data.get("id") or ""),
                 name=str(data.get("company_name") or ""),
                 edition=str(edition),
                 sales_inbox=bool(data.get("sales_inbox_enabled")),
             )
-        return self._org
+        return self.listings.org
 
     def users(self) -> list[CrmUser]:
         admins = {str(u.get("id")) for u in self.client.users("AdminUsers")}
@@ -137,10 +143,11 @@ class ZohoCrmStore(CrmStore):
         if self.user is None:
             raise ConfigurationError("A CRM side needs the user whose records it holds.")
         kind = MailSide if entity == "mails" else ModuleSide
-        return kind(self.client, mapping, self.user.crm_id, self._adjust)
+        return kind(self.listings, mapping, self.user.crm_id, self._adjust)
 
     def close(self) -> None:
-        self.client.close()
+        if not self._shared:
+            self.client.close()
 
 
 def crm_user(resource: dict[str, Any], admin_ids: set[str]) -> CrmUser:
@@ -162,8 +169,9 @@ class ModuleSide(Side):
 
     batch_size: ClassVar[int] = 100
 
-    def __init__(self, client: CrmClient, mapping: ModuleMapping, owner_id: str, adjust: Adjust | None) -> None:
-        self.client = client
+    def __init__(self, listings: Listings, mapping: ModuleMapping, owner_id: str, adjust: Adjust | None) -> None:
+        self.client = listings.client
+        self.listings = listings
         self.mapping = mapping
         self.module = mapping.module
         self.owner_id = owner_id
@@ -199,7 +207,7 @@ class ModuleSide(Side):
     def _modified_since(self, since: datetime | None, last: Cursor) -> Iterator[list[Native]]:
         """Pages of records modified since ``since``, newest first, up to the first one the
         last read ended on, unchanged: everything older was read then, as it still is."""
-        for page in self.client.list_modified(self.module, since):
+        for page in self.listings.pages("modified", self.module, since):
             fresh: list[Native] = []
             for native in page.records:
                 if last.known(native):
@@ -211,7 +219,7 @@ class ModuleSide(Side):
     def _deleted_pages(self, since: datetime | None) -> Generator[Changes, None, datetime | None]:
         """Pages of the deleted-records listing since ``since``; returns the newest deletion seen."""
         latest = since
-        for page in self.client.deleted(self.module, since - OVERLAP if since else None):
+        for page in self.listings.pages("deleted", self.module, since - OVERLAP if since else None):
             yield Changes([], [str(entry["id"]) for entry in page.records], None)
             for entry in page.records:
                 latest = _later(latest, parse_time(entry.get("deleted_time")))
@@ -314,8 +322,8 @@ class MailSide(ModuleSide):
     another user's mailbox) is not stored twice: its write succeeds with the existing record.
     """
 
-    def __init__(self, client: CrmClient, mapping: ModuleMapping, owner_id: str, adjust: Adjust | None) -> None:
-        super().__init__(client, mapping, owner_id, adjust)
+    def __init__(self, listings: Listings, mapping: ModuleMapping, owner_id: str, adjust: Adjust | None) -> None:
+        super().__init__(listings, mapping, owner_id, adjust)
         self._people: dict[str, list[dict[str, str]]] = {}
 
     def _create(self, ops: list[Create]) -> list[WriteResult]:

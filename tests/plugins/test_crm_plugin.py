@@ -628,3 +628,34 @@ def test_engine_syncs_through_the_crm_store_without_echo_loops(
     assert second.entities["contacts"].as_dict()["exchange"] == vars(SideCounts())
     assert third.entities["contacts"].sides["exchange"].updated == 1
     assert any(isinstance(r, Contact) and r.title == "Boss" for r, _link in exchange.records.values())
+
+
+def test_a_sweep_lists_each_module_once_for_all_users_and_each_user_keeps_their_own(
+    admin_ctx: Context, host: Host, org: CrmOrg, server: FakeServer
+) -> None:
+    world = MemoryWorld()
+    host.pm.register(world.plugin(), name="memory")
+    host.pm.register(plugins.conflicts, name="conflicts")
+    admin_ctx.state.set_settings({**memory_settings(), "crm_connector": "crm"})
+    users = admin_ctx.state.users()
+    engine = Engine(admin_ctx, sleep=lambda _s: None)
+    engine.run(users, ["contacts"])
+    for user in users:
+        org.insert("Contacts", {"Last_Name": f"Of {user.email}"}, crm_user(org, user.email))
+    calls: list[str] = []
+    handler = server.handler
+
+    def recording(request: Any) -> Any:
+        calls.append(f"{request.method} {request.path}")
+        return handler(request)
+
+    server.handler = recording
+    reports = engine.run(users, ["contacts"])
+
+    assert len(users) == 3 and all(r.outcome == "ok" for r in reports)
+    assert calls.count("GET /crm/v2/Contacts") == 1  # not one listing per user
+    assert calls.count("GET /crm/v2/Contacts/deleted") == 1
+    assert sum("/oauth/v2/token" in call for call in calls) == 1  # one token for the sweep
+    for user in users:
+        mine = world.side("exchange", user.crm_id, "contacts").records.values()
+        assert [record.last_name for record, _link in mine] == [f"Of {user.email}"]  # type: ignore[attr-defined]

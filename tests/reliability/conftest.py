@@ -92,7 +92,8 @@ class Org:
         return Context(self.world.state_url, acting_as=address(ADMIN), ca_bundle=str(self.cloud.ca.bundle_path))
 
     def engine(self, sleep: Callable[[float], None] | None = None) -> Engine:
-        return Engine(self.context(), sleep=sleep or self.sleeps.append)
+        """An engine planning 7 records at a time, so that runs cross many chunk boundaries."""
+        return Engine(self.context(), sleep=sleep or self.sleeps.append, chunk=7)
 
     def run(self, *, force: bool = False, users: tuple[str, ...] = (ADMIN,)) -> list[RunReport]:
         """A run through the engine, with sleeps recorded instead of slept."""

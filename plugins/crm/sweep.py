@@ -1,0 +1,81 @@
+"""What the CRM stores of one sweep over many users share: the connection, the org, the listings.
+
+Zoho lists modified and deleted records for the whole org, not per owner, so each user's read
+lists every change in the org: without sharing, a sweep costs users x changes. Within a
+sweep, the first listing of a module since a moment is kept and served to every later read
+whose cursor is at or after that moment; each read still keeps only its user's records.
+Serving a listing made a little earlier is safe: a cursor is made from what its read saw, so
+whatever changed after the listing is read by the next sweep.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from framework.contracts import OrgInfo
+from plugins.crm.client import CrmClient, Page
+from plugins.crm.mapping import Native, parse_time
+
+KEEP = 20_000  # records of one module's listing a sweep keeps; beyond it each read lists for itself
+Kind = Literal["modified", "deleted"]
+_STAMP = {"modified": "Modified_Time", "deleted": "deleted_time"}
+
+
+@dataclass
+class _Kept:
+    since: datetime | None
+    records: list[tuple[datetime | None, Native]] | None  # None: too many to keep
+
+
+class Listings:
+    """Modified and deleted records of a module since a moment, through ``client``, keeping up
+    to ``keep`` records a listing for later reads (0: nothing is kept)."""
+
+    def __init__(self, client: CrmClient, keep: int = 0) -> None:
+        self.client = client
+        self.keep = keep
+        self._kept: dict[tuple[Kind, str], _Kept] = {}
+        self._lock = threading.Lock()
+        self.org: OrgInfo | None = None  # the org, asked once a sweep
+
+    def pages(self, kind: Kind, module: str, since: datetime | None) -> Iterator[Page]:
+        """Pages of the listing, newest first as the CRM gives them."""
+        if not self.keep:
+            return self._fetch(kind, module, since)
+        with self._lock:
+            kept = self._kept.get((kind, module))
+            if kept is None or not _covers(kept.since, since):
+                return self._list_and_keep(kind, module, since)
+        if kept.records is None:
+            return self._fetch(kind, module, since)
+        return iter([Page([native for moment, native in kept.records if _at_or_after(moment, since)], False)])
+
+    def _list_and_keep(self, kind: Kind, module: str, since: datetime | None) -> Iterator[Page]:
+        fetched = self._fetch(kind, module, since)
+        records: list[tuple[datetime | None, Native]] = []
+        for page in fetched:
+            records += [(parse_time(native.get(_STAMP[kind])), native) for native in page.records]
+            if len(records) > self.keep:  # too many to keep: this read goes on with the rest
+                self._kept[(kind, module)] = _Kept(since, None)
+                return itertools.chain([Page([native for _, native in records], True)], fetched)
+        self._kept[(kind, module)] = _Kept(since, records)
+        return iter([Page([native for _, native in records], False)])
+
+    def _fetch(self, kind: Kind, module: str, since: datetime | None) -> Iterator[Page]:
+        if kind == "modified":
+            return self.client.list_modified(module, since)
+        return self.client.deleted(module, since)
+
+
+def _covers(kept_since: datetime | None, since: datetime | None) -> bool:
+    return kept_since is None or (since is not None and kept_since <= since)
+
+
+def _at_or_after(moment: datetime | None, since: datetime | None) -> bool:
+    """What the CRM's If-Modified-Since keeps; exact, as the stores' cursors are whole seconds."""
+    return since is None or moment is None or moment >= since

@@ -1,0 +1,57 @@
+"""The spool: what a round read, on disk, with the listing semantics sides promise."""
+
+from __future__ import annotations
+
+import os
+
+from framework.contracts import Item
+from framework.model import Contact
+from framework.spool import DONE, NEW, UNPAIRED, Spool
+
+
+def keys(record: object) -> tuple[str, ...]:
+    return (f"email:{record.email}",) if record.email else ()  # type: ignore[attr-defined]
+
+
+def contact(name: str, email: str = "") -> Contact:
+    return Contact(last_name=name, email=email)
+
+
+def test_a_relisted_item_replaces_the_earlier_listing_and_an_item_wins_over_a_deletion() -> None:
+    with Spool(keys) as spool:
+        spool.add("crm", [Item("1", contact("old"))], ["2"])
+        spool.add("crm", [Item("1", contact("new")), Item("2", contact("back"))], ["1"])
+        changes = spool.changes("crm", ["1", "2", "3"])
+    assert sorted((i.id, i.record.last_name) for i in changes.items) == [("1", "new"), ("2", "back")]  # type: ignore[attr-defined]
+    assert changes.deleted == []
+
+
+def test_scan_sees_marks_made_between_chunks_and_keeps_listing_order() -> None:
+    with Spool(keys) as spool:
+        spool.add("exchange", [Item(str(n), contact(f"N{n}")) for n in range(7)], ["gone"])
+        seen: list[list[str]] = []
+        for chunk in spool.scan("exchange", 3, state=NEW):
+            seen.append([e.id for e in chunk])
+            spool.mark("exchange", [str(n) for n in range(7)], DONE)  # the rest is done meanwhile
+        assert seen == [["0", "1", "2"], ["gone"]]
+        assert spool.count(state=DONE) == 7 and spool.count(deleted=True) == 1
+
+
+def test_cross_links_and_natural_keys_offer_only_unpaired_partners() -> None:
+    with Spool(keys) as spool:
+        spool.add("crm", [Item("C1", contact("A", "a@x")), Item("C2", contact("B", "b@x"), link="X9")])
+        spool.add("exchange", [Item("X1", contact("A", "a@x"), link="C1"), Item("X9", contact("B2"))])
+        spool.add("exchange", [Item("X2", contact("A", "a@x")), Item("X3", contact("A", "a@x"))])
+        spool.mark("crm", ["C1", "C2"], UNPAIRED)
+        spool.mark("exchange", ["X1", "X9", "X2"], UNPAIRED)  # X3 is paired already
+        ((crm, exchange),) = list(spool.cross_linked(10))
+        assert [e.id for e in crm] == ["C1", "C2"] and [e.id for e in exchange] == ["X1", "X9"]
+        assert [e.id for e in spool.sharing_keys(["email:a@x"])] == ["X1", "X2"]
+
+
+def test_the_spool_file_is_removed_when_the_round_ends() -> None:
+    spool = Spool(keys)
+    folder = spool._dir.name
+    spool.add("crm", [Item("1", contact("A"))])
+    spool.close()
+    assert not os.path.exists(folder)

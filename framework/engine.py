@@ -318,7 +318,6 @@ class _Job:
             self._flush(everything=True)
             with self.ctx.state.transaction() as conn:
                 self._save_pairs(conn)
-            with self.ctx.state.transaction() as conn:
                 for side in SIDES:
                     self.ctx.state.save_cursor(conn, self.user.crm_id, self.entity, side, reads[side].cursor)
         if self.progress and not total:
@@ -336,7 +335,7 @@ class _Job:
                 for entry in entries
                 if (pair := by_crm.get(entry.link)) is not None and pair.exchange_id != entry.id
             ]
-            listed = {e.id for e in spool.entries("exchange", [p.exchange_id for _, p in candidates]) if not e.deleted}
+            listed = spool.listed("exchange", [p.exchange_id for _, p in candidates], deleted=False)
             moved = []
             for item_id, pair in candidates:
                 if pair.exchange_id not in listed:
@@ -393,19 +392,20 @@ class _Job:
         """
         pairs = self.ctx.state.pairs(self.user.crm_id, self.entity)
         ids = [p.crm_id if side == "crm" else p.exchange_id for p in pairs]
-        listed = {e.id for e in spool.entries(side, ids)}
+        listed = spool.listed(side, ids)
         spool.add(side, [], [i for i in ids if i not in listed])
 
     def _add_retries(self, spool: Spool, side: SideName) -> None:
         """Records an earlier run could not write are tried again, unless read afresh or deleted since."""
         rows = self.ctx.state.retries(self.user.crm_id, self.entity, side)
-        listed = {e.id: e.deleted for e in spool.entries(side, [item_id for item_id, _, _ in rows])}
+        ids = [item_id for item_id, _, _ in rows]
+        fresh, gone = spool.listed(side, ids, deleted=False), spool.listed(side, ids, deleted=True)
         for item_id, data, _attempts in rows:
             self.retrying.add((side, item_id))
-            if listed.get(item_id):
+            if item_id in gone:
                 with self.ctx.state.transaction() as conn:
                     self.ctx.state.clear_retry(conn, self.user.crm_id, self.entity, side, item_id)
-            elif item_id not in listed:
+            elif item_id not in fresh:
                 spool.add(side, [Item(item_id, from_plain(data["record"]), data.get("link", ""))])
 
     # planning -----------------------------------------------------------------------------

@@ -106,7 +106,7 @@ class Spool:
                 self._index_keys(items)
 
     def _index_keys(self, items: Sequence[Item]) -> None:
-        relisted = [e.id for e in self.entries("exchange", [i.id for i in items]) if not e.deleted]
+        relisted = self.listed("exchange", [i.id for i in items], deleted=False)
         if relisted:
             self.db.executemany("DELETE FROM natural_key WHERE id = ?", [(i,) for i in relisted])
         keys = [(i.id, key) for i in items for key in self.match_keys(i.record)]
@@ -127,6 +127,17 @@ class Spool:
         for start in range(0, len(wanted), _BATCH):
             part = wanted[start : start + _BATCH]
             found += self._select(f"side = ? AND id IN ({_marks(part)})", (side, *part))
+        return found
+
+    def listed(self, side: SideName, ids: Iterable[str], *, deleted: bool | None = None) -> set[str]:
+        """Which of ``ids`` were listed (only as items, or only as deletions, if ``deleted`` says)."""
+        found: set[str] = set()
+        wanted = list(ids)
+        kind = "" if deleted is None else f" AND deleted = {int(deleted)}"
+        for start in range(0, len(wanted), _BATCH):
+            part = wanted[start : start + _BATCH]
+            query = f"SELECT id FROM entry WHERE side = ? AND id IN ({_marks(part)}){kind}"
+            found.update(row[0] for row in self.db.execute(query, (side, *part)))
         return found
 
     def changes(self, side: SideName, ids: Iterable[str]) -> Changes:

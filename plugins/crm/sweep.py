@@ -2,8 +2,9 @@
 
 Zoho lists modified and deleted records for the whole org, not per owner, so each user's read
 lists every change in the org: without sharing, a sweep costs users x changes. Within a
-sweep, the first listing of a module since a moment is kept and served to every later read
-whose cursor is at or after that moment; each read still keeps only its user's records.
+sweep, the first incremental listing of a module since a moment is kept (up to :data:`KEEP`
+records) and served to every later read whose cursor is at or after that moment; each read
+still keeps only its user's records. Full listings (a first sync's) are never kept.
 Serving a listing made a little earlier is safe: a cursor is made from what its read saw, so
 whatever changed after the listing is read by the next sweep.
 """
@@ -21,14 +22,14 @@ from framework.contracts import OrgInfo
 from plugins.crm.client import CrmClient, Page
 from plugins.crm.mapping import Native, parse_time
 
-KEEP = 20_000  # records of one module's listing a sweep keeps; beyond it each read lists for itself
+KEEP = 5_000  # records of one module's listing a sweep keeps; beyond it each read lists for itself
 Kind = Literal["modified", "deleted"]
 _STAMP = {"modified": "Modified_Time", "deleted": "deleted_time"}
 
 
 @dataclass
 class _Kept:
-    since: datetime | None
+    since: datetime
     records: list[tuple[datetime | None, Native]] | None  # None: too many to keep
 
 
@@ -45,17 +46,18 @@ class Listings:
 
     def pages(self, kind: Kind, module: str, since: datetime | None) -> Iterator[Page]:
         """Pages of the listing, newest first as the CRM gives them."""
-        if not self.keep:
+        if not self.keep or since is None:  # a full listing is a first sync's: too big to keep
             return self._fetch(kind, module, since)
         with self._lock:
             kept = self._kept.get((kind, module))
-            if kept is None or not _covers(kept.since, since):
+            if kept is None or kept.since > since:
                 return self._list_and_keep(kind, module, since)
         if kept.records is None:
             return self._fetch(kind, module, since)
-        return iter([Page([native for moment, native in kept.records if _at_or_after(moment, since)], False)])
+        # what If-Modified-Since would keep; exact, as cursors hold the CRM's whole-second times
+        return iter([Page([native for moment, native in kept.records if moment is None or moment >= since], False)])
 
-    def _list_and_keep(self, kind: Kind, module: str, since: datetime | None) -> Iterator[Page]:
+    def _list_and_keep(self, kind: Kind, module: str, since: datetime) -> Iterator[Page]:
         fetched = self._fetch(kind, module, since)
         records: list[tuple[datetime | None, Native]] = []
         for page in fetched:
@@ -70,12 +72,3 @@ class Listings:
         if kind == "modified":
             return self.client.list_modified(module, since)
         return self.client.deleted(module, since)
-
-
-def _covers(kept_since: datetime | None, since: datetime | None) -> bool:
-    return kept_since is None or (since is not None and kept_since <= since)
-
-
-def _at_or_after(moment: datetime | None, since: datetime | None) -> bool:
-    """What the CRM's If-Modified-Since keeps; exact, as the stores' cursors are whole seconds."""
-    return since is None or moment is None or moment >= since

@@ -33,6 +33,7 @@ Adjust = Callable[[str, Record, Any], None]
 BATCH = 100
 MAX_CHANGES = 512  # the most SyncFolderItems returns per call
 MAIL_FOLDERS = {"inbox": Inbox, "sentitems": SentItems}  # canonical folder -> exchangelib folder class
+ID_FIELDS = ("id", "changekey")
 
 
 def distinguished(account: Account, folder_cls: Any) -> Any:
@@ -116,12 +117,14 @@ class EwsStore(Store):
         self._release(self.account.protocol.config)
 
 
-def _sync(folder: Any, cursor: str | None) -> Iterator[list[tuple[str, Any]]]:
+def _sync(folder: Any, cursor: str | None, *, ids_only: bool = False) -> Iterator[list[tuple[str, Any]]]:
     """The changes of ``folder`` since ``cursor`` (None: every item), a SyncFolderItems page at
-    a time; once they are all read, the new state is on the folder."""
+    a time (``ids_only``: ids and ChangeKeys, not contents); once they are all read, the new
+    state is on the folder."""
     folder.item_sync_state = None  # exchangelib falls back to the folder's last state when cursor is None
     page: list[tuple[str, Any]] = []
-    for change in folder.sync_items(sync_state=cursor, max_changes_returned=MAX_CHANGES):
+    fields = ID_FIELDS if ids_only else None
+    for change in folder.sync_items(sync_state=cursor, only_fields=fields, max_changes_returned=MAX_CHANGES):
         if isinstance(change, Exception):
             raise change
         page.append(change)
@@ -144,6 +147,7 @@ class FolderSide(Side):
         self.entity = entity
         self.to_native, self.from_native, self.fields = mapping.MAPPERS[entity]
         self.native_cls: Any = self.NATIVE[entity]
+        self._echoes: dict[str, str] = {}  # id -> ChangeKey of items written since the last read
 
     @property
     def account(self) -> Account:
@@ -157,19 +161,31 @@ class FolderSide(Side):
         return self.store.guard_pages(self._pages(cursor, window))
 
     def _pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
+        """With items written since the last read, the changes are listed by id and ChangeKey
+        first, and only those that are not our own writes, unchanged, are fetched."""
         folder = self.folder()
-        for page in _sync(folder, cursor):
+        echoes, self._echoes = self._echoes, {}
+        for page in _sync(folder, cursor, ids_only=bool(cursor and echoes)):
             items: list[Item] = []
             deleted: list[str] = []
-            for kind, native in page:
-                if kind == "delete":
-                    deleted.append(native.id)
-                elif kind in ("create", "update") and isinstance(native, self.native_cls):
+            changed = [native for kind, native in page if kind in ("create", "update")]
+            if cursor and echoes:
+                changed = self._fetch(folder, [n for n in changed if echoes.get(n.id) != n.changekey])
+            for native in changed:
+                if isinstance(native, self.native_cls):
                     record = self.from_native(native)
                     if self._in_window(record, window):
                         items.append(Item(native.id, record, mapping.read_link(native)))
+            deleted = [native.id for kind, native in page if kind == "delete"]
             yield Changes(items, deleted, None, full=cursor is None)
         yield Changes([], [], folder.item_sync_state, full=cursor is None)
+
+    def _fetch(self, folder: Any, listed: list[Any]) -> list[Any]:
+        """The full items of ``listed`` (GetItem); those deleted meanwhile are left out."""
+        if not listed:
+            return []
+        fetched = self.account.fetch(ids=[ItemId(id=n.id) for n in listed], folder=folder)
+        return [n for n in fetched if not isinstance(n, Exception)]
 
     def _in_window(self, record: Record, window: Window) -> bool:
         """Calendar items that ended before the window are skipped, unless they recur (B24)."""
@@ -250,7 +266,9 @@ class FolderSide(Side):
             return WriteResult(error=RecordRejected(f"Exchange refused the item: {type(answer).__name__}: {answer}"))
         if isinstance(native, ItemId):
             return WriteResult(id=native.id)
-        item_id = answer[0] if isinstance(answer, tuple) else answer.id
+        item_id, change_key = answer if isinstance(answer, tuple) else (answer.id, answer.changekey)
+        if not isinstance(native, CalendarItem) or native.uid:  # else Exchange gives it a UID to read back
+            self._echoes[item_id] = change_key
         return WriteResult(id=item_id)
 
     def _create(self, natives: list[Any]) -> list[Any]:

@@ -33,6 +33,7 @@ from plugins.crm.client import CrmClient
 from plugins.crm.connector import ZohoCrmConnector
 from plugins.crm.mapping import contact_from_native, contact_to_native
 from plugins.crm.store import MailSide, ModuleSide, ZohoCrmStore
+from plugins.crm.sweep import Listings
 
 WINDOW = Window.months_back(6)
 
@@ -639,6 +640,7 @@ def test_a_sweep_lists_each_module_once_for_all_users_and_each_user_keeps_their_
     admin_ctx.state.set_settings({**memory_settings(), "crm_connector": "crm"})
     users = admin_ctx.state.users()
     engine = Engine(admin_ctx, sleep=lambda _s: None)
+    org.insert("Contacts", {"Last_Name": "Before"})  # the first sync's cursors then hold a time
     engine.run(users, ["contacts"])
     for user in users:
         org.insert("Contacts", {"Last_Name": f"Of {user.email}"}, crm_user(org, user.email))
@@ -658,4 +660,31 @@ def test_a_sweep_lists_each_module_once_for_all_users_and_each_user_keeps_their_
     assert sum("/oauth/v2/token" in call for call in calls) == 1  # one token for the sweep
     for user in users:
         mine = world.side("exchange", user.crm_id, "contacts").records.values()
-        assert [record.last_name for record, _link in mine] == [f"Of {user.email}"]  # type: ignore[attr-defined]
+        names = {record.last_name for record, _link in mine} - {"Before"}  # type: ignore[attr-defined]
+        assert names == {f"Of {user.email}"}
+
+
+@pytest.mark.parametrize("keep", [100, 10])
+def test_a_sweep_listing_serves_later_reads_from_memory_unless_too_big_to_keep(
+    org: CrmOrg, server: FakeServer, ca: FakeCA, keep: int
+) -> None:
+    for n in range(30):
+        org.insert("Contacts", {"Last_Name": f"N{n}"})
+    client = CrmClient(
+        server.base_url, CLIENT_ID, CLIENT_SECRET, org.issue_refresh_token(org.admin.id), str(ca.bundle_path)
+    )
+    listings = Listings(client, keep=keep)
+    try:
+        since = datetime(2000, 1, 1, tzinfo=UTC)
+        first = [r["id"] for page in listings.pages("modified", "Contacts", since) for r in page.records]
+        before = server.requests
+        second = [r["id"] for page in listings.pages("modified", "Contacts", since) for r in page.records]
+        later = list(listings.pages("modified", "Contacts", datetime(2100, 1, 1, tzinfo=UTC)))
+        requests = server.requests - before
+    finally:
+        client.close()
+    assert len(first) == 30 and second == first
+    if keep == 100:
+        assert requests == 0 and [r for page in later for r in page.records] == []
+    else:
+        assert requests >= 2  # too many to keep: each read lists for itself

@@ -453,8 +453,9 @@ def test_full_read_then_incremental_changes(store: EwsStore, entity: str) -> Non
     assert full.full and not full.deleted
     assert sorted(i.id for i in full.items) == sorted(str(r.id) for r in created)
 
-    changed = side.write([Update(str(created[0].id), third, "crm-1"), Delete(str(created[1].id))])
-    added = side.write([Create(second, "crm-3")])
+    other_client = FolderSide(store, entity)  # a read lists what others changed (its own writes it knows)
+    changed = other_client.write([Update(str(created[0].id), third, "crm-1"), Delete(str(created[1].id))])
+    added = other_client.write([Create(second, "crm-3")])
     delta = side.read(full.cursor, WINDOW)
     assert not delta.full
     assert {i.id: i.link for i in delta.items} == {changed[0].id: "crm-1", added[0].id: "crm-3"}
@@ -701,3 +702,30 @@ def test_the_engine_syncs_into_exchange_and_then_sees_no_echo(tmp_path: Path, ex
     with _opened(ctx) as opened:
         links = {i.link for i in opened.side("contacts").read(None, WINDOW).items}
     assert links == set(crm_ids["contacts"])
+
+
+def test_a_read_after_writing_fetches_only_items_changed_since_our_write(store: EwsStore, exchange: Exchange) -> None:
+    side = store.side("contacts")
+    cursor = side.read(None, WINDOW).cursor
+    created = side.write([Create(Contact(f"P{n}", "Echo", f"e{n}@example.com"), f"crm-{n}") for n in range(30)])
+    box = exchange.tenant.mailbox(ADMIN.email)
+    exchange.tenant.update(box, "contacts", str(created[3].id), {"jobTitle": "Changed by the user"})
+    calls: list[bytes] = []
+    handler = exchange.server.handler
+
+    def recording(request: Any) -> Any:
+        calls.append(request.body)
+        return handler(request)
+
+    exchange.server.handler = recording
+    back = side.read(cursor, WINDOW)
+    exchange.server.handler = handler
+
+    assert [i.id for i in back.items] == [created[3].id]  # our 29 other writes are not fetched
+    assert _record(back.items[0]).title == "Changed by the user"
+    assert sum(b"<m:GetItem" in body for body in calls) == 1
+    assert all(
+        b"AllProperties" not in body and b"<t:FieldURI" not in body for body in calls if b"SyncFolderItems" in body
+    )
+    again = side.read(back.cursor, WINDOW)  # nothing written since: a plain read
+    assert again.items == [] and again.deleted == []

@@ -136,7 +136,7 @@ def incremental_table(rows: list[dict[str, Any]]) -> Table:
             [
                 row["exchange"],
                 f"{row['size']:,}",
-                f"{row['k']:,}",
+                f"{row['k']:,}" if isinstance(row["k"], int) else "after the initial sync",
                 f"{row['changes']:,}",
                 f"{row['records']:,}",
                 _num(cost.seconds, 3),
@@ -145,6 +145,8 @@ def incremental_table(rows: list[dict[str, Any]]) -> Table:
             ]
         )
     note = (
+        "after the initial sync: the first run after it, with no change; it reads the records the initial "
+        "sync wrote back once (no-ops by hash), which is what the rows below no longer pay. "
         "k per entity: contacts, tasks and events each get k updates (half in the CRM, half in the mailbox) "
         "and the inbox k new mails. req/entity-side: requests / 8 (4 entities x 2 sides); it includes the "
         "CRM token refresh each run opens with."

@@ -14,6 +14,7 @@ import ssl
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -38,10 +39,11 @@ class CrmApiError(SyncError):
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a listing."""
+    """One page of a listing; ``served_at`` is the CRM's clock (its Date header) when it answered."""
 
     records: list[dict[str, Any]]
     more: bool
+    served_at: datetime | None = None
 
 
 class CrmClient:
@@ -96,13 +98,18 @@ class CrmClient:
     ) -> dict[str, Any]:
         """Call ``/crm/v2/{path}``; 204 gives ``{}``. With ``per_record``, a 400 that reports
         each record's outcome in ``data`` is returned instead of raised."""
+        return _result(self._authorized(method, path, params, body, headers), per_record)
+
+    def _authorized(
+        self, method: str, path: str, params: dict[str, Any] | None, body: Any, headers: dict[str, str] | None
+    ) -> httpx.Response:
         if not self._token:
             self.refresh()
         reply = self._api(method, path, params, body, headers)
         if reply.status_code == 401 and _json(reply).get("code") == "INVALID_TOKEN":
             self.refresh()
             reply = self._api(method, path, params, body, headers)
-        return _result(reply, per_record)
+        return reply
 
     def _api(
         self, method: str, path: str, params: dict[str, Any] | None, body: Any, headers: dict[str, str] | None
@@ -214,13 +221,21 @@ class CrmClient:
     ) -> Iterator[Page]:
         page = 1
         while True:
-            reply = self.call("GET", path, params={**params, "page": page, "per_page": PER_PAGE}, headers=headers)
+            answer = self._authorized("GET", path, {**params, "page": page, "per_page": PER_PAGE}, None, headers)
+            reply = _result(answer, per_record=False)
             records = reply.get(key) or []
             more = bool((reply.get("info") or {}).get("more_records")) and bool(records)
-            yield Page(records, more)
+            yield Page(records, more, _served_at(answer))
             if not more:
                 return
             page += 1
+
+
+def _served_at(reply: httpx.Response) -> datetime | None:
+    try:
+        return parsedate_to_datetime(reply.headers["Date"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _result(reply: httpx.Response, per_record: bool) -> dict[str, Any]:

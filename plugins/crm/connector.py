@@ -90,7 +90,7 @@ class ZohoCrmConnector(CrmConnector):
         else:
             owner = login
             candidates = [ctx.state.get_setting(LOGIN_SETTING), owner.crm_id if owner else None]
-        if self._sweep is not None and owner is not None and candidates[0] == ctx.state.get_setting(LOGIN_SETTING):
+        if self._sweep is not None and owner is not None and not isinstance(login, str):  # the org's login
             return ZohoCrmStore(self._sweep.client, owner, ctx.hook.exsync_adjust_native, sweep=self._sweep)
         for key in filter(None, candidates):
             secrets = ctx.vault.get_json(vault_name(key))

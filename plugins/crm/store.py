@@ -184,7 +184,9 @@ class ModuleSide(Side):
         after = Cursor(before.modified, before.deleted, dict(before.edge))
         since = before.modified - OVERLAP if before.modified and not full else None
         seen: set[str] = set()  # listed newest first: a record listed again is an older copy
-        for page in self._modified_since(since, before):
+        for page, served_at in self._modified_since(since, before):
+            if after.modified is None:  # nothing modified yet: the next read starts from the CRM's clock
+                after.modified = served_at
             items: list[Item] = []
             gone: list[str] = []
             for native in page:
@@ -204,17 +206,17 @@ class ModuleSide(Side):
             after.deleted = yield from self._deleted_pages(before.deleted)
         yield Changes([], [], after.dump(), full)
 
-    def _modified_since(self, since: datetime | None, last: Cursor) -> Iterator[list[Native]]:
-        """Pages of records modified since ``since``, newest first, up to the first one the
-        last read ended on, unchanged: everything older was read then, as it still is."""
+    def _modified_since(self, since: datetime | None, last: Cursor) -> Iterator[tuple[list[Native], datetime | None]]:
+        """Pages of records modified since ``since`` (and when the CRM listed them), newest first,
+        up to the first one the last read ended on, unchanged: everything older was read then."""
         for page in self.listings.pages("modified", self.module, since):
             fresh: list[Native] = []
             for native in page.records:
                 if last.known(native):
-                    yield fresh
+                    yield fresh, page.served_at
                     return
                 fresh.append(native)
-            yield fresh
+            yield fresh, page.served_at
 
     def _deleted_pages(self, since: datetime | None) -> Generator[Changes, None, datetime | None]:
         """Pages of the deleted-records listing since ``since``; returns the newest deletion seen."""

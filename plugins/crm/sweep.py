@@ -31,6 +31,7 @@ _STAMP = {"modified": "Modified_Time", "deleted": "deleted_time"}
 class _Kept:
     since: datetime
     records: list[tuple[datetime | None, Native]] | None  # None: too many to keep
+    served_at: datetime | None = None
 
 
 class Listings:
@@ -55,18 +56,21 @@ class Listings:
         if kept.records is None:
             return self._fetch(kind, module, since)
         # what If-Modified-Since would keep; exact, as cursors hold the CRM's whole-second times
-        return iter([Page([native for moment, native in kept.records if moment is None or moment >= since], False)])
+        kept_records = [native for moment, native in kept.records if moment is None or moment >= since]
+        return iter([Page(kept_records, False, kept.served_at)])
 
     def _list_and_keep(self, kind: Kind, module: str, since: datetime) -> Iterator[Page]:
         fetched = self._fetch(kind, module, since)
         records: list[tuple[datetime | None, Native]] = []
+        served_at = None
         for page in fetched:
+            served_at = served_at or page.served_at
             records += [(parse_time(native.get(_STAMP[kind])), native) for native in page.records]
             if len(records) > self.keep:  # too many to keep: this read goes on with the rest
                 self._kept[(kind, module)] = _Kept(since, None)
-                return itertools.chain([Page([native for _, native in records], True)], fetched)
-        self._kept[(kind, module)] = _Kept(since, records)
-        return iter([Page([native for _, native in records], False)])
+                return itertools.chain([Page([native for _, native in records], True, served_at)], fetched)
+        self._kept[(kind, module)] = _Kept(since, records, served_at)
+        return iter([Page([native for _, native in records], False, served_at)])
 
     def _fetch(self, kind: Kind, module: str, since: datetime | None) -> Iterator[Page]:
         if kind == "modified":

@@ -605,13 +605,19 @@ def test_no_change_read_costs_two_calls_even_when_everything_changed_in_one_seco
     assert again.items == []
 
 
-def test_engine_syncs_through_the_crm_store_without_echo_loops(
-    admin_ctx: Context, host: Host, org: CrmOrg, sam: User
-) -> None:
+def memory_exchange(ctx: Context, host: Host) -> MemoryWorld:
+    """The engine syncs this CRM store with in-memory Exchange sides."""
     world = MemoryWorld()
     host.pm.register(world.plugin(), name="memory")
     host.pm.register(plugins.conflicts, name="conflicts")
-    admin_ctx.state.set_settings({**memory_settings(), "crm_connector": "crm"})
+    ctx.state.set_settings({**memory_settings(), "crm_connector": "crm"})
+    return world
+
+
+def test_engine_syncs_through_the_crm_store_without_echo_loops(
+    admin_ctx: Context, host: Host, org: CrmOrg, sam: User
+) -> None:
+    world = memory_exchange(admin_ctx, host)
     exchange = world.side("exchange", sam.crm_id, "contacts")
     for n in range(150):
         exchange.put(Contact(first_name=f"F{n}", email=f"f{n}@example.com", department="ops"))
@@ -634,10 +640,7 @@ def test_engine_syncs_through_the_crm_store_without_echo_loops(
 def test_a_sweep_lists_each_module_once_for_all_users_and_each_user_keeps_their_own(
     admin_ctx: Context, host: Host, org: CrmOrg, server: FakeServer
 ) -> None:
-    world = MemoryWorld()
-    host.pm.register(world.plugin(), name="memory")
-    host.pm.register(plugins.conflicts, name="conflicts")
-    admin_ctx.state.set_settings({**memory_settings(), "crm_connector": "crm"})
+    world = memory_exchange(admin_ctx, host)
     users = admin_ctx.state.users()
     engine = Engine(admin_ctx, sleep=lambda _s: None)
     org.insert("Contacts", {"Last_Name": "Before"})  # the first sync's cursors then hold a time

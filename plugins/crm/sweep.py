@@ -11,7 +11,6 @@ whatever changed after the listing is read by the next sweep.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,17 +59,20 @@ class Listings:
         return iter([Page(kept_records, False, kept.served_at)])
 
     def _list_and_keep(self, kind: Kind, module: str, since: datetime) -> Iterator[Page]:
-        fetched = self._fetch(kind, module, since)
-        records: list[tuple[datetime | None, Native]] = []
+        """The listing, page by page as it is fetched; kept once its last page is fetched (a
+        read that stops earlier, at the record its last read ended on, leaves the rest unlisted)."""
+        records: list[tuple[datetime | None, Native]] | None = []
         served_at = None
-        for page in fetched:
+        for page in self._fetch(kind, module, since):
             served_at = served_at or page.served_at
-            records += [(parse_time(native.get(_STAMP[kind])), native) for native in page.records]
-            if len(records) > self.keep:  # too many to keep: this read goes on with the rest
-                self._kept[(kind, module)] = _Kept(since, None)
-                return itertools.chain([Page([native for _, native in records], True, served_at)], fetched)
-        self._kept[(kind, module)] = _Kept(since, records, served_at)
-        return iter([Page([native for _, native in records], False, served_at)])
+            if records is not None:
+                records += [(parse_time(native.get(_STAMP[kind])), native) for native in page.records]
+                if len(records) > self.keep:
+                    records = None  # too many to keep: later reads list for themselves
+            if not page.more:
+                with self._lock:
+                    self._kept[(kind, module)] = _Kept(since, records, served_at)
+            yield page
 
     def _fetch(self, kind: Kind, module: str, since: datetime | None) -> Iterator[Page]:
         if kind == "modified":

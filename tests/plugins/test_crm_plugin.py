@@ -637,12 +637,13 @@ def test_engine_syncs_through_the_crm_store_without_echo_loops(
     assert any(isinstance(r, Contact) and r.title == "Boss" for r, _link in exchange.records.values())
 
 
+@pytest.mark.parametrize("concurrency", [1, 3])
 def test_a_sweep_lists_each_module_once_for_all_users_and_each_user_keeps_their_own(
-    admin_ctx: Context, host: Host, org: CrmOrg, server: FakeServer
+    admin_ctx: Context, host: Host, org: CrmOrg, server: FakeServer, concurrency: int
 ) -> None:
     world = memory_exchange(admin_ctx, host)
     users = admin_ctx.state.users()
-    engine = Engine(admin_ctx, sleep=lambda _s: None)
+    engine = Engine(admin_ctx, sleep=lambda _s: None, concurrency=concurrency)
     org.insert("Contacts", {"Last_Name": "Before"})  # the first sync's cursors then hold a time
     engine.run(users, ["contacts"])
     for user in users:

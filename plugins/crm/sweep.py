@@ -69,11 +69,12 @@ class Listings:
         if kept.records is None:
             return self._fetch(kind, module, since)
         # what If-Modified-Since would keep; exact, as cursors hold the CRM's whole-second times
-        first = Page([native for moment, native in kept.records if moment is None or moment >= since], False)
+        records = [native for moment, native in kept.records if moment is None or moment >= since]
+        first = Page(records, not kept.complete, kept.served_at)
         if kept.complete:
             return iter([first])
         # a read going past the kept pages lists everything again (records seen twice are skipped)
-        return itertools.chain([Page(first.records, True, kept.served_at)], self._fetch(kind, module, since))
+        return itertools.chain([first], self._fetch(kind, module, since))
 
     def _list_and_keep(self, kind: Kind, module: str, since: datetime) -> Iterator[Page]:
         """The listing, page by page as it is fetched, then kept: whole, or as far as the read

@@ -167,7 +167,6 @@ class FolderSide(Side):
         echoes, self._echoes = self._echoes, {}
         for page in _sync(folder, cursor, ids_only=bool(cursor and echoes)):
             items: list[Item] = []
-            deleted: list[str] = []
             changed = [native for kind, native in page if kind in ("create", "update")]
             if cursor and echoes:
                 changed = self._fetch(folder, [n for n in changed if echoes.get(n.id) != n.changekey])

@@ -184,9 +184,9 @@ class ModuleSide(Side):
         after = Cursor(before.modified, before.deleted, dict(before.edge))
         since = before.modified - OVERLAP if before.modified and not full else None
         seen: set[str] = set()  # listed newest first: a record listed again is an older copy
+        clock: datetime | None = None  # when the CRM listed the first page
         for page, served_at in self._modified_since(since, before):
-            if after.modified is None:  # nothing modified yet: the next read starts from the CRM's clock
-                after.modified = served_at
+            clock = clock or served_at
             items: list[Item] = []
             gone: list[str] = []
             for native in page:
@@ -200,6 +200,9 @@ class ModuleSide(Side):
                 elif not full:
                     gone.append(record_id)
             yield Changes([i for i in items if self._in_window(i.record, window)], gone, None, full)
+        # nothing modified yet: the next read starts from the CRM's clock, not from the beginning;
+        # a cursor made from records is the same for every user who read them
+        after.modified = after.modified or clock
         if full:
             after.deleted = after.modified
         else:

@@ -5,8 +5,11 @@ lists every change in the org: without sharing, a sweep costs users x changes. W
 sweep, the first incremental listing of a module since a moment is kept (up to :data:`KEEP`
 records) and served to every later read whose cursor is at or after that moment; each read
 still keeps only its user's records. Full listings (a first sync's) are never kept.
-Serving a listing made a little earlier is safe: a cursor is made from what its read saw, so
-whatever changed after the listing is read by the next sweep.
+A read whose cursor is earlier than the kept listing's lists for itself, and its listing is
+kept instead: users whose cursors differ (as after first syncs made at different moments) cost
+a few listings in their first sweep, and agree after it. Serving a listing made a little
+earlier is safe: a cursor is made from what its read saw, so whatever changed after the
+listing is read by the next sweep.
 """
 
 from __future__ import annotations

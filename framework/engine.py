@@ -8,11 +8,12 @@ record written just before the stop is re-paired by the cross-link it carries.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack, closing, nullcontext
+from contextlib import AbstractContextManager, ExitStack, closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ from framework.context import Context
 from framework.contracts import SIDES, Changes, Create, Delete, Item, Side, SideName, Update, Window, WriteResult
 from framework.errors import AuthenticationFailed, ExsyncError, RecordRejected, SyncError, SyncStateLost, TransientError
 from framework.model import content_hash, describe, from_plain, to_plain
+from framework.overlap import Sender, read_ahead
 from framework.plan import Plan, PlanInput, Write, plan
 from framework.spool import DONE, NEW, UNPAIRED, Entry, Spool
 from framework.state import Pair, User
@@ -122,8 +124,8 @@ class Engine:
     ) -> list[RunReport]:
         """Sync each user, ``concurrency`` users at a time; one user's failure never stops the others.
 
-        A user's entities run one after the other, so a mailbox never sees more than one
-        request at a time from exsync (Graph allows four per mailbox).
+        A user's entities run one after the other, so a mailbox never sees more than
+        :data:`~framework.overlap.IN_FLIGHT` requests at a time from exsync (Graph allows four).
         """
         settings = self.ctx.settings
         wanted = [e for e in settings.enabled_entities() if entities is None or e in entities]
@@ -274,6 +276,7 @@ class _Job:
         self.upserts: list[Pair] = []  # pairs written but not saved yet
         self.removed: list[Pair] = []
         self.wrote_back = False  # this round wrote to a read_back side
+        self.senders: dict[SideName, Sender[list[WriteResult]]] = {}
 
     def run(self, dry_run: bool, force: bool) -> None:
         """Read, plan, apply; then again while a round wrote to a ``read_back`` side (at most
@@ -299,7 +302,7 @@ class _Job:
     def _round(self, dry_run: bool, force: bool, *, retries: bool) -> bool:
         """One read, plan and apply of every change; True when it wrote to a ``read_back`` side."""
         self.wrote_back = False
-        with Spool(self.definition.match_keys) as spool:
+        with Spool(self.definition.match_keys) as spool, self._sending():
             reads = {side: self._read(spool, side, retries=retries) for side in SIDES}
             if reads["exchange"].full and not dry_run:
                 self._follow_new_ids(spool)
@@ -316,6 +319,8 @@ class _Job:
             if dry_run:
                 return False
             self._flush(everything=True)
+            for sender in self.senders.values():
+                sender.finish()
             with self.ctx.state.transaction() as conn:
                 self._save_pairs(conn)
                 for side in SIDES:
@@ -374,7 +379,7 @@ class _Job:
         spool.clear(side)
         read = _Read(None, cursor is None)
         dated = self.definition.dated
-        for page in self.sides[side].pages(cursor, self.window):
+        for page in read_ahead(self.sides[side].pages(cursor, self.window)):
             items = page.items
             if dated is not None:
                 items = [i for i in items if self.window.contains(dated(i.record))]
@@ -535,19 +540,38 @@ class _Job:
             self.queued[write.side].append(write)
         self._flush(everything=False)
 
+    @contextmanager
+    def _sending(self) -> Iterator[None]:
+        """A sender per side for the round's batches; if the round fails, the batches in
+        flight are waited for (not collected: their records are re-paired by cross-link)."""
+        self.senders = {side: Sender(f"exsync-{side}") for side in SIDES}
+        try:
+            yield
+        except BaseException:
+            for sender in self.senders.values():
+                sender.abandon()
+            raise
+        for sender in self.senders.values():
+            sender.close()
+
     def _flush(self, *, everything: bool) -> None:
+        """Send each side's full batches (with ``everything``, the rest too); a batch's answer
+        is handled when that side's next batch is sent, or when the round finishes."""
         for side in SIDES:
             size, queue = self.sides[side].batch_size, self.queued[side]
             while len(queue) >= size or (everything and queue):
                 batch, self.queued[side] = queue[:size], queue[size:]
                 queue = self.queued[side]
-                self._apply_batch(side, batch)
+                self.senders[side].send(
+                    functools.partial(self._write_with_retries, side, batch),
+                    functools.partial(self._apply_batch, side, batch),
+                )
                 self.wrote_back = self.wrote_back or self.sides[side].read_back
 
-    def _apply_batch(self, side: SideName, batch: list[Write]) -> None:
-        """Write a batch; its pairs are saved with the next :data:`CHUNK` (a record written but
-        not yet paired when a run stops is re-paired by its cross-link), retry rows at once."""
-        results = self._write_with_retries(side, batch)
+    def _apply_batch(self, side: SideName, batch: list[Write], results: list[WriteResult]) -> None:
+        """Take a written batch's answers; its pairs are saved with the next :data:`CHUNK` (a
+        record written but not yet paired when a run stops is re-paired by its cross-link),
+        retry rows at once."""
         failures: list[tuple[Write, SyncError]] = []
         cleared: list[Write] = []
         for write, result in zip(batch, results, strict=True):

@@ -6,6 +6,10 @@ us choose the HTTP adapter class of every session it creates (``BaseProtocol.HTT
 so :class:`TrustingAdapter` substitutes the CA bundle registered for the endpoint's origin
 (scheme, host, port) at the moment a connection is chosen and verified. Endpoints without a
 registered bundle keep the usual behaviour (the system's trust store, or the environment's).
+
+The same adapter hands exchangelib responses that give their body in 64 KiB chunks:
+exchangelib parses a SOAP answer from ``response.iter_content()``, whose default chunk is one
+byte, and that loop cost more CPU than parsing the XML.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from urllib.parse import urlsplit
 import requests
 from exchangelib.protocol import BaseProtocol
 
+READ_CHUNK = 64 * 1024  # bytes of a response body exchangelib gets at a time
 _lock = threading.Lock()
 _bundles: dict[str, str] = {}
 
@@ -56,3 +61,15 @@ class TrustingAdapter(requests.adapters.HTTPAdapter):
         return super().get_connection_with_tls_context(
             request, bundle_for(request.url, verify), proxies=proxies, cert=cert
         )
+
+    def build_response(self, req: Any, resp: Any) -> requests.Response:
+        response = super().build_response(req, resp)
+        response.__class__ = _ChunkedResponse
+        return response
+
+
+class _ChunkedResponse(requests.Response):
+    """A response whose ``iter_content()`` gives :data:`READ_CHUNK` bytes at a time, not one."""
+
+    def iter_content(self, chunk_size: int | None = READ_CHUNK, decode_unicode: Any = False) -> Any:
+        return super().iter_content(chunk_size, decode_unicode)

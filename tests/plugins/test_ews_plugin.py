@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import sqlalchemy as sa
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
@@ -461,6 +462,24 @@ def test_full_read_then_incremental_changes(store: EwsStore, entity: str) -> Non
     assert {i.id: i.link for i in delta.items} == {changed[0].id: "crm-1", added[0].id: "crm-3"}
     assert delta.deleted == [created[1].id]
     assert side.read(delta.cursor, WINDOW).items == []
+
+
+def test_exchangelib_parses_answers_from_whole_chunks_not_single_bytes(
+    store: EwsStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes: list[int] = []
+    iter_slices = requests.models.iter_slices  # what iter_content() uses over a body already read
+
+    def spy(body: Any, size: int) -> Any:
+        sizes.append(size)
+        return iter_slices(body, size)
+
+    monkeypatch.setattr(requests.models, "iter_slices", spy)
+    side = store.side("contacts")
+    contacts = [Create(Contact(last_name=f"N{n}"), f"crm-{n}") for n in range(20)]
+    assert all(r.ok for r in side.write(contacts))
+    assert len(side.read(None, WINDOW).items) == 20
+    assert sizes and min(sizes) > 1000  # exchangelib asks for one byte at a time unless told otherwise
 
 
 @pytest.mark.parametrize("entity", list(RECORDS))

@@ -231,7 +231,7 @@ class FolderSide(Side):
         if isinstance(op, Update):
             _UpdateItem(account=self.account)._change_elem(target=native, fieldnames=self._update_fields())
         else:
-            native.to_xml(version=self.account.version)
+            native.clean(version=self.account.version)
         return native
 
     def _update_fields(self) -> list[str]:

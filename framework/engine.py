@@ -1,9 +1,12 @@
 """The sync engine: per (user, entity) read both sides, plan, apply in batches, commit.
 
 Each (user, entity) is an independent job. Its cursors are saved only once every change
-read has been applied, and its pairs after each applied batch, so a run stopped anywhere is
-finished by the next one: a re-read change whose hash already matches is a no-op, and a
-record written just before the stop is re-paired by the cross-link it carries.
+read has been applied, and its pairs every chunk of written records, so a run stopped
+anywhere is finished by the next one: a re-read change whose hash already matches is a
+no-op, and a record written just before the stop is re-paired by the cross-link it carries.
+
+Pages are read ahead and batches sent behind (:mod:`framework.overlap`), so the engine plans
+while the services answer; every answer is still handled in the job's own thread.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -21,7 +24,7 @@ from framework.context import Context
 from framework.contracts import SIDES, Changes, Create, Delete, Item, Side, SideName, Update, Window, WriteResult
 from framework.errors import AuthenticationFailed, ExsyncError, RecordRejected, SyncError, SyncStateLost, TransientError
 from framework.model import content_hash, describe, from_plain, to_plain
-from framework.overlap import Sender, read_ahead
+from framework.overlap import THREADS_PER_JOB, Sender, read_ahead
 from framework.plan import Plan, PlanInput, Write, plan
 from framework.spool import DONE, NEW, UNPAIRED, Entry, Spool
 from framework.state import Pair, User
@@ -130,10 +133,11 @@ class Engine:
         settings = self.ctx.settings
         wanted = [e for e in settings.enabled_entities() if entities is None or e in entities]
 
-        def one(user: User) -> RunReport:
-            return self._run_user(user, wanted, dry_run, force, progress)
+        with self._sweep(), ThreadPoolExecutor(self.concurrency * THREADS_PER_JOB, "exsync-io") as io:
 
-        with self._sweep():
+            def one(user: User) -> RunReport:
+                return self._run_user(user, wanted, dry_run, force, progress, io)
+
             if self.concurrency == 1 or len(users) < 2:
                 return [one(user) for user in users]
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
@@ -148,7 +152,7 @@ class Engine:
 
     # one user -----------------------------------------------------------------------------
     def _run_user(
-        self, user: User, entities: list[str], dry_run: bool, force: bool, progress: Progress | None
+        self, user: User, entities: list[str], dry_run: bool, force: bool, progress: Progress | None, io: Executor
     ) -> RunReport:
         report = RunReport(user, dry_run)
         if not dry_run:
@@ -159,7 +163,9 @@ class Engine:
                 crm = stores.enter_context(closing(self.ctx.crm(user)))
                 exchange = stores.enter_context(closing(self.ctx.exchange(user)))
                 for entity in entities:
-                    report.entities[entity] = self._run_entity(user, entity, crm, exchange, dry_run, force, progress)
+                    report.entities[entity] = self._run_entity(
+                        user, entity, crm, exchange, dry_run, force, progress, io
+                    )
         except AuthenticationFailed as exc:
             self._needs_attention(user, exc)
             report.outcome, report.error = "failed", exc.message
@@ -207,6 +213,7 @@ class Engine:
         dry_run: bool,
         force: bool,
         progress: Progress | None,
+        io: Executor,
     ) -> EntityReport:
         report = EntityReport(entity)
         reason = self._skip_reason(entity, crm, exchange)
@@ -214,7 +221,8 @@ class Engine:
             report.outcome, report.skipped_reason = "skipped", reason
             self.ctx.audit.record("sync-entity", "skipped", user_id=user.crm_id, entity=entity, reason=reason)
             return report
-        job = _Job(self, user, entity, {"crm": crm.side(entity), "exchange": exchange.side(entity)}, report, progress)
+        sides: dict[SideName, Side] = {"crm": crm.side(entity), "exchange": exchange.side(entity)}
+        job = _Job(self, user, entity, sides, report, progress, io)
         try:
             job.run(dry_run, force)
             if report.errors:
@@ -260,6 +268,7 @@ class _Job:
         sides: dict[SideName, Side],
         report: EntityReport,
         progress: Progress | None,
+        io: Executor,
     ) -> None:
         self.engine = engine
         self.ctx = engine.ctx
@@ -276,6 +285,7 @@ class _Job:
         self.upserts: list[Pair] = []  # pairs written but not saved yet
         self.removed: list[Pair] = []
         self.wrote_back = False  # this round wrote to a read_back side
+        self.io = io  # the run's threads for reading ahead and sending behind
         self.senders: dict[SideName, Sender[list[WriteResult]]] = {}
 
     def run(self, dry_run: bool, force: bool) -> None:
@@ -379,7 +389,7 @@ class _Job:
         spool.clear(side)
         read = _Read(None, cursor is None)
         dated = self.definition.dated
-        for page in read_ahead(self.sides[side].pages(cursor, self.window)):
+        for page in read_ahead(self.sides[side].pages(cursor, self.window), self.io):
             items = page.items
             if dated is not None:
                 items = [i for i in items if self.window.contains(dated(i.record))]
@@ -544,25 +554,26 @@ class _Job:
     def _sending(self) -> Iterator[None]:
         """A sender per side for the round's batches; if the round fails, the batches in
         flight are waited for (not collected: their records are re-paired by cross-link)."""
-        self.senders = {side: Sender(f"exsync-{side}") for side in SIDES}
+        self.senders = {side: Sender(self.io) for side in SIDES}
         try:
             yield
         except BaseException:
             for sender in self.senders.values():
                 sender.abandon()
             raise
-        for sender in self.senders.values():
-            sender.close()
 
     def _flush(self, *, everything: bool) -> None:
         """Send each side's full batches (with ``everything``, the rest too); a batch's answer
-        is handled when that side's next batch is sent, or when the round finishes."""
+        is handled once that side has more batches in flight, or when the round finishes."""
         for side in SIDES:
             size, queue = self.sides[side].batch_size, self.queued[side]
             while len(queue) >= size or (everything and queue):
                 batch, self.queued[side] = queue[:size], queue[size:]
                 queue = self.queued[side]
-                self.senders[side].send(
+                sender = self.senders[side]
+                last = everything and not queue  # nothing is left to plan while it is written
+                send = sender.call_here if last else sender.send
+                send(
                     functools.partial(self._write_with_retries, side, batch),
                     functools.partial(self._apply_batch, side, batch),
                 )

@@ -14,17 +14,18 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, wait
 from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
 R = TypeVar("R")
 AHEAD = 1  # pages a reader fetches beyond the one being handled
 IN_FLIGHT = 2  # calls a sender has sent and not collected (Graph allows 4 at once per mailbox)
+THREADS_PER_JOB = 1 + 2 * IN_FLIGHT  # a reader, and a sender for each of the two sides
 
 
-def read_ahead(pages: Iterator[T], ahead: int = AHEAD) -> Iterator[T]:
-    """``pages``, each next one fetched in a thread while the caller handles the last.
+def read_ahead(pages: Iterator[T], threads: Executor, ahead: int = AHEAD) -> Iterator[T]:
+    """``pages``, each next one fetched in one of ``threads`` while the caller handles the last.
 
     What ``pages`` raises is raised here, in order; a caller that stops early stops the
     reader, which closes ``pages`` in its own thread (a generator's ``finally`` runs there).
@@ -55,8 +56,7 @@ def read_ahead(pages: Iterator[T], ahead: int = AHEAD) -> Iterator[T]:
                 close()
         offer((None, None, True))
 
-    reader = threading.Thread(target=read, name="exsync-read-ahead", daemon=True)
-    reader.start()
+    reader = threads.submit(read)
     try:
         while True:
             page, error, last = handoff.get()
@@ -67,20 +67,20 @@ def read_ahead(pages: Iterator[T], ahead: int = AHEAD) -> Iterator[T]:
             yield cast(T, page)  # not None: a page
     finally:
         stop.set()
-        reader.join()
+        wait([reader])
 
 
 class Sender(Generic[R]):
-    """Sends calls in threads, at most ``depth`` at a time; their answers are collected in the
-    caller's thread, in the order the calls were sent.
+    """Sends calls in ``threads``, at most ``depth`` at a time; their answers are collected in
+    the caller's thread, in the order the calls were sent.
 
     ``send`` first collects the oldest answers while ``depth`` calls are in flight; ``finish``
     collects them all. After a failure, ``abandon`` waits for the calls in flight without
     collecting them, so nothing is still writing when the job gives up.
     """
 
-    def __init__(self, name: str, depth: int = IN_FLIGHT) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=depth, thread_name_prefix=name)
+    def __init__(self, threads: Executor, depth: int = IN_FLIGHT) -> None:
+        self._threads = threads
         self._depth = depth
         self._flights: deque[tuple[Future[R], Callable[[R], None]]] = deque()
 
@@ -89,7 +89,13 @@ class Sender(Generic[R]):
         ``depth`` later calls are sent, or on ``finish``."""
         while len(self._flights) >= self._depth:
             self._collect_oldest()
-        self._flights.append((self._pool.submit(call), collect))
+        self._flights.append((self._threads.submit(call), collect))
+
+    def call_here(self, call: Callable[[], R], collect: Callable[[R], None]) -> None:
+        """Collect the calls in flight, then make ``call`` in the caller's thread and collect it:
+        for a round's last batch, which nothing would overlap (and a small round starts no thread)."""
+        self.finish()
+        collect(call())
 
     def finish(self) -> None:
         """Wait for every call in flight and collect the answers (raising what a call raised)."""
@@ -97,16 +103,9 @@ class Sender(Generic[R]):
             self._collect_oldest()
 
     def abandon(self) -> None:
-        """Wait for the calls in flight, dropping their answers, and stop the threads."""
-        for future, _collect in self._flights:
-            future.exception()
+        """Wait for the calls in flight, dropping their answers."""
+        wait([future for future, _collect in self._flights])
         self._flights.clear()
-        self._pool.shutdown(wait=True)
-
-    def close(self) -> None:
-        """Stop the threads; nothing may be in flight."""
-        assert not self._flights, "a call in flight was neither finished nor abandoned"
-        self._pool.shutdown(wait=True)
 
     def _collect_oldest(self) -> None:
         future, collect = self._flights.popleft()

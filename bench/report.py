@@ -175,7 +175,7 @@ def users_table(rows: list[dict[str, Any]]) -> Table:
     note = (
         "Graph client credentials (tasks are not synced: app-only tokens cannot reach To Do). Concurrency 1 is "
         "users one after another; N > 1 is Engine(ctx, concurrency=N) (or, on an engine without it, N threads "
-        "each running Engine.run for one user); a mailbox sees one request at a time (Graph allows 4)."
+        "each running Engine.run for one user); a mailbox sees at most two requests at a time (Graph allows 4)."
     )
     return Table("Many users: incremental sweep", headers, out, note)
 

@@ -149,7 +149,7 @@ def many_users(cloud: RemoteCloud, config: Config, log: Log) -> None:
 def sweep(setup: Setup, users: list[Any], concurrency: int) -> list[RunReport]:
     """Every user once, ``concurrency`` users at a time: the engine's own ``concurrency`` setting
     when it has one, else threads each running ``Engine.run`` for one user (either way a
-    mailbox sees one request at a time from a user's run)."""
+    mailbox sees at most two requests at a time from a user's run)."""
     ctx = setup.context()
     if "concurrency" in inspect.signature(Engine).parameters:
         return Engine(ctx, concurrency=concurrency).run(users)  # type: ignore[call-arg,unused-ignore]

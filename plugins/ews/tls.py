@@ -7,9 +7,10 @@ so :class:`TrustingAdapter` substitutes the CA bundle registered for the endpoin
 (scheme, host, port) at the moment a connection is chosen and verified. Endpoints without a
 registered bundle keep the usual behaviour (the system's trust store, or the environment's).
 
-The same adapter hands exchangelib responses that give their body in 64 KiB chunks:
-exchangelib parses a SOAP answer from ``response.iter_content()``, whose default chunk is one
-byte, and that loop cost more CPU than parsing the XML.
+The same adapter hands exchangelib responses that give a body already read in 64 KiB
+chunks: exchangelib parses a SOAP answer from ``response.iter_content()``, whose default
+chunk is one byte, and that loop cost more CPU than parsing the XML. A streamed body (EWS
+streaming notifications) still comes as it arrives.
 """
 
 from __future__ import annotations
@@ -69,7 +70,10 @@ class TrustingAdapter(requests.adapters.HTTPAdapter):
 
 
 class _ChunkedResponse(requests.Response):
-    """A response whose ``iter_content()`` gives :data:`READ_CHUNK` bytes at a time, not one."""
+    """A response whose ``iter_content()`` gives a body already read :data:`READ_CHUNK` bytes at
+    a time, not one (a body still streaming keeps the caller's chunk: it must not wait to fill)."""
 
-    def iter_content(self, chunk_size: int | None = READ_CHUNK, decode_unicode: Any = False) -> Any:
+    def iter_content(self, chunk_size: int | None = 1, decode_unicode: Any = False) -> Any:
+        if self._content_consumed:
+            chunk_size = max(chunk_size or 0, READ_CHUNK)
         return super().iter_content(chunk_size, decode_unicode)

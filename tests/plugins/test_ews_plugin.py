@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import io
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +47,7 @@ from plugins.ews import auth
 from plugins.ews.auth import EwsLogin, EwsServer
 from plugins.ews.cli import COMMANDS
 from plugins.ews.store import EwsStore, FolderSide
+from plugins.ews.tls import _ChunkedResponse
 
 DOMAIN = "contoso.example"
 ADMIN = User("u1", f"admin@{DOMAIN}", "Ada Admin", "CEO", "Administrator", is_admin=True, enabled=True)
@@ -480,6 +482,13 @@ def test_exchangelib_parses_answers_from_whole_chunks_not_single_bytes(
     assert all(r.ok for r in side.write(contacts))
     assert len(side.read(None, WINDOW).items) == 20
     assert sizes and min(sizes) > 1000  # exchangelib asks for one byte at a time unless told otherwise
+
+
+def test_a_streamed_answer_is_still_given_as_it_arrives() -> None:
+    response = requests.Response()
+    response.raw = io.BytesIO(b"<a/>")
+    response.__class__ = _ChunkedResponse
+    assert list(response.iter_content()) == [b"<", b"a", b"/", b">"]  # not held back to fill 64 KiB
 
 
 @pytest.mark.parametrize("entity", list(RECORDS))

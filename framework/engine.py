@@ -361,7 +361,10 @@ class _Job:
                     self.ctx.state.save_pairs(conn, self.user.crm_id, self.entity, moved, [])
 
     def _echo_hash(self, side: SideName, item: Item) -> str:
-        return content_hash(self.sides[side].echo(item.record))
+        """The hash ``side`` will list ``item`` with once written; mostly the record's own
+        (already computed by the planner), so the echo is hashed only when it differs."""
+        echo = self.sides[side].echo(item.record)
+        return content_hash(item.record if echo == item.record else echo)
 
     def _pairs(self, crm_ids: Sequence[str], exchange_ids: Sequence[str]) -> list[Pair]:
         return self.ctx.state.pairs_touching(self.user.crm_id, self.entity, crm_ids, exchange_ids)

@@ -103,10 +103,13 @@ Record: TypeAlias = Contact | Task | Event | Mail
 @functools.lru_cache(maxsize=4096)  # a chunk's records: hashed by the planner, again once written
 def content_hash(record: Record) -> str:
     """A stable digest of a record's content: equal content, equal hash, across runs and machines."""
-    payload = json.dumps(_plain(record), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    payload = _JSON.encode(_plain(record))
     # surrogatepass: a lone surrogate (a JSON "\ud83d" escape from a truncated text decodes to one)
     # must hash, not crash; every other string encodes exactly as plain UTF-8.
     return hashlib.sha256(f"{type(record).__name__}:{payload}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _plain(value: Any) -> Any:
@@ -114,7 +117,11 @@ def _plain(value: Any) -> Any:
         return value
     names = _field_names(type(value))
     if names:
-        return {name: _plain(getattr(value, name)) for name in names}
+        plain = {}
+        for name in names:
+            field_value = getattr(value, name)
+            plain[name] = field_value if type(field_value) is str else _plain(field_value)  # most fields are text
+        return plain
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat() if value.tzinfo else value.isoformat()
     if isinstance(value, date):

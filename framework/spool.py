@@ -2,19 +2,22 @@
 
 The engine reads both sides page by page into a :class:`Spool` and plans from it a chunk at
 a time, so the memory a sync needs depends on the page and chunk sizes, not on the size of
-the mailbox. Records are pickled: the file is written and read by this process only, lives
-in a private temporary directory and is deleted when the round ends.
+the mailbox. Records are pickled as their type's number and their field values: the file is
+written and read by this process only, lives in a private temporary directory and is deleted
+when the round ends.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 import pickle
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from framework.contracts import Changes, Item, SideName
 from framework.model import Record
@@ -60,7 +63,7 @@ class Entry(NamedTuple):
 
     def item(self) -> Item:
         assert self.data is not None, "a deletion has no record"
-        return Item(self.id, pickle.loads(self.data), self.link)
+        return Item(self.id, _load(self.data), self.link)
 
 
 class Spool:
@@ -91,7 +94,7 @@ class Spool:
     # filling ------------------------------------------------------------------------------
     def add(self, side: SideName, items: Sequence[Item], deleted: Iterable[str] = ()) -> None:
         """Spool one page of a side's listing."""
-        rows = [(side, i.id, i.link, pickle.dumps(i.record, pickle.HIGHEST_PROTOCOL)) for i in items]
+        rows = [(side, i.id, i.link, _dump(i.record)) for i in items]
         with self.db:
             self.db.executemany(
                 "INSERT INTO entry (side, id, deleted, link, data) VALUES (?, ?, 0, ?, ?)"
@@ -220,6 +223,31 @@ class Spool:
     def _select(self, where: str, params: Sequence[object]) -> list[Entry]:
         rows = self.db.execute(f"SELECT seq, id, link, deleted, data FROM entry WHERE {where}", tuple(params))
         return [Entry(seq, item_id, link, bool(deleted), data) for seq, item_id, link, deleted, data in rows]
+
+
+def _dump(record: Record) -> bytes:
+    number, values = _CODES.get(type(record)) or _code(type(record))
+    return pickle.dumps((number, values(record)), pickle.HIGHEST_PROTOCOL)
+
+
+def _load(data: bytes) -> Record:
+    number, values = pickle.loads(data)
+    record: Record = _TYPES[number](*values)
+    return record
+
+
+# Pickling a dataclass itself names its class and looks its fields up again for every record:
+# three times the cost of a tuple of its values.
+_TYPES: list[type] = []
+_CODES: dict[type, tuple[int, Callable[[Any], tuple[Any, ...]]]] = {}
+
+
+def _code(cls: type) -> tuple[int, Callable[[Any], tuple[Any, ...]]]:
+    names = [f.name for f in dataclasses.fields(cls)]
+    values = operator.attrgetter(*names) if len(names) > 1 else lambda r: tuple(getattr(r, n) for n in names)
+    _TYPES.append(cls)
+    _CODES[cls] = (len(_TYPES) - 1, values)
+    return _CODES[cls]
 
 
 def _marks(values: Sequence[object]) -> str:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from framework.contracts import Item
-from framework.model import Contact
+from framework.model import Contact, Event, Mail, Record, Task
 from framework.spool import DONE, NEW, UNPAIRED, Spool
 
 
@@ -24,6 +27,15 @@ def test_a_relisted_item_replaces_the_earlier_listing_and_an_item_wins_over_a_de
         changes = spool.changes("crm", ["1", "2", "3"])
     assert sorted((i.id, i.record.last_name) for i in changes.items) == [("1", "new"), ("2", "back")]  # type: ignore[attr-defined]
     assert changes.deleted == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(*(st.from_type(t) for t in (Contact, Task, Event, Mail))), max_size=5))
+def test_every_record_comes_back_from_the_spool_as_it_went_in(records: list[Record]) -> None:
+    with Spool(lambda record: ()) as spool:
+        spool.add("exchange", [Item(str(n), r, link=f"l{n}") for n, r in enumerate(records)])
+        back = spool.changes("exchange", [str(n) for n in range(len(records))]).items
+    assert sorted(back, key=lambda item: int(item.id)) == [Item(str(n), r, f"l{n}") for n, r in enumerate(records)]
 
 
 def test_scan_sees_marks_made_between_chunks_and_keeps_listing_order() -> None:

@@ -59,6 +59,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="Initial syncs run again under tracemalloc for peak memory: over Graph only (default; "
         "the engine's memory does not depend on the store), over both, or none.",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="Run each initial sync and its floor this many times, in turns, and show the fastest of each "
+        "(a shared machine's noise is larger than the differences sought).",
+    )
     parser.add_argument("--markdown", type=Path, help="Also write the tables as Markdown to this file.")
     parser.add_argument("--profile-html", type=Path, help="Also write pyinstrument's HTML profile here.")
     return parser.parse_args(argv)
@@ -78,6 +85,7 @@ def config_from(args: argparse.Namespace) -> Config:
         naive_cap=args.naive_cap,
         trace_memory={"graph": ["graph"], "all": ["graph", "ews"], "none": []}[args.tracemalloc],
         only=set(args.only or ()),
+        repeat=max(1, args.repeat),
         profile_html=args.profile_html,
     )
 

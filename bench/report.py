@@ -51,6 +51,12 @@ def _requests(cost: Measure) -> str:
     return ", ".join(parts) or "0"
 
 
+def _spread(values: list[float]) -> str:
+    if len(values) < 2:
+        return _num(values[0]) if values else "-"
+    return f"{_num(min(values))}-{_num(max(values))}"
+
+
 def initial_table(rows: list[dict[str, Any]]) -> Table:
     headers = [
         "exchange",
@@ -65,6 +71,7 @@ def initial_table(rows: list[dict[str, Any]]) -> Table:
         "floor s",
         "CPU s floor/fakes",
         "sync/floor",
+        "pairs",
         "naive s",
         "naive/sync",
         "naive req/rec",
@@ -94,9 +101,10 @@ def initial_table(rows: list[dict[str, Any]]) -> Table:
                 _num(floor[0].seconds),
                 floor[1].cpu_split,
                 _num(sync.seconds / floor[0].seconds) if sync else "-",
+                _spread(row.get("pairs") or []),
             ]
         else:
-            cells += ["-", "-", "-"]
+            cells += ["-", "-", "-", "-"]
         if naive is not None:
             copied, cost = naive
             mark = "≈" if copied.extrapolated else ""
@@ -119,7 +127,9 @@ def initial_table(rows: list[dict[str, Any]]) -> Table:
         "records: records written by the sync (both directions; the floor and the naive way copy the same "
         "set). req/rec: HTTP requests to the CRM and Exchange fakes per record written. peak MiB: tracemalloc "
         "peak of the sync process (the fakes run in another process). RSS+: peak RSS growth during the timed "
-        "run. CPU s: CPU seconds of the product's process and of the fakes' process during the run. "
+        "run. sync s and floor s: the fastest of their runs (--repeat, in turns). pairs: sync/floor of each "
+        "sync and the floor run right after it, lowest-highest. "
+        "CPU s: CPU seconds of the product's process and of the fakes' process during the run. "
         "≈: naive time measured on a spread sample of each entity and direction and scaled up. "
         f"@{RTT_MS}ms: a model, not a measurement: each side's time plus its requests x a {RTT_MS} ms round "
         "trip (loopback has none; a real CRM or Exchange Online is tens of ms away)."

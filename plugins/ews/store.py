@@ -230,9 +230,19 @@ class FolderSide(Side):
         self.store.adjust(self.entity, op.record, native)
         if isinstance(op, Update):
             _UpdateItem(account=self.account)._change_elem(target=native, fieldnames=self._update_fields())
-        else:
-            native.clean(version=self.account.version)
-        return native
+        return native  # a new item is checked when its batch is serialised (see _send)
+
+    def _held(self, batch: list[tuple[int, Any]], results: list[WriteResult | None]) -> list[tuple[int, Any]]:
+        """The items of ``batch`` Exchange can hold; the others are rejected, record by record."""
+        held = []
+        for index, native in batch:
+            try:
+                native.clean(version=self.account.version)
+            except (ValueError, TypeError) as exc:
+                results[index] = WriteResult(error=RecordRejected(f"Exchange cannot hold this record: {exc}"))
+                continue
+            held.append((index, native))
+        return held
 
     def _update_fields(self) -> list[str]:
         return [*self.fields, mapping.LINK_FIELD]
@@ -241,18 +251,32 @@ class FolderSide(Side):
         self, results: list[WriteResult | None], batch: list[tuple[int, Any]], call: Callable[[list[Any]], list[Any]]
     ) -> None:
         """One EWS call for the batch; each answer becomes that op's result."""
-        if not batch:
-            return
         try:
-            answers = self.store.guard(lambda: call([native for _, native in batch]))
+            sent, answers = self._call(batch, results, call)
         except AuthenticationFailed:
             raise
         except SyncError as exc:
             for index, _ in batch:
-                results[index] = WriteResult(error=exc)
+                results[index] = results[index] or WriteResult(error=exc)
             return
-        for (index, native), answer in zip(batch, answers, strict=True):
+        for (index, native), answer in zip(sent, answers, strict=True):
             results[index] = self._result(native, answer)
+
+    def _call(
+        self, batch: list[tuple[int, Any]], results: list[WriteResult | None], call: Callable[[list[Any]], list[Any]]
+    ) -> tuple[list[tuple[int, Any]], list[Any]]:
+        """The items sent and their answers. exchangelib checks each item as it builds the request;
+        when one fails nothing was sent, so the items Exchange cannot hold are rejected and the
+        rest sent again (checking every item beforehand would check each twice)."""
+        if not batch:
+            return [], []
+        try:
+            return batch, self.store.guard(lambda: call([native for _, native in batch]))
+        except (ValueError, TypeError):
+            held = self._held(batch, results)
+            if len(held) == len(batch):  # not an item's check: nothing to reject
+                raise
+            return held, self.store.guard(lambda: call([native for _, native in held])) if held else []
 
     def _result(self, native: Any, answer: Any) -> WriteResult:
         if isinstance(answer, ews_errors.ErrorItemNotFound) and isinstance(native, ItemId):

@@ -17,6 +17,7 @@ import requests
 import sqlalchemy as sa
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
+from exchangelib import Task as NativeTask
 from exchangelib.protocol import Protocol
 
 import framework.commands  # noqa: F401  (registers the built-in commands, the 'auth' group among them)
@@ -584,6 +585,29 @@ def test_a_record_exchange_cannot_hold_is_rejected_locally(store: EwsStore, exch
     )
     assert all(isinstance(r.error, RecordRejected) for r in results)
     assert exchange.api.calls["CreateItem"] == before  # nothing worth sending
+
+
+def test_an_item_failing_its_check_is_rejected_and_the_rest_of_its_batch_sent_once(
+    store: EwsStore, exchange: Exchange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    side = store.side("tasks")
+    checked: list[str] = []
+    check = NativeTask.clean
+
+    def clean(item: Any, version: Any = None) -> None:
+        checked.append(item.subject)
+        if item.subject == "Unholdable":
+            raise ValueError("no such thing")
+        check(item, version=version)
+
+    monkeypatch.setattr(NativeTask, "clean", clean)
+    before = exchange.api.calls["CreateItem"]
+    results = side.write([Create(Task("First"), "c1"), Create(Task("Unholdable"), "c2"), Create(Task("Last"), "c3")])
+    assert [r.ok for r in results] == [True, False, True]
+    assert isinstance(results[1].error, RecordRejected) and "no such thing" in results[1].error.message
+    assert exchange.api.calls["CreateItem"] == before + 1  # the failed build sent nothing
+    assert sorted(i.record.subject for i in side.read(None, WINDOW).items) == ["First", "Last"]  # type: ignore[attr-defined]
+    assert checked.count("First") == 3  # built, checked alone, built again: the check runs only on failure
 
 
 def test_deleting_an_item_already_gone_succeeds(store: EwsStore) -> None:

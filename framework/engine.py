@@ -361,8 +361,8 @@ class _Job:
                     self.ctx.state.save_pairs(conn, self.user.crm_id, self.entity, moved, [])
 
     def _echo_hash(self, side: SideName, item: Item) -> str:
-        """The hash ``side`` will list ``item`` with once written; mostly the record's own
-        (already computed by the planner), so the echo is hashed only when it differs."""
+        """The hash ``side`` will list ``item`` with once written. The echo mostly equals the
+        record, whose hash the pair needs anyway (cached), so the echo is hashed only when it differs."""
         echo = self.sides[side].echo(item.record)
         return content_hash(item.record if echo == item.record else echo)
 

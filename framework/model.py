@@ -115,7 +115,7 @@ _JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=Fal
 def _plain(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float):
         return value
-    names = _field_names(type(value))
+    names = field_names(type(value))
     if names:
         plain = {}
         for name in names:
@@ -134,7 +134,7 @@ def _plain(value: Any) -> Any:
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
-def _field_names(cls: type) -> tuple[str, ...]:
+def field_names(cls: type) -> tuple[str, ...]:
     """The field names of a dataclass (empty for any other type), looked up once per type."""
     if cls not in _FIELD_NAMES:
         _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()

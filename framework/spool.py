@@ -9,7 +9,6 @@ when the round ends.
 
 from __future__ import annotations
 
-import dataclasses
 import operator
 import pickle
 import sqlite3
@@ -20,7 +19,7 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 from framework.contracts import Changes, Item, SideName
-from framework.model import Record
+from framework.model import Record, field_names
 
 NEW, UNPAIRED, DONE = 0, 1, 2  # an entry's planning state
 _BATCH = 500  # ids per IN (...) list
@@ -243,7 +242,7 @@ _CODES: dict[type, tuple[int, Callable[[Any], tuple[Any, ...]]]] = {}
 
 
 def _code(cls: type) -> tuple[int, Callable[[Any], tuple[Any, ...]]]:
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = field_names(cls)
     values = operator.attrgetter(*names) if len(names) > 1 else lambda r: tuple(getattr(r, n) for n in names)
     _TYPES.append(cls)
     _CODES[cls] = (len(_TYPES) - 1, values)

@@ -117,6 +117,10 @@ class EwsStore(Store):
         self._release(self.account.protocol.config)
 
 
+def _cannot_hold(exc: Exception) -> WriteResult:
+    return WriteResult(error=RecordRejected(f"Exchange cannot hold this record: {exc}"))
+
+
 def _sync(folder: Any, cursor: str | None, *, ids_only: bool = False) -> Iterator[list[tuple[str, Any]]]:
     """The changes of ``folder`` since ``cursor`` (None: every item), a SyncFolderItems page at
     a time (``ids_only``: ids and ChangeKeys, not contents); once they are all read, the new
@@ -216,7 +220,7 @@ class FolderSide(Side):
             try:
                 native = self._native(op)
             except (ValueError, TypeError) as exc:
-                results[index] = WriteResult(error=RecordRejected(f"Exchange cannot hold this record: {exc}"))
+                results[index] = _cannot_hold(exc)
                 continue
             natives.append((index, native))
         return natives
@@ -239,7 +243,7 @@ class FolderSide(Side):
             try:
                 native.clean(version=self.account.version)
             except (ValueError, TypeError) as exc:
-                results[index] = WriteResult(error=RecordRejected(f"Exchange cannot hold this record: {exc}"))
+                results[index] = _cannot_hold(exc)
                 continue
             held.append((index, native))
         return held

@@ -9,6 +9,8 @@ Routes (JSON throughout; every ``/crm/v2`` route needs ``Authorization: Zoho-oau
 - ``POST /crm/v2/{Module}/upsert``, ``GET /crm/v2/{Module}/deleted``,
   ``GET /crm/v2/{Module}/search?email=|criteria=``, ``GET /crm/v2/{Module}/{id}``,
   ``GET /crm/v2/{Module}/{id}/Emails``.
+- ``POST /crm/v2/coql`` with ``{"select_query": "select A, B from Module where F in ('a', 'b')
+  limit 200 offset 0"}`` (or ``where F = 'a'``): the one COQL shape exsync sends.
 
 Choices where Zoho's documentation is vague, and simplifications:
 
@@ -29,6 +31,10 @@ Choices where Zoho's documentation is vague, and simplifications:
 - Search supports ``email`` (the Email field) and ``criteria`` made of at most 10 ``equals``
   conditions joined all by ``and`` or all by ``or`` (Zoho's limit is 10 criteria; it also
   allows mixing, nested). Matching ignores case.
+- COQL takes only the shape above (keywords in any case; quoted values without quotes or
+  backslashes inside): anything else is 400 ``SYNTAX_ERROR``. ``in`` takes at most 50 values
+  and ``limit`` at most 200 (v2's limits), more is 400 ``LIMIT_EXCEEDED``. Records come in id
+  order with ``id`` and the selected fields; ``info`` has ``count`` and ``more_records``.
 """
 
 from __future__ import annotations
@@ -46,6 +52,14 @@ from fakes.server import Request, Response
 MAX_PER_PAGE = 200
 MAX_RECORDS_PER_CALL = 100
 MAX_CRITERIA = 10
+MAX_IN_VALUES = 50
+_VALUE = r"'[^'\\]*'"
+_SELECT = re.compile(
+    rf"\s*select\s+(?P<columns>\w+(?:\s*,\s*\w+)*)\s+from\s+(?P<module>\w+)\s+where\s+(?P<field>\w+)\s*"
+    rf"(?:=\s*(?P<one>{_VALUE})|in\s*\((?P<many>\s*{_VALUE}(?:\s*,\s*{_VALUE})*)\s*\))"
+    r"(?:\s+limit\s+(?P<limit>\d+))?(?:\s+offset\s+(?P<offset>\d+))?\s*",
+    re.IGNORECASE,
+)
 _HTTP_STATUS = {"INVALID_TOKEN": 401, "INVALID_URL_PATTERN": 404}
 _WRITE_DETAILS = ("Modified_Time", "Modified_By", "Created_Time", "id", "Created_By")
 _CRITERION = re.compile(r"(\w+):(\w+):(.*)", re.DOTALL)
@@ -103,6 +117,8 @@ class CrmApi:
         head, rest = parts[2], parts[3:]
         if request.method == "GET" and not rest and head in ("org", "users"):
             return self._org() if head == "org" else self._users(request, user)
+        if request.method == "POST" and not rest and head == "coql":
+            return self._coql(request)
         module = self.org.module_name(head)
         shape = (request.method, *("{id}" if p.isdigit() else p for p in rest))
         route = self._routes.get(shape)
@@ -234,6 +250,24 @@ class CrmApi:
         conditions, any_of = _conditions(call.request)
         result = self.org.search(call.module, conditions, any_of=any_of, page=page, per_page=per_page)
         return _page_response(result, page, per_page)
+
+    def _coql(self, request: Request) -> Response:
+        query = str(_body(request).get("select_query") or "")
+        match = _SELECT.fullmatch(query)
+        if match is None:
+            raise CrmError("SYNTAX_ERROR", "error occured while parsing the query", {"select_query": query})
+        values = [v[1:-1] for v in re.findall(_VALUE, match["many"] or match["one"])]
+        limit, offset = int(match["limit"] or MAX_PER_PAGE), int(match["offset"] or 0)
+        if len(values) > MAX_IN_VALUES or not 1 <= limit <= MAX_PER_PAGE:
+            raise CrmError("LIMIT_EXCEEDED", "limit exceeded", {"in": MAX_IN_VALUES, "limit": MAX_PER_PAGE})
+        columns = [c.strip() for c in match["columns"].split(",")]
+        module = self.org.module_name(match["module"])
+        result = self.org.select_in(module, match["field"], values, columns, limit=limit, offset=offset)
+        if not result.records:
+            return Response(204)
+        return Response.json(
+            {"data": result.records, "info": {"count": len(result.records), "more_records": result.more}}
+        )
 
     def _emails(self, call: _Call) -> Response:
         page, per_page = _paging(call.request)

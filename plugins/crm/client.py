@@ -24,6 +24,7 @@ from framework.errors import AuthenticationFailed, SyncError, TransientError
 PER_PAGE = 200
 MAX_WRITE = 100
 MAX_CRITERIA = 10  # Zoho's limit of criteria in one search
+MAX_IN_VALUES = 50  # Zoho's limit of values in one COQL "in"
 LOGIN_HINT = "Run 'exsync crm login' again with a new refresh token."
 CLIENT_HINT = "Check the client id and client secret of the CRM's OAuth client."
 
@@ -205,6 +206,24 @@ class CrmClient:
             found.extend(page.records)
         return found
 
+    def select_in(
+        self, module: str, field: str, values: Sequence[str], columns: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Records of ``module`` whose ``field`` is one of ``values`` (at most
+        :data:`MAX_IN_VALUES`, each :func:`quotable`), with ``id`` and ``columns``: one COQL
+        query (``POST /crm/v2/coql``) for every 200 records found."""
+        if len(values) > MAX_IN_VALUES or not all(map(quotable, values)):
+            raise ValueError(f"at most {MAX_IN_VALUES} values without quotes or backslashes, got {values!r}")
+        listed = ", ".join(f"'{value}'" for value in values)
+        head = f"select {', '.join(('id', *columns))} from {module} where {field} in ({listed}) limit {PER_PAGE}"
+        found: list[dict[str, Any]] = []
+        while True:
+            reply = self.call("POST", "coql", body={"select_query": f"{head} offset {len(found)}"})
+            records = reply.get("data") or []
+            found.extend(records)
+            if not records or not (reply.get("info") or {}).get("more_records"):
+                return found
+
     def related_emails(self, module: str, record_id: str) -> list[dict[str, Any]]:
         """The mail records in the related list "Emails" of a record."""
         found: list[dict[str, Any]] = []
@@ -229,6 +248,11 @@ class CrmClient:
             if not more:
                 return
             page += 1
+
+
+def quotable(value: str) -> bool:
+    """Whether ``value`` can be a COQL string literal as it is: no quote or backslash to escape."""
+    return "'" not in value and "\\" not in value
 
 
 def _served_at(reply: httpx.Response) -> datetime | None:

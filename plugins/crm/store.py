@@ -43,7 +43,7 @@ from framework.contracts import (
 from framework.errors import AuthenticationFailed, ConfigurationError, RecordRejected, SyncError, SyncStateLost
 from framework.model import Mail, Record
 from framework.state import User
-from plugins.crm.client import MAX_CRITERIA, CrmApiError, CrmClient
+from plugins.crm.client import MAX_CRITERIA, MAX_IN_VALUES, CrmApiError, CrmClient, quotable
 from plugins.crm.mapping import LINK_FIELD, MAPPINGS, ModuleMapping, Native, parse_time
 from plugins.crm.sweep import Listings
 
@@ -330,6 +330,7 @@ class MailSide(ModuleSide):
     def __init__(self, listings: Listings, mapping: ModuleMapping, owner_id: str, adjust: Adjust | None) -> None:
         super().__init__(listings, mapping, owner_id, adjust)
         self._people: dict[str, list[dict[str, str]]] = {}
+        self._coql = True
 
     def _create(self, ops: list[Create]) -> list[WriteResult]:
         seen: set[str] = set()
@@ -345,20 +346,35 @@ class MailSide(ModuleSide):
         return results
 
     def _prepare(self, records: list[Record]) -> None:
-        """Look up the Contacts and Leads of every new address: one search per module for up to
-        :data:`MAX_CRITERIA` addresses (``or`` criteria), one per address it cannot express."""
+        """Look up the Contacts and Leads of every new address, in as few calls as the CRM allows."""
         if len(self._people) > PEOPLE_CACHE:  # a mailbox's addresses are not kept all at once
             self._people.clear()
         addresses = sorted({a for r in records if isinstance(r, Mail) for a in r.addresses()} - self._people.keys())
+        by_email: dict[str, list[str]] = {}
         for address in addresses:
             self._people[address] = []
+            by_email.setdefault(address.strip().lower(), []).append(address)
         for module in LINKED_MODULES:
-            for chunk in _chunks(addresses, MAX_CRITERIA):
-                for found in self._search(module, chunk):
-                    email = str(found.get("Email") or "").strip().lower()
-                    for address in chunk:
-                        if address.strip().lower() == email:
-                            self._people[address].append({"module": module, "id": str(found["id"])})
+            for found in self._people_in(module, addresses):
+                for address in by_email.get(str(found.get("Email") or "").strip().lower(), ()):
+                    self._people[address].append({"module": module, "id": str(found["id"])})
+
+    def _people_in(self, module: str, addresses: list[str]) -> Iterator[dict[str, Any]]:
+        """Records of ``module`` with one of ``addresses``: a COQL query for up to
+        :data:`MAX_IN_VALUES` addresses; a search for up to :data:`MAX_CRITERIA` for the
+        addresses COQL cannot quote, and for all of them once the CRM refused COQL (a login
+        without the ``ZohoCRM.coql.READ`` scope)."""
+        for chunk in _chunks([a for a in addresses if quotable(a)], MAX_IN_VALUES):
+            if self._coql:
+                try:
+                    yield from self.client.select_in(module, "Email", chunk, ("Email",))
+                    continue
+                except (CrmApiError, AuthenticationFailed):  # a login that truly fails fails the search too
+                    self._coql = False
+            for part in _chunks(chunk, MAX_CRITERIA):
+                yield from self._search(module, part)
+        for part in _chunks([a for a in addresses if not quotable(a)], MAX_CRITERIA):
+            yield from self._search(module, part)
 
     def _search(self, module: str, addresses: list[str]) -> list[dict[str, Any]]:
         try:

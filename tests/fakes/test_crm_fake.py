@@ -410,6 +410,46 @@ def test_search_by_criteria_joined_by_or(crm: httpx.Client, org: CrmOrg) -> None
     assert (mixed.status_code, mixed.json()["code"]) == (400, "INVALID_QUERY")
 
 
+def test_coql_selects_records_whose_field_is_in_a_list_page_by_page(crm: httpx.Client, org: CrmOrg) -> None:
+    ids = [org.insert("Contacts", {"Last_Name": f"P{n}", "Email": f"p{n}@x.example"})["id"] for n in range(250)]
+    org.insert("Contacts", {"Last_Name": "Other", "Email": "other@x.example"})
+    wanted = ", ".join(f"'P{n}@X.example'" for n in range(0, 250, 5))  # 50 values, matched in any case
+
+    def query(text: str) -> httpx.Response:
+        return crm.post("/crm/v2/coql", json={"select_query": text})
+
+    first = query(f"SELECT Email FROM Contacts WHERE Email IN ({wanted}) LIMIT 20 OFFSET 0")
+    last = query(f"select Email, Last_Name from Contacts where Email in ({wanted}) limit 20 offset 40")
+    one = query("select Email from Contacts where Email = 'P7@x.example'")
+
+    assert first.json()["data"] == [{"id": ids[n], "Email": f"p{n}@x.example"} for n in range(0, 100, 5)]
+    assert first.json()["info"] == {"count": 20, "more_records": True}
+    assert [r["Last_Name"] for r in last.json()["data"]] == [f"P{n}" for n in range(200, 250, 5)]
+    assert last.json()["info"] == {"count": 10, "more_records": False}
+    assert one.json()["data"] == [{"id": ids[7], "Email": "p7@x.example"}]
+    assert query("select Email from Contacts where Email = 'nobody@x.example'").status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("select Email from Contacts where Email like 'p%'", "SYNTAX_ERROR"),
+        ("select Email from Contacts where Email in ('a\\'b@x')", "SYNTAX_ERROR"),
+        ("delete from Contacts", "SYNTAX_ERROR"),
+        (
+            "select Email from Contacts where Email in (" + ", ".join(f"'{n}@x'" for n in range(51)) + ")",
+            "LIMIT_EXCEEDED",
+        ),
+        ("select Email from Contacts where Email = 'a@x' limit 201", "LIMIT_EXCEEDED"),
+        ("select Email from Widgets where Email = 'a@x'", "INVALID_MODULE"),
+    ],
+)
+def test_coql_refuses_what_it_cannot_run(crm: httpx.Client, query: str, code: str) -> None:
+    reply = crm.post("/crm/v2/coql", json={"select_query": query})
+
+    assert (reply.status_code, reply.json()["code"]) == (400, code)
+
+
 def test_users_listing_by_type(crm: httpx.Client, org: CrmOrg) -> None:
     standard = next(u for u in org.users() if not u.is_admin)
 

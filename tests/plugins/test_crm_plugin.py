@@ -510,7 +510,7 @@ def test_mails_are_linked_to_contacts_leads_accounts_and_deals(
     searches = server.requests - before - 1
     (two,) = mails.write([Create(second, "ex-2")])
 
-    assert searches == 2  # three addresses in one "or" search of Contacts and one of Leads
+    assert searches == 2  # three addresses in one COQL query of Contacts and one of Leads
     assert server.requests - before == searches + 2  # the second mail's addresses are cached
     related = {
         module: [m["id"] for m in store.client.related_emails(module, record_id)]
@@ -526,6 +526,52 @@ def test_mails_are_linked_to_contacts_leads_accounts_and_deals(
         "<1@x>",
         "<2@x>",
     ]
+
+
+def _mails_to(sam: User, addresses: list[str]) -> list[Create]:
+    sent = datetime.now(UTC).replace(microsecond=0)
+    return [Create(Mail(f"<{n}@x>", "Hi", sam.email, (a,), (), sent), f"ex-{n}") for n, a in enumerate(addresses)]
+
+
+def _linked(org: CrmOrg, module: str, record_id: str) -> int:
+    return len(org.mails_of(module, record_id))
+
+
+def test_mail_addresses_are_looked_up_fifty_at_a_time_and_quoted_ones_by_search(
+    store: ZohoCrmStore, org: CrmOrg, server: FakeServer, sam: User
+) -> None:
+    addresses = [f"person{n}@x.example" for n in range(99)] + ["o'neil@x.example"]
+    contacts = [org.insert("Contacts", {"Last_Name": "C", "Email": a})["id"] for a in addresses[::20]]
+    lead = org.insert("Leads", {"Last_Name": "L", "Company": "Co", "Email": "O'Neil@x.example"})["id"]
+    mails = store.side("mails")
+    mails.read(None, WINDOW)  # signs in
+    queries, searches = server.faults.add(path="/coql"), server.faults.add(path="/search")
+
+    results = mails.write(_mails_to(sam, addresses))
+
+    assert all(r.id for r in results)
+    assert (queries.fired, searches.fired) == (4, 2)  # 99 + the sender: 50 + 50 a module; the quoted one searched
+    assert [_linked(org, "Contacts", c) for c in contacts] == [1] * len(contacts)
+    assert _linked(org, "Leads", lead) == 1
+
+
+def test_a_crm_refusing_coql_links_mails_through_searches_and_is_not_asked_again(
+    store: ZohoCrmStore, org: CrmOrg, server: FakeServer, sam: User
+) -> None:
+    addresses = [f"person{n}@x.example" for n in range(59)]
+    contact = org.insert("Contacts", {"Last_Name": "C", "Email": addresses[42]})["id"]
+    mails = store.side("mails")
+    mails.read(None, WINDOW)
+    scope = {"code": "OAUTH_SCOPE_MISMATCH", "message": "invalid oauth scope to access this URL", "status": "error"}
+    refused = server.faults.add(path="/coql", status=401, body=scope)
+    searches = server.faults.add(path="/search")
+
+    results = mails.write(_mails_to(sam, addresses))
+
+    assert all(r.id for r in results)
+    assert refused.fired == 1
+    assert searches.fired == 12  # 59 + the sender, 10 a search, in each module
+    assert _linked(org, "Contacts", contact) == 1
 
 
 def test_a_mail_already_stored_is_not_stored_twice(admin_ctx: Context, store: ZohoCrmStore, org: CrmOrg) -> None:

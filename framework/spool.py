@@ -23,6 +23,9 @@ from framework.model import Record, field_names
 
 NEW, UNPAIRED, DONE = 0, 1, 2  # an entry's planning state
 _BATCH = 500  # ids per IN (...) list
+# ``+side`` keeps SQLite off the (side, id) index, whose order it would have to sort by seq on
+# every chunk: the rowid range over seq comes in order, and LIMIT stops it early.
+_IN_SEQ_ORDER = "+side"
 _FREE = f"state = {UNPAIRED} AND deleted = 0"
 _FREE_X = f"x.state = {UNPAIRED} AND x.deleted = 0"
 
@@ -152,7 +155,7 @@ class Spool:
     ) -> Iterator[list[Entry]]:
         """Entries in listing order, ``size`` at a time; the filters are applied to each chunk
         as it is fetched, so entries marked meanwhile are seen in their new state."""
-        where = "side = ? AND seq > ?"
+        where = f"{_IN_SEQ_ORDER} = ? AND seq > ?"
         if state is not None:
             where += f" AND state = {int(state)}"
         if deleted is not None:
@@ -170,7 +173,7 @@ class Spool:
         is left to that item: its link decides."""
         last = 0
         while crm := self._select(
-            f"side = 'crm' AND state = {UNPAIRED} AND deleted = 0 AND seq > ?"
+            f"{_IN_SEQ_ORDER} = 'crm' AND state = {UNPAIRED} AND deleted = 0 AND seq > ?"
             " AND (EXISTS (SELECT 1 FROM entry x"
             f" WHERE x.side = 'exchange' AND x.link != '' AND x.link = entry.id AND {_FREE_X})"
             f" OR EXISTS (SELECT 1 FROM entry x WHERE x.side = 'exchange' AND x.id = entry.link AND {_FREE_X}"
@@ -192,8 +195,8 @@ class Spool:
         for start in range(0, len(keys), _BATCH):
             part = keys[start : start + _BATCH]
             rows = self.db.execute(
-                "SELECT DISTINCT e.seq, e.id, e.link, e.deleted, e.data FROM natural_key k"
-                " JOIN entry e ON e.side = 'exchange' AND e.id = k.id"
+                "SELECT e.seq, e.id, e.link, e.deleted, e.data FROM natural_key k"
+                " CROSS JOIN entry e ON e.side = 'exchange' AND e.id = k.id"  # CROSS: keys first, by their index
                 f" WHERE k.key IN ({_marks(part)}) AND e.state = {UNPAIRED} AND e.deleted = 0",
                 part,
             )

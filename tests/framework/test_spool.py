@@ -67,3 +67,22 @@ def test_the_spool_file_is_removed_when_the_round_ends() -> None:
     spool.add("crm", [Item("1", contact("A"))])
     spool.close()
     assert not os.path.exists(folder)
+
+
+def test_planning_queries_neither_sort_nor_read_a_whole_side_per_chunk() -> None:
+    """Each chunk is read from where the last ended, in seq order, and natural keys are looked
+    up by their index: planning a round stays linear in its size."""
+    with Spool(keys) as spool:
+        statements: list[str] = []
+        spool.db.set_trace_callback(statements.append)
+        for side in ("crm", "exchange"):
+            list(spool.scan(side, 100, state=UNPAIRED, deleted=False))
+        list(spool.scan("exchange", 100, deleted=False, linked=True))
+        list(spool.cross_linked(100))
+        spool.sharing_keys(["email:a@x"])
+        spool.db.set_trace_callback(None)
+        plans = {sql: [row[3] for row in spool.db.execute(f"EXPLAIN QUERY PLAN {sql}")] for sql in statements}
+    assert len(plans) == 5
+    for sql, steps in plans.items():
+        assert not [s for s in steps if "TEMP B-TREE" in s or s.startswith("SCAN")], (sql, steps)
+        assert "entry USING INTEGER PRIMARY KEY" in steps[0] or "natural_key_key" in steps[0], (sql, steps)

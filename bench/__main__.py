@@ -39,6 +39,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=1000, help="Users in the many-users sweep (1000).")
     parser.add_argument("--concurrency", type=_ints, default=[1, 4], help="Sweep concurrencies (1+4).")
     parser.add_argument(
+        "--latency",
+        type=_ints,
+        default=[0, 20],
+        help="Milliseconds every fake answers late in the sweeps, one sweep per concurrency each (0+20).",
+    )
+    parser.add_argument(
         "--exchange",
         choices=("graph", "ews"),
         action="append",
@@ -74,6 +80,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def config_from(args: argparse.Namespace) -> Config:
     if args.tiny:
         args.size, args.k, args.users, args.concurrency, args.naive_cap = [20], [0, 2], 5, [1, 2], 0
+        args.latency = [0, 5]
         args.tracemalloc = "all"
     return Config(
         sizes=sorted(args.size),
@@ -81,6 +88,7 @@ def config_from(args: argparse.Namespace) -> Config:
         ks=args.k,
         users=args.users,
         concurrency=args.concurrency,
+        latencies=args.latency,
         profile_size=args.profile_size or max(args.size),
         naive_cap=args.naive_cap,
         trace_memory={"graph": ["graph"], "all": ["graph", "ews"], "none": []}[args.tracemalloc],

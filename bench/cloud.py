@@ -114,6 +114,16 @@ def _cpu(cloud: Any) -> float:
     return time.process_time()
 
 
+def _latency(cloud: Any, seconds: float) -> None:
+    """Every server answers each request ``seconds`` late (0: at once), as a distant service would."""
+    from fakes.server import FaultRule
+
+    for server in cloud.servers.values():
+        server.faults.clear()
+        if seconds:
+            server.faults.add(FaultRule(latency=seconds))
+
+
 def _max_rss_mb(cloud: Any) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -248,4 +258,5 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "change": _change,
     "add_users": _add_users,
     "new_records": _new_records,
+    "latency": _latency,
 }

@@ -165,7 +165,18 @@ def incremental_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def users_table(rows: list[dict[str, Any]]) -> Table:
-    headers = ["run", "users", "concurrency", "changes", "records", "seconds", "users/s", "requests", "req/user"]
+    headers = [
+        "run",
+        "users",
+        "concurrency",
+        "latency ms",
+        "changes",
+        "records",
+        "seconds",
+        "users/s",
+        "requests",
+        "req/user",
+    ]
     out = []
     for row in rows:
         cost: Measure = row["cost"]
@@ -174,6 +185,7 @@ def users_table(rows: list[dict[str, Any]]) -> Table:
                 row["run"],
                 f"{row['users']:,}",
                 str(row["concurrency"]),
+                str(row["latency"]),
                 f"{row['changes']:,}",
                 f"{row['records']:,}",
                 _num(cost.seconds),
@@ -185,7 +197,8 @@ def users_table(rows: list[dict[str, Any]]) -> Table:
     note = (
         "Graph client credentials (tasks are not synced: app-only tokens cannot reach To Do). Concurrency 1 is "
         "users one after another; N > 1 is Engine(ctx, concurrency=N) (or, on an engine without it, N threads "
-        "each running Engine.run for one user); a mailbox sees at most two requests at a time (Graph allows 4)."
+        "each running Engine.run for one user); a mailbox sees at most two requests at a time (Graph allows 4). "
+        "latency ms: every fake answers each request that much later (a distant service; 0: loopback as it is)."
     )
     return Table("Many users: incremental sweep", headers, out, note)
 

@@ -29,6 +29,7 @@ class Config:
     ks: list[int]
     users: int
     concurrency: list[int]
+    latencies: list[int]  # milliseconds the fakes answer late in the many-users sweeps
     profile_size: int
     naive_cap: int
     trace_memory: list[str]  # the exchanges whose initial syncs also run under tracemalloc
@@ -133,27 +134,32 @@ def many_users(cloud: RemoteCloud, config: Config, log: Log) -> None:
         {
             "run": "first sync (empty)",
             "concurrency": 1,
+            "latency": 0,
             "changes": 0,
             "records": written(reports),
             "cost": cost,
             "users": len(users),
         }
     )
-    for concurrency in config.concurrency:
-        made = cloud.call("new_records", emails)
-        log(f"many users: sweep after {made:,} changes, concurrency {concurrency}")
-        reports, cost = measure(cloud, functools.partial(sweep, setup, users, concurrency))
-        _check(reports, f"sweep concurrency {concurrency}", log)
-        rows.append(
-            {
-                "run": "incremental sweep",
-                "concurrency": concurrency,
-                "changes": made,
-                "records": written(reports),
-                "cost": cost,
-                "users": len(users),
-            }
-        )
+    for latency in config.latencies:
+        cloud.call("latency", latency / 1000)
+        for concurrency in config.concurrency:
+            made = cloud.call("new_records", emails)
+            log(f"many users: sweep after {made:,} changes, concurrency {concurrency}, latency {latency} ms")
+            reports, cost = measure(cloud, functools.partial(sweep, setup, users, concurrency))
+            _check(reports, f"sweep concurrency {concurrency}", log)
+            rows.append(
+                {
+                    "run": "incremental sweep",
+                    "concurrency": concurrency,
+                    "latency": latency,
+                    "changes": made,
+                    "records": written(reports),
+                    "cost": cost,
+                    "users": len(users),
+                }
+            )
+    cloud.call("latency", 0)
     setup.close()
 
 

@@ -176,6 +176,7 @@ class ModuleSide(Side):
         self.module = mapping.module
         self.owner_id = owner_id
         self._adjust = adjust
+        self._sent: dict[Record, Native] = {}  # payloads written, until their echo is asked
 
     # reading ------------------------------------------------------------------------------
     def pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
@@ -262,13 +263,26 @@ class ModuleSide(Side):
     def _create(self, ops: list[Create]) -> list[WriteResult]:
         self._prepare([op.record for op in ops])
         owner = {"id": self.owner_id}
-        payloads = [{**self._payload(op.record, op.link), "Owner": owner} for op in ops]
-        return [self._created(o) for o in self.client.insert(self.module, payloads)]
+        natives = [self._payload(op.record, op.link) for op in ops]
+        outcomes = self.client.insert(self.module, [{**native, "Owner": owner} for native in natives])
+        return self._sent_for_echo(ops, natives, [self._created(o) for o in outcomes])
 
     def _update(self, ops: list[Update]) -> list[WriteResult]:
         self._prepare([op.record for op in ops])
-        payloads = [{**self._payload(op.record, op.link), "id": op.id} for op in ops]
-        return [self._updated(o) for o in self.client.update(self.module, payloads)]
+        natives = [self._payload(op.record, op.link) for op in ops]
+        outcomes = self.client.update(
+            self.module, [{**native, "id": op.id} for native, op in zip(natives, ops, strict=True)]
+        )
+        return self._sent_for_echo(ops, natives, [self._updated(o) for o in outcomes])
+
+    def _sent_for_echo(
+        self, ops: Sequence[Create | Update], natives: list[Native], results: list[WriteResult]
+    ) -> list[WriteResult]:
+        """Keep the payload of each record written, so that its :meth:`echo` need not build it again."""
+        for op, native, result in zip(ops, natives, results, strict=True):
+            if result.error is None:
+                self._sent[op.record] = native
+        return results
 
     def _delete(self, ops: list[Delete]) -> list[WriteResult]:
         outcomes = self.client.delete(self.module, [op.id for op in ops])
@@ -313,9 +327,10 @@ class ModuleSide(Side):
 
     # echo ---------------------------------------------------------------------------------
     def echo(self, record: Record) -> Record:
-        """What reading ``record`` back gives: the mapping's round trip, with the
-        ``exsync_adjust_native`` hook applied as it is on writes."""
-        result: Record = self.mapping.from_native(self._payload(record, ""))
+        """What reading ``record`` back gives: the mapping's round trip (from the payload
+        written, when it was), with the ``exsync_adjust_native`` hook applied as on writes."""
+        native = self._sent.pop(record, None) or self._payload(record, "")
+        result: Record = self.mapping.from_native(native)
         return result
 
 

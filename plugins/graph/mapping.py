@@ -363,6 +363,12 @@ def echo(entity: str, record: Record) -> Record:
         payload = to_graph(entity, record, create=True)
     except RecordRejected:
         return record
+    return read_back(entity, record, payload)
+
+
+def read_back(entity: str, record: Record, payload: Json) -> Record:
+    """What reading ``record`` back gives once written with ``payload`` (the iCalUId Graph
+    assigns to a new event aside: the record's own is kept)."""
     back = FROM_GRAPH[entity](payload)
     if isinstance(back, Event) and isinstance(record, Event):
         back = replace(back, ical_uid=record.ical_uid)

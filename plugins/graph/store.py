@@ -47,6 +47,7 @@ class GraphSide(Side):
         self.client = client
         self.mailbox = mailbox
         self.hook = hook
+        self._sent: dict[Record, Json] = {}  # payloads written, until their echo is asked
 
     # reading ------------------------------------------------------------------------------------
     @abstractmethod
@@ -69,7 +70,10 @@ class GraphSide(Side):
         return Item(str(resource["id"]), record, mapping.link_of(resource))
 
     def echo(self, record: Record) -> Record:
-        return mapping.echo(self.entity, record)
+        """What reading ``record`` back gives: read from the payload written, when it was
+        (the ``exsync_adjust_native`` hook's changes included), else from the one it would get."""
+        payload = self._sent.pop(record, None)
+        return mapping.echo(self.entity, record) if payload is None else mapping.read_back(self.entity, record, payload)
 
     # writing ------------------------------------------------------------------------------------
     def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
@@ -77,7 +81,7 @@ class GraphSide(Side):
         outgoing = [r for r in requests if isinstance(r, BatchRequest)]
         answers = iter(self.client.batch(outgoing))
         return [
-            r if isinstance(r, WriteResult) else self._result(op, next(answers))
+            r if isinstance(r, WriteResult) else self._result(op, r, next(answers))
             for op, r in zip(ops, requests, strict=True)
         ]
 
@@ -94,12 +98,13 @@ class GraphSide(Side):
             return BatchRequest("POST", self.collection(), payload)
         return BatchRequest("PATCH", f"{self.collection()}/{_id(op.id)}", payload)
 
-    def _result(self, op: WriteOp, answer: BatchResponse) -> WriteResult:
+    def _result(self, op: WriteOp, request: BatchRequest, answer: BatchResponse) -> WriteResult:
         if isinstance(op, Delete):  # already gone counts as deleted
             ok = answer.error is None or answer.status == 404
             return WriteResult(op.id) if ok else WriteResult(error=answer.error)
         if answer.error is not None:
             return WriteResult(error=answer.error)
+        self._sent[op.record] = request.body or {}
         self.written(op.record, answer.body)
         return WriteResult(str(answer.body.get("id") or (op.id if isinstance(op, Update) else "")) or None)
 

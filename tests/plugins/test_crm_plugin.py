@@ -369,6 +369,21 @@ def test_adjust_native_hook_changes_the_payload_and_echo_predicts_it(store: Zoho
     assert contacts.echo(record) == Contact(last_name="Hook", department="sales", title="(none)")
 
 
+def test_the_echo_of_a_record_written_reuses_its_payload(store: ZohoCrmStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    contacts = side(store, "contacts")
+    built: list[Record] = []
+    to_native = contacts.mapping.to_native
+    monkeypatch.setattr(contacts, "_native", lambda record: built.append(record) or to_native(record))
+    written, refused = Contact(last_name="Kept"), Contact(last_name="Refused", email="x" * 200)
+
+    results = contacts.write([Create(written, ""), Create(refused, "")])
+    echoes = contacts.echo(written), contacts.echo(refused), contacts.echo(written)
+
+    assert results[0].id and isinstance(results[1].error, RecordRejected)
+    assert built == [written, refused, refused, written]  # the write's two; then only what was not kept
+    assert echoes[0] == echoes[2] == written
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.builds(

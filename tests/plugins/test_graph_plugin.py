@@ -488,9 +488,13 @@ def test_plugins_can_adjust_the_payload(fakes: Fakes) -> None:
 
     client = GraphClient(fakes.graph_url, lambda f: fakes.authority.issue_token(CLIENT_ID), str(fakes.ca.bundle_path))
     store = GraphStore(client, ALICE, build_host([plugins.graph, Adjust()], entry_points=False).hook)
-    store.side("contacts").write([Create(Contact(last_name="Lee"), "")])
+    contacts, record = store.side("contacts"), Contact(last_name="Lee")
+    contacts.write([Create(record, "")])
+    echo, asked_again = contacts.echo(record), contacts.echo(record)
     (item,) = store.side("contacts").read(None, WINDOW).items
     assert item.record.title == "Adjusted"
+    assert echo == item.record  # read from the payload written, the hook's change included
+    assert asked_again.title == ""  # a payload is kept until its echo is asked, not longer
 
 
 # -- echo: what we write is what we read back -------------------------------------------------

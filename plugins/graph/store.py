@@ -139,17 +139,22 @@ class EventsSide(GraphSide):
 
     def __init__(self, client: GraphClient, mailbox: str, hook: Any) -> None:
         super().__init__(client, mailbox, hook)
-        self._uids: dict[Record, str] = {}
+        self._uids: dict[Record, list[str]] = {}  # equal records written twice get a UID each
 
     def written(self, record: Record, resource: Json) -> None:
         """Graph assigns an event's iCalUId itself: remember it, reading back will give it."""
         if resource.get("iCalUId"):
-            self._uids[record] = str(resource["iCalUId"])
+            self._uids.setdefault(record, []).append(str(resource["iCalUId"]))
 
     def echo(self, record: Record) -> Record:
         back = super().echo(record)
-        uid = self._uids.pop(record, None)  # asked once, after the write
-        return replace(back, ical_uid=uid) if uid and isinstance(back, Event) else back
+        uids = self._uids.get(record)
+        if not uids or not isinstance(back, Event):
+            return back
+        uid = uids.pop(0)  # asked once per write, in the order written
+        if not uids:
+            del self._uids[record]
+        return replace(back, ical_uid=uid)
 
     def item(self, resource: Json) -> Item | None:
         if resource.get("type") in ("occurrence", "exception"):

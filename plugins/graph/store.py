@@ -104,7 +104,8 @@ class GraphSide(Side):
             return WriteResult(op.id) if ok else WriteResult(error=answer.error)
         if answer.error is not None:
             return WriteResult(error=answer.error)
-        self._sent[op.record] = request.body or {}
+        if request.body is not None:
+            self._sent[op.record] = request.body
         self.written(op.record, answer.body)
         return WriteResult(str(answer.body.get("id") or (op.id if isinstance(op, Update) else "")) or None)
 

@@ -47,7 +47,9 @@ class GraphSide(Side):
         self.client = client
         self.mailbox = mailbox
         self.hook = hook
-        self._sent: dict[Record, Json] = {}  # payloads written, until their echo is asked
+        # what was sent for each record written and what Graph answered, until its echo is asked;
+        # equal records written together each keep their own, taken in the order written
+        self._sent: dict[Record, list[tuple[Json, Json]]] = {}
 
     # reading ------------------------------------------------------------------------------------
     @abstractmethod
@@ -72,8 +74,17 @@ class GraphSide(Side):
     def echo(self, record: Record) -> Record:
         """What reading ``record`` back gives: read from the payload written, when it was
         (the ``exsync_adjust_native`` hook's changes included), else from the one it would get."""
-        payload = self._sent.pop(record, None)
-        return mapping.echo(self.entity, record) if payload is None else mapping.read_back(self.entity, record, payload)
+        sent = self._sent.get(record)
+        if not sent:
+            return mapping.echo(self.entity, record)
+        payload, answer = sent.pop(0)
+        if not sent:
+            del self._sent[record]
+        return self._echo_of(record, payload, answer)
+
+    def _echo_of(self, record: Record, payload: Json, answer: Json) -> Record:
+        """What reading ``record`` back gives once written with ``payload``, Graph having answered ``answer``."""
+        return mapping.read_back(self.entity, record, payload)
 
     # writing ------------------------------------------------------------------------------------
     def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
@@ -105,12 +116,8 @@ class GraphSide(Side):
         if answer.error is not None:
             return WriteResult(error=answer.error)
         if request.body is not None:
-            self._sent[op.record] = request.body
-        self.written(op.record, answer.body)
+            self._sent.setdefault(op.record, []).append((request.body, answer.body))
         return WriteResult(str(answer.body.get("id") or (op.id if isinstance(op, Update) else "")) or None)
-
-    def written(self, record: Record, resource: Json) -> None:
-        """Note what Graph answered for a record just written (for :meth:`echo`)."""
 
 
 class ContactsSide(GraphSide):
@@ -138,24 +145,11 @@ class EventsSide(GraphSide):
         }
         return f"{self.mailbox}/calendarView/delta", params
 
-    def __init__(self, client: GraphClient, mailbox: str, hook: Any) -> None:
-        super().__init__(client, mailbox, hook)
-        self._uids: dict[Record, list[str]] = {}  # equal records written twice get a UID each
-
-    def written(self, record: Record, resource: Json) -> None:
-        """Graph assigns an event's iCalUId itself: remember it, reading back will give it."""
-        if resource.get("iCalUId"):
-            self._uids.setdefault(record, []).append(str(resource["iCalUId"]))
-
-    def echo(self, record: Record) -> Record:
-        back = super().echo(record)
-        uids = self._uids.get(record)
-        if not uids or not isinstance(back, Event):
-            return back
-        uid = uids.pop(0)  # asked once per write, in the order written
-        if not uids:
-            del self._uids[record]
-        return replace(back, ical_uid=uid)
+    def _echo_of(self, record: Record, payload: Json, answer: Json) -> Record:
+        """Graph assigns an event's iCalUId itself: reading back gives the one it answered."""
+        back = super()._echo_of(record, payload, answer)
+        uid = answer.get("iCalUId")
+        return replace(back, ical_uid=str(uid)) if uid and isinstance(back, Event) else back
 
     def item(self, resource: Json) -> Item | None:
         if resource.get("type") in ("occurrence", "exception"):

@@ -12,7 +12,9 @@ while the services answer; every answer is still handled in the job's own thread
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -436,11 +438,16 @@ class _Job:
                 yield self._plan_pairs(spool, side, entries, mark=True)
         for crm, exchange in spool.cross_linked(size):
             yield self._plan_unpaired(spool, crm, exchange, copy=frozenset())
-        for crm in spool.scan("crm", size, state=UNPAIRED, deleted=False):
+        for crm in spool.sharing_a_key(size):
             keys = sorted({key for e in crm for key in self.definition.match_keys(e.item().record)})
-            yield self._plan_unpaired(spool, crm, spool.sharing_keys(keys), copy=frozenset({"crm"}))
-        for exchange in spool.scan("exchange", size, state=UNPAIRED, deleted=False):
-            yield self._plan_unpaired(spool, [], exchange, copy=frozenset({"exchange"}))
+            yield self._plan_unpaired(spool, crm, spool.sharing_keys(keys), copy=frozenset())
+        # what is left is copied, a chunk of each side in turn: both sides are written at once
+        left = {side: spool.scan(side, size, state=UNPAIRED, deleted=False) for side in SIDES}
+        for crm, exchange in itertools.zip_longest(left["crm"], left["exchange"], fillvalue=[]):
+            if crm:
+                yield self._plan_unpaired(spool, crm, [], copy=frozenset({"crm"}))
+            if exchange:
+                yield self._plan_unpaired(spool, [], exchange, copy=frozenset({"exchange"}))
 
     def _plan_pairs(self, spool: Spool, side: SideName, entries: list[Entry], *, mark: bool) -> Plan:
         """Plan the pairs holding ``entries`` (listed on ``side``) with what both sides listed of them;
@@ -557,13 +564,18 @@ class _Job:
     def _sending(self) -> Iterator[None]:
         """A sender per side for the round's batches; if the round fails, the batches in
         flight are waited for (not collected: their records are re-paired by cross-link)."""
-        self.senders = {side: Sender(self.io) for side in SIDES}
+        self.senders = {side: Sender(self.io, waiting=self._batches_a_chunk(side)) for side in SIDES}
         try:
             yield
         except BaseException:
             for sender in self.senders.values():
                 sender.abandon()
             raise
+
+    def _batches_a_chunk(self, side: SideName) -> int:
+        """Batches a chunk's writes to ``side`` make: what may wait to be sent while the next
+        chunk is planned (its writes go to the other side, written meanwhile)."""
+        return math.ceil(self.engine.chunk / self.sides[side].batch_size)
 
     def _flush(self, *, everything: bool) -> None:
         """Send each side's full batches (with ``everything``, the rest too); a batch's answer

@@ -14,7 +14,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, wait
+from concurrent.futures import CancelledError, Executor, wait
 from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
@@ -74,22 +74,36 @@ class Sender(Generic[R]):
     """Sends calls in ``threads``, at most ``depth`` at a time; their answers are collected in
     the caller's thread, in the order the calls were sent.
 
-    ``send`` first collects the oldest answers while ``depth`` calls are in flight; ``finish``
-    collects them all. After a failure, ``abandon`` waits for the calls in flight without
-    collecting them, so nothing is still writing when the job gives up.
+    Up to ``waiting`` more calls wait their turn without holding the caller, so that it can go
+    on with other work (another side's batches) while this side's are written; ``send``
+    blocks, collecting the oldest answers, only beyond that. ``finish`` collects them all.
+    After a failure, ``abandon`` drops the calls not started and waits for the ones running,
+    without collecting them, so nothing is still writing when the job gives up.
     """
 
-    def __init__(self, threads: Executor, depth: int = IN_FLIGHT) -> None:
+    def __init__(self, threads: Executor, depth: int = IN_FLIGHT, waiting: int = 0) -> None:
         self._threads = threads
         self._depth = depth
-        self._flights: deque[tuple[Future[R], Callable[[R], None]]] = deque()
+        self._limit = depth + waiting
+        self._flights: deque[_Flight[R]] = deque()  # sent and not collected, in order
+        self._queue: deque[_Flight[R]] = deque()  # sent and not started
+        self._running = 0  # drains started in ``threads``, each running queued calls in turn
+        self._lock = threading.Lock()
 
     def send(self, call: Callable[[], R], collect: Callable[[R], None]) -> None:
-        """Start ``call``; its answer goes to ``collect`` (in the caller's thread) once
-        ``depth`` later calls are sent, or on ``finish``."""
-        while len(self._flights) >= self._depth:
+        """Send ``call``; its answer goes to ``collect`` (in the caller's thread) when a later
+        ``send`` finds it answered or must wait for it, or on ``finish``."""
+        while self._flights and (self._flights[0].done.is_set() or len(self._flights) >= self._limit):
             self._collect_oldest()
-        self._flights.append((self._threads.submit(call), collect))
+        flight = _Flight(call, collect)
+        self._flights.append(flight)
+        with self._lock:
+            self._queue.append(flight)
+            start = self._running < self._depth
+            if start:
+                self._running += 1
+        if start:
+            self._threads.submit(self._drain)
 
     def call_here(self, call: Callable[[], R], collect: Callable[[R], None]) -> None:
         """Collect the calls in flight, then make ``call`` in the caller's thread and collect it:
@@ -98,15 +112,65 @@ class Sender(Generic[R]):
         collect(call())
 
     def finish(self) -> None:
-        """Wait for every call in flight and collect the answers (raising what a call raised)."""
+        """Wait for every call sent and collect the answers (raising what a call raised)."""
         while self._flights:
             self._collect_oldest()
 
     def abandon(self) -> None:
-        """Wait for the calls in flight, dropping their answers."""
-        wait([future for future, _collect in self._flights])
+        """Drop the calls not started; wait for the ones running, dropping their answers."""
+        self._drop_queued()
+        for flight in self._flights:
+            flight.done.wait()
         self._flights.clear()
 
+    def _drain(self) -> None:
+        """Run queued calls one after another until none is left (in a thread of the pool)."""
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._running -= 1
+                    return
+                flight = self._queue.popleft()
+            if not flight.run():
+                self._drop_queued()  # a failed call ends the round: what waited behind it is not sent
+
+    def _drop_queued(self) -> None:
+        with self._lock:
+            dropped, self._queue = self._queue, deque()
+        for flight in dropped:
+            flight.drop()
+
     def _collect_oldest(self) -> None:
-        future, collect = self._flights.popleft()
-        collect(future.result())
+        flight = self._flights.popleft()
+        flight.collect(flight.answer())
+
+
+class _Flight(Generic[R]):
+    """One call sent by a :class:`Sender`: its answer, or what it raised, once done."""
+
+    def __init__(self, call: Callable[[], R], collect: Callable[[R], None]) -> None:
+        self.call = call
+        self.collect = collect
+        self.done = threading.Event()
+        self._answer: R | None = None
+        self._error: BaseException | None = None
+
+    def run(self) -> bool:
+        """Make the call; False when it raised (raised again in the caller's thread when collected)."""
+        try:
+            self._answer = self.call()
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self.done.set()
+        return self._error is None
+
+    def drop(self) -> None:
+        self._error = CancelledError()
+        self.done.set()
+
+    def answer(self) -> R:
+        self.done.wait()
+        if self._error is not None:
+            raise self._error
+        return cast(R, self._answer)

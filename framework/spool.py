@@ -48,9 +48,9 @@ CREATE TABLE entry (
     UNIQUE (side, id)
 );
 CREATE INDEX entry_link ON entry (link) WHERE side = 'exchange' AND link != '';
-CREATE TABLE natural_key (id TEXT NOT NULL, key TEXT NOT NULL);  -- of Exchange items
-CREATE INDEX natural_key_key ON natural_key (key);
-CREATE INDEX natural_key_id ON natural_key (id);
+CREATE TABLE natural_key (side TEXT NOT NULL, id TEXT NOT NULL, key TEXT NOT NULL);
+CREATE INDEX natural_key_key ON natural_key (side, key);
+CREATE INDEX natural_key_id ON natural_key (side, id);
 """
 
 
@@ -73,7 +73,7 @@ class Spool:
 
     Listing semantics follow :class:`~framework.contracts.Side`: an item listed again
     replaces its earlier listing, and an item wins over a deletion of the same id.
-    ``match_keys`` gives the natural keys of Exchange records, indexed for first-sync matching.
+    ``match_keys`` gives the natural keys of records, indexed for first-sync matching.
     """
 
     def __init__(self, match_keys: Callable[[Record], Sequence[str]]) -> None:
@@ -107,22 +107,21 @@ class Spool:
                 "INSERT INTO entry (side, id, deleted) VALUES (?, ?, 1) ON CONFLICT (side, id) DO NOTHING",
                 [(side, item_id) for item_id in deleted],
             )
-            if side == "exchange" and items:
-                self._index_keys(items)
+            if items:
+                self._index_keys(side, items)
 
-    def _index_keys(self, items: Sequence[Item]) -> None:
-        relisted = self.listed("exchange", [i.id for i in items], deleted=False)
+    def _index_keys(self, side: SideName, items: Sequence[Item]) -> None:
+        relisted = self.listed(side, [i.id for i in items], deleted=False)
         if relisted:
-            self.db.executemany("DELETE FROM natural_key WHERE id = ?", [(i,) for i in relisted])
-        keys = [(i.id, key) for i in items for key in self.match_keys(i.record)]
-        self.db.executemany("INSERT INTO natural_key (id, key) VALUES (?, ?)", keys)
+            self.db.executemany("DELETE FROM natural_key WHERE side = ? AND id = ?", [(side, i) for i in relisted])
+        keys = [(side, i.id, key) for i in items for key in self.match_keys(i.record)]
+        self.db.executemany("INSERT INTO natural_key (side, id, key) VALUES (?, ?, ?)", keys)
 
     def clear(self, side: SideName) -> None:
         """Forget a side's listing (before reading it again)."""
         with self.db:
             self.db.execute("DELETE FROM entry WHERE side = ?", (side,))
-            if side == "exchange":
-                self.db.execute("DELETE FROM natural_key")
+            self.db.execute("DELETE FROM natural_key WHERE side = ?", (side,))
 
     # looking up ---------------------------------------------------------------------------
     def entries(self, side: SideName, ids: Iterable[str]) -> list[Entry]:
@@ -189,6 +188,22 @@ class Spool:
             found = {e.seq: e for e in [*self._select(by_link, ids), *self._select(by_id, links)]}
             yield crm, [found[seq] for seq in sorted(found)]
 
+    def sharing_a_key(self, size: int) -> Iterator[list[Entry]]:
+        """Unpaired CRM items having a natural key of an unpaired Exchange item, ``size`` at a
+        time in listing order: the only ones matching by natural key can pair."""
+        last = 0
+        while crm := self._select(
+            f"{_IN_SEQ_ORDER} = 'crm' AND {_FREE} AND seq > ?"
+            " AND EXISTS (SELECT 1 FROM natural_key c"
+            " CROSS JOIN natural_key k ON k.side = 'exchange' AND k.key = c.key"
+            " CROSS JOIN entry x ON x.side = 'exchange' AND x.id = k.id"
+            f" WHERE c.side = 'crm' AND c.id = entry.id AND {_FREE_X})"
+            f" ORDER BY seq LIMIT {int(size)}",
+            (last,),
+        ):
+            last = crm[-1].seq
+            yield crm
+
     def sharing_keys(self, keys: Sequence[str]) -> list[Entry]:
         """Unpaired Exchange items having any of these natural keys."""
         found: dict[int, Entry] = {}
@@ -197,7 +212,7 @@ class Spool:
             rows = self.db.execute(
                 "SELECT e.seq, e.id, e.link, e.deleted, e.data FROM natural_key k"
                 " CROSS JOIN entry e ON e.side = 'exchange' AND e.id = k.id"  # CROSS: keys first, by their index
-                f" WHERE k.key IN ({_marks(part)}) AND e.state = {UNPAIRED} AND e.deleted = 0",
+                f" WHERE k.side = 'exchange' AND k.key IN ({_marks(part)}) AND e.state = {UNPAIRED} AND e.deleted = 0",
                 part,
             )
             for seq, item_id, link, deleted, data in rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -64,19 +65,22 @@ def test_a_caller_that_stops_early_closes_the_pages_in_the_reader(threads: Threa
     assert len(closed_in) == 1 and closed_in[0].startswith("test-io")  # a thread of the pool
 
 
-@pytest.mark.parametrize("depth", [1, 2, 3])
-def test_a_sender_collects_each_answer_in_order_in_the_callers_thread(threads: ThreadPoolExecutor, depth: int) -> None:
+@pytest.mark.parametrize(("depth", "waiting"), [(1, 0), (2, 0), (3, 0), (2, 5)])
+def test_a_sender_collects_each_answer_in_order_in_the_callers_thread(
+    threads: ThreadPoolExecutor, depth: int, waiting: int
+) -> None:
     collected: list[tuple[int, str]] = []
-    sender: Sender[int] = Sender(threads, depth)
-    for n in range(6):
+    sender: Sender[int] = Sender(threads, depth, waiting)
+    for n in range(12):
         sender.send(lambda n=n: n * n, lambda answer: collected.append((answer, threading.current_thread().name)))  # type: ignore[misc]
-        assert len(collected) == max(0, n + 1 - depth)  # an answer waits until depth calls are in flight
+        assert len(collected) >= n + 1 - depth - waiting  # never more than depth + waiting left uncollected
     sender.finish()
     main = threading.current_thread().name
-    assert collected == [(n * n, main) for n in range(6)]
+    assert collected == [(n * n, main) for n in range(12)]
 
 
-def test_a_sender_runs_depth_calls_at_once_and_no_more(threads: ThreadPoolExecutor) -> None:
+@pytest.mark.parametrize("waiting", [0, 3])
+def test_a_sender_runs_depth_calls_at_once_and_no_more(threads: ThreadPoolExecutor, waiting: int) -> None:
     together = threading.Barrier(2, timeout=5)  # broken unless two calls run at once
     running, most = 0, 0
     lock = threading.Lock()
@@ -90,11 +94,32 @@ def test_a_sender_runs_depth_calls_at_once_and_no_more(threads: ThreadPoolExecut
         with lock:
             running -= 1
 
-    sender: Sender[None] = Sender(threads, 2)
+    sender: Sender[None] = Sender(threads, 2, waiting)
     for _ in range(10):
         sender.send(call, lambda _answer: None)
     sender.finish()
     assert most == 2
+
+
+def test_calls_wait_their_turn_without_holding_the_caller_up_to_the_limit(threads: ThreadPoolExecutor) -> None:
+    release = threading.Event()
+    started: list[int] = []
+
+    def call(n: int) -> int:
+        started.append(n)
+        release.wait(5)
+        return n
+
+    collected: list[int] = []
+    sender: Sender[int] = Sender(threads, 1, 2)
+    for n in range(3):  # one running, two waiting: the caller goes on
+        sender.send(functools.partial(call, n), collected.append)
+    assert not release.is_set() and collected == []
+    threading.Timer(0.05, release.set).start()
+    sender.send(functools.partial(call, 3), collected.append)  # beyond the limit: waits for the oldest
+    assert release.is_set() and collected[:1] == [0]
+    sender.finish()
+    assert started == [0, 1, 2, 3] and collected == [0, 1, 2, 3]
 
 
 def test_a_failed_call_is_raised_when_collected_and_abandon_waits_for_the_one_in_flight(
@@ -117,3 +142,22 @@ def test_a_failed_call_is_raised_when_collected_and_abandon_waits_for_the_one_in
     threading.Timer(0.05, release.set).start()
     sender.abandon()
     assert finished.is_set()
+
+
+def test_calls_waiting_behind_a_failed_one_are_never_made(threads: ThreadPoolExecutor) -> None:
+    release = threading.Event()
+    made: list[int] = []
+
+    def fail() -> None:
+        release.wait(5)
+        raise Broken("batch refused")
+
+    sender: Sender[None] = Sender(threads, 1, 5)
+    sender.send(fail, lambda _answer: None)
+    for n in range(5):
+        sender.send(functools.partial(made.append, n), lambda _answer: pytest.fail("not collected"))
+    release.set()
+    with pytest.raises(Broken, match="batch refused"):
+        sender.finish()
+    sender.abandon()
+    assert made == []

@@ -61,6 +61,18 @@ def test_cross_links_and_natural_keys_offer_only_unpaired_partners() -> None:
         assert [e.id for e in spool.sharing_keys(["email:a@x"])] == ["X1", "X2"]
 
 
+def test_only_crm_items_sharing_a_key_with_an_unpaired_exchange_item_wait_for_matching() -> None:
+    with Spool(keys) as spool:
+        spool.add("crm", [Item(f"C{n}", contact(f"N{n}", f"{n}@x")) for n in range(6)] + [Item("C9", contact("K"))])
+        spool.add("exchange", [Item("X1", contact("N1", "1@x")), Item("X4", contact("N", "4@x"))])
+        spool.add("exchange", [Item("X5", contact("N", "5@x")), Item("X0", contact("N", "0@x"))], ["X3"])
+        spool.mark("crm", [f"C{n}" for n in (0, 1, 2, 3, 4, 9)], UNPAIRED)  # C5 is paired already
+        spool.mark("exchange", ["X1", "X4"], UNPAIRED)  # X5 and X0 are paired already
+        assert [[e.id for e in chunk] for chunk in spool.sharing_a_key(1)] == [["C1"], ["C4"]]
+        spool.add("exchange", [Item("X4", contact("N", "moved@x"))])  # listed again with another key
+        assert [[e.id for e in chunk] for chunk in spool.sharing_a_key(5)] == [["C1"]]
+
+
 def test_the_spool_file_is_removed_when_the_round_ends() -> None:
     spool = Spool(keys)
     folder = spool._dir.name
@@ -79,10 +91,11 @@ def test_planning_queries_neither_sort_nor_read_a_whole_side_per_chunk() -> None
             list(spool.scan(side, 100, state=UNPAIRED, deleted=False))
         list(spool.scan("exchange", 100, deleted=False, linked=True))
         list(spool.cross_linked(100))
+        list(spool.sharing_a_key(100))
         spool.sharing_keys(["email:a@x"])
         spool.db.set_trace_callback(None)
         plans = {sql: [row[3] for row in spool.db.execute(f"EXPLAIN QUERY PLAN {sql}")] for sql in statements}
-    assert len(plans) == 5
+    assert len(plans) == 6
     for sql, steps in plans.items():
         assert not [s for s in steps if "TEMP B-TREE" in s or s.startswith("SCAN")], (sql, steps)
         assert "entry USING INTEGER PRIMARY KEY" in steps[0] or "natural_key_key" in steps[0], (sql, steps)

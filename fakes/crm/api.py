@@ -10,7 +10,8 @@ Routes (JSON throughout; every ``/crm/v2`` route needs ``Authorization: Zoho-oau
   ``GET /crm/v2/{Module}/search?email=|criteria=``, ``GET /crm/v2/{Module}/{id}``,
   ``GET /crm/v2/{Module}/{id}/Emails``.
 - ``POST /crm/v2/coql`` with ``{"select_query": "select A, B from Module where F in ('a', 'b')
-  limit 200 offset 0"}`` (or ``where F = 'a'``): the one COQL shape exsync sends.
+  limit 200 offset 0"}``: criteria ``F = 'a'`` and ``F in (...)`` (at most 50 values) joined
+  by ``or``, bracketed two at a time (``(A or (B or C))``), at most 25: the COQL exsync sends.
 
 Choices where Zoho's documentation is vague, and simplifications:
 
@@ -54,12 +55,17 @@ MAX_RECORDS_PER_CALL = 100
 MAX_CRITERIA = 10
 MAX_IN_VALUES = 50
 _VALUE = r"'[^'\\]*'"
+MAX_COQL_CRITERIA = 25
 _SELECT = re.compile(
-    rf"\s*select\s+(?P<columns>\w+(?:\s*,\s*\w+)*)\s+from\s+(?P<module>\w+)\s+where\s+(?P<field>\w+)\s*"
-    rf"(?:=\s*(?P<one>{_VALUE})|in\s*\((?P<many>\s*{_VALUE}(?:\s*,\s*{_VALUE})*)\s*\))"
+    r"\s*select\s+(?P<columns>\w+(?:\s*,\s*\w+)*)\s+from\s+(?P<module>\w+)\s+where\s+(?P<where>.+?)"
     r"(?:\s+limit\s+(?P<limit>\d+))?(?:\s+offset\s+(?P<offset>\d+))?\s*",
+    re.IGNORECASE | re.DOTALL,
+)
+_COQL_CRITERION = re.compile(
+    rf"\s*(?P<field>\w+)\s*(?:=\s*(?P<one>{_VALUE})|in\s*\((?P<many>\s*{_VALUE}(?:\s*,\s*{_VALUE})*)\s*\))",
     re.IGNORECASE,
 )
+_OR = re.compile(r"\s*or\b", re.IGNORECASE)
 _HTTP_STATUS = {"INVALID_TOKEN": 401, "INVALID_URL_PATTERN": 404}
 _WRITE_DETAILS = ("Modified_Time", "Modified_By", "Created_Time", "id", "Created_By")
 _CRITERION = re.compile(r"(\w+):(\w+):(.*)", re.DOTALL)
@@ -254,15 +260,17 @@ class CrmApi:
     def _coql(self, request: Request) -> Response:
         query = str(_body(request).get("select_query") or "")
         match = _SELECT.fullmatch(query)
-        if match is None:
+        criteria = _coql_criteria(match["where"]) if match else None
+        if match is None or criteria is None:
             raise CrmError("SYNTAX_ERROR", "error occured while parsing the query", {"select_query": query})
-        values = [v[1:-1] for v in re.findall(_VALUE, match["many"] or match["one"])]
         limit, offset = int(match["limit"] or MAX_PER_PAGE), int(match["offset"] or 0)
-        if len(values) > MAX_IN_VALUES or not 1 <= limit <= MAX_PER_PAGE:
-            raise CrmError("LIMIT_EXCEEDED", "limit exceeded", {"in": MAX_IN_VALUES, "limit": MAX_PER_PAGE})
+        too_many = len(criteria) > MAX_COQL_CRITERIA or any(len(values) > MAX_IN_VALUES for _, values in criteria)
+        if too_many or not 1 <= limit <= MAX_PER_PAGE:
+            limits = {"criteria": MAX_COQL_CRITERIA, "in": MAX_IN_VALUES, "limit": MAX_PER_PAGE}
+            raise CrmError("LIMIT_EXCEEDED", "limit exceeded", limits)
         columns = [c.strip() for c in match["columns"].split(",")]
         module = self.org.module_name(match["module"])
-        result = self.org.select_in(module, match["field"], values, columns, limit=limit, offset=offset)
+        result = self.org.select_in(module, criteria, columns, limit=limit, offset=offset)
         if not result.records:
             return Response(204)
         return Response.json(
@@ -394,3 +402,33 @@ def _invalid_query(text: str) -> CrmError:
         "criteria": text,
     }
     return CrmError("INVALID_QUERY", "invalid query formed", details)
+
+
+def _coql_criteria(where: str) -> list[tuple[str, list[str]]] | None:
+    """The ``F = 'a'`` and ``F in ('a', 'b')`` criteria of a COQL WHERE joined by ``or``, bracketed
+    two at a time beyond two (``(A or (B or C))``, as Zoho wants), as (field, values); None
+    for anything else."""
+    parsed = _or_of(f"({where})")
+    return parsed[0] if parsed is not None and not parsed[1].strip() else None
+
+
+def _or_of(text: str) -> tuple[list[tuple[str, list[str]]], str] | None:
+    """One criterion, or ``(X)`` or ``(X or Y)`` of them, from the start of ``text``; and the rest."""
+    text = text.lstrip()
+    if not text.startswith("("):
+        match = _COQL_CRITERION.match(text)
+        if match is None:
+            return None
+        values = [v[1:-1] for v in re.findall(_VALUE, match["many"] or match["one"])]
+        return [(match["field"], values)], text[match.end() :]
+    left = _or_of(text[1:])
+    if left is None:
+        return None
+    criteria, rest = left
+    if (joined := _OR.match(rest)) is not None:
+        right = _or_of(rest[joined.end() :])
+        if right is None:
+            return None
+        criteria, rest = criteria + right[0], right[1]
+    rest = rest.lstrip()
+    return (criteria, rest[1:]) if rest.startswith(")") else None

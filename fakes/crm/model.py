@@ -493,14 +493,20 @@ class CrmOrg:
             return paginate([self._view(store, e) for e in entries], page, per_page)
 
     def select_in(
-        self, module: str, field: str, values: Sequence[str], columns: Sequence[str], *, limit: int, offset: int
+        self,
+        module: str,
+        criteria: Sequence[tuple[str, Sequence[str]]],
+        columns: Sequence[str],
+        *,
+        limit: int,
+        offset: int,
     ) -> Page:
-        """COQL's ``select columns from module where field in (values) limit .. offset ..``:
-        matching ignores case, records come in id order (COQL's default), each with ``id``
-        and the ``columns`` asked for."""
+        """COQL's ``select columns from module where (F in (values) or ...) limit .. offset ..``,
+        ``criteria`` being each (F, values): matching ignores case, records come in id order
+        (COQL's default), each with ``id`` and the ``columns`` asked for."""
         with self._lock:
             store = self._module(module)
-            found = {e.id: e for value in values for e in store.find(field, value)}
+            found = {e.id: e for field, values in criteria for value in values for e in store.find(field, value)}
             entries = sorted(found.values(), key=lambda e: int(e.id))
             views = [self._view(store, e) for e in entries[offset : offset + limit]]
         return Page([{c: v.get(c) for c in ("id", *columns)} for v in views], offset + limit < len(entries))

@@ -25,6 +25,8 @@ PER_PAGE = 200
 MAX_WRITE = 100
 MAX_CRITERIA = 10  # Zoho's limit of criteria in one search
 MAX_IN_VALUES = 50  # Zoho's limit of values in one COQL "in"
+MAX_IN_CLAUSES = 10  # "in" criteria one COQL query joins with "or" (Zoho allows 25 criteria)
+MAX_SELECT_VALUES = MAX_IN_VALUES * MAX_IN_CLAUSES
 LOGIN_HINT = "Run 'exsync crm login' again with a new refresh token."
 CLIENT_HINT = "Check the client id and client secret of the CRM's OAuth client."
 
@@ -210,12 +212,17 @@ class CrmClient:
         self, module: str, field: str, values: Sequence[str], columns: Sequence[str] = ()
     ) -> list[dict[str, Any]]:
         """Records of ``module`` whose ``field`` is one of ``values`` (at most
-        :data:`MAX_IN_VALUES`, each :func:`quotable`), with ``id`` and ``columns``: one COQL
-        query (``POST /crm/v2/coql``) for every 200 records found."""
-        if len(values) > MAX_IN_VALUES or not all(map(quotable, values)):
-            raise ValueError(f"at most {MAX_IN_VALUES} values without quotes or backslashes, got {values!r}")
-        listed = ", ".join(f"'{value}'" for value in values)
-        head = f"select {', '.join(('id', *columns))} from {module} where {field} in ({listed}) limit {PER_PAGE}"
+        :data:`MAX_SELECT_VALUES`, each :func:`quotable`), with ``id`` and ``columns``: one COQL
+        query (``POST /crm/v2/coql``) for every 200 records found, its ``in`` criteria of
+        :data:`MAX_IN_VALUES` joined by ``or``."""
+        if len(values) > MAX_SELECT_VALUES or not all(map(quotable, values)):
+            raise ValueError(f"at most {MAX_SELECT_VALUES} values without quotes or backslashes, got {values!r}")
+        quoted = [f"'{value}'" for value in values]
+        criteria = [
+            f"{field} in ({', '.join(quoted[start : start + MAX_IN_VALUES])})"
+            for start in range(0, len(quoted), MAX_IN_VALUES)
+        ]
+        head = f"select {', '.join(('id', *columns))} from {module} where {_any_of(criteria)} limit {PER_PAGE}"
         found: list[dict[str, Any]] = []
         while True:
             reply = self.call("POST", "coql", body={"select_query": f"{head} offset {len(found)}"})
@@ -253,6 +260,11 @@ class CrmClient:
 def quotable(value: str) -> bool:
     """Whether ``value`` can be a COQL string literal as it is: no quote or backslash to escape."""
     return "'" not in value and "\\" not in value
+
+
+def _any_of(criteria: Sequence[str]) -> str:
+    """COQL criteria joined by ``or``, bracketed two at a time as Zoho wants: ``(A or (B or C))``."""
+    return criteria[0] if len(criteria) == 1 else f"({criteria[0]} or {_any_of(criteria[1:])})"
 
 
 def _served_at(reply: httpx.Response) -> datetime | None:

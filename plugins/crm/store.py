@@ -43,7 +43,7 @@ from framework.contracts import (
 from framework.errors import AuthenticationFailed, ConfigurationError, RecordRejected, SyncError, SyncStateLost
 from framework.model import Mail, Record
 from framework.state import User
-from plugins.crm.client import MAX_CRITERIA, MAX_IN_VALUES, CrmApiError, CrmClient, quotable
+from plugins.crm.client import MAX_CRITERIA, MAX_SELECT_VALUES, CrmApiError, CrmClient, quotable
 from plugins.crm.mapping import LINK_FIELD, MAPPINGS, ModuleMapping, Native, parse_time
 from plugins.crm.sweep import Listings
 
@@ -376,10 +376,10 @@ class MailSide(ModuleSide):
 
     def _people_in(self, module: str, addresses: list[str]) -> Iterator[dict[str, Any]]:
         """Records of ``module`` with one of ``addresses``: a COQL query for up to
-        :data:`MAX_IN_VALUES` addresses; a search for up to :data:`MAX_CRITERIA` for the
+        :data:`MAX_SELECT_VALUES` addresses; a search for up to :data:`MAX_CRITERIA` for the
         addresses COQL cannot quote, and for all of them once the CRM refused COQL (a login
         without the ``ZohoCRM.coql.READ`` scope)."""
-        for chunk in _chunks([a for a in addresses if quotable(a)], MAX_IN_VALUES):
+        for chunk in _chunks([a for a in addresses if quotable(a)], MAX_SELECT_VALUES):
             if self._coql:
                 try:
                     yield from self.client.select_in(module, "Email", chunk, ("Email",))

@@ -430,6 +430,21 @@ def test_coql_selects_records_whose_field_is_in_a_list_page_by_page(crm: httpx.C
     assert query("select Email from Contacts where Email = 'nobody@x.example'").status_code == 204
 
 
+def test_coql_joins_criteria_with_or_bracketed_two_at_a_time(crm: httpx.Client, org: CrmOrg) -> None:
+    ids = [org.insert("Contacts", {"Last_Name": f"P{n}", "Email": f"p{n}@x.example"})["id"] for n in range(120)]
+
+    def found(where: str) -> list[str]:
+        reply = crm.post("/crm/v2/coql", json={"select_query": f"select Email from Contacts where {where}"})
+        return [r["id"] for r in reply.json()["data"]]
+
+    fifty = [", ".join(f"'p{n}@x.example'" for n in range(start, start + 50)) for start in (0, 50)]
+    nested = f"(Email in ({fifty[0]}) or (Email in ({fifty[1]}) or Email = 'p119@x.example'))"
+
+    assert found(nested + " limit 200") == ids[:100] + [ids[119]]
+    assert found("Email = 'p3@x.example' or Last_Name = 'P4'") == ids[3:5]
+    assert found("(Email = 'p3@x.example')") == [ids[3]]
+
+
 @pytest.mark.parametrize(
     ("query", "code"),
     [
@@ -441,6 +456,16 @@ def test_coql_selects_records_whose_field_is_in_a_list_page_by_page(crm: httpx.C
             "LIMIT_EXCEEDED",
         ),
         ("select Email from Contacts where Email = 'a@x' limit 201", "LIMIT_EXCEEDED"),
+        ("select Email from Contacts where Email = 'a@x' or Email = 'b@x' or Email = 'c@x'", "SYNTAX_ERROR"),
+        ("select Email from Contacts where (Email = 'a@x' and Last_Name = 'A')", "SYNTAX_ERROR"),
+        ("select Email from Contacts where (Email = 'a@x' or (Email = 'b@x')", "SYNTAX_ERROR"),
+        (
+            "select Email from Contacts where "
+            + "".join(f"(Email = '{n}@x' or " for n in range(25))
+            + "Email = 'last@x'"
+            + ")" * 25,
+            "LIMIT_EXCEEDED",
+        ),
         ("select Email from Widgets where Email = 'a@x'", "INVALID_MODULE"),
     ],
 )

@@ -552,20 +552,25 @@ def _linked(org: CrmOrg, module: str, record_id: str) -> int:
     return len(org.mails_of(module, record_id))
 
 
-def test_mail_addresses_are_looked_up_fifty_at_a_time_and_quoted_ones_by_search(
+def test_mail_addresses_are_looked_up_five_hundred_a_query_and_quoted_ones_by_search(
     store: ZohoCrmStore, org: CrmOrg, server: FakeServer, sam: User
 ) -> None:
-    addresses = [f"person{n}@x.example" for n in range(99)] + ["o'neil@x.example"]
+    addresses = [f"person{n}@x.example" for n in range(599)] + ["o'neil@x.example"]
     contacts = [org.insert("Contacts", {"Last_Name": "C", "Email": a})["id"] for a in addresses[::20]]
     lead = org.insert("Leads", {"Last_Name": "L", "Company": "Co", "Email": "O'Neil@x.example"})["id"]
     mails = store.side("mails")
     mails.read(None, WINDOW)  # signs in
     queries, searches = server.faults.add(path="/coql"), server.faults.add(path="/search")
+    sent = datetime.now(UTC).replace(microsecond=0)
+    to_many = [
+        Create(Mail(f"<{n}@x>", "Hi", sam.email, tuple(addresses[n * 100 : n * 100 + 100]), (), sent), f"ex-{n}")
+        for n in range(6)
+    ]
 
-    results = mails.write(_mails_to(sam, addresses))
+    results = mails.write(to_many)
 
     assert all(r.id for r in results)
-    assert (queries.fired, searches.fired) == (4, 2)  # 99 + the sender: 50 + 50 a module; the quoted one searched
+    assert (queries.fired, searches.fired) == (4, 2)  # 599 + the sender: 500 + 100 a module; the quoted one searched
     assert [_linked(org, "Contacts", c) for c in contacts] == [1] * len(contacts)
     assert _linked(org, "Leads", lead) == 1
 

@@ -17,9 +17,9 @@ from rich.console import Console
 
 from bench.cloud import RemoteCloud
 from bench.report import all_tables, show
-from bench.runs import Config, many_users, one_mailbox, profile
+from bench.runs import Config, distant, many_users, one_mailbox, profile
 
-BENCHMARKS = ("initial", "floor", "naive", "incremental", "users", "profile")
+BENCHMARKS = ("initial", "floor", "naive", "incremental", "distant", "users", "profile")
 
 
 def _ints(text: str) -> list[int]:
@@ -42,7 +42,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--latency",
         type=_ints,
         default=[0, 20],
-        help="Milliseconds every fake answers late in the sweeps, one sweep per concurrency each (0+20).",
+        help="Milliseconds every fake answers late: in the sweeps, one sweep per concurrency each; the "
+        "initial sync, floor and naive way at the smallest size run again at each latency above 0 (0+20).",
     )
     parser.add_argument(
         "--exchange",
@@ -57,6 +58,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=1000,
         help="Records per entity and direction the naive way really copies; more are scaled (1000).",
+    )
+    parser.add_argument(
+        "--distant-cap",
+        type=int,
+        default=100,
+        help="Records per entity and direction the naive way really copies against late fakes (100).",
     )
     parser.add_argument(
         "--tracemalloc",
@@ -79,7 +86,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def config_from(args: argparse.Namespace) -> Config:
     if args.tiny:
-        args.size, args.k, args.users, args.concurrency, args.naive_cap = [20], [0, 2], 5, [1, 2], 0
+        args.size, args.k, args.users, args.concurrency, args.naive_cap, args.distant_cap = (
+            [20],
+            [0, 2],
+            5,
+            [1, 2],
+            0,
+            0,
+        )
         args.latency = [0, 5]
         args.tracemalloc = "all"
     return Config(
@@ -91,6 +105,7 @@ def config_from(args: argparse.Namespace) -> Config:
         latencies=args.latency,
         profile_size=args.profile_size or max(args.size),
         naive_cap=args.naive_cap,
+        distant_cap=args.distant_cap,
         trace_memory={"graph": ["graph"], "all": ["graph", "ews"], "none": []}[args.tracemalloc],
         only=set(args.only or ()),
         repeat=max(1, args.repeat),
@@ -112,6 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     with RemoteCloud() as cloud:
         if any(config.wants(b) for b in ("initial", "floor", "naive", "incremental")):
             one_mailbox(cloud, config, log)
+        if config.wants("distant") and any(config.latencies):
+            distant(cloud, config, log)
         if config.wants("users"):
             many_users(cloud, config, log)
         if config.wants("profile"):

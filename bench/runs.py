@@ -9,7 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.baselines import Copied, baseline
 from bench.cloud import RemoteCloud
@@ -17,6 +17,7 @@ from bench.world import Measure, Setup, errors, measure, written
 from framework.engine import Engine, RunReport
 
 Row = dict[str, Any]
+T = TypeVar("T")
 Log = Callable[[str], None]
 
 
@@ -32,6 +33,7 @@ class Config:
     latencies: list[int]  # milliseconds the fakes answer late in the many-users sweeps
     profile_size: int
     naive_cap: int
+    distant_cap: int  # records per entity and direction the naive way copies against late fakes
     trace_memory: list[str]  # the exchanges whose initial syncs also run under tracemalloc
     only: set[str]
     repeat: int = 1  # initial syncs and floors run this many times each, in turns; the fastest is shown
@@ -95,12 +97,41 @@ def one_mailbox(cloud: RemoteCloud, config: Config, log: Log) -> None:
                 initial.append(row)
 
 
-def _baseline(cloud: RemoteCloud, exchange: str, size: int, kind: str, cap: int, log: Log) -> tuple[Copied, Measure]:
-    log(f"{kind}, {exchange}, N={size:,}")
+def _baseline(
+    cloud: RemoteCloud, exchange: str, size: int, kind: str, cap: int, log: Log, latency: int = 0
+) -> tuple[Copied, Measure]:
+    log(f"{kind}, {exchange}, N={size:,}" + (f", {latency} ms away" if latency else ""))
     setup = _fresh(cloud, exchange, size)
-    copied, cost = measure(cloud, functools.partial(baseline, setup, kind, cap))
+    copied, cost = _late(cloud, latency, functools.partial(baseline, setup, kind, cap))
     setup.close()
     return copied, cost
+
+
+def _late(cloud: RemoteCloud, latency: int, work: Callable[[], T]) -> tuple[T, Measure]:
+    """``work`` measured with every fake answering ``latency`` milliseconds late."""
+    cloud.call("latency", latency / 1000)
+    try:
+        return measure(cloud, work)
+    finally:
+        cloud.call("latency", 0)
+
+
+def distant(cloud: RemoteCloud, config: Config, log: Log) -> None:
+    """The initial sync, the floor and the naive way at the smallest size against fakes that
+    answer each request late, as a CRM and an Exchange on the network would."""
+    rows = config.results.setdefault("distant", [])
+    size = min(config.sizes)
+    for latency in [ms for ms in config.latencies if ms]:
+        for exchange in config.exchanges:
+            log(f"initial sync, {exchange}, N={size:,}, {latency} ms away")
+            setup = _fresh(cloud, exchange, size)
+            reports, sync = _late(cloud, latency, setup.sync)
+            _check(reports, f"initial sync {exchange} N={size} at {latency} ms", log)
+            setup.close()
+            floor = _baseline(cloud, exchange, size, "floor", 0, log, latency)
+            naive = _baseline(cloud, exchange, size, "naive", config.distant_cap, log, latency)
+            row = {"exchange": exchange, "size": size, "latency": latency, "records": written(reports)}
+            rows.append({**row, "sync": sync, "floor": floor, "naive": naive})
 
 
 def _incremental(cloud: RemoteCloud, setup: Setup, config: Config, log: Log) -> list[Row]:

@@ -2,9 +2,10 @@
 
 The engine reads both sides page by page into a :class:`Spool` and plans from it a chunk at
 a time, so the memory a sync needs depends on the page and chunk sizes, not on the size of
-the mailbox. Records are pickled as their type's number and their field values: the file is
-written and read by this process only, lives in a private temporary directory and is deleted
-when the round ends.
+the mailbox. Records are pickled as their type's number and their field values: the database
+is written and read by this process only. It is SQLite's temporary database: held in SQLite's
+page cache while small (a sweep's rounds never touch the disk), spilled to an unnamed file of
+its own once larger, and gone when the round ends.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from __future__ import annotations
 import operator
 import pickle
 import sqlite3
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
 
@@ -78,8 +77,7 @@ class Spool:
 
     def __init__(self, match_keys: Callable[[Record], Sequence[str]]) -> None:
         self.match_keys = match_keys
-        self._dir = tempfile.TemporaryDirectory(prefix="exsync-spool-")
-        self.db = sqlite3.connect(Path(self._dir.name) / "spool.sqlite3")
+        self.db = sqlite3.connect("")  # a temporary database: see the module's docstring
         self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
         self.done = 0  # entries planned so far
 
@@ -91,7 +89,6 @@ class Spool:
 
     def close(self) -> None:
         self.db.close()
-        self._dir.cleanup()
 
     # filling ------------------------------------------------------------------------------
     def add(self, side: SideName, items: Sequence[Item], deleted: Iterable[str] = ()) -> None:

@@ -10,7 +10,6 @@ One :class:`httpx.Client` with keep-alive serves every call.
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 
 from framework.errors import AuthenticationFailed, SyncError, TransientError
+from framework.tls import ssl_context
 
 PER_PAGE = 200
 MAX_WRITE = 100
@@ -68,8 +68,7 @@ class CrmClient:
             "client_secret": client_secret,
             "refresh_token": refresh_token,
         }
-        tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
-        self._http = httpx.Client(verify=tls, timeout=timeout, trust_env=False)
+        self._http = httpx.Client(verify=ssl_context(verify), timeout=timeout, trust_env=False)
         self._token = ""
         self.api_domain = ""
 

@@ -9,7 +9,6 @@ taxonomy (429/503 with Retry-After -> :class:`TransientError`, 410 -> :class:`Sy
 from __future__ import annotations
 
 import email.utils
-import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from framework.errors import (
     SyncStateLost,
     TransientError,
 )
+from framework.tls import ssl_context
 
 API_VERSION = "v1.0"
 BATCH_LIMIT = 20
@@ -99,13 +99,6 @@ def error_for(status: int, body: Any, headers: dict[str, str] | httpx.Headers) -
             "an administrator grants it in Microsoft Entra ID.",
         )
     return RecordRejected(text)
-
-
-def ssl_context(verify: str | bool) -> ssl.SSLContext | bool:
-    """What httpx wants for ``verify``: a CA-bundle path becomes an SSL context."""
-    if isinstance(verify, str):
-        return ssl.create_default_context(cafile=verify)
-    return verify
 
 
 class GraphClient:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -73,12 +77,38 @@ def test_only_crm_items_sharing_a_key_with_an_unpaired_exchange_item_wait_for_ma
         assert [[e.id for e in chunk] for chunk in spool.sharing_a_key(5)] == [["C1"]]
 
 
-def test_the_spool_file_is_removed_when_the_round_ends() -> None:
-    spool = Spool(keys)
-    folder = spool._dir.name
-    spool.add("crm", [Item("1", contact("A"))])
-    spool.close()
-    assert not os.path.exists(folder)
+_SPILL = """
+import os, sys
+from framework.contracts import Item
+from framework.model import Contact
+from framework.spool import Spool
+
+def under(folder):
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            pass
+    return [path for path in found if path.startswith(folder)]
+
+spool = Spool(lambda record: ())
+spool.db.execute("PRAGMA cache_size = 10")  # pages: a small cache spills early
+spool.add("crm", [Item(str(n), Contact(last_name="x" * 500)) for n in range(2000)])
+print(spool.count(), len(under(sys.argv[1])), len(os.listdir(sys.argv[1])))
+spool.close()
+print(len(under(sys.argv[1])))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to see open files")
+def test_a_large_spool_is_spilled_to_a_file_that_is_gone_when_the_round_ends(tmp_path: Path) -> None:
+    env = {**os.environ, "SQLITE_TMPDIR": str(tmp_path)}  # read once per process: a child of its own
+    out = subprocess.run([sys.executable, "-c", _SPILL, str(tmp_path)], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    during, after = out.stdout.splitlines()
+    assert during == "2000 1 0"  # every entry, in one spilled file, open but already unlinked
+    assert after == "0"
 
 
 def test_planning_queries_neither_sort_nor_read_a_whole_side_per_chunk() -> None:

@@ -563,7 +563,8 @@ class _Job:
     @contextmanager
     def _sending(self) -> Iterator[None]:
         """A sender per side for the round's batches; if the round fails, the batches in
-        flight are waited for (not collected: their records are re-paired by cross-link)."""
+        flight are waited for (not collected: their records are re-paired by cross-link) and
+        those still waiting their turn are never sent."""
         self.senders = {side: Sender(self.io, waiting=self._batches_a_chunk(side)) for side in SIDES}
         try:
             yield

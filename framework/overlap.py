@@ -14,7 +14,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import CancelledError, Executor, wait
+from concurrent.futures import Executor, Future, wait
 from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
@@ -85,20 +85,20 @@ class Sender(Generic[R]):
         self._threads = threads
         self._depth = depth
         self._limit = depth + waiting
-        self._flights: deque[_Flight[R]] = deque()  # sent and not collected, in order
-        self._queue: deque[_Flight[R]] = deque()  # sent and not started
+        self._flights: deque[tuple[Future[R], Callable[[R], None]]] = deque()  # sent, not collected
+        self._queue: deque[tuple[Future[R], Callable[[], R]]] = deque()  # sent, not started
         self._running = 0  # drains started in ``threads``, each running queued calls in turn
         self._lock = threading.Lock()
 
     def send(self, call: Callable[[], R], collect: Callable[[R], None]) -> None:
         """Send ``call``; its answer goes to ``collect`` (in the caller's thread) when a later
         ``send`` finds it answered or must wait for it, or on ``finish``."""
-        while self._flights and (self._flights[0].done.is_set() or len(self._flights) >= self._limit):
+        while self._flights and (self._flights[0][0].done() or len(self._flights) >= self._limit):
             self._collect_oldest()
-        flight = _Flight(call, collect)
-        self._flights.append(flight)
+        future: Future[R] = Future()
+        self._flights.append((future, collect))
         with self._lock:
-            self._queue.append(flight)
+            self._queue.append((future, call))
             start = self._running < self._depth
             if start:
                 self._running += 1
@@ -119,8 +119,7 @@ class Sender(Generic[R]):
     def abandon(self) -> None:
         """Drop the calls not started; wait for the ones running, dropping their answers."""
         self._drop_queued()
-        for flight in self._flights:
-            flight.done.wait()
+        wait([future for future, _collect in self._flights])
         self._flights.clear()
 
     def _drain(self) -> None:
@@ -130,47 +129,22 @@ class Sender(Generic[R]):
                 if not self._queue:
                     self._running -= 1
                     return
-                flight = self._queue.popleft()
-            if not flight.run():
+                future, call = self._queue.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # raised in the caller's thread when collected
+                future.set_exception(exc)
                 self._drop_queued()  # a failed call ends the round: what waited behind it is not sent
 
     def _drop_queued(self) -> None:
         with self._lock:
             dropped, self._queue = self._queue, deque()
-        for flight in dropped:
-            flight.drop()
+        for future, _call in dropped:
+            future.cancel()
+            future.set_running_or_notify_cancel()  # cancelled and notified: done for ``wait``
 
     def _collect_oldest(self) -> None:
-        flight = self._flights.popleft()
-        flight.collect(flight.answer())
-
-
-class _Flight(Generic[R]):
-    """One call sent by a :class:`Sender`: its answer, or what it raised, once done."""
-
-    def __init__(self, call: Callable[[], R], collect: Callable[[R], None]) -> None:
-        self.call = call
-        self.collect = collect
-        self.done = threading.Event()
-        self._answer: R | None = None
-        self._error: BaseException | None = None
-
-    def run(self) -> bool:
-        """Make the call; False when it raised (raised again in the caller's thread when collected)."""
-        try:
-            self._answer = self.call()
-        except BaseException as exc:
-            self._error = exc
-        finally:
-            self.done.set()
-        return self._error is None
-
-    def drop(self) -> None:
-        self._error = CancelledError()
-        self.done.set()
-
-    def answer(self) -> R:
-        self.done.wait()
-        if self._error is not None:
-            raise self._error
-        return cast(R, self._answer)
+        future, collect = self._flights.popleft()
+        collect(future.result())

@@ -94,6 +94,7 @@ class Spool:
     def add(self, side: SideName, items: Sequence[Item], deleted: Iterable[str] = ()) -> None:
         """Spool one page of a side's listing."""
         rows = [(side, i.id, i.link, _dump(i.record)) for i in items]
+        relisted = self.listed(side, [i.id for i in items], deleted=False)  # their earlier keys go
         with self.db:
             self.db.executemany(
                 "INSERT INTO entry (side, id, deleted, link, data) VALUES (?, ?, 0, ?, ?)"
@@ -105,10 +106,9 @@ class Spool:
                 [(side, item_id) for item_id in deleted],
             )
             if items:
-                self._index_keys(side, items)
+                self._index_keys(side, items, relisted)
 
-    def _index_keys(self, side: SideName, items: Sequence[Item]) -> None:
-        relisted = self.listed(side, [i.id for i in items], deleted=False)
+    def _index_keys(self, side: SideName, items: Sequence[Item], relisted: set[str]) -> None:
         if relisted:
             self.db.executemany("DELETE FROM natural_key WHERE side = ? AND id = ?", [(side, i) for i in relisted])
         keys = [(side, i.id, key) for i in items for key in self.match_keys(i.record)]

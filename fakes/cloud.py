@@ -48,6 +48,7 @@ class Options:
     sales_inbox: bool = False
     ews_version: str = "Exchange2016"
     ews_enabled: bool = True
+    ews_basic: bool = True
 
 
 class FakeCloud:
@@ -77,7 +78,9 @@ class FakeCloud:
             GRAPH_CLIENT_ID, secret=GRAPH_CLIENT_SECRET, redirect_uris=[REDIRECT_URI], any_loopback_redirect=True
         )
         self.graph = GraphApi(self.tenant, self.authority)
-        self.ews = EwsApi(self.tenant, version=options.ews_version, enabled=options.ews_enabled)
+        self.ews = EwsApi(
+            self.tenant, version=options.ews_version, enabled=options.ews_enabled, basic_auth=options.ews_basic
+        )
 
     # lifecycle --------------------------------------------------------------------------
     def start(self) -> FakeCloud:

@@ -46,6 +46,7 @@ class World:
     directory: Path
     results: list[Result] = field(default_factory=list)
     logged_in: set[str] = field(default_factory=set)
+    ews_auth_type: str = "auto"  # what the administrator passes as 'exsync auth ews --auth-type'
 
     @property
     def state_url(self) -> str:
@@ -106,12 +107,14 @@ class World:
         return self.run(
             ADMIN,
             f"exsync auth ews --impersonation --endpoint {endpoint or self.cloud.ews_url} --email {email} "
-            f"--password {shlex.quote(password)} --domain CONTOSO",
+            f"--password {shlex.quote(password)} --domain CONTOSO --auth-type {self.ews_auth_type}",
             trust_ca=trust_ca,
         )
 
     def ews_individual(self) -> Result:
-        return self.run(ADMIN, f"exsync auth ews --individual --endpoint {self.cloud.ews_url}")
+        return self.run(
+            ADMIN, f"exsync auth ews --individual --endpoint {self.cloud.ews_url} --auth-type {self.ews_auth_type}"
+        )
 
     def ews_own_credentials(self, user: str, for_user: str | None = None) -> Result:
         whose = address(for_user or user)

@@ -41,10 +41,16 @@ def fakes() -> None:
 @click.option("--edition", default="Enterprise", show_default=True, help="The fake CRM org's edition.")
 @click.option("--sales-inbox", is_flag=True, help="The fake CRM org uses SalesInbox.")
 @click.option("--ews-version", default="Exchange2016", show_default=True, help="Version the fake EWS announces.")
+@click.option(
+    "--ews-no-basic", is_flag=True, help="The fake EWS refuses Basic authentication (Windows authentication only)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line of URLs and credentials when ready.")
-def serve(size: int, seed: int, edition: str, sales_inbox: bool, ews_version: str, as_json: bool) -> None:
+def serve(
+    size: int, seed: int, edition: str, sales_inbox: bool, ews_version: str, ews_no_basic: bool, as_json: bool
+) -> None:
     """Start all three fakes on free ports of 127.0.0.1 and serve until interrupted."""
-    cloud = FakeCloud(options=Options(edition, sales_inbox, ews_version)).start()
+    options = Options(edition, sales_inbox, ews_version, ews_basic=not ews_no_basic)
+    cloud = FakeCloud(options=options).start()
     try:
         cloud.seed(size, seed)
         description = cloud.description()

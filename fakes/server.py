@@ -9,6 +9,7 @@ server errors and dropped connections for free.
 
 from __future__ import annotations
 
+import itertools
 import json
 import ssl
 import threading
@@ -33,6 +34,7 @@ class Request:
     headers: dict[str, str]  # keys lower-cased
     body: bytes
     base_url: str
+    connection: int = 0  # which TCP connection brought it (connection-based auth such as NTLM)
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         """The first value of query parameter ``name``."""
@@ -53,6 +55,7 @@ class Response:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    repeated: list[tuple[str, str]] = field(default_factory=list)  # headers sent more than once
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -151,6 +154,7 @@ class FakeServer:
         self.handler = handler
         self.faults = Faults()
         self.requests = 0
+        self._connections = itertools.count(1)
         server = self
 
         class _RequestHandler(BaseHTTPRequestHandler):
@@ -159,6 +163,10 @@ class FakeServer:
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return
+
+            def setup(self) -> None:
+                super().setup()
+                self.connection_number = next(server._connections)
 
             def _serve(self) -> None:
                 server._serve(self)
@@ -199,6 +207,7 @@ class FakeServer:
             headers={k.lower(): v for k, v in raw.headers.items()},
             body=body,
             base_url=self.base_url,
+            connection=getattr(raw, "connection_number", 0),
         )
         self.requests += 1
         rule = self.faults.take(request)
@@ -216,7 +225,7 @@ class FakeServer:
             except Exception as exc:  # a fake's bug must surface as a 500, not a hang
                 response = Response.json({"error": f"fake server error: {exc!r}"}, status=500)
         raw.send_response(response.status)
-        for name, value in response.headers.items():
+        for name, value in [*response.headers.items(), *response.repeated]:
             raw.send_header(name, value)
         raw.send_header("Content-Length", str(len(response.body)))
         raw.end_headers()

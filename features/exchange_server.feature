@@ -1,7 +1,45 @@
 Feature: Exchange Server over EWS
-  exsync reaches an on-premises Exchange Server through EWS with Basic authentication,
-  either with a service account holding ApplicationImpersonation or with each user's own
-  credentials. The choice between the two is made once.
+  exsync reaches an on-premises Exchange Server through EWS with Windows authentication (NTLM,
+  also behind Negotiate) or Basic, whichever the server offers (NTLM first), either with a
+  service account holding ApplicationImpersonation or with each user's own credentials. The
+  choice between the two is made once. The scenarios of B07-B11 and B17 run twice: over NTLM
+  with Basic switched off on the server, and over Basic.
+
+  @B07
+  Scenario: Basic is not a prerequisite: with Basic switched off exsync uses Windows authentication
+    Given exsync is installed in an Enterprise org for "all"
+    And Basic authentication is switched off on the Exchange server
+    And the administrator authenticates EWS with impersonation and auth type "auto"
+    And the users "amelia.admin, sam.standard" are enabled for sync
+    And the mailbox of "sam.standard" has a contact "Bob Ray" with e-mail "bob@example.com"
+    When the administrator runs "exsync sync"
+    Then the command succeeds
+    And the CRM has a contact with e-mail "bob@example.com" owned by "sam.standard"
+    And the Exchange server authenticated every request with Windows authentication
+
+  @B07
+  Scenario: Automatic choice prefers Windows authentication to Basic
+    Given exsync is installed in an Enterprise org
+    When the administrator authenticates EWS with impersonation and auth type "auto"
+    Then the command succeeds
+    And the output mentions "NTLM"
+    And the Exchange server authenticated every request with Windows authentication
+
+  @B07
+  Scenario: A server that offers only Negotiate is reached with NTLM inside it
+    Given exsync is installed in an Enterprise org
+    And the Exchange server offers only Negotiate
+    When the administrator authenticates EWS with impersonation and auth type "ntlm"
+    Then the command succeeds
+    And the Exchange server authenticated every request with Windows authentication
+
+  @B07
+  Scenario: Basic chosen while the server has it switched off is reported as such
+    Given exsync is installed in an Enterprise org
+    And Basic authentication is switched off on the Exchange server
+    When the administrator authenticates EWS with impersonation and auth type "basic"
+    Then the command fails with "does not accept Basic authentication"
+    And no Exchange authentication is set up
 
   @B07
   Scenario: Plain http is refused unless explicitly allowed for a test server

@@ -3,7 +3,11 @@
 Order of checks for a request, as on a real Exchange server:
 
 1. path must be ``/EWS/Exchange.asmx`` (any case), else 404;
-2. Basic credentials of a tenant mailbox, else 401 with ``WWW-Authenticate: Basic realm=...``;
+2. a tenant mailbox authenticated by Windows authentication (NTLM, or Negotiate falling back to
+   NTLM: :mod:`fakes.ews.windows`; the connection stays authenticated) or by Basic when the server
+   allows it, else 401 with one ``WWW-Authenticate`` header per scheme offered (``Negotiate``,
+   ``NTLM``, ``Basic realm=...``), as IIS answers; an NTLM handshake in progress gets its
+   challenge in a 401 of its own;
 3. EWS enabled, else **403 Forbidden** (what Exchange Online answers when EWSEnabled is false:
    exchangelib reports it as an error mentioning ``Code: 403``, never as UnauthorizedError);
 4. only POST (405 otherwise);
@@ -29,6 +33,7 @@ from fakes.ews.soap import SOAP_NS, SoapFault, envelope, fault_envelope, local, 
 from fakes.ews.store import Renderer, Snapshots
 from fakes.ews.sync import CreationIndex
 from fakes.ews.versions import SERVER_VERSIONS
+from fakes.ews.windows import SCHEMES, WindowsAuth
 from fakes.server import Request, Response
 from fakes.tenant import Mailbox, Tenant, TenantError
 
@@ -45,17 +50,33 @@ class EwsApi:
     Exchange2016). ``enabled=False`` answers authenticated requests with 403 as when EWS is
     switched off. ``find_cap`` is the EWSFindCountLimit: FindItem returns at most that many items
     per call, whatever MaxEntriesReturned asks for. :attr:`calls` counts the operations served.
+    ``basic_auth`` offers Basic authentication (an administrator may switch it off);
+    ``windows_auth`` the Windows schemes offered (``("Negotiate", "NTLM")``, IIS's default; empty: none).
+    :attr:`schemes_used` counts the schemes requests were authenticated with.
     """
 
     def __init__(
-        self, tenant: Tenant, version: str = "Exchange2016", enabled: bool = True, find_cap: int = DEFAULT_FIND_CAP
+        self,
+        tenant: Tenant,
+        version: str = "Exchange2016",
+        enabled: bool = True,
+        find_cap: int = DEFAULT_FIND_CAP,
+        *,
+        basic_auth: bool = True,
+        windows_auth: tuple[str, ...] = SCHEMES,
     ) -> None:
         if version not in SERVER_VERSIONS:
             raise ValueError(f"unknown Exchange version {version!r}; choose one of {sorted(SERVER_VERSIONS)}")
+        if not set(windows_auth) <= set(SCHEMES):
+            raise ValueError(f"unknown Windows authentication schemes {windows_auth!r}; choose from {SCHEMES}")
         self.tenant = tenant
         self.version = SERVER_VERSIONS[version]
         self.enabled = enabled
         self.find_cap = find_cap
+        self.basic_auth = basic_auth
+        self.windows_auth = windows_auth
+        self.schemes_used: Counter[str] = Counter()
+        self._windows = WindowsAuth(tenant)
         self.calls: Counter[str] = Counter()
         self._generation = 1
         self._busy = 0
@@ -80,23 +101,46 @@ class EwsApi:
     def __call__(self, request: Request) -> Response:
         if request.path.lower() != EWS_PATH:
             return Response(404, b"Not Found", {"Content-Type": "text/plain"})
-        user = self._authenticate(request)
+        user, scheme, token = self._authenticate(request)
         if user is None:
-            challenge = {"WWW-Authenticate": f'Basic realm="{self.tenant.domain}"', "Content-Type": "text/plain"}
-            return Response(401, b"401 - Unauthorized: Access is denied due to invalid credentials.", challenge)
+            return self._unauthorized(scheme, token)
+        with self._lock:
+            self.schemes_used[scheme] += 1
         if not self.enabled:
             return Response(403, b"403 - Forbidden: EWS is disabled for this mailbox.", {"Content-Type": "text/plain"})
         if request.method != "POST":
             return Response(405, b"Method Not Allowed", {"Allow": "POST", "Content-Type": "text/plain"})
+        final = [("WWW-Authenticate", f"{scheme} {token}")] if token else []
         try:
-            return Response(200, self._serve(user, request.body), XML_HEADERS)
+            return Response(200, self._serve(user, request.body), XML_HEADERS, final)
         except SoapFault as fault:
-            return Response(500, fault_envelope(fault), XML_HEADERS)
+            return Response(500, fault_envelope(fault), XML_HEADERS, final)
 
-    def _authenticate(self, request: Request) -> Mailbox | None:
-        scheme, _, token = (request.header("authorization") or "").partition(" ")
-        if scheme.lower() != "basic":
-            return None
+    def _unauthorized(self, scheme: str, token: str | None) -> Response:
+        """401: the next step of a Windows handshake, or every scheme the server offers."""
+        body = b"401 - Unauthorized: Access is denied due to invalid credentials."
+        if token:
+            return Response(401, body, {"Content-Type": "text/plain"}, [("WWW-Authenticate", f"{scheme} {token}")])
+        offered = list(self.windows_auth)
+        if self.basic_auth:
+            offered.append(f'Basic realm="{self.tenant.domain}"')
+        return Response(401, body, {"Content-Type": "text/plain"}, [("WWW-Authenticate", o) for o in offered])
+
+    def _authenticate(self, request: Request) -> tuple[Mailbox | None, str, str | None]:
+        """The mailbox the request is authenticated as, the scheme, and a Windows token to send back."""
+        header = request.header("authorization") or ""
+        scheme = header.partition(" ")[0].lower()
+        if not header:
+            known = self._windows.principal(request.connection) if self.windows_auth else None
+            return (self._user(known[0]), known[1], None) if known else (None, "", None)
+        if scheme in {s.lower() for s in self.windows_auth}:
+            step = self._windows.step(request.connection, header)
+            return (self._user(step.principal) if step.principal else None), step.scheme, step.token
+        if scheme == "basic" and self.basic_auth:
+            return self._basic(header.partition(" ")[2]), "Basic", None
+        return None, "", None
+
+    def _basic(self, token: str) -> Mailbox | None:
         try:
             username, _, password = base64.b64decode(token).decode().partition(":")
         except (ValueError, UnicodeDecodeError):

@@ -1,4 +1,8 @@
-"""Exchange Server over EWS with Basic authentication: individual credentials or impersonation.
+"""Exchange Server over EWS: individual credentials or impersonation, over Windows authentication or Basic.
+
+The authentication type is the org's choice (``auto``, ``ntlm``, ``basic``): ``auto`` lets
+exchangelib pick from what the server offers (its ``WWW-Authenticate`` headers), NTLM before
+Basic; ``ntlm`` also answers a server that offers only Negotiate (NTLM inside it).
 
 The org's server (:class:`EwsServer`: endpoint, Exchange version) is plain configuration; the
 logins (:class:`EwsLogin`) live only in the vault. Everything is verified against the server
@@ -16,7 +20,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
-from exchangelib import BASIC, DELEGATE, IMPERSONATION, UTC, Account, Build, Configuration, Credentials, Version
+import requests
+from exchangelib import (
+    BASIC,
+    DELEGATE,
+    IMPERSONATION,
+    NTLM,
+    UTC,
+    Account,
+    Build,
+    Configuration,
+    Credentials,
+    Version,
+)
 from exchangelib import errors as ews_errors
 from exchangelib.protocol import Protocol
 
@@ -46,6 +62,9 @@ M365_SUFFIXES = (".office365.com",)
 EWS_PATH = "/EWS/Exchange.asmx"
 MODES = {"impersonation": "ews-impersonation", "individual": "ews-basic"}
 MODE_WORDS = {"impersonation": "impersonation (a service account)", "individual": "individual Exchange credentials"}
+#: The authentication types one may choose, as exchangelib's auth_type (None: what the server offers).
+AUTH_TYPES: dict[str, str | None] = {"auto": None, "ntlm": NTLM, "basic": BASIC}
+AUTH_WORDS = {NTLM: "Windows authentication (NTLM)", BASIC: "Basic authentication"}
 
 
 # configuration -----------------------------------------------------------------------------------
@@ -54,12 +73,16 @@ class EwsServer:
     """The org's Exchange server: where EWS answers and which version it speaks (not secret).
 
     ``build`` is the declared or detected build ("15.1.0.0"); empty means "detect on first use".
+    ``auth_type`` is one of :data:`AUTH_TYPES`; ``auth_used`` the exchangelib type the last
+    verification authenticated with (what ``auto`` found).
     """
 
     endpoint: str
     build: str = ""
     api_version: str = ""
     insecure_http: bool = False
+    auth_type: str = "auto"
+    auth_used: str = ""
 
     SETTING: ClassVar[str] = "ews_server"
 
@@ -82,6 +105,15 @@ class EwsServer:
             return None
         build = Build(*(int(part) for part in self.build.split(".")))
         return Version(build=build, api_version=self.api_version or None)
+
+    @property
+    def authentication(self) -> str:
+        """The authentication in words: the type chosen, and for ``auto`` the one found."""
+        chosen = AUTH_TYPES.get(self.auth_type)
+        if chosen is not None:
+            return AUTH_WORDS[chosen]
+        found = AUTH_WORDS.get(self.auth_used)
+        return f"auto: {found}" if found else "auto (what the server offers)"
 
     @property
     def product(self) -> str:
@@ -155,7 +187,7 @@ def connect(ctx: Context, server: EwsServer, login: EwsLogin, mailbox: str, impe
     config = Configuration(
         service_endpoint=server.endpoint,
         credentials=Credentials(login.username, login.password),
-        auth_type=BASIC,
+        auth_type=AUTH_TYPES.get(server.auth_type),
         version=server.version(),
     )
     release_protocol(config)
@@ -203,10 +235,12 @@ def probe(ctx: Context, server: EwsServer, login: EwsLogin, mailbox: str, impers
     try:
         _ = account.root  # one GetFolder, as the mailbox's owner or impersonating it
         version = account.version
+        used = str(account.protocol.auth_type)
     except ews_errors.EWSError as exc:
         raise setup_error(exc, server, login, mailbox) from exc
     finally:
         release_protocol(account.protocol.config)
+    server = dataclasses.replace(server, auth_used=used)
     if server.build:
         return server  # declared: kept as the administrator said
     return dataclasses.replace(server, build=str(version.build), api_version=version.api_version)
@@ -221,6 +255,16 @@ _HTTP_STATUS = re.compile(r"Code: (\d{3})")
 def setup_error(exc: Exception, server: EwsServer, login: EwsLogin, mailbox: str) -> ExsyncError:
     """One clear sentence (and a hint) for an exchangelib failure met while setting up."""
     text = str(exc)
+    if isinstance(exc, ews_errors.UnauthorizedError) and server.auth_type == "basic" and not offers_basic(server):
+        return ConfigurationError(
+            f"The server {server.host} does not accept Basic authentication (it is switched off there).",
+            hint="Use Windows authentication: --auth-type ntlm, or --auth-type auto to use what the server offers.",
+        )
+    if "Failed to get auth type" in text or "No compatible auth type" in text:
+        return ConfigurationError(
+            f"The server {server.host} offers no authentication exsync can choose by itself.",
+            hint="Name it: --auth-type ntlm (Windows authentication, also behind Negotiate) or --auth-type basic.",
+        )
     if isinstance(exc, ews_errors.UnauthorizedError):
         return AuthenticationFailed(
             f"The server {server.host} refused the user name or password of {login.username}.",
@@ -259,6 +303,23 @@ def setup_error(exc: Exception, server: EwsServer, login: EwsLogin, mailbox: str
         f"The Exchange server at {server.host} answered unexpectedly: {_first_line(text)}",
         hint="Check the endpoint URL and the server's EWS configuration.",
     )
+
+
+def offers_basic(server: EwsServer) -> bool:
+    """Whether the server's 401 challenge lists Basic (True when that cannot be found out)."""
+    try:
+        answer = requests.post(
+            server.endpoint,
+            data=b"",
+            headers={"Content-Type": "text/xml; charset=utf-8"},
+            verify=tls.bundle_for(server.endpoint, True),
+            timeout=10,
+            allow_redirects=False,
+        )
+    except requests.RequestException:
+        return True
+    offered = answer.headers.get("WWW-Authenticate", "")
+    return answer.status_code != 401 or re.search(r"(^|[\s,])basic\b", offered, re.IGNORECASE) is not None
 
 
 def sync_error(exc: Exception, server: EwsServer, login: EwsLogin, mailbox: str) -> SyncError:
@@ -399,11 +460,18 @@ def _verified(
         raise
 
 
-def configure_server(ctx: Context, endpoint: str, version: str, insecure_http: bool) -> EwsServer:
+def configure_server(
+    ctx: Context, endpoint: str, version: str, insecure_http: bool, auth_type: str = "auto"
+) -> EwsServer:
     """The Exchange server an administrator names, checked first (B03, B07, B09); refusals are audit-logged."""
     try:
         build, api_version = declared_version(version)
-        return EwsServer(check_endpoint(endpoint, insecure_http), build, api_version, insecure_http)
+        if auth_type not in AUTH_TYPES:
+            choices = ", ".join(AUTH_TYPES)
+            raise ConfigurationError(
+                f"{auth_type!r} is not an authentication type exsync knows.", hint=f"Choose one of: {choices}."
+            )
+        return EwsServer(check_endpoint(endpoint, insecure_http), build, api_version, insecure_http, auth_type)
     except ConfigurationError as exc:
         _audit(ctx, "authenticate-org", "refused", endpoint=endpoint, reason=exc.message)
         raise
@@ -416,6 +484,16 @@ def check_org_endpoint(ctx: Context, endpoint: str, insecure_http: bool) -> None
         raise NotAllowed(
             f"This org's EWS endpoint is {configured}; only an administrator can change it.",
             hint="Leave out --endpoint to store your own credentials for the org's server.",
+        )
+
+
+def check_org_auth_type(ctx: Context, auth_type: str) -> None:
+    """Refuse a user's ``--auth-type`` other than the org's: only an administrator chooses it."""
+    configured = EwsServer.load(ctx).auth_type
+    if auth_type != configured:
+        raise NotAllowed(
+            f"This org authenticates to Exchange with --auth-type {configured}; only an administrator can change it.",
+            hint="Leave out --auth-type to store your own credentials.",
         )
 
 

@@ -45,6 +45,14 @@ def _password(password: str | None, prompt: str) -> str:
     type=click.Choice([*auth.VERSIONS, "auto"]),
     help="The Exchange Server version, or detect it.",
 )
+@click.option(
+    "--auth-type",
+    default="auto",
+    show_default=True,
+    type=click.Choice(list(auth.AUTH_TYPES)),
+    help="How to authenticate: what the server offers (NTLM before Basic), Windows authentication (NTLM, "
+    "also behind Negotiate), or Basic (admins, with --impersonation or --individual).",
+)
 @click.option("--insecure-http", is_flag=True, help="Allow a plain-http endpoint (test servers and the fakes only).")
 @click.option("--user", "user_key", metavar="EMAIL", help="Store credentials for this CRM user ('me': yourself).")
 @pass_context
@@ -56,10 +64,11 @@ def ews_command(
     domain: str,
     mode: str | None,
     version: str,
+    auth_type: str,
     insecure_http: bool,
     user_key: str | None,
 ) -> None:
-    """Authenticate to Exchange Server over EWS (Basic authentication), verified before anything is stored.
+    """Authenticate to Exchange Server over EWS (Windows authentication or Basic), verified before anything is stored.
 
     An administrator first chooses, once and for good, between --impersonation (one service account)
     and --individual (each user stores their own login). With individual credentials every user then
@@ -68,19 +77,22 @@ def ews_command(
     if mode == "impersonation" or (mode == "individual" and ctx.actor.is_admin):
         if not endpoint:
             raise UsageError("--endpoint is required to set up EWS.", hint="Give the server's EWS URL.")
-        server = auth.configure_server(ctx, endpoint, version, insecure_http)
+        server = auth.configure_server(ctx, endpoint, version, insecure_http, auth_type)
         if mode == "impersonation":
             _impersonation(ctx, server, email, password, domain)
             return
         auth.choose_individual(ctx, server)
         say(
-            f"Individual Exchange credentials chosen for {server.host} ({server.product}); "
-            "each user now stores their own login."
+            f"Individual Exchange credentials chosen for {server.host} ({server.product}, "
+            f"{server.authentication}); each user now stores their own login."
         )
         if password is None and email is None:
             return
-    elif endpoint:
-        auth.check_org_endpoint(ctx, endpoint, insecure_http)
+    else:
+        if endpoint:
+            auth.check_org_endpoint(ctx, endpoint, insecure_http)
+        if auth_type != "auto":
+            auth.check_org_auth_type(ctx, auth_type)
     _own_login(ctx, user_key, email, password, domain)
 
 
@@ -96,6 +108,7 @@ def _impersonation(ctx: Context, server: EwsServer, email: str | None, password:
             "service_account": email,
             "exchange_version": verified.product,
             "exchange_build": verified.build,
+            "authentication": verified.authentication,
         },
         title="EWS impersonation set up",
     )

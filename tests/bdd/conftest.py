@@ -88,6 +88,52 @@ def _flat(text: str) -> str:
 
 
 # -- EWS ----------------------------------------------------------------------------------------
+#: Behaviours whose scenarios run twice: over Windows authentication (Basic off) and over Basic.
+EWS_AUTH_BEHAVIOURS = {"B07", "B08", "B09", "B10", "B11", "B17"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the Exchange Server scenarios over NTLM (Basic switched off on the server) and over Basic."""
+    tags = {marker.name for marker in metafunc.definition.iter_markers()}
+    if tags & EWS_AUTH_BEHAVIOURS and "ews_auth" in metafunc.fixturenames:
+        metafunc.parametrize("ews_auth", ["ntlm", "basic"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def ews_auth(request: pytest.FixtureRequest, world: World) -> str:
+    """The authentication type of the scenario: 'ntlm' also switches Basic off on the fake server."""
+    chosen: str = getattr(request, "param", "auto")
+    world.ews_auth_type = chosen
+    if chosen == "ntlm":
+        world.cloud.ews.basic_auth = False
+    return chosen
+
+
+@given("Basic authentication is switched off on the Exchange server")
+def ews_basic_off(world: World) -> None:
+    world.cloud.ews.basic_auth = False
+
+
+@given("the Exchange server offers only Negotiate")
+def ews_negotiate_only(world: World) -> None:
+    world.cloud.ews.basic_auth = False
+    world.cloud.ews.windows_auth = ("Negotiate",)
+
+
+@given(parsers.parse('the administrator authenticates EWS with impersonation and auth type "{kind}"'))
+@when(parsers.parse('the administrator authenticates EWS with impersonation and auth type "{kind}"'))
+def ews_impersonation_with(world: World, kind: str) -> None:
+    world.ews_auth_type = kind
+    world.ews_impersonation()
+
+
+@then("the Exchange server authenticated every request with Windows authentication")
+def ews_windows_only(world: World) -> None:
+    used = world.cloud.ews.schemes_used
+    assert used["NTLM"] + used["Negotiate"] > 0, used
+    assert used["Basic"] == 0, used
+
+
 @given("the administrator authenticates EWS with impersonation")
 @when("the administrator authenticates EWS with impersonation")
 def ews_impersonation(world: World) -> None:

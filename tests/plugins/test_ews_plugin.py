@@ -392,6 +392,70 @@ def test_update_password_of_the_service_account(ctx: Context, exchange: Exchange
         assert opened.side("contacts").read(None, WINDOW).items == []
 
 
+# the authentication type: auto, ntlm, basic (B07, B10) --------------------------------------------------
+def _with_auth(exchange: Exchange, auth_type: str) -> EwsServer:
+    return dataclasses.replace(_server(exchange), auth_type=auth_type)
+
+
+@pytest.mark.parametrize(
+    ("basic", "chosen", "used"),
+    [(True, "auto", "NTLM"), (False, "auto", "NTLM"), (False, "ntlm", "NTLM"), (True, "basic", "basic")],
+)
+def test_the_chosen_authentication_is_what_reaches_the_server(
+    ctx: Context, exchange: Exchange, basic: bool, chosen: str, used: str
+) -> None:
+    exchange.api.basic_auth = basic
+    server = auth.setup_impersonation(ctx, _with_auth(exchange, chosen), _svc())
+    assert (server.auth_type, server.auth_used) == (chosen, used)
+    assert EwsServer.load(ctx) == server
+    with _opened(ctx, BOB) as opened:  # a sync opens mailboxes the same way
+        assert opened.side("tasks").read(None, WINDOW).full
+    seen = exchange.api.schemes_used
+    assert (seen["Basic"] > 0) == (used == "basic")
+    assert (seen["NTLM"] > 0) == (used == "NTLM")
+
+
+def test_a_wrong_password_over_ntlm_is_refused_by_the_handshake(ctx: Context, exchange: Exchange) -> None:
+    exchange.api.basic_auth = False
+    with pytest.raises(AuthenticationFailed, match="user name or password"):
+        auth.setup_impersonation(ctx, _with_auth(exchange, "ntlm"), _svc("not-the-password"))
+    assert not exchange.api.schemes_used  # no request was ever served
+    assert not auth.EwsImpersonation().has_credentials(ctx, None)
+
+
+def test_basic_switched_off_on_the_server_is_explained(ctx: Context, exchange: Exchange) -> None:
+    exchange.api.basic_auth = False
+    with pytest.raises(ConfigurationError, match="does not accept Basic") as caught:
+        auth.setup_impersonation(ctx, _with_auth(exchange, "basic"), _svc())
+    assert "--auth-type ntlm" in str(caught.value.hint)
+
+
+def test_auto_against_a_server_offering_only_negotiate_names_the_way_out(ctx: Context, exchange: Exchange) -> None:
+    exchange.api.basic_auth, exchange.api.windows_auth = False, ("Negotiate",)
+    with pytest.raises(ConfigurationError, match="offers no authentication") as caught:
+        auth.setup_impersonation(ctx, _with_auth(exchange, "auto"), _svc())
+    assert "--auth-type ntlm" in str(caught.value.hint)
+    server = auth.setup_impersonation(ctx, _with_auth(exchange, "ntlm"), _svc())
+    assert server.auth_used == "NTLM" and exchange.api.schemes_used["Negotiate"] > 0
+
+
+@pytest.mark.usefixtures("plain_host")
+def test_auth_type_on_the_command_line(ctx: Context, exchange: Exchange) -> None:
+    exchange.api.basic_auth = False
+    args = ["auth", "ews", "--individual", "--endpoint", exchange.endpoint, "--auth-type", "ntlm"]
+    result = _run(ctx, exchange, *args)
+    assert result.exit_code == 0, result.output
+    assert "Windows authentication (NTLM)" in result.output
+    assert EwsServer.load(ctx).auth_type == "ntlm"
+    own = ["auth", "ews", "--password", PASSWORDS["bob"], "--email", BOB.email]
+    refused = _run(ctx, exchange, *own, "--auth-type", "basic", acting_as="u2")
+    assert refused.exit_code != 0 and "only an administrator" in refused.output
+    stored = _run(ctx, exchange, *own, acting_as="u2")
+    assert stored.exit_code == 0, stored.output
+    bad = _run(ctx, exchange, "auth", "ews", "--individual", "--endpoint", exchange.endpoint, "--auth-type", "kerberos")
+    assert bad.exit_code != 0 and "kerberos" in bad.output
+
+
 # the sides ----------------------------------------------------------------------------------------------
 NOW = datetime.now(UTC).replace(microsecond=0)
 RECORDS: dict[str, list[Any]] = {

@@ -1,7 +1,8 @@
 """The Microsoft 365 / Exchange tenant that the fake Graph and the fake EWS both serve.
 
 One :class:`Tenant` holds the users and their mailboxes. A mailbox has folders
-(``contacts``, ``calendar``, ``tasks``, ``inbox``, ``sentitems``) of :class:`Item`. An item's
+(``contacts``, ``calendar``, ``tasks``, ``inbox``, ``sentitems``, and ``deleteditems`` and
+``recoverableitemsdeletions`` for what was deleted but can still be recovered) of :class:`Item`. An item's
 ``data`` is the Graph resource shape (contact, event, todoTask, message) without ``id`` and
 ``changeKey``: Graph returns it almost as is, EWS converts it to and from SOAP elements.
 Every create, update and delete gets the next number of one monotonic change log, which
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-FOLDERS = ("contacts", "calendar", "tasks", "inbox", "sentitems")
+FOLDERS = ("contacts", "calendar", "tasks", "inbox", "sentitems", "deleteditems", "recoverableitemsdeletions")
 
 
 class TenantError(Exception):
@@ -32,7 +33,7 @@ class TenantError(Exception):
 
 @dataclass
 class Item:
-    """One item in a mailbox folder."""
+    """One item in a mailbox folder; ``origin`` is the folder it was made in when it was moved since."""
 
     id: str
     folder: str
@@ -41,6 +42,12 @@ class Item:
     created: datetime
     modified: datetime
     seq: int
+    origin: str = ""
+
+    @property
+    def home(self) -> str:
+        """The folder whose kind of item this is (``contacts`` for a contact in Deleted Items)."""
+        return self.origin or self.folder
 
     def resource(self) -> dict[str, Any]:
         """The Graph representation: ``data`` plus id, changeKey and timestamps."""
@@ -164,6 +171,19 @@ class Tenant:
             self.get(box, folder, item_id)
             del box.folders[folder][item_id]
             box.log[folder].append(_Change(self._next_seq(), item_id, True))
+
+    def move(self, box: Mailbox, folder: str, item_id: str, target: str) -> Item:
+        """Move an item to folder ``target``: it leaves ``folder`` (a deletion there) and gets a new id."""
+        with self.lock:
+            item = self.get(box, folder, item_id)
+            del box.folders[folder][item_id]
+            box.log[folder].append(_Change(self._next_seq(), item_id, True))
+            seq = self._next_seq()
+            moved = Item(_new_id(), target, item.data, _change_key(seq), item.created, datetime.now(UTC), seq)
+            moved.origin = item.home
+            box.folders[target][moved.id] = moved
+            box.log[target].append(_Change(seq, moved.id, False))
+            return moved
 
     def changes(self, box: Mailbox, folder: str, since: int) -> Changes:
         """Items created or updated, and ids deleted, after change-log number ``since``.

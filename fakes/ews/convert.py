@@ -22,7 +22,16 @@ from fakes.ews.fields import AttendeesField, Field
 from fakes.ews.folders import id_element
 from fakes.ews.recurrence import read_recurrence, write_recurrence
 from fakes.ews.soap import EwsError, el, local, sub, t
-from fakes.ews.values import Data, ews_datetime, peek_private, private, prune_private
+from fakes.ews.values import (
+    Data,
+    ews_datetime,
+    get_path,
+    graph_when,
+    peek_private,
+    private,
+    prune_private,
+    set_path,
+)
 from fakes.tenant import Item, Mailbox
 
 # Elements the server computes; a client sending them is ignored.
@@ -66,12 +75,14 @@ class Kind:
         fields: list[Field],
         complete: Callable[[Data, Mailbox], None],
         extras: Callable[[Item], list[Element]],
+        recompute: Callable[[Data | None, Data], None] | None = None,
     ) -> None:
         self.tag = tag
         self.item_class = item_class
         self.fields = fields
         self.complete = complete
         self.extras = extras
+        self.recompute = recompute or _nothing
         self._by_tag = {field.tag: field for field in fields}
 
     def field_for_tag(self, tag: str) -> Field | None:
@@ -79,6 +90,10 @@ class Kind:
 
     def field_for_uri(self, uri: str) -> Field | None:
         return next((field for field in self.fields if field.matches(uri)), None)
+
+
+def _nothing(old: Data | None, new: Data) -> None:
+    return None
 
 
 # the kinds -----------------------------------------------------------------------------------------
@@ -106,6 +121,41 @@ def _received(item: Item) -> list[Element]:
 def _contact_defaults(data: Data, owner: Mailbox) -> None:
     for key in ("emailAddresses", "businessPhones", "homePhones", "categories"):
         data.setdefault(key, [])
+
+
+FILE_AS_MAPPING = "FileAsMapping"
+
+
+def _contact_names(old: Data | None, new: Data) -> None:
+    """What Exchange computes for a contact: DisplayName when none is given, FileAs from its FileAsMapping.
+
+    FileAs follows the name fields (LastCommaFirst unless the item says otherwise) whenever they
+    change, unless the same request sets FileAs itself.
+    """
+    given, surname = new.get("givenName") or "", new.get("surname") or ""
+    company = new.get("companyName") or ""
+    if not new.get("displayName"):
+        new["displayName"] = " ".join(p for p in (given, new.get("middleName") or "", surname) if p) or company
+    keys = ("givenName", "middleName", "surname", "companyName")
+    names_changed = old is None or any(old.get(k) != new.get(k) for k in keys)
+    file_as_set = new.get("fileAs") and (old is None or old.get("fileAs") != new.get("fileAs"))
+    if names_changed and not file_as_set:
+        mapping = peek_private(new, "extra").get(FILE_AS_MAPPING) or "LastCommaFirst"
+        new["fileAs"] = _file_as(str(mapping), given, surname, company) or new["displayName"]
+
+
+def _file_as(mapping: str, given: str, surname: str, company: str) -> str:
+    last_first = ", ".join(p for p in (surname, given) if p)
+    first_last = " ".join(p for p in (given, surname) if p)
+    if mapping == "FirstSpaceLast":
+        return first_last
+    if mapping == "Company":
+        return company or last_first
+    if mapping == "LastSpaceFirst":
+        return " ".join(p for p in (surname, given) if p)
+    if mapping == "LastCommaFirstCompany":
+        return " ".join(p for p in (last_first, f"({company})" if company else "") if p)
+    return last_first
 
 
 CONTACT = Kind(
@@ -138,6 +188,7 @@ CONTACT = Kind(
     ],
     _contact_defaults,
     _received,
+    _contact_names,
 )
 
 
@@ -195,6 +246,33 @@ def _task_defaults(data: Data, owner: Mailbox) -> None:
     data.setdefault("categories", [])
 
 
+PERCENT = "_ews.task.percentComplete"  # Graph's todoTask has no such property: kept privately
+
+
+def _task_progress(old: Data | None, new: Data) -> None:
+    """What Exchange computes for a task: Completed means PercentComplete 100 and a CompleteDate.
+
+    PercentComplete set to 100 completes the task; a task no longer Completed loses its
+    CompleteDate and, if it was at 100, goes back to 0; NotStarted is 0; a NotStarted task given
+    some progress becomes InProgress.
+    """
+    before = old or {}
+    percent = float(get_path(new, PERCENT) or 0)
+    status_changed = before.get("status") != new.get("status")
+    percent_changed = float(get_path(before, PERCENT) or 0) != percent
+    if percent_changed and percent >= 100 and not status_changed:
+        new["status"] = "completed"
+    if new.get("status") == "completed":
+        set_path(new, PERCENT, 100)
+        new.setdefault("completedDateTime", graph_when(datetime.now(UTC)))
+        return
+    new.pop("completedDateTime", None)
+    if new.get("status") == "notStarted" and percent_changed and 0 < percent < 100:
+        new["status"] = "inProgress"
+    elif new.get("status") == "notStarted" or (status_changed and before.get("status") == "completed"):
+        set_path(new, PERCENT, 0)
+
+
 def _task_extras(item: Item) -> list[Element]:
     done = item.data.get("status") == "completed"
     return [*_received(item), el(t("IsComplete"), "true" if done else "false")]
@@ -211,10 +289,12 @@ TASK = Kind(
         Field("CompleteDate", "task:CompleteDate", "completedDateTime", f.read_when, f.write_when),
         Field("DueDate", "task:DueDate", "dueDateTime", f.read_when, f.write_when),
         Field("StartDate", "task:StartDate", "startDateTime", f.read_when, f.write_when),
+        Field("PercentComplete", "task:PercentComplete", PERCENT, f.read_number, f.write_number),
         Field("Status", "task:Status", "status", *_STATUS),
     ],
     _task_defaults,
     _task_extras,
+    _task_progress,
 )
 
 
@@ -331,6 +411,7 @@ def build_item(kind: Kind, elem: Element, owner: Mailbox) -> Data:
             _apply_child(kind, data, child, "set")
 
     _converted(fill)
+    kind.recompute(None, data)
     kind.complete(data, owner)
     prune_private(data)
     return data
@@ -350,6 +431,7 @@ def updated_item(kind: Kind, data: Data, updates: Element, owner: Mailbox) -> Da
                 _apply_child(kind, work, child, UPDATE_KINDS.get(name, "set"))
 
     _converted(change)
+    kind.recompute(data, work)
     kind.complete(work, owner)
     prune_private(work)
     return work

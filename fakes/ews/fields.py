@@ -54,6 +54,16 @@ def read_int(elem: Element) -> int:
     return int(text_of(elem, "0"))
 
 
+def read_number(elem: Element) -> int | float:
+    """An xs:double, as an int when it is whole (``100`` for ``100.0``)."""
+    value = float(text_of(elem, "0"))
+    return int(value) if value.is_integer() else value
+
+
+def write_number(tag: str, value: Any) -> Element:
+    return el(t(tag), str(value))
+
+
 def read_stamp(elem: Element) -> str:
     """An EWS date-time as a Graph timestamp string (``2025-01-01T09:00:00Z``)."""
     return ews_datetime(parse_ews_datetime(text_of(elem)))

@@ -1,7 +1,10 @@
 """The folder hierarchy the fake EWS shows for every mailbox.
 
-``root`` holds ``msgfolderroot`` (Top of Information Store), which holds the five tenant folders
-(contacts, calendar, tasks, inbox, sentitems). Folder ids are ``<address>:<distinguished id>``.
+``root`` holds ``msgfolderroot`` (Top of Information Store), which holds the tenant's item folders
+(contacts, calendar, tasks, inbox, sentitems, deleteditems), and ``recoverableitemsroot``, the
+dumpster outside the IPM subtree, whose ``recoverableitemsdeletions`` holds soft-deleted items.
+The dumpster is reached by its distinguished id only: FindFolder does not list it.
+Folder ids are ``<address>:<distinguished id>``.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
 from fakes.ews.soap import el, sub, t
+from fakes.tenant import FOLDERS as TENANT_FOLDERS
 from fakes.tenant import Mailbox, Tenant
 
 FOLDER_CHANGE_KEY = "AQAAABYAAAA="
@@ -28,7 +32,12 @@ class FolderInfo:
     @property
     def holds_items(self) -> bool:
         """Whether the folder is one of the tenant's item folders."""
-        return self.parent == "msgfolderroot"
+        return self.name in TENANT_FOLDERS
+
+    @property
+    def hidden(self) -> bool:
+        """Whether FindFolder leaves it out (the Recoverable Items dumpster)."""
+        return self.name.startswith("recoverableitems")
 
 
 FOLDERS = {
@@ -41,6 +50,9 @@ FOLDERS = {
         FolderInfo("tasks", "TasksFolder", "IPF.Task", "Tasks", "msgfolderroot"),
         FolderInfo("inbox", "Folder", "IPF.Note", "Inbox", "msgfolderroot"),
         FolderInfo("sentitems", "Folder", "IPF.Note", "Sent Items", "msgfolderroot"),
+        FolderInfo("deleteditems", "Folder", "IPF.Note", "Deleted Items", "msgfolderroot"),
+        FolderInfo("recoverableitemsroot", "Folder", None, "Recoverable Items", "root"),
+        FolderInfo("recoverableitemsdeletions", "Folder", None, "Deletions", "recoverableitemsroot"),
     )
 }
 
@@ -59,7 +71,7 @@ def children(name: str, deep: bool) -> list[FolderInfo]:
     """The subfolders of ``name``: direct ones, or the whole subtree when ``deep``."""
     found = []
     for info in FOLDERS.values():
-        if info.parent == name:
+        if info.parent == name and not info.hidden:
             found.append(info)
             if deep:
                 found.extend(children(info.name, deep))

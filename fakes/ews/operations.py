@@ -27,7 +27,7 @@ from fakes.ews.convert import (
 )
 from fakes.ews.folders import FOLDERS, FolderInfo, children, render_folder
 from fakes.ews.restrict import Candidate, in_window, matches, sort_candidates
-from fakes.ews.soap import EwsError, el, error_message, local, m, sub, success_message, t, text_of
+from fakes.ews.soap import EwsError, SoapFault, el, error_message, local, m, sub, success_message, t, text_of
 from fakes.ews.store import Renderer, Shape, Snapshots
 from fakes.ews.sync import CreationIndex, SyncState, next_page
 from fakes.ews.values import ews_datetime, parse_ews_datetime
@@ -290,7 +290,7 @@ def update_item(ctx: Context, request: Element) -> list[Element]:
                 "because the change key passed in the request does not match the current change key "
                 "for the item.",
             )
-        kind = KIND_BY_FOLDER[item.folder]
+        kind = KIND_BY_FOLDER[item.home]
         updates = change.find(t("Updates"))
         new = updated_item(kind, item.data, updates if updates is not None else el(t("Updates")), ctx.mailbox)
         item = ctx.tenant.update(ctx.mailbox, item.folder, item.id, patch_between(item.data, new))
@@ -300,15 +300,49 @@ def update_item(ctx: Context, request: Element) -> list[Element]:
     return _answer_each("UpdateItem", one, _children(request, "ItemChanges"))
 
 
+DELETE_TYPES = ("HardDelete", "SoftDelete", "MoveToDeletedItems")
+DELETED_ITEMS, DELETIONS = "deleteditems", "recoverableitemsdeletions"
+
+
 def delete_item(ctx: Context, request: Element) -> list[Element]:
-    """DeleteItem: every DeleteType removes the item from the tenant."""
+    """DeleteItem by its DeleteType (required by the schema).
+
+    HardDelete removes the item for good; SoftDelete moves it to Recoverable Items\\Deletions
+    (the dumpster, out of the user's sight); MoveToDeletedItems moves it to Deleted Items, where the
+    user can still restore it, and from Deleted Items itself soft-deletes it. A moved item gets a
+    new id, and its old folder reports a deletion. Calendar items need SendMeetingCancellations and
+    tasks AffectedTaskOccurrences, as Exchange asks.
+    """
+    delete_type = request.get("DeleteType")
+    if delete_type not in DELETE_TYPES:
+        raise SoapFault(
+            "ErrorSchemaValidation",
+            f"The request failed schema validation: The 'DeleteType' attribute is invalid or missing: {delete_type!r}.",
+        )
 
     def one(ref: Element) -> list[Element]:
         item = ctx.item(ref)
-        ctx.tenant.delete(ctx.mailbox, item.folder, item.id)
+        _check_delete_options(request, item)
+        if delete_type == "HardDelete":
+            ctx.tenant.delete(ctx.mailbox, item.folder, item.id)
+        elif delete_type == "SoftDelete" or item.folder in (DELETED_ITEMS, DELETIONS):
+            if item.folder != DELETIONS:
+                ctx.tenant.move(ctx.mailbox, item.folder, item.id, DELETIONS)
+        else:
+            ctx.tenant.move(ctx.mailbox, item.folder, item.id, DELETED_ITEMS)
         return []
 
     return _answer_each("DeleteItem", one, _children(request, "ItemIds"))
+
+
+def _check_delete_options(request: Element, item: Item) -> None:
+    home = item.home
+    if home == "calendar" and request.get("SendMeetingCancellations") is None:
+        raise EwsError(
+            "ErrorSendMeetingCancellationsRequired", "SendMeetingCancellations is required for calendar items."
+        )
+    if home == "tasks" and request.get("AffectedTaskOccurrences") is None:
+        raise EwsError("ErrorAffectedTaskOccurrencesRequired", "AffectedTaskOccurrences is required for tasks.")
 
 
 # SyncFolderItems -----------------------------------------------------------------------------------

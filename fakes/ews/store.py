@@ -54,12 +54,12 @@ class Renderer:
         if cached is None:
             if len(self._cache) >= self._limit:
                 self._cache.clear()
-            cached = self._cache[key] = render_item(KIND_BY_FOLDER[item.folder], item, box.address)
+            cached = self._cache[key] = render_item(KIND_BY_FOLDER[item.home], item, box.address)
         return cached
 
     def shaped(self, box: Mailbox, item: Item, shape: Shape) -> Element:
         """``item`` rendered for ``shape``, with the requested extended properties appended."""
-        base = render_id(KIND_BY_FOLDER[item.folder], item) if shape.id_only else self.full(box, item)
+        base = render_id(KIND_BY_FOLDER[item.home], item) if shape.id_only else self.full(box, item)
         if not shape.extended:
             return base
         node = el(base.tag, **base.attrib)

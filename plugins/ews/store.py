@@ -3,7 +3,8 @@
 Reading uses SyncFolderItems (the folder's sync state is the cursor, 512 changes per call, the
 most EWS allows), so a run costs what changed, not what the mailbox holds. Writing sends one
 CreateItem, UpdateItem or DeleteItem call per batch of up to 100 items; an item the server
-refuses gets its own error result while the rest of the batch goes through.
+refuses gets its own error result while the rest of the batch goes through. Deletions move items
+to Deleted Items (DeleteType MoveToDeletedItems), where the user can still restore them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from exchangelib import Message as NativeMessage
 from exchangelib import Task as NativeTask
 from exchangelib import errors as ews_errors
 from exchangelib.folders import Calendar, Contacts, DistinguishedFolderId, Inbox, Root, SentItems, Tasks
-from exchangelib.items import ALL_OCCURRENCES, ALWAYS_OVERWRITE, HARD_DELETE, SAVE_ONLY, SEND_TO_NONE
+from exchangelib.items import ALL_OCCURRENCES, ALWAYS_OVERWRITE, MOVE_TO_DELETED_ITEMS, SAVE_ONLY, SEND_TO_NONE
 from exchangelib.services import CreateItem, DeleteItem, UpdateItem
 
 from framework.contracts import Changes, Create, Delete, Item, Side, Store, Update, Window, WriteOp, WriteResult
@@ -323,11 +324,12 @@ class FolderSide(Side):
         )
 
     def _delete(self, ids: list[Any]) -> list[Any]:
+        """Deletions go to Deleted Items, where the user can still restore them (as Outlook deletes)."""
         service = _DeleteItem(account=self.account, chunk_size=BATCH)
         return list(
             service.call(
                 items=ids,
-                delete_type=HARD_DELETE,
+                delete_type=MOVE_TO_DELETED_ITEMS,
                 send_meeting_cancellations=SEND_TO_NONE,
                 affected_task_occurrences=ALL_OCCURRENCES,
                 suppress_read_receipts=True,

@@ -7,10 +7,26 @@ that a sync product must live with.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
 
 import pytest
 import requests
-from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, Account, Configuration, Credentials, EWSTimeZone
+from exchangelib import (
+    BASIC,
+    DELEGATE,
+    IMPERSONATION,
+    NTLM,
+    Account,
+    CalendarItem,
+    Configuration,
+    Contact,
+    Credentials,
+    EWSDateTime,
+    EWSTimeZone,
+    Message,
+    Task,
+)
 from exchangelib.errors import UnauthorizedError
 
 from fakes.ews import EwsApi, trust_ca
@@ -138,3 +154,122 @@ def test_impersonation_over_ntlm(server: FakeServer, tenant: Tenant) -> None:
     denied = connect(server, "CONTOSO\\alice", ALICE_PW, address=BOB, access_type=IMPERSONATION)
     with pytest.raises(Exception, match="impersonate"):
         _ = denied.contacts.total_count
+
+
+# Deleted Items and Recoverable Items --------------------------------------------------------------
+def test_move_to_trash_then_soft_delete_then_hard_delete(server: FakeServer, tenant: Tenant) -> None:
+    account = connect(server)
+    task = Task(folder=account.tasks, subject="Call Ann")
+    task.save()
+    assert _changes(account.tasks) == ["create"]
+    state = account.tasks.item_sync_state
+
+    task_id = task.id
+    task.move_to_trash()
+    assert task.folder == account.trash
+    (trashed,) = list(account.trash.all())
+    assert trashed.subject == "Call Ann" and trashed.id != task_id  # a moved item gets a new id
+    assert account.tasks.all().count() == 0
+    account.tasks.item_sync_state = state
+    assert _changes(account.tasks) == ["delete"]  # the tasks folder reports it gone
+
+    trashed.soft_delete()
+    assert account.trash.all().count() == 0
+    (recoverable,) = list(account.recoverable_items_deletions.all())
+    assert recoverable.subject == "Call Ann"
+    assert "recoverableitemsroot" not in {f.name for f in account.root.walk()}  # the dumpster is not listed
+
+    recoverable.delete()
+    assert account.recoverable_items_deletions.all().count() == 0
+    box = tenant.mailbox(ALICE)
+    assert not any(box.folders[name] for name in ("tasks", "deleteditems", "recoverableitemsdeletions"))
+
+
+def test_move_to_trash_from_deleted_items_moves_to_the_dumpster(server: FakeServer) -> None:
+    account = connect(server)
+    message = Message(folder=account.inbox, subject="Old news")
+    message.save()
+    message.move_to_trash()
+    (trashed,) = list(account.trash.all())
+    trashed.move_to_trash()
+    assert account.trash.all().count() == 0
+    assert [m.subject for m in account.recoverable_items_deletions.all()] == ["Old news"]
+
+
+def test_delete_type_is_required_and_calendar_items_need_meeting_cancellations(server: FakeServer) -> None:
+    account = connect(server)
+    item = CalendarItem(folder=account.calendar, subject="Sync", start=_at(9), end=_at(10))
+    item.save()
+    body = _delete_request(item.id, "")
+    answer = _post(account, body)
+    assert answer.status_code == 500 and b"ErrorSchemaValidation" in answer.content
+    answer = _post(account, _delete_request(item.id, 'DeleteType="HardDelete"'))
+    assert b"ErrorSendMeetingCancellationsRequired" in answer.content
+    answer = _post(account, _delete_request(item.id, 'DeleteType="HardDelete" SendMeetingCancellations="SendToNone"'))
+    assert b'ResponseClass="Success"' in answer.content and account.calendar.all().count() == 0
+
+
+def _changes(folder: Any) -> list[str]:
+    return [kind for kind, _ in folder.sync_items()]
+
+
+def _at(hour: int) -> EWSDateTime:
+    return EWSDateTime(2030, 1, 7, hour, tzinfo=UTC_TZ)
+
+
+def _delete_request(item_id: str, attributes: str) -> bytes:
+    return (
+        '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" '
+        'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">'
+        f'<s:Body><m:DeleteItem {attributes}><m:ItemIds><t:ItemId Id="{item_id}"/></m:ItemIds>'
+        "</m:DeleteItem></s:Body></s:Envelope>"
+    ).encode()
+
+
+def _post(account: Account, body: bytes) -> requests.Response:
+    """A raw SOAP request over one of the account's authenticated sessions."""
+    session = account.protocol.get_session()
+    try:
+        return session.post(account.protocol.service_endpoint, data=body, headers={"Content-Type": "text/xml"})
+    finally:
+        account.protocol.release_session(session)
+
+
+# what Exchange computes by itself -------------------------------------------------------------------
+def test_completing_a_task_sets_percent_complete_and_complete_date(server: FakeServer) -> None:
+    account = connect(server)
+    task = Task(folder=account.tasks, subject="Send the offer", status="NotStarted")
+    task.save()
+    task.status = "Completed"
+    task.save(update_fields=["status"])  # only the status is sent
+    done = account.tasks.get(id=task.id)
+    assert (done.status, done.percent_complete, done.is_complete) == ("Completed", Decimal(100), True)
+    assert done.complete_date is not None
+
+    done.status = "InProgress"
+    done.save(update_fields=["status"])
+    reopened = account.tasks.get(id=task.id)
+    assert (reopened.percent_complete, reopened.complete_date) == (Decimal(0), None)
+
+    reopened.percent_complete = Decimal(100)
+    reopened.save(update_fields=["percent_complete"])
+    assert account.tasks.get(id=task.id).status == "Completed"
+
+
+def test_a_contact_gets_its_file_as_and_display_name_from_its_names(server: FakeServer) -> None:
+    account = connect(server)
+    contact = Contact(folder=account.contacts, given_name="Ann", surname="Lee", display_name="Ann Lee")
+    contact.save()
+    assert account.contacts.get(id=contact.id).file_as == "Lee, Ann"
+    contact.surname = "Lee-Smith"
+    contact.save(update_fields=["surname"])
+    assert account.contacts.get(id=contact.id).file_as == "Lee-Smith, Ann"
+    contact.file_as = "Ann (consultant)"
+    contact.save(update_fields=["file_as"])
+    assert account.contacts.get(id=contact.id).file_as == "Ann (consultant)"
+    other = Contact(
+        folder=account.contacts, given_name="Bo", surname="Ek", display_name="x", file_as_mapping="FirstSpaceLast"
+    )
+    other.save()
+    assert account.contacts.get(id=other.id).file_as == "Bo Ek"

@@ -681,6 +681,20 @@ def test_deleting_an_item_already_gone_succeeds(store: EwsStore) -> None:
     assert side.write([Delete(str(created.id))]) == [created]
 
 
+@pytest.mark.parametrize(("entity", "record"), [("tasks", Task("Recover me")), ("contacts", Contact("Ann", "Lee"))])
+def test_deletions_go_to_deleted_items_where_the_user_can_restore_them(
+    store: EwsStore, exchange: Exchange, entity: str, record: Any
+) -> None:
+    side = store.side(entity)
+    (created,) = side.write([Create(record, "crm-1")])
+    assert side.write([Delete(str(created.id))])[0].ok
+    box = exchange.tenant.mailbox(ADMIN.email)
+    (kept,) = exchange.tenant.items(box, "deleteditems")
+    assert kept.origin == {"tasks": "tasks", "contacts": "contacts"}[entity]
+    assert not exchange.tenant.items(box, kept.origin)
+    assert side.read(None, WINDOW).items == []  # what is in Deleted Items is not read back as a record
+
+
 def test_server_busy_is_transient_with_its_back_off(store: EwsStore, exchange: Exchange) -> None:
     side = store.side("tasks")
     side.read(None, WINDOW)
@@ -818,6 +832,44 @@ def test_the_engine_syncs_into_exchange_and_then_sees_no_echo(tmp_path: Path, ex
     with _opened(ctx) as opened:
         links = {i.link for i in opened.side("contacts").read(None, WINDOW).items}
     assert links == set(crm_ids["contacts"])
+
+
+def test_changes_exchange_makes_by_itself_never_come_back_as_edits(tmp_path: Path, exchange: Exchange) -> None:
+    """A task completed on either side: Exchange adds PercentComplete 100 and a CompleteDate, and a contact
+    gets a FileAs; none of that travels back as an edit, and nothing ping-pongs on later runs."""
+    world = MemoryWorld(users=[CrmUser("u1", ADMIN.email, ADMIN.name, "CEO", "Administrator", True)])
+    ctx = _context(tmp_path, exchange, "u1", world.plugin())
+    ctx.state.set_settings({"crm_connector": "memory"})
+    auth.setup_impersonation(ctx, _server(exchange), _svc())
+    crm_tasks, crm_contacts = world.side("crm", "u1", "tasks"), world.side("crm", "u1", "contacts")
+    from_crm = crm_tasks.put(Task("Done in the CRM", status="completed"))
+    crm_contacts.put(Contact("Ann", "Lee", "ann@example.com"))
+    box = exchange.tenant.mailbox(ADMIN.email)
+    from_exchange = exchange.tenant.create(box, "tasks", {"title": "Done in Outlook", "status": "notStarted"})
+
+    engine = Engine(ctx, sleep=lambda _seconds: None)
+    (first,) = engine.run([ADMIN], ["tasks", "contacts"])
+    assert first.outcome == "ok", first.as_dict()
+    made = {i.data["title"]: i for i in exchange.tenant.items(box, "tasks")}
+    assert made["Done in the CRM"].data["completedDateTime"]  # computed by Exchange, not sent by us
+    assert made["Done in the CRM"].data["_ews"]["task"]["percentComplete"] == 100
+    assert exchange.tenant.items(box, "contacts")[0].data["fileAs"] == "Lee, Ann"
+
+    with _opened(ctx) as opened:  # the user completes the task in Outlook: Exchange fills in the rest
+        (native,) = [n for n in opened.account.tasks.all() if n.subject == "Done in Outlook"]
+        native.status = "Completed"
+        native.save(update_fields=["status"])
+    (second,) = engine.run([ADMIN], ["tasks", "contacts"])
+    crm_task = crm_tasks.records[next(k for k, (r, _) in crm_tasks.records.items() if r.subject == "Done in Outlook")]
+    assert crm_task[0].status == "completed"
+    assert second.entities["tasks"].sides["crm"].updated == 1
+    writes_before = crm_tasks.writes + crm_contacts.writes
+    for _ in range(2):
+        (later,) = engine.run([ADMIN], ["tasks", "contacts"])
+        assert all(not any(vars(c).values()) for r in later.entities.values() for c in r.sides.values())
+    assert crm_tasks.writes + crm_contacts.writes == writes_before
+    assert from_crm in crm_tasks.records and len(crm_tasks.records) == 2  # nothing duplicated or lost
+    assert {i.id for i in exchange.tenant.items(box, "tasks")} == {made["Done in the CRM"].id, from_exchange.id}
 
 
 def test_a_read_after_writing_fetches_only_items_changed_since_our_write(store: EwsStore, exchange: Exchange) -> None:

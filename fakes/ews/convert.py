@@ -17,6 +17,7 @@ from xml.etree import ElementTree as ET
 from xml.etree.ElementTree import Element
 
 from fakes.ews import fields as f
+from fakes.ews import occurrences
 from fakes.ews.extended import apply_extended, delete_extended
 from fakes.ews.fields import AttendeesField, Field
 from fakes.ews.folders import id_element
@@ -36,7 +37,20 @@ from fakes.tenant import Item, Mailbox
 
 # Elements the server computes; a client sending them is ignored.
 READ_ONLY = frozenset(
-    {"ItemId", "ParentFolderId", "ItemClass", "DateTimeCreated", "LastModifiedTime", "CalendarItemType", "Size"}
+    {
+        "ItemId",
+        "ParentFolderId",
+        "ItemClass",
+        "DateTimeCreated",
+        "LastModifiedTime",
+        "CalendarItemType",
+        "Size",
+        "OriginalStart",
+        "FirstOccurrence",
+        "LastOccurrence",
+        "ModifiedOccurrences",
+        "DeletedOccurrences",
+    }
 )
 UPDATE_KINDS = {"SetItemField": "set", "AppendToItemField": "append"}
 
@@ -201,9 +215,37 @@ def _event_defaults(data: Data, owner: Mailbox) -> None:
     data["type"] = "seriesMaster" if data.get("recurrence") else "singleInstance"
 
 
+_ITEM_TYPES = {"seriesMaster": "RecurringMaster", "occurrence": "Occurrence", "exception": "Exception"}
+
+
 def _event_extras(item: Item) -> list[Element]:
-    series = item.data.get("type") == "seriesMaster" or bool(item.data.get("recurrence"))
-    return [*_received(item), el(t("CalendarItemType"), "RecurringMaster" if series else "Single")]
+    series = occurrences.is_master(item.data)
+    kind = "RecurringMaster" if series else _ITEM_TYPES.get(str(item.data.get("type")), "Single")
+    extras = [*_received(item), el(t("CalendarItemType"), kind)]
+    if kind in ("Occurrence", "Exception"):
+        extras.append(f.write_when("OriginalStart", item.data["originalStart"]))
+    if series:
+        extras.extend(_series_info(item))
+    return extras
+
+
+def _series_info(master: Item) -> list[Element]:
+    """The master's FirstOccurrence, LastOccurrence, ModifiedOccurrences and DeletedOccurrences."""
+    nodes = []
+    for tag, entries in occurrences.master_info(master):
+        node = el(t(tag))
+        for entry_tag, occurrence in entries:
+            target = sub(node, t(entry_tag)) if entry_tag else node
+            if entry_tag == "DeletedOccurrence":
+                sub(target, t("Start"), ews_datetime(occurrence.original))
+                continue
+            data = occurrences.occurrence_data(master.data, occurrence)
+            sub(target, t("ItemId"), Id=occurrences.occurrence_id(master.id, occurrence), ChangeKey=master.change_key)
+            target.append(f.write_when("Start", data["start"]))
+            target.append(f.write_when("End", data["end"]))
+            sub(target, t("OriginalStart"), ews_datetime(occurrence.original))
+        nodes.append(node)
+    return nodes
 
 
 CALENDAR_ITEM = Kind(

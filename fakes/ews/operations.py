@@ -15,7 +15,9 @@ from typing import Any, TypeVar
 from xml.etree import ElementTree as ET
 from xml.etree.ElementTree import Element
 
+from fakes.ews import occurrences
 from fakes.ews.convert import (
+    CALENDAR_ITEM,
     KIND_BY_FOLDER,
     KIND_BY_TAG,
     MESSAGE,
@@ -26,11 +28,12 @@ from fakes.ews.convert import (
     updated_item,
 )
 from fakes.ews.folders import FOLDERS, FolderInfo, children, render_folder
+from fakes.ews.occurrences import Occurrence
 from fakes.ews.restrict import Candidate, in_window, matches, sort_candidates
 from fakes.ews.soap import EwsError, SoapFault, el, error_message, local, m, sub, success_message, t, text_of
 from fakes.ews.store import Renderer, Shape, Snapshots
 from fakes.ews.sync import CreationIndex, SyncState, next_page
-from fakes.ews.values import ews_datetime, parse_ews_datetime
+from fakes.ews.values import PRIVATE, ews_datetime, parse_ews_datetime, parse_graph_when, private, prune_private
 from fakes.tenant import Item, Mailbox, Tenant, TenantError
 
 Handler = Callable[["Context", Element], list[Element]]
@@ -83,10 +86,41 @@ class Context:
         return box, FOLDERS[name]
 
     def item(self, ref: Element) -> Item:
-        """The item an ItemId element names, in the acting mailbox."""
-        if local(ref.tag) != "ItemId" or not _ITEM_ID.match(ref.get("Id", "")):
+        """The item an ItemId element names, in the acting mailbox (never an occurrence)."""
+        item, occurrence = self.target(ref)
+        if occurrence is not None:
             raise EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
-        return self.tenant.find(self.mailbox, ref.get("Id", ""))
+        return item
+
+    def target(self, ref: Element) -> tuple[Item, Occurrence | None]:
+        """The item, and the occurrence of it, that an ItemId, OccurrenceItemId or RecurringMasterItemId names."""
+        tag = local(ref.tag)
+        if tag == "OccurrenceItemId":
+            master = self._by_id(ref.get("RecurringMasterId", ""))
+            index = ref.get("InstanceIndex", "")
+            if not index.lstrip("-").isdigit():
+                raise EwsError("ErrorInvalidOccurrenceIndex", "InstanceIndex is not a number.")
+            return master, occurrences.find(master, index=int(index))
+        if tag == "RecurringMasterItemId":
+            found, _ = self._resolve(ref.get("OccurrenceId", ""))
+            if not occurrences.is_master(found.data):
+                raise EwsError("ErrorItemIsNotRecurringMaster", "The item is not part of a recurring series.")
+            return found, None
+        if tag != "ItemId":
+            raise EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
+        return self._resolve(ref.get("Id", ""))
+
+    def _resolve(self, item_id: str) -> tuple[Item, Occurrence | None]:
+        parts = occurrences.split_id(item_id)
+        if parts is None:
+            return self._by_id(item_id), None
+        master = self._by_id(parts[0])
+        return master, occurrences.find(master, key=parts[1])
+
+    def _by_id(self, item_id: str) -> Item:
+        if not _ITEM_ID.match(item_id):
+            raise EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
+        return self.tenant.find(self.mailbox, item_id)
 
 
 def _answer_each(operation: str, action: Callable[[Element], list[Element]], nodes: list[Element]) -> list[Element]:
@@ -205,10 +239,9 @@ def _query(ctx: Context, box: Mailbox, info: FolderInfo, request: Element) -> li
 
     def build() -> list[Candidate]:
         items = sorted(box.folders[info.name].values(), key=lambda i: (i.created, i.id))
-        found = ctx.renderer.candidates(box, items)
         if view is not None:
-            start, end = (parse_ews_datetime(view.get(a, "")) for a in ("StartDate", "EndDate"))
-            found = [c for c in found if in_window(c.item.data, start, end)]
+            items = _expanded(items, view)
+        found = ctx.renderer.candidates(box, items)
         if restriction is not None and len(restriction):
             found = [c for c in found if matches(restriction[0], c)]
         sort_candidates(found, order)
@@ -217,13 +250,31 @@ def _query(ctx: Context, box: Mailbox, info: FolderInfo, request: Element) -> li
     return ctx.snapshots.get((box.user_id, info.name, *key), version, build)
 
 
+def _expanded(items: list[Item], view: Element) -> list[Item]:
+    """A CalendarView: single items, and each series' occurrences and exceptions, in the window, by start."""
+    start, end = (parse_ews_datetime(view.get(a, "")) for a in ("StartDate", "EndDate"))
+    if end <= start:
+        raise EwsError("ErrorCalendarEndDateIsEarlierThanStartDate", "EndDate is earlier than StartDate.")
+    found: list[Item] = []
+    for item in items:
+        if occurrences.is_master(item.data):
+            found.extend(occurrences.in_view(item, start, end))
+        elif in_window(item.data, start, end):
+            found.append(item)
+    found.sort(key=lambda i: parse_graph_when(i.data["start"]))
+    return found
+
+
 # items ---------------------------------------------------------------------------------------------
 def get_item(ctx: Context, request: Element) -> list[Element]:
-    """GetItem: full items (and requested extended properties) for each ItemId."""
+    """GetItem: full items (and requested extended properties) for each ItemId, occurrences included."""
     shape = Shape.parse(request.find(m("ItemShape")))
 
     def one(ref: Element) -> list[Element]:
-        return [_container(m("Items"), ctx.renderer.shaped(ctx.mailbox, ctx.item(ref), shape))]
+        item, occurrence = ctx.target(ref)
+        if occurrence is not None:
+            item = occurrences.as_item(item, occurrence)
+        return [_container(m("Items"), ctx.renderer.shaped(ctx.mailbox, item, shape))]
 
     return _answer_each("GetItem", one, _children(request, "ItemIds"))
 
@@ -281,7 +332,7 @@ def update_item(ctx: Context, request: Element) -> list[Element]:
 
     def one(change: Element) -> list[Element]:
         ref = change[0]
-        item = ctx.item(ref)
+        item, occurrence = ctx.target(ref)
         stale = ref.get("ChangeKey") not in (None, item.change_key)
         if never_overwrite and stale:
             raise EwsError(
@@ -292,12 +343,33 @@ def update_item(ctx: Context, request: Element) -> list[Element]:
             )
         kind = KIND_BY_FOLDER[item.home]
         updates = change.find(t("Updates"))
-        new = updated_item(kind, item.data, updates if updates is not None else el(t("Updates")), ctx.mailbox)
+        updates = updates if updates is not None else el(t("Updates"))
+        if occurrence is not None:
+            return [_container(m("Items"), _update_occurrence(ctx, item, occurrence, updates)), _no_conflicts()]
+        new = updated_item(kind, item.data, updates, ctx.mailbox)
+        if occurrences.is_master(item.data) and occurrences.series_changed(item.data, new):
+            for section in (occurrences.EXCEPTIONS, occurrences.CANCELLED):
+                private(new, section).clear()
+            prune_private(new)
         item = ctx.tenant.update(ctx.mailbox, item.folder, item.id, patch_between(item.data, new))
-        conflicts = _container(m("ConflictResults"), el(m("Count"), "0"))
-        return [_container(m("Items"), render_id(kind, item)), conflicts]
+        return [_container(m("Items"), render_id(kind, item)), _no_conflicts()]
 
     return _answer_each("UpdateItem", one, _children(request, "ItemChanges"))
+
+
+def _no_conflicts() -> Element:
+    return _container(m("ConflictResults"), el(m("Count"), "0"))
+
+
+def _update_occurrence(ctx: Context, master: Item, occurrence: Occurrence, updates: Element) -> Element:
+    """Change one occurrence: it becomes an exception, stored on (and changing) its master."""
+    current = occurrences.occurrence_data(master.data, occurrence)
+    new = updated_item(CALENDAR_ITEM, current, updates, ctx.mailbox)
+    if new.get("recurrence"):
+        raise EwsError("ErrorCalendarCannotUseIdForOccurrenceId", "An occurrence cannot have a recurrence of its own.")
+    store = occurrences.with_exception(master.data, occurrence, new)
+    master = ctx.tenant.update(ctx.mailbox, master.folder, master.id, {PRIVATE: store or None})
+    return render_id(CALENDAR_ITEM, occurrences.as_item(master, occurrence))
 
 
 DELETE_TYPES = ("HardDelete", "SoftDelete", "MoveToDeletedItems")
@@ -321,9 +393,12 @@ def delete_item(ctx: Context, request: Element) -> list[Element]:
         )
 
     def one(ref: Element) -> list[Element]:
-        item = ctx.item(ref)
+        item, occurrence = ctx.target(ref)
         _check_delete_options(request, item)
-        if delete_type == "HardDelete":
+        if occurrence is not None:  # cancelled: the series remembers it among its deleted occurrences
+            store = occurrences.with_exception(item.data, occurrence, None)
+            ctx.tenant.update(ctx.mailbox, item.folder, item.id, {PRIVATE: store})
+        elif delete_type == "HardDelete":
             ctx.tenant.delete(ctx.mailbox, item.folder, item.id)
         elif delete_type == "SoftDelete" or item.folder in (DELETED_ITEMS, DELETIONS):
             if item.folder != DELETIONS:

@@ -7,6 +7,7 @@ that a sync product must live with.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,12 +23,19 @@ from exchangelib import (
     Configuration,
     Contact,
     Credentials,
+    EWSDate,
     EWSDateTime,
     EWSTimeZone,
     Message,
     Task,
 )
-from exchangelib.errors import UnauthorizedError
+from exchangelib.errors import (
+    ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange,
+    ErrorCalendarOccurrenceIsDeletedFromRecurrence,
+    UnauthorizedError,
+)
+from exchangelib.fields import MONDAY
+from exchangelib.recurrence import Recurrence, WeeklyPattern
 
 from fakes.ews import EwsApi, trust_ca
 from fakes.server import FakeCA, FakeServer
@@ -273,3 +281,98 @@ def test_a_contact_gets_its_file_as_and_display_name_from_its_names(server: Fake
     )
     other.save()
     assert account.contacts.get(id=other.id).file_as == "Bo Ek"
+
+
+# occurrences and exceptions ---------------------------------------------------------------------------
+def _weekly_series(account: Account, count: int = 5) -> CalendarItem:
+    """A weekly series of ``count`` Monday meetings from 2030-01-07 09:00 UTC."""
+    series = CalendarItem(
+        folder=account.calendar,
+        subject="Weekly review",
+        start=_at(9),
+        end=_at(10),
+        recurrence=Recurrence(
+            pattern=WeeklyPattern(interval=1, weekdays=[MONDAY], first_day_of_week=MONDAY),
+            start=EWSDate(2030, 1, 7),
+            number=count,
+        ),
+    )
+    series.save()
+    return series
+
+
+def test_calendar_view_expands_a_series_into_occurrences_and_exceptions(server: FakeServer, tenant: Tenant) -> None:
+    account = connect(server)
+    series = _weekly_series(account)
+    single = CalendarItem(folder=account.calendar, subject="One-off", start=_at(12), end=_at(13))
+    single.save()
+    view = list(account.calendar.view(start=_at(0), end=_at(0) + timedelta(days=35)))
+    assert [(i.subject, i.type) for i in view] == [
+        ("Weekly review", "Occurrence"),
+        ("One-off", "Single"),
+        *[("Weekly review", "Occurrence")] * 4,
+    ]
+    assert [i.start.day for i in view if i.type == "Occurrence"] == [7, 14, 21, 28, 4]
+    assert len({i.id for i in view}) == 6 and series.id not in {i.id for i in view}
+
+    second = account.calendar.get(id=view[2].id)  # an occurrence id works for GetItem
+    assert (second.type, second.original_start, second.start) == (
+        "Occurrence",
+        _at(9) + timedelta(days=7),
+        second.original_start,
+    )
+    second.subject, second.start, second.end = (
+        "Review (moved)",
+        second.start + timedelta(hours=2),
+        second.end + timedelta(hours=2),
+    )
+    second.save(update_fields=["subject", "start", "end"])
+    third = series.occurrence(index=3)  # by index, without a query
+    third.refresh()
+    assert third.start == _at(9) + timedelta(days=14)
+    third.delete()
+
+    master = account.calendar.get(id=series.id)
+    assert master.type == "RecurringMaster"
+    assert (master.first_occurrence.start, master.last_occurrence.start) == (_at(9), _at(9) + timedelta(days=28))
+    assert [(o.start, o.original_start) for o in master.modified_occurrences] == [
+        (_at(11) + timedelta(days=7), _at(9) + timedelta(days=7))
+    ]
+    assert [d.start for d in master.deleted_occurrences] == [_at(9) + timedelta(days=14)]
+
+    view = [i for i in account.calendar.view(start=_at(0), end=_at(0) + timedelta(days=35)) if i.subject != "One-off"]
+    assert [(i.subject, i.type, i.start.day) for i in view] == [
+        ("Weekly review", "Occurrence", 7),
+        ("Review (moved)", "Exception", 14),
+        ("Weekly review", "Occurrence", 28),
+        ("Weekly review", "Occurrence", 4),
+    ]
+    assert len(tenant.items(tenant.mailbox(ALICE), "calendar")) == 2  # the series is still one item
+
+
+def test_occurrence_ids_and_indexes_refuse_what_is_not_there(server: FakeServer) -> None:
+    account = connect(server)
+    series = _weekly_series(account, count=3)
+    series.occurrence(index=2).delete()
+    with pytest.raises(ErrorCalendarOccurrenceIsDeletedFromRecurrence):
+        series.occurrence(index=2).refresh()
+    with pytest.raises(ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange):
+        series.occurrence(index=4).refresh()
+    occurrence = series.occurrence(index=3)
+    occurrence.refresh()
+    master = occurrence.recurring_master()
+    master.refresh()
+    assert master.id == series.id and master.type == "RecurringMaster"
+
+
+def test_sync_folder_items_reports_an_occurrence_change_as_a_change_of_the_master(server: FakeServer) -> None:
+    account = connect(server)
+    series = _weekly_series(account)
+    assert [kind for kind, _ in account.calendar.sync_items()] == ["create"]
+    occurrence = series.occurrence(index=2)
+    occurrence.refresh()
+    occurrence.subject = "Only this week"
+    occurrence.save(update_fields=["subject"])
+    series.occurrence(index=4).delete()
+    changes = list(account.calendar.sync_items())
+    assert [(kind, item.id) for kind, item in changes] == [("update", series.id)]

@@ -872,6 +872,39 @@ def test_changes_exchange_makes_by_itself_never_come_back_as_edits(tmp_path: Pat
     assert {i.id for i in exchange.tenant.items(box, "tasks")} == {made["Done in the CRM"].id, from_exchange.id}
 
 
+def test_a_changed_or_cancelled_occurrence_never_becomes_a_record_of_its_own(
+    tmp_path: Path, exchange: Exchange
+) -> None:
+    world = MemoryWorld(users=[CrmUser("u1", ADMIN.email, ADMIN.name, "CEO", "Administrator", True)])
+    ctx = _context(tmp_path, exchange, "u1", world.plugin())
+    ctx.state.set_settings({"crm_connector": "memory"})
+    auth.setup_impersonation(ctx, _server(exchange), _svc())
+    crm_events = world.side("crm", "u1", "events")
+    start = NOW + timedelta(days=1)
+    crm_events.put(Event("Standup", start, start + timedelta(minutes=15), recurrence="FREQ=DAILY;COUNT=10"))
+    engine = Engine(ctx, sleep=lambda _seconds: None)
+    (first,) = engine.run([ADMIN], ["events"])
+    assert first.outcome == "ok", first.as_dict()
+
+    with _opened(ctx) as opened:  # the user moves the 2nd occurrence and cancels the 3rd in Outlook
+        (series,) = opened.account.calendar.all()
+        moved = series.occurrence(index=2)
+        moved.refresh()
+        moved.start, moved.end = moved.start + timedelta(hours=3), moved.end + timedelta(hours=3)
+        moved.save(update_fields=["start", "end"])
+        series.occurrence(index=3).delete()
+        shown = list(opened.account.calendar.view(start=start - timedelta(days=1), end=start + timedelta(days=12)))
+        assert sorted(i.type for i in shown) == ["Exception", *["Occurrence"] * 8]
+    for _ in range(2):
+        (later,) = engine.run([ADMIN], ["events"])
+        assert later.outcome == "ok", later.as_dict()
+        crm_side, exchange_side = later.entities["events"].sides["crm"], later.entities["events"].sides["exchange"]
+        assert (crm_side.created, crm_side.deleted, exchange_side.created, exchange_side.deleted) == (0, 0, 0, 0)
+    (record,) = [r for r, _ in crm_events.records.values()]
+    assert record.recurrence == "FREQ=DAILY;COUNT=10"
+    assert len(exchange.tenant.items(exchange.tenant.mailbox(ADMIN.email), "calendar")) == 1
+
+
 def test_a_read_after_writing_fetches_only_items_changed_since_our_write(store: EwsStore, exchange: Exchange) -> None:
     side = store.side("contacts")
     cursor = side.read(None, WINDOW).cursor

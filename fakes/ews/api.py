@@ -14,9 +14,10 @@ Order of checks for a request, as on a real Exchange server:
 5. throttling set by :meth:`EwsApi.throttle`: SOAP fault ErrorServerBusy with BackOffMilliseconds;
 6. RequestServerVersion newer than the server: SOAP fault ErrorInvalidServerVersion (exchangelib
    then tries older versions, which is how it detects the version);
-7. ExchangeImpersonation: SOAP fault ErrorImpersonateUserDenied without the right,
+7. the request against the schema's rules (:mod:`fakes.ews.schema`): SOAP fault ErrorSchemaValidation;
+8. ExchangeImpersonation: SOAP fault ErrorImpersonateUserDenied without the right,
    ErrorNonExistentMailbox for an unknown user;
-8. the operation handler, under the tenant lock.
+9. the operation handler, under the tenant lock.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections import Counter
 from xml.etree import ElementTree as ET
 from xml.etree.ElementTree import Element
 
+from fakes.ews import schema
 from fakes.ews.operations import HANDLERS, Context
 from fakes.ews.soap import SOAP_NS, SoapFault, envelope, fault_envelope, local, t, text_of
 from fakes.ews.store import Renderer, Snapshots
@@ -168,6 +170,7 @@ class EwsApi:
         if not self.version.accepts(requested):
             raise SoapFault("ErrorInvalidServerVersion", "The specified server version is invalid.")
         name = local(operation.tag)
+        schema.check(operation)
         handler = HANDLERS.get(name)
         if handler is None:
             raise SoapFault("ErrorInternalServerError", f"The fake EWS does not implement {name}.")

@@ -149,8 +149,6 @@ def find(master: Item, key: str | None = None, index: int | None = None) -> Occu
     """The occurrence of ``master`` with original-start ``key`` or at ``index``; the EWS error if none."""
     if not is_master(master.data):
         raise EwsError("ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange", "The item is not a recurring master.")
-    if index is not None and index < 1:
-        raise EwsError("ErrorInvalidOccurrenceIndex", "The occurrence index must be 1 or more.")
     for occurrence in occurrences(master.data):
         if occurrence.key == key or occurrence.index == index:
             if occurrence.cancelled:

@@ -30,7 +30,7 @@ from fakes.ews.convert import (
 from fakes.ews.folders import FOLDERS, FolderInfo, children, render_folder
 from fakes.ews.occurrences import Occurrence
 from fakes.ews.restrict import Candidate, in_window, matches, sort_candidates
-from fakes.ews.soap import EwsError, SoapFault, el, error_message, local, m, sub, success_message, t, text_of
+from fakes.ews.soap import EwsError, el, error_message, local, m, sub, success_message, t, text_of
 from fakes.ews.store import Renderer, Shape, Snapshots
 from fakes.ews.sync import CreationIndex, SyncState, next_page
 from fakes.ews.values import PRIVATE, ews_datetime, parse_ews_datetime, parse_graph_when, private, prune_private
@@ -47,7 +47,6 @@ _WRONG_FOLDER = {
     "Task": "ErrorCannotCreateTaskInNonTaskFolder",
     "Message": "ErrorCannotCreatePostItemInNonMailFolder",
 }
-MAX_SYNC_CHANGES = 512
 
 
 @dataclass
@@ -97,14 +96,13 @@ class Context:
         tag = local(ref.tag)
         if tag == "OccurrenceItemId":
             master = self._by_id(ref.get("RecurringMasterId", ""))
-            index = ref.get("InstanceIndex", "")
-            if not index.lstrip("-").isdigit():
-                raise EwsError("ErrorInvalidOccurrenceIndex", "InstanceIndex is not a number.")
-            return master, occurrences.find(master, index=int(index))
+            return master, occurrences.find(master, index=int(ref.get("InstanceIndex", "")))  # an xs:int: schema
         if tag == "RecurringMasterItemId":
             found, _ = self._resolve(ref.get("OccurrenceId", ""))
             if not occurrences.is_master(found.data):
-                raise EwsError("ErrorItemIsNotRecurringMaster", "The item is not part of a recurring series.")
+                raise EwsError(
+                    "ErrorCalendarCannotUseIdForRecurringMasterId", "The item is not part of a recurring series."
+                )
             return found, None
         if tag != "ItemId":
             raise EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
@@ -366,13 +364,12 @@ def _update_occurrence(ctx: Context, master: Item, occurrence: Occurrence, updat
     current = occurrences.occurrence_data(master.data, occurrence)
     new = updated_item(CALENDAR_ITEM, current, updates, ctx.mailbox)
     if new.get("recurrence"):
-        raise EwsError("ErrorCalendarCannotUseIdForOccurrenceId", "An occurrence cannot have a recurrence of its own.")
+        raise EwsError("ErrorInvalidPropertySet", "An occurrence cannot have a recurrence of its own.")
     store = occurrences.with_exception(master.data, occurrence, new)
     master = ctx.tenant.update(ctx.mailbox, master.folder, master.id, {PRIVATE: store or None})
     return render_id(CALENDAR_ITEM, occurrences.as_item(master, occurrence))
 
 
-DELETE_TYPES = ("HardDelete", "SoftDelete", "MoveToDeletedItems")
 DELETED_ITEMS, DELETIONS = "deleteditems", "recoverableitemsdeletions"
 
 
@@ -385,12 +382,7 @@ def delete_item(ctx: Context, request: Element) -> list[Element]:
     new id, and its old folder reports a deletion. Calendar items need SendMeetingCancellations and
     tasks AffectedTaskOccurrences, as Exchange asks.
     """
-    delete_type = request.get("DeleteType")
-    if delete_type not in DELETE_TYPES:
-        raise SoapFault(
-            "ErrorSchemaValidation",
-            f"The request failed schema validation: The 'DeleteType' attribute is invalid or missing: {delete_type!r}.",
-        )
+    delete_type = request.get("DeleteType")  # required and one of three: checked by fakes.ews.schema
 
     def one(ref: Element) -> list[Element]:
         item, occurrence = ctx.target(ref)
@@ -441,7 +433,7 @@ def _sync(ctx: Context, request: Element, shape: Shape) -> Element:
         state = SyncState.decode(text, ctx.generation, box.address, info.name)
     else:
         state = SyncState(ctx.generation, box.address, info.name, 0, 0)
-    limit = min(int(text_of(request.find(m("MaxChangesReturned")), "100")), MAX_SYNC_CHANGES)
+    limit = int(text_of(request.find(m("MaxChangesReturned"))))  # 1..512: checked by fakes.ews.schema
     ignore = {i.get("Id", "") for i in _children(request, "Ignore")}
     page = next_page(ctx.tenant, ctx.creations, box, state, limit, ignore)
     message = success_message("SyncFolderItems")

@@ -63,11 +63,12 @@ class EwsError(Exception):
 class SoapFault(Exception):
     """An error that fails the whole request with a SOAP fault (HTTP 500)."""
 
-    def __init__(self, code: str, text: str, back_off_ms: int | None = None) -> None:
-        super().__init__(f"{code}: {text}")
+    def __init__(self, code: str, text: str, back_off_ms: int | None = None, violation: str | None = None) -> None:
+        super().__init__(f"{code}: {text} {violation or ''}".strip())
         self.code = code
         self.text = text
         self.back_off_ms = back_off_ms
+        self.violation = violation
 
 
 def success_message(operation: str) -> Element:
@@ -110,6 +111,8 @@ def fault_envelope(fault: SoapFault) -> bytes:
     if fault.back_off_ms is not None:
         message_xml = sub(detail, t("MessageXml"))
         sub(message_xml, t("Value"), str(fault.back_off_ms), Name="BackOffMilliseconds")
+    if fault.violation is not None:
+        sub(sub(detail, t("MessageXml")), t("Violation"), fault.violation)
     return _serialize(root)
 
 

@@ -75,6 +75,7 @@ class Mailbox:
     display_name: str
     password: str
     can_impersonate: bool = False
+    full_access: set[str] = field(default_factory=set)  # delegates' addresses (Add-MailboxPermission FullAccess)
     folders: dict[str, dict[str, Item]] = field(default_factory=lambda: {f: {} for f in FOLDERS})
     log: dict[str, list[_Change]] = field(default_factory=lambda: {f: [] for f in FOLDERS})
 
@@ -109,6 +110,11 @@ class Tenant:
             self._by_id[box.user_id] = box
             return box
 
+    def grant_full_access(self, owner: str, delegate: str) -> None:
+        """Give ``delegate`` FullAccess to the mailbox of ``owner`` (open it, read and change its items)."""
+        with self.lock:
+            self.mailbox(owner).full_access.add(self.mailbox(delegate).address)
+
     def users(self) -> list[Mailbox]:
         with self.lock:
             return list(self._by_address.values())
@@ -133,6 +139,11 @@ class Tenant:
         if item is None:
             raise TenantError("ErrorItemNotFound", f"The specified object {item_id!r} was not found in the store.")
         return item
+
+    def holds(self, box: Mailbox, item_id: str) -> bool:
+        """Whether ``box`` has an item ``item_id`` in any folder."""
+        with self.lock:
+            return any(item_id in box.folders[folder] for folder in FOLDERS)
 
     def find(self, box: Mailbox, item_id: str) -> Item:
         """An item by id in whatever folder it is."""

@@ -8,6 +8,7 @@ leaf element, else ``{"xml": ...}``) so it round-trips over EWS.
 
 from __future__ import annotations
 
+import base64
 import copy
 import uuid
 from collections.abc import Callable
@@ -513,7 +514,23 @@ def render_item(kind: Kind, item: Item, address: str) -> Element:
             node.append(rendered)
     node.extend(kind.extras(item))
     node.extend(_restored(tag, value) for tag, value in peek_private(item.data, "extra").items())
+    for number, attachment_id in enumerate(node.iterfind(f"{t('Attachments')}/*/{t('AttachmentId')}")):
+        attachment_id.set("Id", attachment_key(item.id, number))
     return node
+
+
+def attachment_key(item_id: str, number: int) -> str:
+    """The opaque, mailbox-wide unique id of the ``number``-th attachment of an item."""
+    return base64.urlsafe_b64encode(f"{item_id}/{number}".encode()).decode()
+
+
+def parse_attachment_key(key: str) -> tuple[str, int]:
+    """The item id and position an attachment id stands for; ErrorInvalidIdMalformed when it is not one."""
+    try:
+        item_id, _, number = base64.urlsafe_b64decode(key.encode()).decode().rpartition("/")
+        return item_id, int(number)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EwsError("ErrorInvalidIdMalformed", "Id is malformed.") from exc
 
 
 def render_id(kind: Kind, item: Item) -> Element:

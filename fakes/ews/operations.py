@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from xml.etree import ElementTree as ET
@@ -23,6 +23,7 @@ from fakes.ews.convert import (
     MESSAGE,
     Kind,
     build_item,
+    parse_attachment_key,
     patch_between,
     render_id,
     updated_item,
@@ -61,14 +62,20 @@ class Context:
     generation: int
     find_cap: int
 
+    owners: dict[str, Mailbox] = field(default_factory=dict)
+
     def mailbox_for(self, address: str | None) -> Mailbox:
-        """The mailbox ``address`` names, if the acting user may open it."""
+        """The mailbox ``address`` names, if the acting user may open it (their own, or by FullAccess)."""
         if not address:
             return self.mailbox
         box = self.tenant.mailbox(address)
-        if box is not self.mailbox:
+        if box is not self.mailbox and self.mailbox.address not in box.full_access:
             raise EwsError("ErrorAccessDenied", "Access is denied. Check credentials and try again.")
         return box
+
+    def owner(self, item: Item) -> Mailbox:
+        """The mailbox an item found by :meth:`target` is in."""
+        return self.owners.get(item.id, self.mailbox)
 
     def folder(self, ref: Element) -> tuple[Mailbox, FolderInfo]:
         """The mailbox and folder a DistinguishedFolderId or FolderId element names."""
@@ -116,9 +123,16 @@ class Context:
         return master, occurrences.find(master, key=parts[1])
 
     def _by_id(self, item_id: str) -> Item:
+        """An item of the acting mailbox, or of a mailbox it has FullAccess to."""
         if not _ITEM_ID.match(item_id):
             raise EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
-        return self.tenant.find(self.mailbox, item_id)
+        if self.tenant.holds(self.mailbox, item_id):
+            return self.tenant.find(self.mailbox, item_id)
+        for box in self.tenant.users():
+            if self.mailbox.address in box.full_access and self.tenant.holds(box, item_id):
+                self.owners[item_id] = box
+                return self.tenant.find(box, item_id)
+        return self.tenant.find(self.mailbox, item_id)  # ErrorItemNotFound
 
 
 def _answer_each(operation: str, action: Callable[[Element], list[Element]], nodes: list[Element]) -> list[Element]:
@@ -270,9 +284,10 @@ def get_item(ctx: Context, request: Element) -> list[Element]:
 
     def one(ref: Element) -> list[Element]:
         item, occurrence = ctx.target(ref)
+        box = ctx.owner(item)
         if occurrence is not None:
             item = occurrences.as_item(item, occurrence)
-        return [_container(m("Items"), ctx.renderer.shaped(ctx.mailbox, item, shape))]
+        return [_container(m("Items"), ctx.renderer.shaped(box, item, shape))]
 
     return _answer_each("GetItem", one, _children(request, "ItemIds"))
 
@@ -344,12 +359,13 @@ def update_item(ctx: Context, request: Element) -> list[Element]:
         updates = updates if updates is not None else el(t("Updates"))
         if occurrence is not None:
             return [_container(m("Items"), _update_occurrence(ctx, item, occurrence, updates)), _no_conflicts()]
-        new = updated_item(kind, item.data, updates, ctx.mailbox)
+        box = ctx.owner(item)
+        new = updated_item(kind, item.data, updates, box)
         if occurrences.is_master(item.data) and occurrences.series_changed(item.data, new):
             for section in (occurrences.EXCEPTIONS, occurrences.CANCELLED):
                 private(new, section).clear()
             prune_private(new)
-        item = ctx.tenant.update(ctx.mailbox, item.folder, item.id, patch_between(item.data, new))
+        item = ctx.tenant.update(box, item.folder, item.id, patch_between(item.data, new))
         return [_container(m("Items"), render_id(kind, item)), _no_conflicts()]
 
     return _answer_each("UpdateItem", one, _children(request, "ItemChanges"))
@@ -362,11 +378,12 @@ def _no_conflicts() -> Element:
 def _update_occurrence(ctx: Context, master: Item, occurrence: Occurrence, updates: Element) -> Element:
     """Change one occurrence: it becomes an exception, stored on (and changing) its master."""
     current = occurrences.occurrence_data(master.data, occurrence)
-    new = updated_item(CALENDAR_ITEM, current, updates, ctx.mailbox)
+    box = ctx.owner(master)
+    new = updated_item(CALENDAR_ITEM, current, updates, box)
     if new.get("recurrence"):
         raise EwsError("ErrorInvalidPropertySet", "An occurrence cannot have a recurrence of its own.")
     store = occurrences.with_exception(master.data, occurrence, new)
-    master = ctx.tenant.update(ctx.mailbox, master.folder, master.id, {PRIVATE: store or None})
+    master = ctx.tenant.update(box, master.folder, master.id, {PRIVATE: store or None})
     return render_id(CALENDAR_ITEM, occurrences.as_item(master, occurrence))
 
 
@@ -386,17 +403,18 @@ def delete_item(ctx: Context, request: Element) -> list[Element]:
 
     def one(ref: Element) -> list[Element]:
         item, occurrence = ctx.target(ref)
+        box = ctx.owner(item)
         _check_delete_options(request, item)
         if occurrence is not None:  # cancelled: the series remembers it among its deleted occurrences
             store = occurrences.with_exception(item.data, occurrence, None)
-            ctx.tenant.update(ctx.mailbox, item.folder, item.id, {PRIVATE: store})
+            ctx.tenant.update(box, item.folder, item.id, {PRIVATE: store})
         elif delete_type == "HardDelete":
-            ctx.tenant.delete(ctx.mailbox, item.folder, item.id)
+            ctx.tenant.delete(box, item.folder, item.id)
         elif delete_type == "SoftDelete" or item.folder in (DELETED_ITEMS, DELETIONS):
             if item.folder != DELETIONS:
-                ctx.tenant.move(ctx.mailbox, item.folder, item.id, DELETIONS)
+                ctx.tenant.move(box, item.folder, item.id, DELETIONS)
         else:
-            ctx.tenant.move(ctx.mailbox, item.folder, item.id, DELETED_ITEMS)
+            ctx.tenant.move(box, item.folder, item.id, DELETED_ITEMS)
         return []
 
     return _answer_each("DeleteItem", one, _children(request, "ItemIds"))
@@ -449,6 +467,51 @@ def _sync(ctx: Context, request: Element, shape: Shape) -> Element:
     return message
 
 
+# GetAttachment -------------------------------------------------------------------------------------
+def get_attachment(ctx: Context, request: Element) -> list[Element]:
+    """GetAttachment: each file attachment with its Content (base64), by its opaque AttachmentId."""
+
+    def one(ref: Element) -> list[Element]:
+        item_id, number = parse_attachment_key(ref.get("Id", ""))
+        item = ctx.item(el(t("ItemId"), Id=item_id))
+        attachments = item.data.get("attachments") or []
+        if not 0 <= number < len(attachments):
+            raise EwsError("ErrorInvalidAttachmentId", "The attachment id is not valid.")
+        attachment = attachments[number]
+        node = el(t("FileAttachment"))
+        sub(node, t("AttachmentId"), Id=ref.get("Id", ""))
+        sub(node, t("Name"), str(attachment.get("name") or ""))
+        sub(node, t("ContentType"), str(attachment.get("contentType") or "application/octet-stream"))
+        sub(node, t("Size"), str(attachment.get("size") or 0))
+        sub(node, t("IsInline"), "true" if attachment.get("isInline") else "false")
+        sub(node, t("Content"), str(attachment.get("contentBytes") or ""))
+        return [_container(m("Attachments"), node)]
+
+    return _answer_each("GetAttachment", one, _children(request, "AttachmentIds"))
+
+
+# SyncFolderHierarchy -------------------------------------------------------------------------------
+def sync_folder_hierarchy(ctx: Context, request: Element) -> list[Element]:
+    """SyncFolderHierarchy: every folder under the sync folder (default: the mailbox's msgfolderroot) at
+    first, then what changed since the state (the fake's folder tree never changes: nothing)."""
+    ref = _children(request, "SyncFolderId")
+    try:
+        box, info = ctx.folder(ref[0]) if ref else (ctx.mailbox, FOLDERS["msgfolderroot"])
+        text = text_of(request.find(m("SyncState")))
+        known = bool(text) and SyncState.decode(text, ctx.generation, box.address, f"hierarchy:{info.name}") is not None
+    except (EwsError, TenantError) as error:
+        return [error_message("SyncFolderHierarchy", _as_ews_error(error))]
+    state = SyncState(ctx.generation, box.address, f"hierarchy:{info.name}", 1, 1)
+    message = success_message("SyncFolderHierarchy")
+    sub(message, m("SyncState"), state.encode())
+    sub(message, m("IncludesLastFolderInRange"), "true")
+    changes = sub(message, m("Changes"))
+    if not known:
+        for folder in children(info.name, deep=True):
+            sub(changes, t("Create")).append(render_folder(ctx.tenant, box, folder))
+    return [message]
+
+
 # ConvertId -----------------------------------------------------------------------------------------
 def convert_id(ctx: Context, request: Element) -> list[Element]:
     """Only what exchangelib's version probe needs: every id is reported as malformed."""
@@ -465,5 +528,7 @@ HANDLERS: dict[str, Handler] = {
     "UpdateItem": update_item,
     "DeleteItem": delete_item,
     "SyncFolderItems": sync_folder_items,
+    "SyncFolderHierarchy": sync_folder_hierarchy,
+    "GetAttachment": get_attachment,
     "ConvertId": convert_id,
 }

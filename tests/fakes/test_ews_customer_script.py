@@ -26,22 +26,29 @@ from exchangelib import (
     EWSDate,
     EWSDateTime,
     EWSTimeZone,
+    FileAttachment,
     Message,
     Task,
 )
+from exchangelib.attachments import AttachmentId
 from exchangelib.errors import (
+    ErrorAccessDenied,
     ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange,
     ErrorCalendarOccurrenceIsDeletedFromRecurrence,
+    ErrorInvalidIdMalformed,
+    ErrorSchemaValidation,
     UnauthorizedError,
 )
 from exchangelib.fields import MONDAY
 from exchangelib.recurrence import Recurrence, WeeklyPattern
+from exchangelib.services import GetAttachment
 
 from fakes.ews import EwsApi, trust_ca
 from fakes.server import FakeCA, FakeServer
 from fakes.tenant import Tenant
 
 UTC_TZ = EWSTimeZone("UTC")
+_NO_SHAPE = {"include_mime_content": False, "body_type": None, "filter_html_content": None, "additional_fields": None}
 ALICE, ALICE_PW = "alice@contoso.example", "Alice-pw-1"
 BOB, BOB_PW = "bob@contoso.example", "Bob-pw-1"
 SVC, SVC_PW = "svc@contoso.example", "Svc-pw-1"
@@ -376,3 +383,53 @@ def test_sync_folder_items_reports_an_occurrence_change_as_a_change_of_the_maste
     series.occurrence(index=4).delete()
     changes = list(account.calendar.sync_items())
     assert [(kind, item.id) for kind, item in changes] == [("update", series.id)]
+
+
+# attachments, hierarchy, delegates, schema ---------------------------------------------------------
+def test_attachments_have_unique_ids_and_their_content_comes_from_get_attachment(server: FakeServer) -> None:
+    account = connect(server)
+    for subject, names in (("Offer", ["a.pdf", "b.txt"]), ("Invoice", ["a.pdf"])):
+        message = Message(folder=account.inbox, subject=subject)
+        for name in names:
+            message.attach(FileAttachment(name=name, content=f"{subject}:{name}".encode()))
+        message.save()
+    by_subject = {m.subject: m for m in account.inbox.all()}
+    ids = [a.attachment_id.id for m in by_subject.values() for a in m.attachments]
+    assert len(ids) == 3 and len(set(ids)) == 3
+    (invoice_pdf,) = by_subject["Invoice"].attachments
+    assert invoice_pdf.content == b"Invoice:a.pdf"  # fetched with GetAttachment
+    assert [a.content for a in by_subject["Offer"].attachments] == [b"Offer:a.pdf", b"Offer:b.txt"]
+    (refused,) = GetAttachment(account=account).call(items=[AttachmentId(id="not-an-attachment")], **_NO_SHAPE)
+    assert isinstance(refused, ErrorInvalidIdMalformed)
+
+
+def test_hierarchy_sync_lists_the_folders_once(server: FakeServer) -> None:
+    top = connect(server).root.tois
+    first = list(top.sync_hierarchy())
+    names = {folder.name for change, folder in first if change == "create"}
+    assert {"Inbox", "Sent Items", "Deleted Items", "Contacts", "Calendar", "Tasks"} <= names
+    assert "Deletions" not in names  # the dumpster is not part of the hierarchy
+    assert top.folder_sync_state and list(top.sync_hierarchy()) == []  # nothing changed since
+
+
+def test_full_access_lets_a_delegate_work_in_another_mailbox(server: FakeServer, tenant: Tenant) -> None:
+    as_bob = connect(server, "CONTOSO\\bob", BOB_PW, address=ALICE)
+    with pytest.raises(ErrorAccessDenied):
+        _ = as_bob.contacts.total_count
+    tenant.grant_full_access(ALICE, BOB)
+    as_bob = connect(server, "CONTOSO\\bob", BOB_PW, address=ALICE)
+    contact = Contact(folder=as_bob.contacts, given_name="Ann", surname="Lee", display_name="Ann Lee")
+    contact.save()
+    contact.job_title = "Buyer"
+    contact.save(update_fields=["job_title"])
+    assert [c.job_title for c in connect(server).contacts.all()] == ["Buyer"]  # in Alice's own mailbox
+    contact.move_to_trash()
+    assert connect(server).trash.all().count() == 1
+    assert not tenant.items(tenant.mailbox(BOB), "contacts") and not tenant.items(tenant.mailbox(BOB), "deleteditems")
+
+
+def test_more_than_512_changes_per_call_fails_schema_validation(server: FakeServer) -> None:
+    account = connect(server)
+    with pytest.raises(ErrorSchemaValidation, match="MaxChangesReturned"):
+        list(account.inbox.sync_items(max_changes_returned=513))
+    assert list(account.inbox.sync_items(max_changes_returned=512)) == []

@@ -145,9 +145,3 @@ class WindowsAuth:
         self._file.write_text("\n".join(lines) + "\n", encoding="utf-8")
         self._written = accounts
         return self._file
-
-    def close(self) -> None:
-        """Remove the credential file."""
-        if self._file is not None:
-            self._file.unlink(missing_ok=True)
-            self._file = None

@@ -50,8 +50,9 @@ class Item:
         return self.origin or self.folder
 
     def resource(self) -> dict[str, Any]:
-        """The Graph representation: ``data`` plus id, changeKey and timestamps."""
-        out = copy.deepcopy(self.data)
+        """The Graph representation: ``data`` (without the private keys, ``_``-prefixed, other APIs keep
+        there) plus id, changeKey and timestamps."""
+        out = {key: copy.deepcopy(value) for key, value in self.data.items() if not key.startswith("_")}
         out["id"] = self.id
         out["changeKey"] = self.change_key
         out["createdDateTime"] = _iso(self.created)

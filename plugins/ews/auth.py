@@ -74,7 +74,8 @@ class EwsServer:
 
     ``build`` is the declared or detected build ("15.1.0.0"); empty means "detect on first use".
     ``auth_type`` is one of :data:`AUTH_TYPES`; ``auth_used`` the exchangelib type the last
-    verification authenticated with (what ``auto`` found).
+    verification authenticated with (what ``auto`` found, used from then on without asking the
+    server again; a new 'exsync auth ews' asks again).
     """
 
     endpoint: str
@@ -105,6 +106,11 @@ class EwsServer:
             return None
         build = Build(*(int(part) for part in self.build.split(".")))
         return Version(build=build, api_version=self.api_version or None)
+
+    def exchangelib_auth_type(self) -> str | None:
+        """exchangelib's auth_type: the one chosen, or for ``auto`` the one found when verified (None: ask)."""
+        chosen = AUTH_TYPES.get(self.auth_type)
+        return chosen if chosen is not None else (self.auth_used or None)
 
     @property
     def authentication(self) -> str:
@@ -187,7 +193,7 @@ def connect(ctx: Context, server: EwsServer, login: EwsLogin, mailbox: str, impe
     config = Configuration(
         service_endpoint=server.endpoint,
         credentials=Credentials(login.username, login.password),
-        auth_type=AUTH_TYPES.get(server.auth_type),
+        auth_type=server.exchangelib_auth_type(),
         version=server.version(),
     )
     release_protocol(config)
@@ -255,7 +261,8 @@ _HTTP_STATUS = re.compile(r"Code: (\d{3})")
 def setup_error(exc: Exception, server: EwsServer, login: EwsLogin, mailbox: str) -> ExsyncError:
     """One clear sentence (and a hint) for an exchangelib failure met while setting up."""
     text = str(exc)
-    if isinstance(exc, ews_errors.UnauthorizedError) and server.auth_type == "basic" and not offers_basic(server):
+    basic = server.exchangelib_auth_type() == BASIC
+    if isinstance(exc, ews_errors.UnauthorizedError) and basic and not offers_basic(server):
         return ConfigurationError(
             f"The server {server.host} does not accept Basic authentication (it is switched off there).",
             hint="Use Windows authentication: --auth-type ntlm, or --auth-type auto to use what the server offers.",
@@ -339,7 +346,10 @@ def sync_error(exc: Exception, server: EwsServer, login: EwsLogin, mailbox: str)
     error = setup_error(exc, server, login, mailbox)
     hint = error.hint
     if isinstance(exc, ews_errors.UnauthorizedError):
-        hint = "The stored password may have changed: run 'exsync auth update-password'."
+        hint = (
+            "The stored password may have changed: run 'exsync auth update-password' "
+            "(or, if the server's authentication methods changed, 'exsync auth ews' again)."
+        )
     return AuthenticationFailed(error.message, hint=hint)
 
 
@@ -549,7 +559,7 @@ def store_user_login(ctx: Context, user_key: str | None, login_for: Any) -> User
     except ExsyncError as exc:
         _audit(ctx, "authenticate", "failed", user, account=login.email, error=exc.message)
         raise
-    if not server.build:
+    if verified != server:  # the version or the authentication found on first use
         verified.save(ctx)
     EwsBasic().store_login(ctx, user, login)
     _audit(ctx, "authenticate", "ok", user, account=login.email, mode="individual")

@@ -252,7 +252,7 @@ def _post(account: Account, body: bytes) -> requests.Response:
 
 
 # what Exchange computes by itself -------------------------------------------------------------------
-def test_completing_a_task_sets_percent_complete_and_complete_date(server: FakeServer) -> None:
+def test_completing_a_task_sets_percent_complete_and_complete_date(server: FakeServer, tenant: Tenant) -> None:
     account = connect(server)
     task = Task(folder=account.tasks, subject="Send the offer", status="NotStarted")
     task.save()
@@ -261,6 +261,9 @@ def test_completing_a_task_sets_percent_complete_and_complete_date(server: FakeS
     done = account.tasks.get(id=task.id)
     assert (done.status, done.percent_complete, done.is_complete) == ("Completed", Decimal(100), True)
     assert done.complete_date is not None
+    (stored,) = tenant.items(tenant.mailbox(ALICE), "tasks")
+    graph = stored.resource()  # what Microsoft Graph shows: To Do has no percentComplete, nor our private keys
+    assert graph["status"] == "completed" and graph["completedDateTime"] and "_ews" not in graph
 
     done.status = "InProgress"
     done.save(update_fields=["status"])

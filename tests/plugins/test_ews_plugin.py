@@ -408,6 +408,9 @@ def test_the_chosen_authentication_is_what_reaches_the_server(
     server = auth.setup_impersonation(ctx, _with_auth(exchange, chosen), _svc())
     assert (server.auth_type, server.auth_used) == (chosen, used)
     assert EwsServer.load(ctx) == server
+    account = auth.connect(ctx, server, _svc(), BOB.email, impersonate=True)
+    assert account.protocol.config.auth_type == used  # what auto found is used without asking the server again
+    auth.release_protocol(account.protocol.config)
     with _opened(ctx, BOB) as opened:  # a sync opens mailboxes the same way
         assert opened.side("tasks").read(None, WINDOW).full
     seen = exchange.api.schemes_used

@@ -68,6 +68,12 @@ ELEMENTS = {
     t("BaseShape"): Rule(),
 }
 INTEGER_ATTRIBUTES = {"Offset", "MaxEntriesReturned", "InstanceIndex"}
+#: Request elements whose type is a NonEmptyArrayOf...: at least one child.
+NON_EMPTY = tuple(
+    m(name) for name in ("ItemIds", "FolderIds", "ParentFolderIds", "Items", "ItemChanges", "AttachmentIds")
+)
+#: Elements that must hold a child of their own (ItemResponseShapeType, FolderResponseShapeType, ItemChangeType).
+REQUIRED_INSIDE = {m("ItemShape"): t("BaseShape"), m("FolderShape"): t("BaseShape"), t("ItemChange"): t("Updates")}
 BASE_SHAPES = ("IdOnly", "Default", "AllProperties")
 MAX_SYNC_CHANGES = 512
 
@@ -84,6 +90,11 @@ def check(operation: Element) -> None:
     if rule is not None:
         _check_element(operation, name, rule)
     for node in operation.iter():
+        if node.tag in NON_EMPTY and len(node) == 0:
+            raise violation(f"The element '{local(node.tag)}' has incomplete content: it needs at least one child.")
+        inside = REQUIRED_INSIDE.get(node.tag)
+        if inside is not None and node.find(inside) is None:
+            raise violation(f"The element '{local(node.tag)}' has incomplete content: '{local(inside)}' is expected.")
         found = ELEMENTS.get(node.tag)
         if found is not None:
             _check_element(node, local(node.tag), found)

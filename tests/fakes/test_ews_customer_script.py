@@ -233,13 +233,7 @@ def _at(hour: int) -> EWSDateTime:
 
 
 def _delete_request(item_id: str, attributes: str) -> bytes:
-    return (
-        '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
-        'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" '
-        'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">'
-        f'<s:Body><m:DeleteItem {attributes}><m:ItemIds><t:ItemId Id="{item_id}"/></m:ItemIds>'
-        "</m:DeleteItem></s:Body></s:Envelope>"
-    ).encode()
+    return _envelope(f'<m:DeleteItem {attributes}><m:ItemIds><t:ItemId Id="{item_id}"/></m:ItemIds></m:DeleteItem>')
 
 
 def _post(account: Account, body: bytes) -> requests.Response:
@@ -436,3 +430,38 @@ def test_more_than_512_changes_per_call_fails_schema_validation(server: FakeServ
     with pytest.raises(ErrorSchemaValidation, match="MaxChangesReturned"):
         list(account.inbox.sync_items(max_changes_returned=513))
     assert list(account.inbox.sync_items(max_changes_returned=512)) == []
+
+
+@pytest.mark.parametrize(
+    ("operation", "violation"),
+    [
+        ("<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:ItemIds/></m:GetItem>", "ItemIds"),
+        ('<m:GetItem><m:ItemShape/><m:ItemIds><t:ItemId Id="x"/></m:ItemIds></m:GetItem>', "BaseShape"),
+        (
+            "<m:FindItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape><m:ParentFolderIds>"
+            '<t:DistinguishedFolderId Id="inbox"/></m:ParentFolderIds></m:FindItem>',
+            "Traversal",
+        ),
+        (
+            '<m:UpdateItem ConflictResolution="Sometimes"><m:ItemChanges><t:ItemChange><t:ItemId Id="x"/>'
+            "<t:Updates/></t:ItemChange></m:ItemChanges></m:UpdateItem>",
+            "ConflictResolution",
+        ),
+    ],
+)
+def test_requests_the_schema_refuses_fail_with_error_schema_validation(
+    server: FakeServer, operation: str, violation: str
+) -> None:
+    answer = _post(connect(server), _envelope(operation))
+    assert answer.status_code == 500
+    fault = answer.content.decode()
+    assert "<e:ResponseCode>ErrorSchemaValidation</e:ResponseCode>" in fault and violation in fault
+
+
+def _envelope(operation: str) -> bytes:
+    return (
+        '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" '
+        'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">'
+        f"<s:Body>{operation}</s:Body></s:Envelope>"
+    ).encode()

@@ -163,6 +163,8 @@ class FakeCloud:
             "ews": {
                 "endpoint": self.ews_url,
                 "version": self.options.ews_version,
+                "authentication": [*self.ews.windows_auth, *(["Basic"] if self.ews.basic_auth else [])],
+                "domain": self.tenant.domain.split(".")[0].upper(),
                 "impersonation_account": {"email": SERVICE_ACCOUNT, "password": SERVICE_PASSWORD},
                 "users": [{"email": u.email, "password": mailbox_password(u.email)} for u in self.crm.users()],
             },

@@ -12,7 +12,7 @@ import httpx
 
 def test_serve_prints_urls_and_credentials_that_work_then_stops_on_sigterm(tmp_path):
     process = subprocess.Popen(
-        [sys.executable, "-m", "framework", "fakes", "serve", "--json", "--size", "3"],
+        [sys.executable, "-m", "framework", "fakes", "serve", "--json", "--size", "3", "--ews-no-basic"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -43,7 +43,9 @@ def test_serve_prints_urls_and_credentials_that_work_then_stops_on_sigterm(tmp_p
         )
         assert discovery.json()["token_endpoint"].startswith("https://")
         ews = httpx.post(info["ews"]["endpoint"], content=b"", verify=verify)
-        assert ews.status_code == 401  # Basic authentication is required
+        assert ews.status_code == 401  # authentication is required: Windows only, as asked
+        assert ews.headers.get_list("WWW-Authenticate") == ["Negotiate", "NTLM"]
+        assert (info["ews"]["authentication"], info["ews"]["domain"]) == (["Negotiate", "NTLM"], "CONTOSO")
         assert info["ews"]["impersonation_account"]["email"].startswith("svc@")
     finally:
         process.terminate()

@@ -192,7 +192,7 @@ class Tenant:
             box.log[folder].append(_Change(self._next_seq(), item_id, True))
             seq = self._next_seq()
             moved = Item(_new_id(), target, item.data, _change_key(seq), item.created, datetime.now(UTC), seq)
-            moved.origin = item.home
+            moved.origin = "" if target == item.home else item.home
             box.folders[target][moved.id] = moved
             box.log[target].append(_Change(seq, moved.id, False))
             return moved

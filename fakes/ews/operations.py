@@ -467,6 +467,30 @@ def _sync(ctx: Context, request: Element, shape: Shape) -> Element:
     return message
 
 
+# MoveItem ------------------------------------------------------------------------------------------
+def move_item(ctx: Context, request: Element) -> list[Element]:
+    """MoveItem: to a folder of the item's kind (e.g. restored from Deleted Items) or to Deleted Items; a new id.
+
+    An occurrence cannot be moved, nor an item to another mailbox.
+    """
+    target = _children(request, "ToFolderId")
+
+    def one(ref: Element) -> list[Element]:
+        item, occurrence = ctx.target(ref)
+        if occurrence is not None:
+            raise EwsError("ErrorCalendarCannotMoveOrCopyOccurrence", "An occurrence cannot be moved or copied.")
+        box, info = ctx.folder(target[0])
+        if box is not ctx.owner(item):
+            raise EwsError("ErrorCrossMailboxMoveCopy", "Items cannot be moved to another mailbox.")
+        kind = KIND_BY_FOLDER[item.home]
+        if info.name not in (DELETED_ITEMS, DELETIONS) and KIND_BY_FOLDER.get(info.name) is not kind:
+            raise EwsError("ErrorMoveCopyFailed", f"A {kind.tag} cannot be moved to folder {info.name!r}.")
+        moved = ctx.tenant.move(box, item.folder, item.id, info.name)
+        return [_container(m("Items"), render_id(kind, moved))]
+
+    return _answer_each("MoveItem", one, _children(request, "ItemIds"))
+
+
 # GetAttachment -------------------------------------------------------------------------------------
 def get_attachment(ctx: Context, request: Element) -> list[Element]:
     """GetAttachment: each file attachment with its Content (base64), by its opaque AttachmentId."""
@@ -529,6 +553,7 @@ HANDLERS: dict[str, Handler] = {
     "DeleteItem": delete_item,
     "SyncFolderItems": sync_folder_items,
     "SyncFolderHierarchy": sync_folder_hierarchy,
+    "MoveItem": move_item,
     "GetAttachment": get_attachment,
     "ConvertId": convert_id,
 }

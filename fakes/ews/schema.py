@@ -56,6 +56,7 @@ OPERATIONS = {
         },
     ),
     "GetAttachment": Rule(("AttachmentIds",)),
+    "MoveItem": Rule(("ToFolderId", "ItemIds")),
     "SyncFolderItems": Rule(("ItemShape", "SyncFolderId", "MaxChangesReturned")),
 }
 

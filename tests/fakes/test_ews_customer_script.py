@@ -33,9 +33,11 @@ from exchangelib import (
 from exchangelib.attachments import AttachmentId
 from exchangelib.errors import (
     ErrorAccessDenied,
+    ErrorCalendarCannotMoveOrCopyOccurrence,
     ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange,
     ErrorCalendarOccurrenceIsDeletedFromRecurrence,
     ErrorInvalidIdMalformed,
+    ErrorMoveCopyFailed,
     ErrorSchemaValidation,
     UnauthorizedError,
 )
@@ -465,3 +467,19 @@ def _envelope(operation: str) -> bytes:
         'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">'
         f"<s:Body>{operation}</s:Body></s:Envelope>"
     ).encode()
+
+
+def test_an_item_in_deleted_items_can_be_restored(server: FakeServer) -> None:
+    account = connect(server)
+    task = Task(folder=account.tasks, subject="Keep me")
+    task.save()
+    task.move_to_trash()
+    (trashed,) = list(account.trash.all())
+    trashed.move(account.tasks)  # MoveItem back where it came from
+    (restored,) = list(account.tasks.all())
+    assert restored.subject == "Keep me" and account.trash.all().count() == 0
+    with pytest.raises(ErrorMoveCopyFailed):
+        restored.move(account.contacts)
+    series = _weekly_series(account, count=2)
+    with pytest.raises(ErrorCalendarCannotMoveOrCopyOccurrence):
+        series.occurrence(index=1).move(account.trash)

@@ -908,6 +908,32 @@ def test_a_changed_or_cancelled_occurrence_never_becomes_a_record_of_its_own(
     assert len(exchange.tenant.items(exchange.tenant.mailbox(ADMIN.email), "calendar")) == 1
 
 
+def test_a_contact_deleted_from_the_crm_and_restored_from_deleted_items_comes_back_once(
+    tmp_path: Path, exchange: Exchange
+) -> None:
+    world = MemoryWorld(users=[CrmUser("u1", ADMIN.email, ADMIN.name, "CEO", "Administrator", True)])
+    ctx = _context(tmp_path, exchange, "u1", world.plugin())
+    ctx.state.set_settings({"crm_connector": "memory"})
+    auth.setup_impersonation(ctx, _server(exchange), _svc())
+    crm_contacts = world.side("crm", "u1", "contacts")
+    ann = crm_contacts.put(Contact("Ann", "Lee", "ann@example.com"))
+    engine = Engine(ctx, sleep=lambda _seconds: None)
+    engine.run([ADMIN], ["contacts"])
+    crm_contacts.remove(ann)
+    (deleted,) = engine.run([ADMIN], ["contacts"])
+    assert deleted.entities["contacts"].sides["exchange"].deleted == 1
+    box = exchange.tenant.mailbox(ADMIN.email)
+    assert [i.data["displayName"] for i in exchange.tenant.items(box, "deleteditems")] == ["Ann Lee"]
+
+    with _opened(ctx) as opened:  # the user changes their mind and restores it in Outlook
+        (trashed,) = opened.account.trash.all()
+        trashed.move(opened.account.contacts)
+    for _ in range(2):
+        engine.run([ADMIN], ["contacts"])
+    assert [(r.email, r.first_name) for r, _ in crm_contacts.records.values()] == [("ann@example.com", "Ann")]
+    assert len(exchange.tenant.items(box, "contacts")) == 1 and not exchange.tenant.items(box, "deleteditems")
+
+
 def test_a_read_after_writing_fetches_only_items_changed_since_our_write(store: EwsStore, exchange: Exchange) -> None:
     side = store.side("contacts")
     cursor = side.read(None, WINDOW).cursor

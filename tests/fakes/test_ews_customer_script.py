@@ -6,6 +6,7 @@ that a sync product must live with.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+import spnego
 from exchangelib import (
     BASIC,
     DELEGATE,
@@ -141,6 +143,24 @@ def test_negotiate_falls_back_to_ntlm(server: FakeServer, api: EwsApi) -> None:
     account = connect(server)
     assert account.root.tois.name == "Top of Information Store"
     assert api.schemes_used["Negotiate"] >= 2 and not api.schemes_used["NTLM"]
+
+
+def test_a_spnego_client_negotiates_and_falls_back_to_ntlm(server: FakeServer, api: EwsApi, ca: FakeCA) -> None:
+    """What a Windows client outside the domain sends: SPNEGO tokens (NTLM inside) under the Negotiate scheme."""
+    client = spnego.client("CONTOSO\\alice", ALICE_PW, hostname="127.0.0.1", service="HTTP", protocol="negotiate")
+    url, session = f"{server.base_url}/EWS/Exchange.asmx", requests.Session()
+
+    def post(token: bytes) -> requests.Response:
+        header = {"Authorization": f"Negotiate {base64.b64encode(token).decode()}"}
+        return session.post(url, data=b"", headers=header, verify=str(ca.bundle_path))
+
+    challenge = post(client.step() or b"")
+    assert challenge.status_code == 401
+    scheme, _, token = challenge.headers["WWW-Authenticate"].partition(" ")
+    served = post(client.step(base64.b64decode(token)) or b"")
+    assert served.status_code == 500 and b"ErrorSchemaValidation" in served.content  # authenticated, then served
+    client.step(base64.b64decode(served.headers["WWW-Authenticate"].partition(" ")[2]))  # the final SPNEGO token
+    assert scheme == "Negotiate" and client.complete and api.schemes_used == {"Negotiate": 1}
 
 
 def test_auto_detection_prefers_ntlm_and_basic_can_be_switched_off(server: FakeServer, api: EwsApi) -> None:

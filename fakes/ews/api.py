@@ -170,7 +170,7 @@ class EwsApi:
         if not self.version.accepts(requested):
             raise SoapFault("ErrorInvalidServerVersion", "The specified server version is invalid.")
         name = local(operation.tag)
-        schema.check(operation)
+        schema.check(operation, requested)
         handler = HANDLERS.get(name)
         if handler is None:
             raise SoapFault("ErrorInternalServerError", f"The fake EWS does not implement {name}.")

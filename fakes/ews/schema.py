@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
 
 from fakes.ews.soap import SoapFault, local, m, t, text_of
+from fakes.ews.versions import REQUEST_VERSIONS
 
 SEND_CANCELLATIONS = ("SendToNone", "SendOnlyToAll", "SendToAllAndSaveCopy")
 SEND_UPDATES = ("SendToNone", "SendOnlyToAll", "SendOnlyToChanged", "SendToAllAndSaveCopy", "SendToChangedAndSaveCopy")
@@ -77,6 +78,24 @@ NON_EMPTY = tuple(
 REQUIRED_INSIDE = {m("ItemShape"): t("BaseShape"), m("FolderShape"): t("BaseShape"), t("ItemChange"): t("Updates")}
 BASE_SHAPES = ("IdOnly", "Default", "AllProperties")
 MAX_SYNC_CHANGES = 512
+#: DistinguishedFolderIdNameType: the names of the first schema, and those Exchange2010_SP1 added (the
+#: dumpster and the archive). Later schemas add more; names are not checked for requests from Exchange2013 on.
+FOLDER_NAMES_2007 = frozenset(
+    {
+        *("calendar", "contacts", "deleteditems", "drafts", "inbox", "journal", "notes", "outbox", "sentitems"),
+        *("tasks", "msgfolderroot", "publicfoldersroot", "root", "junkemail", "searchfolders", "voicemail"),
+    }
+)
+_DUMPSTER = ("recoverableitemsroot", "recoverableitemsdeletions", "recoverableitemsversions", "recoverableitemspurges")
+FOLDER_NAMES_2010_SP1 = frozenset(
+    {
+        *_DUMPSTER,
+        *(f"archive{name}" for name in _DUMPSTER),
+        "archiveroot",
+        "archivemsgfolderroot",
+        "archivedeleteditems",
+    }
+)
 
 
 def violation(text: str) -> SoapFault:
@@ -84,8 +103,8 @@ def violation(text: str) -> SoapFault:
     return SoapFault("ErrorSchemaValidation", "The request failed schema validation.", violation=text)
 
 
-def check(operation: Element) -> None:
-    """Raise ErrorSchemaValidation when ``operation`` breaks one of the rules."""
+def check(operation: Element, version: str = "Exchange2016") -> None:
+    """Raise ErrorSchemaValidation when ``operation`` (a request of schema ``version``) breaks one of the rules."""
     name = local(operation.tag)
     rule = OPERATIONS.get(name)
     if rule is not None:
@@ -99,6 +118,8 @@ def check(operation: Element) -> None:
         found = ELEMENTS.get(node.tag)
         if found is not None:
             _check_element(node, local(node.tag), found)
+        if node.tag == t("DistinguishedFolderId"):
+            _check_folder_name(node.get("Id", ""), version)
         if node.tag == t("BaseShape") and text_of(node) not in BASE_SHAPES:
             raise violation(f"The 'BaseShape' element has an invalid value {text_of(node)!r}: one of {BASE_SHAPES}.")
     if name == "SyncFolderItems":
@@ -120,6 +141,18 @@ def _check_element(node: Element, name: str, rule: Rule) -> None:
     for attribute in INTEGER_ATTRIBUTES & set(node.attrib):
         if not node.get(attribute, "").strip().lstrip("-").isdigit():
             raise violation(f"The '{attribute}' attribute is invalid - '{node.get(attribute)}' is not an xs:int.")
+
+
+def _check_folder_name(name: str, version: str) -> None:
+    """A distinguished folder name the request's schema version does not have."""
+    rank = REQUEST_VERSIONS.index(version) if version in REQUEST_VERSIONS else len(REQUEST_VERSIONS)
+    if rank >= REQUEST_VERSIONS.index("Exchange2013"):
+        return
+    known = FOLDER_NAMES_2007
+    if rank >= REQUEST_VERSIONS.index("Exchange2010_SP1"):
+        known = known | FOLDER_NAMES_2010_SP1
+    if name not in known:
+        raise violation(f"The 'Id' attribute is invalid - the value '{name}' is not a DistinguishedFolderIdNameType.")
 
 
 def _check_max_changes(operation: Element) -> None:

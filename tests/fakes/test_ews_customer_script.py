@@ -21,6 +21,7 @@ from exchangelib import (
     IMPERSONATION,
     NTLM,
     Account,
+    Build,
     CalendarItem,
     Configuration,
     Contact,
@@ -31,6 +32,7 @@ from exchangelib import (
     FileAttachment,
     Message,
     Task,
+    Version,
 )
 from exchangelib.attachments import AttachmentId
 from exchangelib.errors import (
@@ -47,7 +49,7 @@ from exchangelib.fields import MONDAY
 from exchangelib.recurrence import Recurrence, WeeklyPattern
 from exchangelib.services import GetAttachment
 
-from fakes.ews import EwsApi, trust_ca
+from fakes.ews import SERVER_VERSIONS, EwsApi, trust_ca
 from fakes.server import FakeCA, FakeServer
 from fakes.tenant import Tenant
 
@@ -99,12 +101,14 @@ def connect(
     address: str = ALICE,
     auth_type: str | None = NTLM,
     access_type: str = DELEGATE,
+    version: Version | None = None,
 ) -> Account:
     """An exchangelib account as a script would open it (``auth_type=None``: what the server offers)."""
     config = Configuration(
         service_endpoint=f"{server.base_url}/EWS/Exchange.asmx",
         credentials=Credentials(login, password),
         auth_type=auth_type,
+        version=version,
     )
     return Account(address, config=config, autodiscover=False, access_type=access_type, default_timezone=UTC_TZ)
 
@@ -503,3 +507,11 @@ def test_an_item_in_deleted_items_can_be_restored(server: FakeServer) -> None:
     series = _weekly_series(account, count=2)
     with pytest.raises(ErrorCalendarCannotMoveOrCopyOccurrence):
         series.occurrence(index=1).move(account.trash)
+
+
+def test_the_dumpster_is_only_in_schemas_from_exchange_2010_sp1(server: FakeServer, api: EwsApi) -> None:
+    api.version = SERVER_VERSIONS["Exchange2010"]
+    account = connect(server, version=Version(build=Build(14, 0)))
+    assert account.trash.all().count() == 0
+    with pytest.raises(ErrorSchemaValidation, match="recoverableitemsdeletions"):
+        account.recoverable_items_deletions.all().count()

@@ -27,6 +27,7 @@ import base64
 import binascii
 import contextlib
 import os
+import struct
 import tempfile
 import threading
 import weakref
@@ -94,8 +95,8 @@ class WindowsAuth:
                 if acceptor is None:
                     acceptor = spnego.server(protocol=scheme.lower(), service="HTTP")
                 answer = acceptor.step(token)
-        except SpnegoError:
-            return Step(scheme=scheme)  # a wrong password or a broken message: start again
+        except (SpnegoError, ValueError, struct.error):
+            return Step(scheme=scheme)  # a wrong password or a malformed message: start again
         reply = base64.b64encode(answer).decode() if answer else None
         with self._lock:
             if not acceptor.complete:

@@ -167,6 +167,16 @@ def test_a_spnego_client_negotiates_and_falls_back_to_ntlm(server: FakeServer, a
     assert scheme == "Negotiate" and client.complete and api.schemes_used == {"Negotiate": 1}
 
 
+@pytest.mark.parametrize("scheme", ["NTLM", "Negotiate"])
+@pytest.mark.parametrize("token", [b"garbage", b"NTLMSSP\x00\x01\x00\x00\x00"])
+def test_a_malformed_token_is_refused_with_the_challenge(
+    server: FakeServer, ca: FakeCA, scheme: str, token: bytes
+) -> None:
+    header = {"Authorization": f"{scheme} {base64.b64encode(token).decode()}"}
+    answer = requests.post(f"{server.base_url}/EWS/Exchange.asmx", headers=header, verify=str(ca.bundle_path))
+    assert answer.status_code == 401 and answer.raw.headers.getlist("WWW-Authenticate") == ["Negotiate", "NTLM"]
+
+
 def test_auto_detection_prefers_ntlm_and_basic_can_be_switched_off(server: FakeServer, api: EwsApi) -> None:
     api.basic_auth = True
     auto = connect(server, auth_type=None)

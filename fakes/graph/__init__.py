@@ -8,8 +8,10 @@ Serve each with its own :class:`~fakes.server.FakeServer` (TLS from :class:`~fak
     graph_server = FakeServer(GraphApi(tenant, authority), ca=ca).start()   # f"{graph_server.base_url}/v1.0"
 """
 
-from fakes.graph.api import TASK_LIST_ID, GraphApi, GraphError, throttle_rule
+from fakes.graph.api import GraphApi
 from fakes.graph.authority import GRAPH_RESOURCE, App, Authority, OAuthError, TokenError, TokenInfo
+from fakes.graph.errors import GraphError, throttle_rule
+from fakes.graph.resources import TASK_LIST_ID
 from fakes.graph.seed import (
     CLIENT_ID,
     CLIENT_SECRET,

@@ -1,0 +1,163 @@
+"""The OData query options of a request and how a resource is shown through them.
+
+``$select`` (``id`` and ``@odata.etag`` always kept), ``$filter`` (``eq ne gt ge lt le`` on
+top-level string, boolean and date fields, joined by ``and``), ``$expand`` of
+``singleValueExtendedProperties($filter=id eq '...')``, and the ``Prefer`` header's
+``outlook.timezone`` and ``outlook.body-content-type``.
+"""
+
+from __future__ import annotations
+
+import html
+import operator
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fakes.graph.calendar import as_instant, instant, present_event
+from fakes.graph.errors import GraphError
+from fakes.graph.resources import raw_resource
+from fakes.tenant import Item
+
+_ALWAYS = frozenset({"id", "@odata.etag", "@odata.type", "singleValueExtendedProperties"})
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
+}
+_CLAUSE = re.compile(r"(\w+)\s+(eq|ne|gt|ge|lt|le)\s+('(?:[^']|'')*'|\S+)", re.IGNORECASE)
+_EXPAND = re.compile(r"singleValueExtendedProperties\(\$filter=(.+)\)", re.IGNORECASE)
+_EXPAND_ID = re.compile(r"id\s+eq\s+'((?:[^']|'')*)'", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _Clause:
+    name: str
+    op: str
+    value: str | bool | datetime
+
+    def test(self, actual: Any) -> bool:
+        compare = _OPERATORS[self.op]
+        if isinstance(self.value, datetime):
+            moment = as_instant(actual)
+            return moment is not None and compare(moment, self.value)
+        if isinstance(self.value, bool):
+            return isinstance(actual, bool) and compare(actual, self.value)
+        return isinstance(actual, str) and compare(actual.casefold(), self.value.casefold())
+
+
+@dataclass(frozen=True)
+class Query:
+    """The query options of a request: which items, which fields, which time zone."""
+
+    options: dict[str, str]
+    select: frozenset[str] | None
+    ext_ids: frozenset[str] | None
+    clauses: tuple[_Clause, ...]
+    zone: str
+    text_body: bool
+
+    @classmethod
+    def parse(cls, options: dict[str, str], prefs: dict[str, str]) -> Query:
+        """From the query options and the ``Prefer`` header (outlook.timezone, outlook.body-content-type)."""
+        select = options.get("$select")
+        expand = options.get("$expand")
+        text = options.get("$filter")
+        return cls(
+            options,
+            frozenset(n.strip().lower() for n in select.split(",") if n.strip()) if select else None,
+            _parse_expand(expand) if expand else None,
+            _parse_filter(text) if text else (),
+            prefs.get("outlook.timezone", "UTC"),
+            prefs.get("outlook.body-content-type", "").lower() == "text",
+        )
+
+    def matches(self, get: Callable[[str], Any]) -> bool:
+        return all(clause.test(get(clause.name)) for clause in self.clauses)
+
+    def render(self, item: Item) -> dict[str, Any]:
+        return self.present(item.folder, raw_resource(item))
+
+    def present(self, folder: str, resource: dict[str, Any]) -> dict[str, Any]:
+        """``resource`` as Graph shows it: expanded properties, event times, body type, $select."""
+        if "@removed" in resource:
+            return resource
+        res = dict(resource)
+        stored = res.pop("singleValueExtendedProperties", None) or []
+        res.pop("attachments", None)
+        expanded = [p for p in stored if isinstance(p, dict) and ext_key(p.get("id")) in (self.ext_ids or ())]
+        if expanded:
+            res["singleValueExtendedProperties"] = expanded
+        if folder == "calendar":
+            present_event(res, self.zone)
+        body = res.get("body")
+        if self.text_body and isinstance(body, dict) and str(body.get("contentType")).lower() == "html":
+            res["body"] = {"contentType": "text", "content": html_to_text(str(body.get("content") or ""))}
+        if self.select is None:
+            return res
+        return {k: v for k, v in res.items() if k.lower() in self.select or k in _ALWAYS}
+
+
+def html_to_text(markup: str) -> str:
+    """Roughly what Outlook makes of an HTML body when text is preferred."""
+    text = re.sub(r"<(br|/p|/div|/li|/tr|/h\d)\b[^>]*>", "\n", markup, flags=re.IGNORECASE)
+    text = html.unescape(re.sub(r"<[^>]+>", "", text))
+    return re.sub(r"\n\s*\n+", "\n\n", text).strip()
+
+
+def _parse_filter(text: str) -> tuple[_Clause, ...]:
+    return tuple(_clause(part) for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE))
+
+
+def _clause(text: str) -> _Clause:
+    match = _CLAUSE.fullmatch(text.strip())
+    if match is None:
+        raise _bad_filter(text)
+    name, op, literal = match.groups()
+    return _Clause(name, op.lower(), _literal(literal, text))
+
+
+def _literal(raw: str, text: str) -> str | bool | datetime:
+    if len(raw) >= 2 and raw[0] == raw[-1] == "'":
+        return raw[1:-1].replace("''", "'")
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    try:
+        return instant(raw)
+    except ValueError:
+        raise _bad_filter(text) from None
+
+
+def _bad_filter(text: str) -> GraphError:
+    return GraphError(400, "ErrorInvalidUrlQueryFilter", f"The fake Graph cannot evaluate the filter clause {text!r}.")
+
+
+def _parse_expand(text: str) -> frozenset[str]:
+    match = _EXPAND.fullmatch(text.strip())
+    ids = [_EXPAND_ID.fullmatch(p.strip()) for p in re.split(r"\s+or\s+", match[1], flags=re.I)] if match else [None]
+    if not all(ids):
+        raise GraphError(
+            400,
+            "BadRequest",
+            f"The fake Graph supports only $expand=singleValueExtendedProperties($filter=id eq '...'), not {text!r}.",
+        )
+    return frozenset(ext_key(m[1].replace("''", "'")) for m in ids if m)
+
+
+def ext_key(prop_id: Any) -> str:
+    return " ".join(str(prop_id).split()).lower()
+
+
+def merge_ext(current: Iterable[dict[str, Any]], new: Any) -> list[dict[str, Any]]:
+    """Extended properties of ``current`` updated by id with ``new`` (validated)."""
+    valid = isinstance(new, list) and all(isinstance(p, dict) and isinstance(p.get("id"), str) for p in new)
+    if not valid:
+        raise GraphError(400, "BadRequest", "singleValueExtendedProperties must be a list of {id, value}.")
+    merged = {ext_key(p.get("id")): p for p in current}
+    merged.update((ext_key(p["id"]), {"id": p["id"], "value": p.get("value")}) for p in new)
+    return list(merged.values())

@@ -1,0 +1,110 @@
+"""Graph resources made from the tenant's items and users: their shapes and server-set defaults."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from fakes.graph.errors import not_found
+from fakes.tenant import Item, Mailbox
+
+MAIL_FOLDERS = ("inbox", "sentitems")
+CONTACT_FOLDER_ID = "contacts"
+TASK_LIST_ID = "AAMkADefaultTaskList"
+READ_ONLY = frozenset(
+    {
+        "id",
+        "changeKey",
+        "createdDateTime",
+        "lastModifiedDateTime",
+        "parentFolderId",
+        "type",
+        "seriesMasterId",
+        "originalStartTimeZone",
+        "originalEndTimeZone",
+    }
+)
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def raw_resource(item: Item) -> dict[str, Any]:
+    resource = item.resource()
+    resource["@odata.etag"] = f'W/"{item.change_key}"'
+    if item.folder in MAIL_FOLDERS:
+        resource["parentFolderId"] = item.folder
+    return resource
+
+
+def item_field(item: Item, name: str) -> Any:
+    special = {"id": item.id, "createdDateTime": item.created, "lastModifiedDateTime": item.modified}
+    return special[name] if name in special else item.data.get(name)
+
+
+def user_resource(box: Mailbox) -> dict[str, Any]:
+    given, _, surname = box.display_name.partition(" ")
+    return {
+        "id": box.user_id,
+        "displayName": box.display_name,
+        "givenName": given or None,
+        "surname": surname or None,
+        "mail": box.address,
+        "userPrincipalName": box.address,
+    }
+
+
+def task_list() -> dict[str, Any]:
+    return {
+        "id": TASK_LIST_ID,
+        "displayName": "Tasks",
+        "wellknownListName": "defaultList",
+        "isOwner": True,
+        "isShared": False,
+    }
+
+
+def attachment_resources(item: Item) -> list[dict[str, Any]]:
+    return [
+        {
+            "@odata.type": "#microsoft.graph.fileAttachment",
+            "id": base64.urlsafe_b64encode(f"{item.id}:{n}".encode()).decode(),
+            "name": attachment.get("name"),
+            "size": attachment.get("size", 0),
+            "contentType": attachment.get("contentType", "application/octet-stream"),
+            "isInline": False,
+            "lastModifiedDateTime": iso_utc(item.modified),
+        }
+        for n, attachment in enumerate(item.data.get("attachments") or [])
+    ]
+
+
+def removed_entry(item_id: str) -> dict[str, Any]:
+    return {"id": item_id, "@removed": {"reason": "deleted"}}
+
+
+def writable_fields(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in READ_ONLY and not k.startswith("@odata.")}
+
+
+def with_defaults(folder: str, data: dict[str, Any], box: Mailbox) -> dict[str, Any]:
+    """What Graph fills in on create."""
+    if folder == "contacts" and "displayName" not in data:
+        data["displayName"] = " ".join(filter(None, (data.get("givenName"), data.get("surname"))))
+    if folder == "calendar":
+        data.setdefault("iCalUId", "040000008200E00074C5B7101A82E008" + uuid.uuid4().hex.upper())
+        data.setdefault("isAllDay", False)
+        data.setdefault("organizer", {"emailAddress": {"name": box.display_name, "address": box.address}})
+    if folder == "tasks":
+        data.setdefault("status", "notStarted")
+        data.setdefault("importance", "normal")
+    return data
+
+
+def mail_folder(folder_id: str) -> str:
+    if folder_id.lower() not in MAIL_FOLDERS:
+        raise not_found(f"The fake Graph has no mail folder {folder_id!r}.")
+    return folder_id.lower()

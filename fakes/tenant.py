@@ -57,6 +57,7 @@ class _Change:
     seq: int
     item_id: str
     deleted: bool
+    gone: Item | None = None  # the item as it was when deleted
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Changes:
     changed: list[Item]
     deleted: list[str]
     seq: int
+    gone: dict[str, Item] = field(default_factory=dict)  # deleted id -> the item as it was
 
 
 class Tenant:
@@ -161,12 +163,12 @@ class Tenant:
 
     def delete(self, box: Mailbox, folder: str, item_id: str) -> None:
         with self.lock:
-            self.get(box, folder, item_id)
+            item = self.get(box, folder, item_id)
             del box.folders[folder][item_id]
-            box.log[folder].append(_Change(self._next_seq(), item_id, True))
+            box.log[folder].append(_Change(self._next_seq(), item_id, True, item))
 
     def changes(self, box: Mailbox, folder: str, since: int) -> Changes:
-        """Items created or updated, and ids deleted, after change-log number ``since``.
+        """Items created or updated, and ids deleted (with what they were), after change-log number ``since``.
 
         An item created and deleted within the range is reported as deleted only.
         """
@@ -178,8 +180,9 @@ class Tenant:
                 last[change.item_id] = change
             changed = [box.folders[folder][c.item_id] for c in last.values() if not c.deleted]
             deleted = [c.item_id for c in last.values() if c.deleted]
+            gone = {c.item_id: c.gone for c in last.values() if c.deleted and c.gone is not None}
             changed.sort(key=lambda i: i.seq)
-            return Changes(changed, deleted, self.seq)
+            return Changes(changed, deleted, self.seq, gone)
 
     def _next_seq(self) -> int:
         self.seq += 1

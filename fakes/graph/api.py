@@ -9,8 +9,8 @@ ErrorAccessDenied. Routes, under ``/v1.0`` and for both ``/me`` and ``/users/{id
     GET /me, GET /users, GET /users/{id}
     GET|POST /contacts, GET|PATCH|DELETE /contacts/{id}, GET /contacts/delta
         (also under /contactFolders/contacts/...)
-    GET|POST /events, GET|PATCH|DELETE /events/{id}, GET /events/{id}/instances
-    GET /calendarView, GET /calendarView/delta           (startDateTime & endDateTime)
+    GET|POST /events, GET|PATCH|DELETE /events/{id}, GET /events/{id}/instances (also /calendar/events)
+    GET /calendarView, GET /calendarView/delta   (startDateTime & endDateTime; also under /calendar)
     GET /todo/lists, GET /todo/lists/{id}                 (delegated tokens only: app-only is 403)
     GET|POST /todo/lists/{id}/tasks, GET|PATCH|DELETE .../tasks/{id}, GET .../tasks/delta
     GET /messages, GET /messages/{id}, GET /messages/{id}/attachments
@@ -33,14 +33,15 @@ Later rounds read only ``Tenant.changes`` (O(changes)): full resources for chang
 
 Events: start/end are returned in UTC, or in the zone of ``Prefer: outlook.timezone``, with
 ``originalStartTimeZone``/``originalEndTimeZone``; IANA names and common Windows names are
-understood, unknown zones count as UTC. An event with ``recurrence`` is a ``seriesMaster``;
-calendarView and instances expand daily, weekly and absoluteMonthly patterns (other patterns
-yield only the first instance) with endDate/noEnd/numbered ranges, at most
-:data:`MAX_OCCURRENCES` per series. Occurrences have ids ``{masterId}_{yyyymmdd}`` that are
-not addressable, and exceptions to a series are not modelled. calendarView/delta reports
-series masters (one record per series), not occurrences; an item is reported when it (or an
-occurrence) overlaps the window; an item that moves out of the window is not reported, all
-deletions are.
+understood. An event with ``recurrence`` is a ``seriesMaster``, listed by ``/events`` and read
+by ``/events/{id}``; calendarView and ``/events/{id}/instances`` list its occurrences and
+exceptions instead (``type``, ``seriesMasterId``), every pattern and range type expanded
+(:mod:`fakes.graph.recurrence`). Occurrence ids (``{masterId}_{yyyymmdd}``) are addressable:
+PATCH makes an exception, DELETE cancels the occurrence. calendarView/delta reports single
+events whole, occurrences bare (id, type, seriesMasterId, start, end), exceptions whole and
+cancelled occurrences as ``@removed``; a changed series reports all its instances in the
+window, a deleted one each of them as ``@removed``. An item that moves out of the window is
+not reported, all deletions are. The ``delta()`` form of every delta URL is accepted.
 
 Bodies: ``Prefer: outlook.body-content-type="text"`` turns HTML bodies into plain text.
 
@@ -70,7 +71,19 @@ from urllib.parse import unquote
 
 from fakes.graph.authority import GRAPH_RESOURCE, Authority, TokenError, TokenInfo
 from fakes.graph.batch import batch_steps, step_error, sub_request
-from fakes.graph.calendar import Row, view_rows
+from fakes.graph.calendar import (
+    CANCELLED,
+    EXCEPTIONS,
+    Row,
+    Window,
+    delta_rows,
+    find_instance,
+    instance_resource,
+    is_series,
+    removed_rows,
+    split_occurrence_id,
+    view_rows,
+)
 from fakes.graph.errors import (
     GraphError,
     from_tenant,
@@ -79,7 +92,7 @@ from fakes.graph.errors import (
     sync_state_not_found,
     unauthorized,
 )
-from fakes.graph.paging import CURSOR_LIMIT, Cursor, DeltaState, wanted
+from fakes.graph.paging import CURSOR_LIMIT, Cursor, DeltaState
 from fakes.graph.query import Query, merge_ext
 from fakes.graph.resources import (
     CONTACT_FOLDER_ID,
@@ -109,7 +122,7 @@ from fakes.graph.wire import (
     window_of,
 )
 from fakes.server import Request, Response
-from fakes.tenant import Mailbox, Tenant, TenantError
+from fakes.tenant import Item, Mailbox, Tenant, TenantError
 
 __all__ = ["TASK_LIST_ID", "GraphApi", "GraphError"]
 
@@ -163,7 +176,7 @@ class GraphApi:
         return info
 
     def _dispatch(self, request: Request) -> Response:
-        segments = [unquote(s) for s in request.path.split("/")]
+        segments = [unquote(s).removesuffix("()") if s == "delta()" else unquote(s) for s in request.path.split("/")]
         if segments[:2] != ["", "v1.0"]:
             raise GraphError(400, "BadRequest", f"Invalid version: {request.path}")
         call = Call(request, self._authenticate(request))
@@ -195,13 +208,13 @@ class GraphApi:
                 return self._items(call, box, "contacts", tail)
             case ["contactFolders", folder_id, "contacts", *tail] if folder_id.lower() == CONTACT_FOLDER_ID:
                 return self._items(call, box, "contacts", tail)
-            case ["events", event_id, "instances"] if get:
-                return self._instances(call, box, event_id)
             case ["events", *tail]:
-                return self._items(call, box, "calendar", tail, delta=False)
-            case ["calendarView"] if get:
+                return self._events(call, box, tail)
+            case ["calendar", "events", *tail]:
+                return self._events(call, box, tail)
+            case ["calendarView"] | ["calendar", "calendarView"] if get:
                 return self._calendar_view(call, box)
-            case ["calendarView", "delta"] if get:
+            case ["calendarView", "delta"] | ["calendar", "calendarView", "delta"] if get:
                 return self._delta(call, box, "calendar", windowed=True)
             case ["todo", *tail]:
                 return self._todo(call, box, tail)
@@ -323,6 +336,34 @@ class GraphApi:
         raise no_route(call)
 
     # calendar ---------------------------------------------------------------------------------
+    def _events(self, call: Call, box: Mailbox, tail: list[str]) -> Response:
+        """Events: series masters and single instances, and occurrences addressed by their ids."""
+        occurrence = split_occurrence_id(tail[0]) if tail else None
+        match (call.method, tail):
+            case ("GET", [event_id, "instances"]):
+                return self._instances(call, box, event_id)
+            case ("GET" | "PATCH" | "DELETE", [_]) if occurrence is not None:
+                return self._occurrence(call, box, *occurrence)
+        return self._items(call, box, "calendar", tail, delta=False)
+
+    def _occurrence(self, call: Call, box: Mailbox, master_id: str, key: str) -> Response:
+        with self.tenant.lock:
+            master = self.tenant.get(box, "calendar", master_id)
+            instance = find_instance(master, key)
+            if instance is None:
+                raise not_found()
+            if call.method == "DELETE":
+                cancelled = sorted({*(master.data.get(CANCELLED) or ()), key})
+                self.tenant.update(box, "calendar", master_id, {CANCELLED: cancelled})
+                return Response(204)
+            if call.method == "PATCH":
+                exceptions = dict(master.data.get(EXCEPTIONS) or {})
+                exceptions[key] = {**exceptions.get(key, {}), **writable_fields(body_of(call.request))}
+                master = self.tenant.update(box, "calendar", master_id, {EXCEPTIONS: exceptions})
+                instance = find_instance(master, key) or instance
+            resource = instance_resource(master, instance)
+        return json_response(self._query(call).present("calendar", resource))
+
     def _calendar_view(self, call: Call, box: Mailbox) -> Response:
         def build() -> Cursor:
             window = window_of(call.request)
@@ -340,8 +381,7 @@ class GraphApi:
         def build() -> Cursor:
             item = self.tenant.get(box, "calendar", event_id)
             window = window_of(call.request)
-            series = isinstance(item.data.get("recurrence"), dict)
-            rows = [row for _, row in view_rows(item, window)] if series else []
+            rows = [row for _, row in view_rows(item, window)] if is_series(item.data) else []
             return Cursor(box, rows, self._query(call), top_of(call.request, LIST_PAGE))
 
         return self._serve(call, build)
@@ -358,14 +398,16 @@ class GraphApi:
             with self.tenant.lock:
                 seq = self.tenant.seq
                 items = self.tenant.items(box, folder)
-            rows: list[Row] = [(folder, i.id) for i in items if wanted(i, query, window)]
+            rows = [row for item in items for row in _delta_rows(item, query, window)]
         else:
             state = self._delta_state(token, box, folder)
             window, query = state.window, self._query(call, state.options)
             changes = self.tenant.changes(box, folder, state.seq)
             seq = changes.seq
-            rows = [(folder, i.id) for i in changes.changed if wanted(i, query, window)]
-            rows += [(folder, removed_entry(item_id)) for item_id in changes.deleted]
+            rows = [row for item in changes.changed for row in _delta_rows(item, query, window)]
+            for item_id in changes.deleted:
+                gone = changes.gone.get(item_id)
+                rows += removed_rows(item_id, gone, window) if window else [(folder, removed_entry(item_id))]
         state = DeltaState(self._generation, box.user_id, folder, seq, window, query.options)
         return Cursor(box, rows, query, max_page_size(call.request), state.encode())
 
@@ -459,3 +501,10 @@ class GraphApi:
                 return None
             self._batch_throttle = (count - 1, retry_after)
             return retry_after
+
+
+def _delta_rows(item: Item, query: Query, window: Window | None) -> list[Row]:
+    """The rows a delta round shows for ``item``: itself, or (calendarView) its instances in ``window``."""
+    if not query.matches(partial(item_field, item)):
+        return []
+    return delta_rows(item, window) if window is not None else [(item.folder, item.id)]

@@ -1,24 +1,29 @@
-"""Events as the model sees them: time zones, event times, recurrence expansion, occurrences."""
+"""Events as the model sees them: time zones, event times, and a series' instances.
+
+A series is one stored item (the ``seriesMaster``, with ``recurrence``); its occurrences are
+computed (:mod:`fakes.graph.recurrence`). Occurrence ids are ``{masterId}_{yyyymmdd}`` (the date
+of the original start). Changing one occurrence makes it an ``exception``: the changes are kept
+with the master under ``_exceptions`` ({yyyymmdd: properties}); deleting one cancels it, kept
+under ``_cancelled``. Both change the master (a new changeKey), as Exchange keeps them there.
+"""
 
 from __future__ import annotations
 
 import copy
-import itertools
-from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fakes.graph.resources import raw_resource
+from fakes.graph.recurrence import occurrence_dates
+from fakes.graph.resources import raw_resource, removed_entry
 from fakes.tenant import Item
 
 Window = tuple[datetime, datetime]
 Row = tuple[str, str | dict[str, Any]]  # (folder, item id) rendered live, or (folder, resource)
 
-MAX_OCCURRENCES = 1000
-_WEEKDAYS = {
-    day: n for n, day in enumerate(("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"))
-}
+EXCEPTIONS = "_exceptions"
+CANCELLED = "_cancelled"
 _WINDOWS_ZONES = {
     "UTC": "UTC",
     "GMT Standard Time": "Europe/London",
@@ -101,89 +106,113 @@ def present_event(res: dict[str, Any], zone_name: str) -> None:
         res[key] = {"dateTime": local, "timeZone": zone_name}
 
 
-def event_spans(data: dict[str, Any], window: Window) -> Iterator[tuple[datetime, datetime]]:
-    """(start, end) of the event, or of each occurrence of a series, overlapping ``window``."""
-    start, end = event_time(data.get("start")), event_time(data.get("end"))
+@dataclass(frozen=True)
+class Instance:
+    """One instance of an event as calendarView lists it: the event itself, or one occurrence."""
+
+    id: str
+    kind: str  # singleInstance, occurrence or exception
+    start: datetime
+    end: datetime
+    key: str = ""  # yyyymmdd of an occurrence's original start
+    cancelled: bool = False
+
+
+def is_series(data: dict[str, Any]) -> bool:
+    return isinstance(data.get("recurrence"), dict)
+
+
+def occurrence_id(master_id: str, key: str) -> str:
+    return f"{master_id}_{key}"
+
+
+def split_occurrence_id(event_id: str) -> tuple[str, str] | None:
+    """(master id, yyyymmdd) of an occurrence id, None for any other id."""
+    master_id, sep, key = event_id.rpartition("_")
+    return (master_id, key) if sep and master_id and len(key) == 8 and key.isdigit() else None
+
+
+def instances(item: Item, window: Window) -> list[Instance]:
+    """The instances of ``item`` overlapping ``window``, cancelled occurrences included (flagged)."""
+    start, end = event_time(item.data.get("start")), event_time(item.data.get("end"))
     if start is None or end is None:
-        return
-    recurrence = data.get("recurrence")
-    if not isinstance(recurrence, dict):
-        if start < window[1] and end > window[0]:
-            yield start, end
-        return
-    duration = end - start
-    for day in _recurrence_dates(recurrence, start.date()):
-        occurrence = datetime.combine(day, start.timetz())
-        if occurrence >= window[1]:
-            return
-        if occurrence + duration > window[0]:
-            yield occurrence, occurrence + duration
+        return []
+    if not is_series(item.data):
+        return [Instance(item.id, "singleInstance", start, end)] if start < window[1] and end > window[0] else []
+    found = []
+    exceptions: dict[str, Any] = item.data.get(EXCEPTIONS) or {}
+    cancelled = set(item.data.get(CANCELLED) or ())
+    for day in occurrence_dates(item.data["recurrence"], start.date()):
+        first = datetime.combine(day, start.timetz())
+        if first >= window[1] + timedelta(days=1):  # an exception may start a little earlier
+            break
+        key = f"{day:%Y%m%d}"
+        changes = exceptions.get(key) or {}
+        moment = event_time(changes.get("start")) or first
+        finish = event_time(changes.get("end")) or moment + (end - start)
+        if moment < window[1] and finish > window[0]:
+            kind = "exception" if changes else "occurrence"
+            found.append(Instance(occurrence_id(item.id, key), kind, moment, finish, key, key in cancelled))
+    return found
 
 
-def _recurrence_dates(recurrence: dict[str, Any], first: date) -> Iterator[date]:
-    bounds = recurrence.get("range") or {}
-    kind = bounds.get("type")
-    until = as_date(bounds.get("endDate")) if kind == "endDate" else None
-    count = as_int(bounds.get("numberOfOccurrences"), 0) if kind == "numbered" else MAX_OCCURRENCES
-    dates = _pattern_dates(recurrence.get("pattern") or {}, as_date(bounds.get("startDate")) or first)
-    for day in itertools.islice(dates, min(count, MAX_OCCURRENCES)):
-        if until is not None and day > until:
-            return
-        yield day
+def overlaps(item: Item, window: Window) -> bool:
+    """Whether the event, or an occurrence of it that is not cancelled, overlaps ``window``."""
+    return any(not instance.cancelled for instance in instances(item, window))
 
 
-def _pattern_dates(pattern: dict[str, Any], start: date) -> Iterator[date]:
-    interval = min(max(as_int(pattern.get("interval"), 1), 1), 99)
-    steps = range(0, MAX_OCCURRENCES * interval, interval)
-    kind = pattern.get("type")
-    if kind == "daily":
-        return (start + timedelta(days=n) for n in steps)
-    if kind == "weekly":
-        return _weekly(start, steps, pattern.get("daysOfWeek") or [])
-    if kind == "absoluteMonthly":
-        return _monthly(start, steps, as_int(pattern.get("dayOfMonth"), start.day))
-    return iter([start])
-
-
-def _weekly(start: date, weeks: range, names: list[Any]) -> Iterator[date]:
-    offsets = sorted({_WEEKDAYS[str(n).lower()] for n in names if str(n).lower() in _WEEKDAYS})
-    sunday = start - timedelta(days=(start.weekday() + 1) % 7)
-    for week in weeks:
-        for offset in offsets or [(start.weekday() + 1) % 7]:
-            day = sunday + timedelta(weeks=week, days=offset)
-            if day >= start:
-                yield day
-
-
-def _monthly(start: date, months: range, day_of_month: int) -> Iterator[date]:
-    for step in months:
-        year, month = divmod(start.month - 1 + step, 12)
-        try:
-            day = date(start.year + year, month + 1, day_of_month)
-        except ValueError:  # no such day in that month
-            continue
-        if day >= start:
-            yield day
-
-
-def occurrence_of(master: dict[str, Any], start: datetime, end: datetime) -> dict[str, Any]:
-    occurrence = copy.deepcopy(master)
-    zone = master["start"].get("timeZone")
-    occurrence.update(
-        id=f"{master['id']}_{start:%Y%m%d}",
-        type="occurrence",
-        seriesMasterId=master["id"],
-        recurrence=None,
-        start={"dateTime": fmt_local(start), "timeZone": zone},
-        end={"dateTime": fmt_local(end), "timeZone": zone},
+def find_instance(item: Item, key: str) -> Instance | None:
+    """The occurrence of series ``item`` originally on ``key`` (yyyymmdd), None if there is none."""
+    try:
+        day = datetime.strptime(key, "%Y%m%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    wide = (day - timedelta(days=2), day + timedelta(days=3))
+    return (
+        next((i for i in instances(item, wide) if i.key == key and not i.cancelled), None)
+        if is_series(item.data)
+        else None
     )
-    return occurrence
+
+
+def instance_resource(item: Item, instance: Instance, *, bare: bool = False) -> dict[str, Any]:
+    """An occurrence or exception of series ``item``; ``bare``: only what delta gives for an occurrence."""
+    zone = (item.data.get("start") or {}).get("timeZone") or "UTC"
+    when = {
+        "start": {"dateTime": fmt_local(instance.start.astimezone(zone_of(zone))), "timeZone": zone},
+        "end": {"dateTime": fmt_local(instance.end.astimezone(zone_of(zone))), "timeZone": zone},
+    }
+    master = raw_resource(item)
+    ids = {"id": instance.id, "type": instance.kind, "seriesMasterId": item.id}
+    if bare and instance.kind == "occurrence":
+        return {"@odata.type": "#microsoft.graph.event", "@odata.etag": master["@odata.etag"], **ids, **when}
+    resource = copy.deepcopy(master)
+    resource.update(ids, recurrence=None, **when)
+    resource.update(copy.deepcopy((item.data.get(EXCEPTIONS) or {}).get(instance.key) or {}))
+    resource.update(ids)
+    return resource
 
 
 def view_rows(item: Item, window: Window) -> list[tuple[datetime, Row]]:
-    """calendarView rows of an event: itself, or its occurrences in ``window``."""
-    spans = list(event_spans(item.data, window))
-    if not isinstance(item.data.get("recurrence"), dict):
-        return [(start, ("calendar", item.id)) for start, _ in spans]
-    master = raw_resource(item)
-    return [(start, ("calendar", occurrence_of(master, start, end))) for start, end in spans]
+    """calendarView rows of an event: itself, or its occurrences and exceptions in ``window``."""
+    if not is_series(item.data):
+        return [(i.start, ("calendar", item.id)) for i in instances(item, window)]
+    return [(i.start, ("calendar", instance_resource(item, i))) for i in instances(item, window) if not i.cancelled]
+
+
+def delta_rows(item: Item, window: Window) -> list[Row]:
+    """calendarView/delta rows of a changed event: the event, or its instances in ``window``
+    (occurrences bare, exceptions whole, cancelled occurrences as removed)."""
+    if not is_series(item.data):
+        return [("calendar", item.id)] if instances(item, window) else []
+    return [
+        ("calendar", removed_entry(i.id) if i.cancelled else instance_resource(item, i, bare=True))
+        for i in instances(item, window)
+    ]
+
+
+def removed_rows(item_id: str, gone: Item | None, window: Window) -> list[Row]:
+    """calendarView/delta rows of a deleted event: its id, or the ids of its instances in ``window``."""
+    if gone is None or not is_series(gone.data):
+        return [("calendar", removed_entry(item_id))]
+    return [("calendar", removed_entry(i.id)) for i in instances(gone, window) if not i.cancelled]

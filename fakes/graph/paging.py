@@ -6,12 +6,10 @@ import base64
 import json
 import secrets
 from dataclasses import dataclass, field
-from functools import partial
 
-from fakes.graph.calendar import Row, Window, event_spans, instant
+from fakes.graph.calendar import Row, Window, instant
 from fakes.graph.query import Query
-from fakes.graph.resources import item_field
-from fakes.tenant import Item, Mailbox
+from fakes.tenant import Mailbox
 
 CURSOR_LIMIT = 64
 
@@ -50,9 +48,3 @@ class DeltaState:
         generation, user_id, folder, seq, window, options = json.loads(raw)
         bounds = (instant(window[0]), instant(window[1])) if window else None
         return cls(int(generation), str(user_id), str(folder), int(seq), bounds, dict(options))
-
-
-def wanted(item: Item, query: Query, window: Window | None) -> bool:
-    if window is not None and next(event_spans(item.data, window), None) is None:
-        return False
-    return query.matches(partial(item_field, item))

@@ -33,7 +33,8 @@ def iso_utc(moment: datetime) -> str:
 
 
 def raw_resource(item: Item) -> dict[str, Any]:
-    resource = item.resource()
+    """The item as Graph holds it, without the model's own bookkeeping (keys starting with ``_``)."""
+    resource = {k: v for k, v in item.resource().items() if not k.startswith("_")}
     resource["@odata.etag"] = f'W/"{item.change_key}"'
     if item.folder in MAIL_FOLDERS:
         resource["parentFolderId"] = item.folder
@@ -87,7 +88,7 @@ def removed_entry(item_id: str) -> dict[str, Any]:
 
 
 def writable_fields(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if k not in READ_ONLY and not k.startswith("@odata.")}
+    return {k: v for k, v in body.items() if k not in READ_ONLY and not k.startswith(("@odata.", "_"))}
 
 
 def with_defaults(folder: str, data: dict[str, Any], box: Mailbox) -> dict[str, Any]:

@@ -50,6 +50,7 @@ class BatchRequest:
     method: str
     url: str
     body: Json | None = None
+    headers: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -248,9 +249,12 @@ class GraphClient:
 
 def _batch_entry(request_id: str, request: BatchRequest) -> Json:
     entry: Json = {"id": request_id, "method": request.method, "url": request.url}
+    headers = dict(request.headers or {})
     if request.body is not None:
         entry["body"] = request.body
-        entry["headers"] = {"Content-Type": "application/json"}
+        headers["Content-Type"] = "application/json"
+    if headers:
+        entry["headers"] = headers
     return entry
 
 

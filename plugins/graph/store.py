@@ -26,6 +26,7 @@ UTC_PREFER = 'outlook.timezone="UTC", outlook.body-content-type="text"'
 MAIL_FOLDERS = ("inbox", "sentitems")
 MAIL_SELECT = "internetMessageId,subject,from,toRecipients,ccRecipients,sentDateTime,body,hasAttachments"
 EVENT_HORIZON = timedelta(days=730)
+INSTANCE_TYPES = ("occurrence", "exception")
 
 
 def _iso(moment: datetime) -> str:
@@ -152,9 +153,58 @@ class EventsSide(GraphSide):
         return replace(back, ical_uid=str(uid)) if uid and isinstance(back, Event) else back
 
     def item(self, resource: Json) -> Item | None:
-        if resource.get("type") in ("occurrence", "exception"):
+        if resource.get("type") in INSTANCE_TYPES:
             return None  # a series travels as its master only
         return super().item(resource)
+
+    def pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
+        """calendarView/delta lists single events, occurrences and exceptions; a series is read
+        from its master (``seriesMasterId``), once per round, so that it stays one record.
+
+        The cursor keeps the deltaLink and the ids of the series seen: Graph reports the end of
+        a series as removed occurrences, so a round with removals checks each known series."""
+        state = _events_cursor(cursor)
+        full = not state["delta"]
+        known: set[str] = set() if full else set(state["series"])
+        url, params = (state["delta"], None) if not full else self.first_delta(window)
+        seen: set[str] = set()
+        for page in self.client.delta_pages(url, params, page_size=PAGE_SIZE, headers={"Prefer": UTC_PREFER}):
+            wanted = {str(r["seriesMasterId"]) for r in page.items if r.get("type") in INSTANCE_TYPES}
+            if page.removed and not full:
+                wanted |= known
+            masters, gone = self._masters(sorted(wanted - seen))
+            seen |= wanted
+            known = (known | {str(m["id"]) for m in masters}) - set(gone)
+            items = [i for i in map(self.item, [*page.items, *masters]) if i is not None]
+            after = json.dumps({"delta": page.delta_link, "series": sorted(known)}) if page.delta_link else None
+            yield Changes(items, [*page.removed, *gone], after, full=full)
+
+    def _masters(self, ids: list[str]) -> tuple[list[Json], list[str]]:
+        """The series masters of ``ids`` (read 20 per ``$batch``) and the ids no longer there."""
+        found: list[Json] = []
+        gone: list[str] = []
+        headers = {"Prefer": UTC_PREFER}
+        for start in range(0, len(ids), BATCH_LIMIT):
+            chunk = ids[start : start + BATCH_LIMIT]
+            requests = [
+                BatchRequest("GET", f"{self.collection()}/{_id(i)}?$expand={mapping.LINK_EXPAND}", headers=headers)
+                for i in chunk
+            ]
+            for master_id, answer in zip(chunk, self.client.batch(requests), strict=True):
+                if answer.status == 404:
+                    gone.append(master_id)
+                elif answer.error is not None:
+                    raise answer.error
+                else:
+                    found.append(answer.body)
+        return found, gone
+
+
+def _events_cursor(cursor: str | None) -> dict[str, Any]:
+    """The events cursor: {"delta": deltaLink, "series": [master ids]}; an older bare
+    deltaLink, which knows no series, starts a new full round."""
+    state = json.loads(cursor) if cursor and cursor.startswith("{") else {}
+    return {"delta": str(state.get("delta") or ""), "series": list(state.get("series") or [])}
 
 
 class TasksSide(GraphSide):

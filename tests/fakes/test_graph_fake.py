@@ -537,25 +537,64 @@ def test_calendar_view_expands_series_and_answers_in_utc(cloud: Cloud) -> None:
     assert no_window.status_code == 400
 
 
-def test_calendar_delta_keeps_its_window_and_reports_series_masters(cloud: Cloud) -> None:
+def test_calendar_delta_keeps_its_window_and_reports_instances_not_masters(cloud: Cloud) -> None:
     with cloud.user_client() as graph:
-        graph.post(
+        series = graph.post(
             "/me/events", json=_event("standup", "2026-06-01T09:00:00", "2026-06-01T09:15:00", recurrence=WEEKLY_JUNE)
-        )
+        ).json()
         inside = graph.post("/me/events", json=_event("review", "2026-06-02T10:00:00", "2026-06-02T11:00:00")).json()
         outside = graph.post("/me/events", json=_event("later", "2026-08-01T10:00:00", "2026-08-01T11:00:00")).json()
-        initial, link, _ = collect(graph, "/me/calendarView/delta?" + "&".join(f"{k}={v}" for k, v in JUNE.items()))
+        initial, link, _ = collect(graph, "/me/calendarView/delta()?" + "&".join(f"{k}={v}" for k, v in JUNE.items()))
         graph.patch(f"/me/events/{outside['id']}", json={"subject": "still later"})
         graph.delete(f"/me/events/{inside['id']}")
         changes, _, _ = collect(graph, link)
         no_window = graph.get("/me/calendarView/delta")
 
-    assert sorted((e["subject"], e["type"]) for e in initial) == [
-        ("review", "singleInstance"),
-        ("standup", "seriesMaster"),
-    ]
+    occurrences = [e for e in initial if e["type"] == "occurrence"]
+    assert sorted(e["type"] for e in initial) == ["occurrence"] * 3 + ["singleInstance"]
+    assert {e["seriesMasterId"] for e in occurrences} == {series["id"]}
+    assert all("subject" not in e for e in occurrences)  # delta gives an occurrence's id, type and times only
+    assert "/calendarView/delta()?" in link
     assert changes == [{"id": inside["id"], "@removed": {"reason": "deleted"}}]
     assert no_window.status_code == 400
+
+
+def test_an_edited_occurrence_is_an_exception_and_a_cancelled_one_is_removed(cloud: Cloud) -> None:
+    window = "&".join(f"{k}={v}" for k, v in JUNE.items())
+    with cloud.user_client() as graph:
+        series = graph.post(
+            "/me/events", json=_event("standup", "2026-06-01T09:00:00", "2026-06-01T09:15:00", recurrence=WEEKLY_JUNE)
+        ).json()
+        _, link, _ = collect(graph, f"/me/calendarView/delta?{window}")
+        first, second, third = graph.get(f"/me/events/{series['id']}/instances", params=JUNE).json()["value"]
+        moved = graph.patch(f"/me/events/{second['id']}", json={"subject": "standup (moved)"}).json()
+        assert graph.delete(f"/me/events/{third['id']}").status_code == 204
+        changes, _, _ = collect(graph, link)
+        view = graph.get("/me/calendarView", params=JUNE).json()["value"]
+        master = graph.get(f"/me/events/{series['id']}").json()
+        gone = graph.get(f"/me/events/{third['id']}")
+        graph.delete(f"/me/events/{series['id']}")
+        after_delete, _, _ = collect(graph, link)
+
+    assert (first["type"], first["subject"], moved["type"], moved["subject"]) == (
+        "occurrence",
+        "standup",
+        "exception",
+        "standup (moved)",
+    )
+    by_id = {c["id"]: c for c in changes}
+    assert by_id[first["id"]]["type"] == "occurrence"
+    assert by_id[second["id"]]["subject"] == "standup (moved)"
+    assert by_id[third["id"]] == {"id": third["id"], "@removed": {"reason": "deleted"}}
+    assert [(e["type"], e["subject"]) for e in view] == [("occurrence", "standup"), ("exception", "standup (moved)")]
+    assert (master["type"], master["subject"], master["recurrence"]["pattern"]["type"]) == (
+        "seriesMaster",
+        "standup",
+        "weekly",
+    )
+    assert gone.status_code == 404
+    assert sorted(c["id"] for c in after_delete) == sorted([first["id"], second["id"]])
+    assert all(c.get("@removed") for c in after_delete)
 
 
 # Graph: To Do and mail -----------------------------------------------------------------------------

@@ -564,16 +564,20 @@ def test_echo_of_an_update_equals_what_reading_back_gives(fakes: Fakes, entity: 
 @pytest.mark.parametrize(
     "rrule",
     ["FREQ=DAILY;INTERVAL=3;COUNT=4", "FREQ=WEEKLY;BYDAY=MO,WE", "FREQ=MONTHLY;BYMONTHDAY=2;UNTIL=20300101",
-     "FREQ=YEARLY;BYMONTH=3;BYMONTHDAY=4"],
+     "FREQ=YEARLY;BYMONTH=3;BYMONTHDAY=4", "FREQ=MONTHLY;BYDAY=2TU", "FREQ=MONTHLY;INTERVAL=2;BYDAY=-1FR;COUNT=6",
+     "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=1", "FREQ=YEARLY;BYDAY=4TH;BYMONTH=11"],
 )  # fmt: skip
 def test_rrules_round_trip(rrule: str) -> None:
     start = datetime(2030, 1, 1, 9, tzinfo=UTC)
     assert mapping.rrule_from_graph(mapping.rrule_to_graph(rrule, start)) == rrule
 
 
-def test_an_rrule_graph_cannot_hold_is_rejected() -> None:
+@pytest.mark.parametrize(
+    "rrule", ["FREQ=MONTHLY;BYDAY=5TU", "FREQ=MONTHLY;BYDAY=1MO,2TU", "FREQ=HOURLY", "FREQ=DAILY;BYHOUR=9"]
+)
+def test_an_rrule_graph_cannot_hold_is_rejected(rrule: str) -> None:
     with pytest.raises(RecordRejected):
-        mapping.rrule_to_graph("FREQ=MONTHLY;BYDAY=2TU", datetime(2030, 1, 1, tzinfo=UTC))
+        mapping.rrule_to_graph(rrule, datetime(2030, 1, 1, tzinfo=UTC))
 
 
 # -- the engine over a Graph mailbox ----------------------------------------------------------

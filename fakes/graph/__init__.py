@@ -13,6 +13,7 @@ from fakes.graph.authority import GRAPH_RESOURCE, App, Authority, OAuthError, To
 from fakes.graph.errors import GraphError, throttle_rule
 from fakes.graph.resources import TASK_LIST_ID
 from fakes.graph.seed import (
+    APP_ROLES,
     CLIENT_ID,
     CLIENT_SECRET,
     EXT_PROPERTY_LINK,
@@ -24,6 +25,7 @@ from fakes.graph.seed import (
 )
 
 __all__ = [
+    "APP_ROLES",
     "CLIENT_ID",
     "CLIENT_SECRET",
     "EXT_PROPERTY_LINK",

@@ -4,14 +4,16 @@
 :class:`~fakes.graph.authority.Authority` with Graph as audience (401 InvalidAuthenticationToken
 otherwise, also when expired). App-only tokens reach every mailbox through ``/users/{id|upn}``;
 delegated tokens only their own (``/me`` or their own ``/users/{id}``), others are 403
-ErrorAccessDenied. Routes, under ``/v1.0`` and for both ``/me`` and ``/users/{id}``::
+ErrorAccessDenied. Each call also needs its permission (:mod:`fakes.graph.permissions`):
+``scp`` of a delegated token, ``roles`` of an app-only one, else 403. Routes, under ``/v1.0``
+and for both ``/me`` and ``/users/{id}``::
 
     GET /me, GET /users, GET /users/{id}
     GET|POST /contacts, GET|PATCH|DELETE /contacts/{id}, GET /contacts/delta
         (also under /contactFolders/contacts/...)
     GET|POST /events, GET|PATCH|DELETE /events/{id}, GET /events/{id}/instances (also /calendar/events)
     GET /calendarView, GET /calendarView/delta   (startDateTime & endDateTime; also under /calendar)
-    GET /todo/lists, GET /todo/lists/{id}                 (delegated tokens only: app-only is 403)
+    GET /todo/lists, GET /todo/lists/{id}      (app-only tokens with Tasks.Read.All / Tasks.ReadWrite.All)
     GET|POST /todo/lists/{id}/tasks, GET|PATCH|DELETE .../tasks/{id}, GET .../tasks/delta
     GET /messages, GET /messages/{id}, GET /messages/{id}/attachments
     GET /mailFolders/{inbox|sentitems}/messages[/{id}|/delta]
@@ -20,7 +22,8 @@ ErrorAccessDenied. Routes, under ``/v1.0`` and for both ``/me`` and ``/users/{id
 Query options: ``$top`` (default 10, users 100, at most 999), ``$skip``, ``$select`` (``id`` and
 ``@odata.etag`` always kept), ``$filter`` (``eq ne gt ge lt le`` on top-level string, boolean
 and date fields, joined by ``and``; anything else is 400),
-``$expand=singleValueExtendedProperties($filter=id eq '...' [or id eq '...'])``. Other ``$``
+``$expand=singleValueExtendedProperties($filter=id eq '...' [or id eq '...'])`` or (To Do)
+``$expand=linkedResources``. Other ``$``
 options are 400. Listings are snapshots: the ids are taken once on the first page and the
 rest is served by ``$skiptoken`` in O(page); the last :data:`CURSOR_LIMIT` snapshots are kept.
 
@@ -43,7 +46,12 @@ cancelled occurrences as ``@removed``; a changed series reports all its instance
 window, a deleted one each of them as ``@removed``. An item that moves out of the window is
 not reported, all deletions are. The ``delta()`` form of every delta URL is accepted.
 
-Bodies: ``Prefer: outlook.body-content-type="text"`` turns HTML bodies into plain text.
+Bodies: ``Prefer: outlook.body-content-type="text"`` turns HTML bodies into plain text. Bodies
+written are checked against the v1.0 types (:mod:`fakes.graph.schema`): unknown properties,
+wrong types and enum values are 400 RequestBodyRead; Outlook's rules (at most 3 e-mail
+addresses, end before start, an unknown time zone, an incomplete recurrence) are refused with
+their codes. An id that is not an item id at all is 400 ErrorInvalidIdMalformed. PATCH and
+DELETE honour ``If-Match``: an etag other than the item's current one is 412.
 
 Extended properties: ``singleValueExtendedProperties`` are stored with the item, merged by
 id on PATCH, and returned only through ``$expand``; ids compare case- and space-insensitively.
@@ -52,9 +60,8 @@ Batch: at most 20 steps, run in order through the same router with the outer Aut
 ``dependsOn`` must name earlier steps (a failed dependency gives 424);
 :meth:`GraphApi.throttle_batch_items` makes the next steps 429 with Retry-After.
 
-Not reproduced: permission scopes (any Graph token may do anything its principal may reach),
-creating messages, attachment content, other folders than the default ones, ``$orderby``,
-``$search``, ``$count``, change notifications.
+Not reproduced: creating messages, attachment content, other folders than the default ones, ``$orderby``,
+``$search``, ``$count``, change notifications, the limits of delta queries on ``$select``/``$expand``.
 """
 
 from __future__ import annotations
@@ -93,20 +100,25 @@ from fakes.graph.errors import (
     unauthorized,
 )
 from fakes.graph.paging import CURSOR_LIMIT, Cursor, DeltaState
+from fakes.graph.permissions import area_of, require
 from fakes.graph.query import Query, merge_ext
 from fakes.graph.resources import (
     CONTACT_FOLDER_ID,
     MAIL_FOLDERS,
     TASK_LIST_ID,
     attachment_resources,
+    check_if_match,
+    check_item_id,
     item_field,
     mail_folder,
+    merged,
     removed_entry,
     task_list,
     user_resource,
     with_defaults,
     writable_fields,
 )
+from fakes.graph.schema import check_body, check_rules
 from fakes.graph.wire import (
     LIST_PAGE,
     USERS_PAGE,
@@ -190,10 +202,14 @@ class GraphApi:
     def _route(self, call: Call, segments: list[str]) -> Response:
         match segments:
             case ["me"] if call.method == "GET":
-                return json_response(self._query(call).present("", user_resource(self._own_box(call))))
+                box = self._own_box(call)
+                require(call.token, "me", write=False)
+                return json_response(self._query(call).present("", user_resource(box)))
             case ["users"] if call.method == "GET":
+                require(call.token, "users", write=False)
                 return self._users(call)
             case ["users", key] if call.method == "GET":
+                require(call.token, "users", write=False)
                 return self._user(call, key)
             case ["me", *rest]:
                 return self._mailbox(call, self._own_box(call), rest)
@@ -203,6 +219,9 @@ class GraphApi:
 
     def _mailbox(self, call: Call, box: Mailbox, rest: list[str]) -> Response:
         get = call.method == "GET"
+        area = area_of(rest[0]) if rest else None
+        if area is not None:
+            require(call.token, area, write=not get)
         match rest:
             case ["contacts", *tail]:
                 return self._items(call, box, "contacts", tail)
@@ -235,23 +254,22 @@ class GraphApi:
             case ("GET", ["delta"], _) if delta:
                 return self._delta(call, box, folder)
             case ("GET", [item_id], _):
+                check_item_id(item_id)
                 return json_response(self._query(call).render(self.tenant.get(box, folder, item_id)))
             case ("POST", [], True):
                 return self._create(call, box, folder)
             case ("PATCH", [item_id], True):
+                check_item_id(item_id)
                 return self._patch(call, box, folder, item_id)
             case ("DELETE", [item_id], True):
-                self.tenant.delete(box, folder, item_id)
+                check_item_id(item_id)
+                with self.tenant.lock:
+                    check_if_match(call.request, self.tenant.get(box, folder, item_id))
+                    self.tenant.delete(box, folder, item_id)
                 return Response(204)
         raise no_route(call)
 
     def _todo(self, call: Call, box: Mailbox, rest: list[str]) -> Response:
-        if call.token.app_only:
-            raise GraphError(
-                403,
-                "ErrorAccessDenied",
-                "Microsoft To Do needs a delegated token; application permissions cannot reach tasks.",
-            )
         match rest:
             case ["lists"] if call.method == "GET":
                 return json_response({"value": [task_list()]})
@@ -308,22 +326,32 @@ class GraphApi:
         return self._serve(call, build)
 
     def _create(self, call: Call, box: Mailbox, folder: str) -> Response:
-        data = writable_fields(body_of(call.request))
+        body = body_of(call.request)
+        check_body(folder, body)
+        data = writable_fields(body)
         if "singleValueExtendedProperties" in data:
             data["singleValueExtendedProperties"] = merge_ext([], data["singleValueExtendedProperties"])
-        item = self.tenant.create(box, folder, with_defaults(folder, data, box))
+        data = with_defaults(folder, data, box)
+        check_rules(folder, data)
+        item = self.tenant.create(box, folder, data)
         return json_response(self._query(call).render(item), 201)
 
     def _patch(self, call: Call, box: Mailbox, folder: str, item_id: str) -> Response:
-        patch = writable_fields(body_of(call.request))
+        body = body_of(call.request)
+        check_body(folder, body)
+        patch = writable_fields(body)
         with self.tenant.lock:
+            current = self.tenant.get(box, folder, item_id)
+            check_if_match(call.request, current)
             if "singleValueExtendedProperties" in patch:
-                stored = self.tenant.get(box, folder, item_id).data.get("singleValueExtendedProperties") or []
+                stored = current.data.get("singleValueExtendedProperties") or []
                 patch["singleValueExtendedProperties"] = merge_ext(stored, patch["singleValueExtendedProperties"])
+            check_rules(folder, merged(current.data, patch))
             item = self.tenant.update(box, folder, item_id, patch)
         return json_response(self._query(call).render(item))
 
     def _message(self, call: Call, box: Mailbox, message_id: str, tail: list[str]) -> Response:
+        check_item_id(message_id)
         item = self.tenant.find(box, message_id)
         if item.folder not in MAIL_FOLDERS:
             raise not_found()
@@ -357,8 +385,11 @@ class GraphApi:
                 self.tenant.update(box, "calendar", master_id, {CANCELLED: cancelled})
                 return Response(204)
             if call.method == "PATCH":
+                body = body_of(call.request)
+                check_body("calendar", body)
                 exceptions = dict(master.data.get(EXCEPTIONS) or {})
-                exceptions[key] = {**exceptions.get(key, {}), **writable_fields(body_of(call.request))}
+                exceptions[key] = {**exceptions.get(key, {}), **writable_fields(body)}
+                check_rules("calendar", merged(instance_resource(master, instance), exceptions[key]))
                 master = self.tenant.update(box, "calendar", master_id, {EXCEPTIONS: exceptions})
                 instance = find_instance(master, key) or instance
             resource = instance_resource(master, instance)

@@ -37,7 +37,33 @@ _WINDOWS_ZONES = {
     "India Standard Time": "Asia/Kolkata",
     "Tokyo Standard Time": "Asia/Tokyo",
     "AUS Eastern Standard Time": "Australia/Sydney",
+    "Greenwich Standard Time": "Atlantic/Reykjavik",
+    "E. Europe Standard Time": "Europe/Chisinau",
+    "FLE Standard Time": "Europe/Kiev",
+    "GTB Standard Time": "Europe/Bucharest",
+    "Russian Standard Time": "Europe/Moscow",
+    "Singapore Standard Time": "Asia/Singapore",
+    "China Standard Time": "Asia/Shanghai",
+    "Korea Standard Time": "Asia/Seoul",
+    "Arabian Standard Time": "Asia/Dubai",
+    "E. South America Standard Time": "America/Sao_Paulo",
+    "Atlantic Standard Time": "America/Halifax",
+    "Alaskan Standard Time": "America/Anchorage",
+    "Hawaiian Standard Time": "Pacific/Honolulu",
+    "New Zealand Standard Time": "Pacific/Auckland",
+    "South Africa Standard Time": "Africa/Johannesburg",
 }
+
+
+def known_zone(name: str) -> bool:
+    """Whether Graph would take ``name`` as a time zone (a Windows or an IANA name)."""
+    if name in _WINDOWS_ZONES:
+        return True
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def zone_of(name: Any) -> ZoneInfo:

@@ -61,6 +61,7 @@ class Query:
     clauses: tuple[_Clause, ...]
     zone: str
     text_body: bool
+    linked: bool = False  # $expand=linkedResources (To Do tasks)
 
     @classmethod
     def parse(cls, options: dict[str, str], prefs: dict[str, str]) -> Query:
@@ -68,13 +69,15 @@ class Query:
         select = options.get("$select")
         expand = options.get("$expand")
         text = options.get("$filter")
+        linked = (expand or "").strip().lower() == "linkedresources"
         return cls(
             options,
             frozenset(n.strip().lower() for n in select.split(",") if n.strip()) if select else None,
-            _parse_expand(expand) if expand else None,
+            _parse_expand(expand) if expand and not linked else None,
             _parse_filter(text) if text else (),
             prefs.get("outlook.timezone", "UTC"),
             prefs.get("outlook.body-content-type", "").lower() == "text",
+            linked,
         )
 
     def matches(self, get: Callable[[str], Any]) -> bool:
@@ -90,6 +93,8 @@ class Query:
         res = dict(resource)
         stored = res.pop("singleValueExtendedProperties", None) or []
         res.pop("attachments", None)
+        if not self.linked:
+            res.pop("linkedResources", None)
         expanded = [p for p in stored if isinstance(p, dict) and ext_key(p.get("id")) in (self.ext_ids or ())]
         if expanded:
             res["singleValueExtendedProperties"] = expanded
@@ -144,7 +149,8 @@ def _parse_expand(text: str) -> frozenset[str]:
         raise GraphError(
             400,
             "BadRequest",
-            f"The fake Graph supports only $expand=singleValueExtendedProperties($filter=id eq '...'), not {text!r}.",
+            "The fake Graph supports only $expand=singleValueExtendedProperties($filter=id eq '...') "
+            f"and $expand=linkedResources, not {text!r}.",
         )
     return frozenset(ext_key(m[1].replace("''", "'")) for m in ids if m)
 

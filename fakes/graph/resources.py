@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from fakes.graph.errors import not_found
+from fakes.graph.errors import GraphError, not_found
+from fakes.server import Request
 from fakes.tenant import Item, Mailbox
 
 MAIL_FOLDERS = ("inbox", "sentitems")
@@ -28,6 +30,9 @@ READ_ONLY = frozenset(
 )
 
 
+_ITEM_ID = re.compile(r"AAMk[0-9A-Za-z=_-]+")
+
+
 def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -35,7 +40,7 @@ def iso_utc(moment: datetime) -> str:
 def raw_resource(item: Item) -> dict[str, Any]:
     """The item as Graph holds it, without the model's own bookkeeping (keys starting with ``_``)."""
     resource = {k: v for k, v in item.resource().items() if not k.startswith("_")}
-    resource["@odata.etag"] = f'W/"{item.change_key}"'
+    resource["@odata.etag"] = etag(item)
     if item.folder in MAIL_FOLDERS:
         resource["parentFolderId"] = item.folder
     return resource
@@ -100,9 +105,42 @@ def with_defaults(folder: str, data: dict[str, Any], box: Mailbox) -> dict[str, 
         data.setdefault("isAllDay", False)
         data.setdefault("organizer", {"emailAddress": {"name": box.display_name, "address": box.address}})
     if folder == "tasks":
+        for linked in data.get("linkedResources") or []:
+            linked.setdefault("id", str(uuid.uuid4()))
         data.setdefault("status", "notStarted")
         data.setdefault("importance", "normal")
     return data
+
+
+def check_item_id(item_id: str) -> None:
+    """Graph's answer to an id that is not one of its item ids at all."""
+    if not _ITEM_ID.fullmatch(item_id):
+        raise GraphError(400, "ErrorInvalidIdMalformed", "Id is malformed.")
+
+
+def etag(item: Item) -> str:
+    return f'W/"{item.change_key}"'
+
+
+def check_if_match(request: Request, item: Item) -> None:
+    """412 when the request's ``If-Match`` names another version of ``item`` (``*`` matches any)."""
+    wanted = request.header("if-match")
+    if wanted is None or wanted.strip() == "*":
+        return
+    tags = {tag.strip().removeprefix("W/") for tag in wanted.split(",")}
+    if etag(item).removeprefix("W/") not in tags:
+        raise GraphError(
+            412,
+            "ErrorIrresolvableConflict",
+            "The send or update operation could not be performed because the change key passed in the "
+            "request does not match the current change key for the item.",
+        )
+
+
+def merged(data: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """``data`` as it will be once ``patch`` is applied (a property set to null is removed)."""
+    result = {**data, **patch}
+    return {k: v for k, v in result.items() if v is not None}
 
 
 def mail_folder(folder_id: str) -> str:

@@ -91,6 +91,11 @@ def error_for(status: int, body: Any, headers: dict[str, str] | httpx.Headers) -
         return TransientError(text)
     if status == 410 or code in ("SyncStateNotFound", "syncStateNotFound", "resyncRequired"):
         return SyncStateLost(text, hint="The delta token expired; everything is read again.")
+    if status == 412:
+        return RecordRejected(
+            text,
+            hint="The item changed in Exchange after exsync read it; the next run reads it again and plans anew.",
+        )
     if status == 401:
         return AuthenticationFailed(text, hint="Sign in again with 'exsync auth graph'.")
     if status == 403:

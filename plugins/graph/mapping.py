@@ -20,6 +20,8 @@ from framework.model import Attachment, Contact, Event, Mail, Record, Task
 
 LINK_PROPERTY_ID = "String {c1a0e2b4-5f3d-4e8a-9b7c-2d6f8a1e4b90} Name exsyncLink"
 LINK_EXPAND = f"singleValueExtendedProperties($filter=id eq '{LINK_PROPERTY_ID}')"
+LINK_APPLICATION = "exsync"
+TASK_LINK_EXPAND = "linkedResources"
 
 Json = dict[str, Any]
 
@@ -80,16 +82,24 @@ def _utc_seconds(moment: datetime | None) -> datetime | None:
 
 
 def link_of(resource: Json) -> str:
-    """The exsync cross-link stored on a resource, if it was expanded and set."""
+    """The exsync cross-link stored on a resource, if it was expanded and set: a single-value
+    extended property, or (To Do tasks, which have none) a linked resource of exsync's."""
     for prop in resource.get("singleValueExtendedProperties") or []:
         if isinstance(prop, dict) and str(prop.get("id", "")).lower() == LINK_PROPERTY_ID.lower():
             return _text(prop.get("value"))
+    for linked in resource.get("linkedResources") or []:
+        if isinstance(linked, dict) and linked.get("applicationName") == LINK_APPLICATION:
+            return _text(linked.get("externalId"))
     return ""
 
 
-def with_link(payload: Json, link: str) -> Json:
-    """``payload`` carrying the cross-link as a single-value extended property."""
-    payload["singleValueExtendedProperties"] = [{"id": LINK_PROPERTY_ID, "value": link}]
+def with_link(entity: str, payload: Json, link: str, *, create: bool) -> Json:
+    """``payload`` carrying the cross-link: a single-value extended property, or for a To Do task
+    (whose type has no extended properties) a linked resource, which Graph takes on create only."""
+    if entity != "tasks":
+        payload["singleValueExtendedProperties"] = [{"id": LINK_PROPERTY_ID, "value": link}]
+    elif create and link:
+        payload["linkedResources"] = [{"applicationName": LINK_APPLICATION, "externalId": link, "displayName": "CRM"}]
     return payload
 
 

@@ -43,6 +43,7 @@ class GraphSide(Side):
 
     batch_size: ClassVar[int] = BATCH_LIMIT
     entity: ClassVar[str]
+    link_expand: ClassVar[str] = mapping.LINK_EXPAND
 
     def __init__(self, client: GraphClient, mailbox: str, hook: Any) -> None:
         self.client = client
@@ -51,6 +52,9 @@ class GraphSide(Side):
         # what was sent for each record written and what Graph answered, until its echo is asked;
         # equal records written together each keep their own, taken in the order written
         self._sent: dict[Record, list[tuple[Json, Json]]] = {}
+        # the @odata.etag of each item as this run read or wrote it: updates and deletes send it
+        # as If-Match, so that a change made in Exchange meanwhile is never overwritten
+        self._etags: dict[str, str] = {}
 
     # reading ------------------------------------------------------------------------------------
     @abstractmethod
@@ -59,7 +63,7 @@ class GraphSide(Side):
 
     def first_delta(self, window: Window) -> tuple[str, dict[str, str]]:
         """The delta URL and parameters that start a full round."""
-        return f"{self.collection()}/delta", {"$expand": mapping.LINK_EXPAND}
+        return f"{self.collection()}/delta", {"$expand": self.link_expand}
 
     def pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
         url, params = (cursor, None) if cursor else self.first_delta(window)
@@ -69,6 +73,7 @@ class GraphSide(Side):
             yield Changes([i for i in items if i is not None], page.removed, cursor_after, full=cursor is None)
 
     def item(self, resource: Json) -> Item | None:
+        self._remember_etag(resource)
         record = mapping.FROM_GRAPH[self.entity](resource)
         return Item(str(resource["id"]), record, mapping.link_of(resource))
 
@@ -87,8 +92,16 @@ class GraphSide(Side):
         """What reading ``record`` back gives once written with ``payload``, Graph having answered ``answer``."""
         return mapping.read_back(self.entity, record, payload)
 
+    def _remember_etag(self, resource: Json) -> None:
+        if resource.get("@odata.etag") and resource.get("id"):
+            self._etags[str(resource["id"])] = str(resource["@odata.etag"])
+
     # writing ------------------------------------------------------------------------------------
     def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        """Write ``ops`` as one ``$batch``; updates and deletes carry ``If-Match``: a 412 (the
+        item changed in Exchange since it was read) fails that write, and the next run reads the
+        item again and plans anew instead of overwriting the change."""
+        self._read_etags([op.id for op in ops if isinstance(op, Update) and op.id not in self._etags])
         requests: list[BatchRequest | WriteResult] = [self._request(op) for op in ops]
         outgoing = [r for r in requests if isinstance(r, BatchRequest)]
         answers = iter(self.client.batch(outgoing))
@@ -97,18 +110,31 @@ class GraphSide(Side):
             for op, r in zip(ops, requests, strict=True)
         ]
 
+    def _read_etags(self, ids: list[str]) -> None:
+        """The current etags of items to update that this run has not read (20 per ``$batch``)."""
+        for start in range(0, len(ids), BATCH_LIMIT):
+            chunk = ids[start : start + BATCH_LIMIT]
+            requests = [BatchRequest("GET", f"{self.collection()}/{_id(i)}?$select=id") for i in chunk]
+            for answer in self.client.batch(requests):
+                if answer.error is None:
+                    self._remember_etag(answer.body)
+
+    def _if_match(self, item_id: str) -> dict[str, str] | None:
+        etag = self._etags.get(item_id)
+        return {"If-Match": etag} if etag else None
+
     def _request(self, op: WriteOp) -> BatchRequest | WriteResult:
         if isinstance(op, Delete):
-            return BatchRequest("DELETE", f"{self.collection()}/{_id(op.id)}")
+            return BatchRequest("DELETE", f"{self.collection()}/{_id(op.id)}", headers=self._if_match(op.id))
         try:
             payload = mapping.to_graph(self.entity, op.record, create=isinstance(op, Create))
         except RecordRejected as exc:
             return WriteResult(error=exc)
         self.hook.exsync_adjust_native(entity=self.entity, side="exchange", record=op.record, native=payload)
-        mapping.with_link(payload, op.link)
+        mapping.with_link(self.entity, payload, op.link, create=isinstance(op, Create))
         if isinstance(op, Create):
             return BatchRequest("POST", self.collection(), payload)
-        return BatchRequest("PATCH", f"{self.collection()}/{_id(op.id)}", payload)
+        return BatchRequest("PATCH", f"{self.collection()}/{_id(op.id)}", payload, self._if_match(op.id))
 
     def _result(self, op: WriteOp, request: BatchRequest, answer: BatchResponse) -> WriteResult:
         if isinstance(op, Delete):  # already gone counts as deleted
@@ -116,6 +142,7 @@ class GraphSide(Side):
             return WriteResult(op.id) if ok else WriteResult(error=answer.error)
         if answer.error is not None:
             return WriteResult(error=answer.error)
+        self._remember_etag(answer.body)
         if request.body is not None:
             self._sent.setdefault(op.record, []).append((request.body, answer.body))
         return WriteResult(str(answer.body.get("id") or (op.id if isinstance(op, Update) else "")) or None)
@@ -211,6 +238,7 @@ class TasksSide(GraphSide):
     """The default Microsoft To Do list; the cursor remembers the list with the deltaLink."""
 
     entity = "tasks"
+    link_expand = mapping.TASK_LINK_EXPAND
 
     def __init__(self, client: GraphClient, mailbox: str, hook: Any) -> None:
         super().__init__(client, mailbox, hook)

@@ -185,6 +185,20 @@ def tokens_expire(world: World) -> None:
     world.cloud.authority.expire_access_tokens()
 
 
+@given(parsers.parse('the app registration is granted the application permission "{permission}"'))
+def grant_app_permission(world: World, permission: str) -> None:
+    from fakes.cloud import GRAPH_CLIENT_ID
+
+    world.cloud.authority.grant_app_roles(GRAPH_CLIENT_ID, [permission])
+
+
+@given(parsers.parse('the app registration lacks the application permissions "{permissions}"'))
+def revoke_app_permissions(world: World, permissions: str) -> None:
+    from fakes.cloud import GRAPH_CLIENT_ID
+
+    world.cloud.authority.revoke_app_roles(GRAPH_CLIENT_ID, [p.strip() for p in permissions.split(",")])
+
+
 @when(parsers.parse('"{user}" revokes consent in Microsoft 365'))
 def revoke_consent(world: World, user: str) -> None:
     from fakes.cloud import GRAPH_CLIENT_ID

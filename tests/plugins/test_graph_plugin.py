@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 import plugins.graph
 from fakes.graph import (
+    APP_ROLES,
     CLIENT_ID,
     CLIENT_SECRET,
     REDIRECT_URI,
@@ -180,7 +181,7 @@ def test_client_credentials_end_to_end_through_msal_then_every_mailbox_opens(
 
 def test_client_credentials_with_a_certificate(run_cli: Any, ctx: Context, fakes: Fakes, tmp_path: Path) -> None:
     key = trustme.CA().issue_cert("exsync-app", key_type=trustme.KeyType.RSA)
-    fakes.authority.register_app("cert-app", certificate_pem=key.cert_chain_pems[0].bytes())
+    fakes.authority.register_app("cert-app", certificate_pem=key.cert_chain_pems[0].bytes(), roles=APP_ROLES)
     pem = tmp_path / "app.pem"
     pem.write_bytes(key.private_key_pem.bytes() + key.cert_chain_pems[0].bytes())
     args = app_args(fakes, "client-credentials")
@@ -306,11 +307,38 @@ def test_the_redirect_is_caught_on_the_loopback_port() -> None:
 
 
 # -- client credentials and tasks (B19) -------------------------------------------------------
-def test_client_credentials_cannot_sync_tasks(fakes: Fakes) -> None:
-    assert ClientCredentialsProvider.unsupported_entities == {"tasks"}
-    assert "delegated" in ClientCredentialsProvider.unsupported_reason
+def test_client_credentials_refuse_tasks_without_tasks_readwrite_all(run_cli: Any, ctx: Context, fakes: Fakes) -> None:
+    result = run_cli(*app_args(fakes, "client-credentials"), "--client-secret", input=f"{CLIENT_SECRET}\n")
+    assert result.exit_code == 0, result.output
+    assert "Tasks.ReadWrite.All" in result.output
+    reason = ctx.auth_provider().refused_entities(ctx)["tasks"]
+    assert "Tasks.ReadWrite.All" in reason
     with pytest.raises(AuthenticationFailed, match="403"):
         fakes.store().side("tasks").read(None, WINDOW)
+
+
+def test_client_credentials_sync_tasks_once_tasks_readwrite_all_is_granted(
+    run_cli: Any, ctx: Context, fakes: Fakes
+) -> None:
+    fakes.authority.grant_app_roles(CLIENT_ID, ["Tasks.ReadWrite.All"])
+    fakes.tenant.create(fakes.tenant.mailbox(BOB), "tasks", {"title": "Call Zed", "status": "notStarted"})
+    result = run_cli(*app_args(fakes, "client-credentials"), "--client-secret", input=f"{CLIENT_SECRET}\n")
+    assert result.exit_code == 0, result.output
+    assert ctx.auth_provider().refused_entities(ctx) == {}
+    side = ctx.auth_provider().open(ctx, PLAIN_USER).side("tasks")
+    assert [i.record.subject for i in side.read(None, WINDOW).items] == ["Call Zed"]
+    (written,) = side.write([Create(Task(subject="Call Amy"), "crm-1")])
+    assert written.ok, written.error
+
+
+def test_auth_graph_names_each_missing_application_permission(run_cli: Any, ctx: Context, fakes: Fakes) -> None:
+    fakes.authority.revoke_app_roles(CLIENT_ID, ["Contacts.ReadWrite", "Mail.Read"])
+    result = run_cli(*app_args(fakes, "client-credentials"), "--client-secret", input=f"{CLIENT_SECRET}\n")
+    assert result.exit_code != 0
+    assert "Contacts.ReadWrite, Mail.Read" in result.output
+    assert not ctx.settings.auth_method
+    (event,) = ctx.audit.query(action="authenticate")
+    assert event.outcome == "failed"
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -609,6 +637,51 @@ def test_two_way_sync_settles_without_echo_changes(fakes: Fakes, tmp_path: Path)
     assert all(not any(c.values()) for c in counts), json.dumps(second.as_dict())
     exchange = provider.open(context, ADMIN_USER).side("contacts").read(None, WINDOW).items
     assert {i.link for i in exchange} == {f"C{n}" for n in range(1, 26)} | {""}  # the seeded one has none
+
+
+def test_a_change_made_in_outlook_between_read_and_write_is_never_overwritten(fakes: Fakes, tmp_path: Path) -> None:
+    box = fakes.tenant.mailbox(ALICE)
+
+    class OutlookEditsMeanwhile:
+        """Just before exsync's write leaves, the user edits the same contact in Outlook."""
+
+        armed = False
+
+        @hookimpl
+        def exsync_adjust_native(self, entity: str, side: str, record: Any, native: Any) -> None:
+            if self.armed and side == "exchange":
+                self.armed = False
+                (item,) = fakes.tenant.items(box, "contacts")
+                fakes.tenant.update(box, "contacts", item.id, {"mobilePhone": "+81 90 0000 0000"})
+
+    outlook = OutlookEditsMeanwhile()
+    world = MemoryWorld([])
+    host = build_host([plugins.graph, entities, conflicts, world.plugin(), outlook], entry_points=False)
+    context = Context(f"sqlite:///{tmp_path / 'e.db'}", host=host, acting_as="u1", ca_bundle=str(fakes.ca.bundle_path))
+    context.state.upsert_users([ADMIN_USER])
+    context.state.set_settings({"installed": True, "scope": "all", "crm_connector": "memory"})
+    GraphApp("client-credentials", "contoso", CLIENT_ID, fakes.authority_url, fakes.graph_url).save(context)
+    provider = context.auth_providers["graph-client-credentials"]
+    provider.store_credential(context, CLIENT_SECRET)
+    context.state.set_settings({"auth_method": provider.name, "conflict_policy": "crm-wins"})
+    fakes.tenant.create(box, "contacts", contact(1))
+    engine = Engine(context, sleep=lambda _s: None)
+    engine.run([ADMIN_USER], ["contacts"])
+    crm = world.side("crm", "u1", "contacts")
+    ((crm_id, (record, link)),) = crm.records.items()
+    crm.put(replace(record, title="Engineer"), crm_id, link)  # edited in the CRM
+
+    outlook.armed = True
+    (second,) = engine.run([ADMIN_USER], ["contacts"])
+    stored = dict(fakes.tenant.items(box, "contacts")[0].data)
+    (third,) = engine.run([ADMIN_USER], ["contacts"])
+    (settled,) = fakes.tenant.items(box, "contacts")
+
+    assert second.entities["contacts"].sides["exchange"].errors == 1
+    assert "412" in " ".join(second.entities["contacts"].errors)
+    assert stored["mobilePhone"] == "+81 90 0000 0000" and "jobTitle" not in stored
+    assert third.entities["contacts"].conflicts == 1  # planned again: both sides changed, the policy decides
+    assert settled.data["jobTitle"] == "Engineer"
 
 
 def test_a_store_refuses_an_entity_it_does_not_carry(fakes: Fakes) -> None:

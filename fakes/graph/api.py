@@ -8,7 +8,8 @@ ErrorAccessDenied. Each call also needs its permission (:mod:`fakes.graph.permis
 ``scp`` of a delegated token, ``roles`` of an app-only one, else 403. Routes, under ``/v1.0``
 and for both ``/me`` and ``/users/{id}``::
 
-    GET /me, GET /users, GET /users/{id}
+    GET /me, GET /users, GET /users/{id}, GET /users/$count      (ConsistencyLevel: eventual)
+    GET /calendar, GET /mailFolders, GET /mailFolders/{id|wellKnownName}
     GET|POST /contacts, GET|PATCH|DELETE /contacts/{id}, GET /contacts/delta
         (also under /contactFolders/contacts/...)
     GET|POST /events, GET|PATCH|DELETE /events/{id}, GET /events/{id}/instances (also /calendar/events)
@@ -20,10 +21,11 @@ and for both ``/me`` and ``/users/{id}``::
     POST /$batch
 
 Query options: ``$top`` (default 10, users 100, at most 999), ``$skip``, ``$select`` (``id`` and
-``@odata.etag`` always kept), ``$filter`` (``eq ne gt ge lt le`` on top-level string, boolean
-and date fields, joined by ``and``; anything else is 400),
+``@odata.etag`` always kept), ``$filter`` (``eq ne gt ge lt le`` and ``startswith()`` on top-level
+string, boolean and date fields, joined by ``and``; anything else is 400),
 ``$expand=singleValueExtendedProperties($filter=id eq '...' [or id eq '...'])`` or (To Do)
-``$expand=linkedResources``. Other ``$``
+``$expand=linkedResources``, ``$orderby`` and ``$count=true`` (``@odata.count``; on users only
+with ``ConsistencyLevel: eventual``, else 400 Request_BadRequest). Other ``$``
 options are 400. Listings are snapshots: the ids are taken once on the first page and the
 rest is served by ``$skiptoken`` in O(page); the last :data:`CURSOR_LIMIT` snapshots are kept.
 
@@ -60,8 +62,8 @@ Batch: at most 20 steps, run in order through the same router with the outer Aut
 ``dependsOn`` must name earlier steps (a failed dependency gives 424);
 :meth:`GraphApi.throttle_batch_items` makes the next steps 429 with Retry-After.
 
-Not reproduced: creating messages, attachment content, other folders than the default ones, ``$orderby``,
-``$search``, ``$count``, change notifications, the limits of delta queries on ``$select``/``$expand``.
+Not reproduced: creating messages, attachment content, other folders than the default ones,
+``$search``, change notifications, the limits of delta queries on ``$select``/``$expand``.
 """
 
 from __future__ import annotations
@@ -107,10 +109,12 @@ from fakes.graph.resources import (
     MAIL_FOLDERS,
     TASK_LIST_ID,
     attachment_resources,
+    calendar_resource,
     check_if_match,
     check_item_id,
     item_field,
     mail_folder,
+    mail_folder_resource,
     merged,
     removed_entry,
     task_list,
@@ -208,6 +212,12 @@ class GraphApi:
             case ["users"] if call.method == "GET":
                 require(call.token, "users", write=False)
                 return self._users(call)
+            case ["users", "$count"] if call.method == "GET":
+                require(call.token, "users", write=False)
+                _require_eventual(call)
+                query = self._query(call)
+                count = sum(1 for u in map(user_resource, self.tenant.users()) if query.matches(u.get))
+                return Response(200, str(count).encode(), {"Content-Type": "text/plain"})
             case ["users", key] if call.method == "GET":
                 require(call.token, "users", write=False)
                 return self._user(call, key)
@@ -241,8 +251,17 @@ class GraphApi:
                 return self._list(call, box, *MAIL_FOLDERS)
             case ["messages", message_id, *tail] if get:
                 return self._message(call, box, message_id, tail)
+            case ["mailFolders"] if get:
+                rows = [mail_folder_resource(box, f, self.tenant.items(box, f)) for f in MAIL_FOLDERS]
+                return json_response({"value": [self._query(call).present("", r) for r in rows]})
+            case ["mailFolders", folder_id] if get:
+                folder = mail_folder(box, folder_id)
+                resource = mail_folder_resource(box, folder, self.tenant.items(box, folder))
+                return json_response(self._query(call).present("", resource))
             case ["mailFolders", folder_id, "messages", *tail]:
-                return self._items(call, box, mail_folder(folder_id), tail, writable=False)
+                return self._items(call, box, mail_folder(box, folder_id), tail, writable=False)
+            case ["calendar"] if get:
+                return json_response(self._query(call).present("", calendar_resource(box)))
         raise no_route(call)
 
     def _items(
@@ -296,8 +315,12 @@ class GraphApi:
     def _users(self, call: Call) -> Response:
         def build() -> Cursor:
             query = self._query(call)
-            users = map(user_resource, self.tenant.users())
-            rows: list[Row] = [("", user) for user in users if query.matches(user.get)]
+            if query.count:
+                _require_eventual(call)
+            users = query.ordered(
+                [u for u in map(user_resource, self.tenant.users()) if query.matches(u.get)], dict.get
+            )
+            rows: list[Row] = [("", user) for user in users]
             return Cursor(None, rows, query, top_of(call.request, USERS_PAGE))
 
         return self._serve(call, build)
@@ -320,7 +343,8 @@ class GraphApi:
             items = sorted(
                 itertools.chain.from_iterable(self.tenant.items(box, f) for f in folders), key=lambda item: item.seq
             )
-            rows: list[Row] = [(i.folder, i.id) for i in items if query.matches(partial(item_field, i))]
+            wanted = query.ordered([i for i in items if query.matches(partial(item_field, i))], item_field)
+            rows: list[Row] = [(i.folder, i.id) for i in wanted]
             return Cursor(box, rows, query, top_of(call.request, LIST_PAGE))
 
         return self._serve(call, build)
@@ -464,6 +488,8 @@ class GraphApi:
         end = offset + cursor.size
         shown = (self._show(cursor, row) for row in cursor.rows[offset:end])
         body: dict[str, Any] = {"value": [resource for resource in shown if resource is not None]}
+        if cursor.query.count:
+            body["@odata.count"] = len(cursor.rows)
         url = f"{call.request.base_url}{call.request.path}"
         if end < len(cursor.rows):
             self._keep(cursor)
@@ -539,3 +565,9 @@ def _delta_rows(item: Item, query: Query, window: Window | None) -> list[Row]:
     if not query.matches(partial(item_field, item)):
         return []
     return delta_rows(item, window) if window is not None else [(item.folder, item.id)]
+
+
+def _require_eventual(call: Call) -> None:
+    """Counting directory objects needs ``ConsistencyLevel: eventual`` (advanced queries)."""
+    if (call.request.header("consistencylevel") or "").lower() != "eventual":
+        raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")

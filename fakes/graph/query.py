@@ -1,13 +1,15 @@
 """The OData query options of a request and how a resource is shown through them.
 
-``$select`` (``id`` and ``@odata.etag`` always kept), ``$filter`` (``eq ne gt ge lt le`` on
-top-level string, boolean and date fields, joined by ``and``), ``$expand`` of
+``$select`` (``id`` and ``@odata.etag`` always kept), ``$filter`` (``eq ne gt ge lt le`` and
+``startswith(name,'text')`` on top-level string, boolean and date fields, joined by ``and``),
+``$orderby`` (``name [asc|desc]``, comma-separated), ``$count=true``, ``$expand`` of
 ``singleValueExtendedProperties($filter=id eq '...')``, and the ``Prefer`` header's
 ``outlook.timezone`` and ``outlook.body-content-type``.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import operator
 import re
@@ -31,6 +33,8 @@ _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "le": operator.le,
 }
 _CLAUSE = re.compile(r"(\w+)\s+(eq|ne|gt|ge|lt|le)\s+('(?:[^']|'')*'|\S+)", re.IGNORECASE)
+_STARTSWITH = re.compile(r"startswith\(\s*(\w+)\s*,\s*'((?:[^']|'')*)'\s*\)", re.IGNORECASE)
+_ORDER = re.compile(r"(\w+)(?:\s+(asc|desc))?", re.IGNORECASE)
 _EXPAND = re.compile(r"singleValueExtendedProperties\(\$filter=(.+)\)", re.IGNORECASE)
 _EXPAND_ID = re.compile(r"id\s+eq\s+'((?:[^']|'')*)'", re.IGNORECASE)
 
@@ -42,6 +46,8 @@ class _Clause:
     value: str | bool | datetime
 
     def test(self, actual: Any) -> bool:
+        if self.op == "startswith":
+            return isinstance(actual, str) and actual.casefold().startswith(str(self.value).casefold())
         compare = _OPERATORS[self.op]
         if isinstance(self.value, datetime):
             moment = as_instant(actual)
@@ -62,6 +68,8 @@ class Query:
     zone: str
     text_body: bool
     linked: bool = False  # $expand=linkedResources (To Do tasks)
+    order: tuple[tuple[str, bool], ...] = ()  # $orderby: (name, descending)
+    count: bool = False  # $count=true
 
     @classmethod
     def parse(cls, options: dict[str, str], prefs: dict[str, str]) -> Query:
@@ -78,10 +86,18 @@ class Query:
             prefs.get("outlook.timezone", "UTC"),
             prefs.get("outlook.body-content-type", "").lower() == "text",
             linked,
+            _parse_order(options.get("$orderby") or ""),
+            _parse_count(options.get("$count")),
         )
 
     def matches(self, get: Callable[[str], Any]) -> bool:
         return all(clause.test(get(clause.name)) for clause in self.clauses)
+
+    def ordered(self, rows: list[Any], get: Callable[[Any, str], Any]) -> list[Any]:
+        """``rows`` in ``$orderby`` order (``get(row, name)`` reads a property; nulls first)."""
+        for name, descending in reversed(self.order):
+            rows = sorted(rows, key=functools.partial(_row_key, get, name), reverse=descending)
+        return rows
 
     def render(self, item: Item) -> dict[str, Any]:
         return self.present(item.folder, raw_resource(item))
@@ -120,6 +136,9 @@ def _parse_filter(text: str) -> tuple[_Clause, ...]:
 
 
 def _clause(text: str) -> _Clause:
+    starts = _STARTSWITH.fullmatch(text.strip())
+    if starts is not None:
+        return _Clause(starts[1], "startswith", starts[2].replace("''", "'"))
     match = _CLAUSE.fullmatch(text.strip())
     if match is None:
         raise _bad_filter(text)
@@ -167,3 +186,36 @@ def merge_ext(current: Iterable[dict[str, Any]], new: Any) -> list[dict[str, Any
     merged = {ext_key(p.get("id")): p for p in current}
     merged.update((ext_key(p["id"]), {"id": p["id"], "value": p.get("value")}) for p in new)
     return list(merged.values())
+
+
+def _parse_order(text: str) -> tuple[tuple[str, bool], ...]:
+    order = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = _ORDER.fullmatch(part)
+        if match is None:
+            raise GraphError(400, "BadRequest", f"Invalid $orderby expression: {part!r}.")
+        order.append((match[1], (match[2] or "").lower() == "desc"))
+    return tuple(order)
+
+
+def _parse_count(value: str | None) -> bool:
+    if value is None:
+        return False
+    if value.lower() not in ("true", "false"):
+        raise GraphError(400, "BadRequest", f"Invalid value for $count: {value!r}; it is true or false.")
+    return value.lower() == "true"
+
+
+def _row_key(get: Callable[[Any, str], Any], name: str, row: Any) -> tuple[int, Any]:
+    return _sort_key(get(row, name))
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    if value is None:
+        return (0, "")
+    if isinstance(value, bool | int | float):
+        return (1, value)
+    if isinstance(value, dict):  # a dateTimeTimeZone or an emailAddress sorts by its text
+        return (2, str(value.get("dateTime") or value.get("address") or value.get("name") or "").casefold())
+    moment = as_instant(value) if isinstance(value, str) and value[:1].isdigit() else None
+    return (3, moment.isoformat()) if moment is not None else (2, str(value).casefold())

@@ -143,7 +143,45 @@ def merged(data: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if v is not None}
 
 
-def mail_folder(folder_id: str) -> str:
-    if folder_id.lower() not in MAIL_FOLDERS:
-        raise not_found(f"The fake Graph has no mail folder {folder_id!r}.")
-    return folder_id.lower()
+MAIL_FOLDER_NAMES = {"inbox": "Inbox", "sentitems": "Sent Items"}
+
+
+def mail_folder_id(box: Mailbox, folder: str) -> str:
+    """The opaque id of a well-known mail folder of ``box`` (``msgfolderroot``: their parent)."""
+    return "AQMk" + base64.urlsafe_b64encode(f"{box.user_id}:{folder}".encode()).decode().rstrip("=")
+
+
+def mail_folder(box: Mailbox, key: str) -> str:
+    """The folder a well-known name (any case) or a folder id stands for."""
+    for folder in MAIL_FOLDERS:
+        if key.lower() == folder or key == mail_folder_id(box, folder):
+            return folder
+    raise not_found(f"The fake Graph has no mail folder {key!r}.")
+
+
+def mail_folder_resource(box: Mailbox, folder: str, items: list[Item]) -> dict[str, Any]:
+    return {
+        "id": mail_folder_id(box, folder),
+        "displayName": MAIL_FOLDER_NAMES[folder],
+        "parentFolderId": "AQMk"
+        + base64.urlsafe_b64encode(f"{box.user_id}:msgfolderroot".encode()).decode().rstrip("="),
+        "childFolderCount": 0,
+        "unreadItemCount": sum(1 for i in items if not i.data.get("isRead")),
+        "totalItemCount": len(items),
+        "isHidden": False,
+    }
+
+
+def calendar_resource(box: Mailbox) -> dict[str, Any]:
+    """The mailbox's default calendar."""
+    return {
+        "id": "AAMk" + base64.urlsafe_b64encode(f"{box.user_id}:calendar".encode()).decode().rstrip("="),
+        "name": "Calendar",
+        "color": "auto",
+        "isDefaultCalendar": True,
+        "canEdit": True,
+        "canShare": True,
+        "canViewPrivateItems": True,
+        "isRemovable": False,
+        "owner": {"name": box.display_name, "address": box.address},
+    }

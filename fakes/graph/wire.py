@@ -10,7 +10,7 @@ from fakes.graph.calendar import Window, as_int, instant
 from fakes.graph.errors import GraphError
 from fakes.server import Request, Response
 
-_QUERY_OPTIONS = ("$select", "$expand", "$filter")
+_QUERY_OPTIONS = ("$select", "$expand", "$filter", "$orderby", "$count")
 _SUPPORTED_OPTIONS = frozenset({"$top", "$skip", "$skiptoken", "$deltatoken", *_QUERY_OPTIONS})
 MAX_PAGE = 999
 LIST_PAGE = 10

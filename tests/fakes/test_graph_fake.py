@@ -495,14 +495,16 @@ def test_select_and_filter(cloud: Cloud) -> None:
         url = f"/users/{ALICE}/mailFolders/inbox/messages"
         params = {"$filter": f"receivedDateTime ge {since}", "$select": "subject,receivedDateTime", "$top": "999"}
         found = graph.get(url, params=params).json()["value"]
-        unsupported = graph.get(url, params={"$filter": "startswith(subject,'a')"})
-        orderby = graph.get(url, params={"$orderby": "subject"})
+        unsupported = graph.get(url, params={"$filter": "contains(subject,'a')"})
+        orderby = graph.get(url, params={"$orderby": "subject", "$top": "999"}).json()["value"]
+        search = graph.get(url, params={"$search": "hello"})
 
     assert 0 < len(expected) < len(inbox)
     assert sorted(m["id"] for m in found) == expected
     assert all(set(m) <= {"id", "@odata.etag", "subject", "receivedDateTime"} for m in found)
     assert unsupported.status_code == 400
-    assert orderby.status_code == 400
+    assert [m["subject"] for m in orderby] == sorted((m.data["subject"] for m in inbox), key=str.casefold)
+    assert search.status_code == 400
 
 
 def test_contacts_delta_rounds(cloud: Cloud) -> None:
@@ -884,3 +886,44 @@ def test_malformed_ids_and_if_match(cloud: Cloud) -> None:
     assert stale_delete.status_code == 412
     assert anything.status_code == 200
     assert (current["surname"], current["jobTitle"]) == ("King", "Countess")
+
+
+# Graph: folders, the calendar, $orderby, $count and startswith ----------------------------------------
+def test_mail_folders_and_the_default_calendar(cloud: Cloud) -> None:
+    seed_mailbox(cloud.tenant, ALICE, size=12, now=NOW)
+    with cloud.user_client() as graph:
+        folders = graph.get("/me/mailFolders").json()["value"]
+        inbox = graph.get("/me/mailFolders/Inbox").json()
+        by_id, _, _ = collect(graph, f"/me/mailFolders/{inbox['id']}/messages?$top=50")
+        by_name, _, _ = collect(graph, "/me/mailFolders/inbox/messages?$top=50")
+        calendar = graph.get("/me/calendar").json()
+        via_calendar = graph.get("/me/calendar/calendarView", params=JUNE)
+        unknown = graph.get("/me/mailFolders/drafts")
+
+    assert [f["displayName"] for f in folders] == ["Inbox", "Sent Items"]
+    assert inbox["totalItemCount"] == len(by_name) == len(by_id) > 0
+    assert (calendar["name"], calendar["isDefaultCalendar"]) == ("Calendar", True)
+    assert via_calendar.status_code == 200
+    assert unknown.status_code == 404
+
+
+def test_orderby_count_and_startswith(cloud: Cloud) -> None:
+    with cloud.user_client() as graph, cloud.app_client() as app:
+        for given, surname in (("Cy", "Young"), ("Ada", "Lovelace"), ("Alan", "Turing"), ("Bo", "Diddley")):
+            graph.post("/me/contacts", json={"givenName": given, "surname": surname})
+        ordered = graph.get("/me/contacts", params={"$orderby": "givenName desc", "$count": "true"}).json()
+        starting = graph.get("/me/contacts", params={"$filter": "startswith(givenName,'a')", "$orderby": "surname"})
+        users = app.get(
+            "/users",
+            params={"$count": "true", "$filter": "startswith(displayName,'B')"},
+            headers={"ConsistencyLevel": "eventual"},
+        ).json()
+        no_header = app.get("/users", params={"$count": "true"})
+        counted = app.get("/users/$count", headers={"ConsistencyLevel": "eventual"})
+
+    assert [c["givenName"] for c in ordered["value"]] == ["Cy", "Bo", "Alan", "Ada"]
+    assert ordered["@odata.count"] == 4
+    assert [c["surname"] for c in starting.json()["value"]] == ["Lovelace", "Turing"]
+    assert [u["mail"] for u in users["value"]] == [BOB] and users["@odata.count"] == 1
+    assert (no_header.status_code, no_header.json()["error"]["code"]) == (400, "Request_BadRequest")
+    assert counted.text == str(len(cloud.tenant.users()))

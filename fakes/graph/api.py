@@ -9,7 +9,8 @@ ErrorAccessDenied. Each call also needs its permission (:mod:`fakes.graph.permis
 and for both ``/me`` and ``/users/{id}``::
 
     GET /me, GET /users, GET /users/{id}, GET /users/$count      (ConsistencyLevel: eventual)
-    GET /calendar, GET /mailFolders, GET /mailFolders/{id|wellKnownName}
+    GET /calendar, GET /calendars[/{id}] (the default one; /calendars/{id}/... as /calendar/...)
+    GET /mailFolders, GET /mailFolders/{id|wellKnownName}
     GET|POST /contacts, GET|PATCH|DELETE /contacts/{id}, GET /contacts/delta
         (also under /contactFolders/contacts/...)
     GET|POST /events, GET|PATCH|DELETE /events/{id}, GET /events/{id}/instances (also /calendar/events)
@@ -225,6 +226,8 @@ class GraphApi:
                 return self._mailbox(call, self._own_box(call), rest)
             case ["users", key, *rest]:
                 return self._mailbox(call, self._box_for(call, key), rest)
+            case [first, *_] if first not in ("me", "users"):
+                raise GraphError(400, "BadRequest", f"Resource not found for the segment '{first}'.")
         raise no_route(call)
 
     def _mailbox(self, call: Call, box: Mailbox, rest: list[str]) -> Response:
@@ -262,6 +265,12 @@ class GraphApi:
                 return self._items(call, box, mail_folder(box, folder_id), tail, writable=False)
             case ["calendar"] if get:
                 return json_response(self._query(call).present("", calendar_resource(box)))
+            case ["calendars"] if get:
+                return json_response({"value": [self._query(call).present("", calendar_resource(box))]})
+            case ["calendars", calendar_id, *tail]:
+                if calendar_id != calendar_resource(box)["id"]:
+                    raise not_found(f"The fake Graph has only the default calendar, not {calendar_id!r}.")
+                return self._mailbox(call, box, ["calendar", *tail])
         raise no_route(call)
 
     def _items(

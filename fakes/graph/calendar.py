@@ -166,20 +166,24 @@ def instances(item: Item, window: Window) -> list[Instance]:
     if not is_series(item.data):
         return [Instance(item.id, "singleInstance", start, end)] if start < window[1] and end > window[0] else []
     found = []
-    exceptions: dict[str, Any] = item.data.get(EXCEPTIONS) or {}
-    cancelled = set(item.data.get(CANCELLED) or ())
     for day in occurrence_dates(item.data["recurrence"], start.date()):
-        first = datetime.combine(day, start.timetz())
-        if first >= window[1] + timedelta(days=1):  # an exception may start a little earlier
-            break
-        key = f"{day:%Y%m%d}"
-        changes = exceptions.get(key) or {}
-        moment = event_time(changes.get("start")) or first
-        finish = event_time(changes.get("end")) or moment + (end - start)
-        if moment < window[1] and finish > window[0]:
-            kind = "exception" if changes else "occurrence"
-            found.append(Instance(occurrence_id(item.id, key), kind, moment, finish, key, key in cancelled))
+        if datetime.combine(day, start.timetz()) >= window[1] + timedelta(days=1):  # an exception may move
+            break  # a little earlier; one moved further is missed
+        instance = _occurrence(item, day, start, end)
+        if instance.start < window[1] and instance.end > window[0]:
+            found.append(instance)
     return found
+
+
+def _occurrence(item: Item, day: date, start: datetime, end: datetime) -> Instance:
+    """The occurrence of series ``item`` on ``day``: as the pattern places it, or as changed."""
+    key = f"{day:%Y%m%d}"
+    changes = (item.data.get(EXCEPTIONS) or {}).get(key) or {}
+    moment = event_time(changes.get("start")) or datetime.combine(day, start.timetz())
+    finish = event_time(changes.get("end")) or moment + (end - start)
+    kind = "exception" if changes else "occurrence"
+    cancelled = key in (item.data.get(CANCELLED) or ())
+    return Instance(occurrence_id(item.id, key), kind, moment, finish, key, cancelled)
 
 
 def overlaps(item: Item, window: Window) -> bool:
@@ -188,17 +192,16 @@ def overlaps(item: Item, window: Window) -> bool:
 
 
 def find_instance(item: Item, key: str) -> Instance | None:
-    """The occurrence of series ``item`` originally on ``key`` (yyyymmdd), None if there is none."""
-    try:
-        day = datetime.strptime(key, "%Y%m%d").replace(tzinfo=UTC)
-    except ValueError:
+    """The occurrence of series ``item`` originally on ``key`` (yyyymmdd); None if the series has
+    none that day or it was cancelled."""
+    start, end = event_time(item.data.get("start")), event_time(item.data.get("end"))
+    if start is None or end is None or not is_series(item.data):
         return None
-    wide = (day - timedelta(days=2), day + timedelta(days=3))
-    return (
-        next((i for i in instances(item, wide) if i.key == key and not i.cancelled), None)
-        if is_series(item.data)
-        else None
-    )
+    for day in occurrence_dates(item.data["recurrence"], start.date()):
+        if f"{day:%Y%m%d}" >= key:
+            instance = _occurrence(item, day, start, end)
+            return instance if instance.key == key and not instance.cancelled else None
+    return None
 
 
 def instance_resource(item: Item, instance: Instance, *, bare: bool = False) -> dict[str, Any]:

@@ -42,6 +42,7 @@ _AREAS = {
     "contactFolders": "contacts",
     "events": "calendar",
     "calendar": "calendar",
+    "calendars": "calendar",
     "calendarView": "calendar",
     "todo": "tasks",
     "messages": "mail",

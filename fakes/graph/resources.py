@@ -107,6 +107,8 @@ def with_defaults(folder: str, data: dict[str, Any], box: Mailbox) -> dict[str, 
     if folder == "tasks":
         for linked in data.get("linkedResources") or []:
             linked.setdefault("id", str(uuid.uuid4()))
+        if data.get("body") is None:  # Graph always has a body, empty when none was given
+            data["body"] = {"content": "", "contentType": "text"}
         data.setdefault("status", "notStarted")
         data.setdefault("importance", "normal")
     return data

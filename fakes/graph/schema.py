@@ -158,7 +158,8 @@ _DTO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)?"
 
 
 def check_body(folder: str, body: dict[str, Any]) -> None:
-    """Refuse, as Graph's OData reader does, a body that does not fit the folder's entity type."""
+    """Refuse, as Graph's OData reader does, a body that does not fit the folder's entity type;
+    enum values, which it reads in any case, are put in their declared case."""
     name, table = TYPES[folder]
     _check_object(body, table, name)
 
@@ -237,30 +238,34 @@ def _check_object(value: dict[str, Any], table: dict[str, Type], type_name: str)
                 "names that are defined by the type or mark the type as open type."
             )
         if item is not None:
-            _check_value(item, table[key], key)
+            value[key] = _check_value(item, table[key], key)
 
 
-def _check_value(value: Any, kind: Type, name: str) -> None:
+def _check_value(value: Any, kind: Type, name: str) -> Any:
+    """``value`` if it fits ``kind`` (an enum member in its declared case), else RequestBodyRead."""
     if kind == OPEN:
-        return
+        return value
     if isinstance(kind, list):
         if not isinstance(value, list):
             raise _node("StartArray", value)
-        for entry in value:
-            if entry is not None:
-                _check_value(entry, kind[0], name)
-    elif isinstance(kind, dict):
+        return [_check_value(entry, kind[0], name) if entry is not None else None for entry in value]
+    if isinstance(kind, dict):
         if not isinstance(value, dict):
             raise _node("StartObject", value)
         _check_object(value, kind, f"microsoft.graph.{name}")
-    elif isinstance(kind, tuple):
-        if not isinstance(value, str) or value not in kind:
+        return value
+    if isinstance(kind, tuple):
+        members = {member.lower(): member for member in kind}
+        if not isinstance(value, str) or value.lower() not in members:
             raise _body_read(f"Requested value '{value}' was not found.")
-    else:
-        _check_primitive(value, kind)
+        return members[value.lower()]
+    _check_primitive(value, kind)
+    return value
 
 
 def _check_primitive(value: Any, kind: str) -> None:
+    if isinstance(value, str) and kind in (B, I32, DBL):  # OData's reader also takes them as strings
+        value = _from_text(value)
     fits = {
         S: isinstance(value, str),
         B: isinstance(value, bool),
@@ -274,6 +279,20 @@ def _check_primitive(value: Any, kind: str) -> None:
         if isinstance(value, dict | list):
             raise _node("PrimitiveValue", value)
         raise _body_read(f"Cannot convert the literal '{value}' to the expected type '{kind}'.")
+
+
+def _from_text(text: str) -> Any:
+    """A primitive written as a JSON string ("false", "30"), as the value it spells if any."""
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _is_date(text: str) -> bool:

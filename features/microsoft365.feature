@@ -28,6 +28,20 @@ Feature: Microsoft 365 over Microsoft Graph
     Then the command fails
     And the status of "sam.standard" says they need attention
 
+  @B18
+  Scenario: A series in the mailbox is one CRM event with its rule, never its occurrences
+    Given exsync is installed in an Enterprise org for "all"
+    And "sam.standard" signs in to Microsoft 365 with the authorization-code flow
+    And the users "sam.standard" are enabled for sync
+    And the mailbox of "sam.standard" has a series "Board review" on the second Tuesday of every month
+    When the administrator runs "exsync sync"
+    Then the command succeeds
+    And the CRM has one event "Board review" repeating "FREQ=MONTHLY;BYDAY=2TU"
+    When "sam.standard" moves one occurrence of "Board review" and cancels another in Outlook
+    And the administrator runs "exsync sync"
+    Then the command succeeds
+    And the CRM has one event "Board review" repeating "FREQ=MONTHLY;BYDAY=2TU"
+
   @B19
   Scenario: Client credentials sync every user of the organisation
     Given exsync is installed in an Enterprise org for "all"

@@ -214,7 +214,9 @@ class EventsSide(GraphSide):
         for start in range(0, len(ids), BATCH_LIMIT):
             chunk = ids[start : start + BATCH_LIMIT]
             requests = [
-                BatchRequest("GET", f"{self.collection()}/{_id(i)}?$expand={mapping.LINK_EXPAND}", headers=headers)
+                BatchRequest(
+                    "GET", f"{self.collection()}/{_id(i)}?$expand={quote(mapping.LINK_EXPAND)}", headers=headers
+                )
                 for i in chunk
             ]
             for master_id, answer in zip(chunk, self.client.batch(requests), strict=True):

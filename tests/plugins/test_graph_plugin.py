@@ -48,7 +48,14 @@ from framework.state import User
 from framework.testing import MemoryWorld
 from plugins import conflicts, entities
 from plugins.graph import mapping
-from plugins.graph.auth import AuthCodeProvider, ClientCredentialsProvider, GraphApp
+from plugins.graph.auth import (
+    APP_PERMISSIONS,
+    AuthCodeProvider,
+    ClientCredentialsProvider,
+    GraphApp,
+    missing_permissions,
+    token_permissions,
+)
 from plugins.graph.cli import catch_redirect
 from plugins.graph.client import GraphClient
 from plugins.graph.store import GraphStore
@@ -694,3 +701,24 @@ def test_items_carry_their_ids(fakes: Fakes) -> None:
     created = fakes.tenant.create(box, "contacts", contact(1))
     (item,) = fakes.store().side("contacts").read(None, WINDOW).items
     assert isinstance(item, Item) and item.id == created.id
+
+
+@pytest.mark.parametrize(
+    ("granted", "missing"),
+    [
+        ({"Contacts.ReadWrite", "Calendars.ReadWrite", "Mail.ReadWrite", "Directory.Read.All"}, []),
+        ({"contacts.readwrite", "calendars.readwrite", "mail.read", "user.read.all"}, []),
+        ({"Contacts.Read", "Calendars.ReadWrite"}, ["User.Read.All", "Contacts.ReadWrite", "Mail.Read"]),
+    ],
+)
+def test_missing_permissions_count_broader_ones_and_ignore_case(granted: set[str], missing: list[str]) -> None:
+    assert missing_permissions(frozenset(granted), APP_PERMISSIONS) == missing
+
+
+def test_token_permissions_read_roles_or_scp_and_refuse_opaque_tokens(fakes: Fakes) -> None:
+    app_token = fakes.authority.issue_token(CLIENT_ID)
+    user_token = fakes.authority.issue_token(CLIENT_ID, ALICE, scopes=["Mail.Read", "User.Read"])
+
+    assert token_permissions(app_token) == frozenset(APP_ROLES)
+    assert token_permissions(user_token) == {"Mail.Read", "User.Read"}
+    assert token_permissions("opaque-token") is None

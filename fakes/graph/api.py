@@ -1,5 +1,15 @@
 """The fake Microsoft Graph v1.0 over a :class:`~fakes.tenant.Tenant`.
 
+As moto splits a service, the rules live apart from the wire: the model side is
+:mod:`~fakes.graph.resources` (resource shapes, defaults, ids, If-Match),
+:mod:`~fakes.graph.calendar` and :mod:`~fakes.graph.recurrence` (series and their instances),
+:mod:`~fakes.graph.schema` (the v1.0 property tables) and :mod:`~fakes.graph.permissions`; the
+wire side is this module (authentication, mailbox routing, items, delta, paging, ``$batch``),
+:mod:`~fakes.graph.directory` (``/me``, ``/users``), :mod:`~fakes.graph.events` (events,
+occurrences, calendarView), :mod:`~fakes.graph.query` (OData query options),
+:mod:`~fakes.graph.wire`, :mod:`~fakes.graph.paging`, :mod:`~fakes.graph.batch` and
+:mod:`~fakes.graph.errors`.
+
 :class:`GraphApi` is a server handler. Every request needs a bearer token of the
 :class:`~fakes.graph.authority.Authority` with Graph as audience (401 InvalidAuthenticationToken
 otherwise, also when expired). App-only tokens reach every mailbox through ``/users/{id|upn}``;
@@ -74,7 +84,6 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime
 from functools import partial
 from typing import Any
 from urllib.parse import unquote
@@ -82,18 +91,12 @@ from urllib.parse import unquote
 from fakes.graph.authority import GRAPH_RESOURCE, Authority, TokenError, TokenInfo
 from fakes.graph.batch import batch_steps, step_error, sub_request
 from fakes.graph.calendar import (
-    CANCELLED,
-    EXCEPTIONS,
     Row,
     Window,
     delta_rows,
-    find_instance,
-    instance_resource,
-    is_series,
     removed_rows,
-    split_occurrence_id,
-    view_rows,
 )
+from fakes.graph.directory import DirectoryRoutes
 from fakes.graph.errors import (
     GraphError,
     from_tenant,
@@ -102,6 +105,7 @@ from fakes.graph.errors import (
     sync_state_not_found,
     unauthorized,
 )
+from fakes.graph.events import EventRoutes
 from fakes.graph.paging import CURSOR_LIMIT, Cursor, DeltaState
 from fakes.graph.permissions import area_of, require
 from fakes.graph.query import Query, merge_ext
@@ -119,14 +123,12 @@ from fakes.graph.resources import (
     merged,
     removed_entry,
     task_list,
-    user_resource,
     with_defaults,
     writable_fields,
 )
 from fakes.graph.schema import check_body, check_rules
 from fakes.graph.wire import (
     LIST_PAGE,
-    USERS_PAGE,
     Call,
     body_of,
     check_options,
@@ -155,6 +157,8 @@ class GraphApi:
         self._cursors: OrderedDict[str, Cursor] = OrderedDict()
         self._generation = 0
         self._batch_throttle: tuple[int, float] = (0, 0.0)
+        self.events = EventRoutes(self)
+        self.directory = DirectoryRoutes(self)
 
     def expire_delta_tokens(self) -> None:
         """Make every outstanding delta and skip token fail with 410 SyncStateNotFound."""
@@ -200,32 +204,19 @@ class GraphApi:
         check_options(request)
         return self._route(call, segments[2:])
 
-    def _query(self, call: Call, options: dict[str, str] | None = None) -> Query:
+    def query(self, call: Call, options: dict[str, str] | None = None) -> Query:
+        """The query options of ``call`` (or ``options``, a delta round's) and its ``Prefer`` header."""
         return Query.parse(options_of(call.request) if options is None else options, prefs_of(call.request))
 
     # routing ----------------------------------------------------------------------------------
     def _route(self, call: Call, segments: list[str]) -> Response:
         match segments:
-            case ["me"] if call.method == "GET":
-                box = self._own_box(call)
-                require(call.token, "me", write=False)
-                return json_response(self._query(call).present("", user_resource(box)))
-            case ["users"] if call.method == "GET":
-                require(call.token, "users", write=False)
-                return self._users(call)
-            case ["users", "$count"] if call.method == "GET":
-                require(call.token, "users", write=False)
-                _require_eventual(call)
-                query = self._query(call)
-                count = sum(1 for u in map(user_resource, self.tenant.users()) if query.matches(u.get))
-                return Response(200, str(count).encode(), {"Content-Type": "text/plain"})
-            case ["users", key] if call.method == "GET":
-                require(call.token, "users", write=False)
-                return self._user(call, key)
+            case ["me"] | ["users"] | ["users", _] if call.method == "GET":
+                return self.directory.route(call, segments)
             case ["me", *rest]:
-                return self._mailbox(call, self._own_box(call), rest)
+                return self._mailbox(call, self.directory.own_box(call), rest)
             case ["users", key, *rest]:
-                return self._mailbox(call, self._box_for(call, key), rest)
+                return self._mailbox(call, self.directory.box_for(call, key), rest)
             case [first, *_] if first not in ("me", "users"):
                 raise GraphError(400, "BadRequest", f"Resource not found for the segment '{first}'.")
         raise no_route(call)
@@ -237,15 +228,15 @@ class GraphApi:
             require(call.token, area, write=not get)
         match rest:
             case ["contacts", *tail]:
-                return self._items(call, box, "contacts", tail)
+                return self.items(call, box, "contacts", tail)
             case ["contactFolders", folder_id, "contacts", *tail] if folder_id.lower() == CONTACT_FOLDER_ID:
-                return self._items(call, box, "contacts", tail)
+                return self.items(call, box, "contacts", tail)
             case ["events", *tail]:
-                return self._events(call, box, tail)
+                return self.events.route(call, box, tail)
             case ["calendar", "events", *tail]:
-                return self._events(call, box, tail)
+                return self.events.route(call, box, tail)
             case ["calendarView"] | ["calendar", "calendarView"] if get:
-                return self._calendar_view(call, box)
+                return self.events.calendar_view(call, box)
             case ["calendarView", "delta"] | ["calendar", "calendarView", "delta"] if get:
                 return self._delta(call, box, "calendar", windowed=True)
             case ["todo", *tail]:
@@ -256,26 +247,27 @@ class GraphApi:
                 return self._message(call, box, message_id, tail)
             case ["mailFolders"] if get:
                 rows = [mail_folder_resource(box, f, self.tenant.items(box, f)) for f in MAIL_FOLDERS]
-                return json_response({"value": [self._query(call).present("", r) for r in rows]})
+                return json_response({"value": [self.query(call).present("", r) for r in rows]})
             case ["mailFolders", folder_id] if get:
                 folder = mail_folder(box, folder_id)
                 resource = mail_folder_resource(box, folder, self.tenant.items(box, folder))
-                return json_response(self._query(call).present("", resource))
+                return json_response(self.query(call).present("", resource))
             case ["mailFolders", folder_id, "messages", *tail]:
-                return self._items(call, box, mail_folder(box, folder_id), tail, writable=False)
+                return self.items(call, box, mail_folder(box, folder_id), tail, writable=False)
             case ["calendar"] if get:
-                return json_response(self._query(call).present("", calendar_resource(box)))
+                return json_response(self.query(call).present("", calendar_resource(box)))
             case ["calendars"] if get:
-                return json_response({"value": [self._query(call).present("", calendar_resource(box))]})
+                return json_response({"value": [self.query(call).present("", calendar_resource(box))]})
             case ["calendars", calendar_id, *tail]:
                 if calendar_id != calendar_resource(box)["id"]:
                     raise not_found(f"The fake Graph has only the default calendar, not {calendar_id!r}.")
                 return self._mailbox(call, box, ["calendar", *tail])
         raise no_route(call)
 
-    def _items(
+    def items(
         self, call: Call, box: Mailbox, folder: str, tail: list[str], *, delta: bool = True, writable: bool = True
     ) -> Response:
+        """A folder's items: list, delta, get, create, update and delete."""
         match (call.method, tail, writable):
             case ("GET", [], _):
                 return self._list(call, box, folder)
@@ -283,7 +275,7 @@ class GraphApi:
                 return self._delta(call, box, folder)
             case ("GET", [item_id], _):
                 check_item_id(item_id)
-                return json_response(self._query(call).render(self.tenant.get(box, folder, item_id)))
+                return json_response(self.query(call).render(self.tenant.get(box, folder, item_id)))
             case ("POST", [], True):
                 return self._create(call, box, folder)
             case ("PATCH", [item_id], True):
@@ -304,51 +296,15 @@ class GraphApi:
             case ["lists", list_id] if call.method == "GET" and list_id == TASK_LIST_ID:
                 return json_response(task_list())
             case ["lists", list_id, "tasks", *tail] if list_id == TASK_LIST_ID:
-                return self._items(call, box, "tasks", tail)
+                return self.items(call, box, "tasks", tail)
             case ["lists", list_id, *_]:
                 raise not_found(f"The task list {list_id!r} does not exist.")
         raise no_route(call)
 
-    # principals -------------------------------------------------------------------------------
-    def _own_box(self, call: Call) -> Mailbox:
-        if call.token.user_id is None:
-            raise GraphError(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
-        return self.tenant.mailbox(call.token.user_id)
-
-    def _box_for(self, call: Call, key: str) -> Mailbox:
-        box = self.tenant.mailbox(key)
-        if not call.token.app_only and call.token.user_id != box.user_id:
-            raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
-        return box
-
-    def _users(self, call: Call) -> Response:
-        def build() -> Cursor:
-            query = self._query(call)
-            if query.count:
-                _require_eventual(call)
-            users = query.ordered(
-                [u for u in map(user_resource, self.tenant.users()) if query.matches(u.get)], dict.get
-            )
-            rows: list[Row] = [("", user) for user in users]
-            return Cursor(None, rows, query, top_of(call.request, USERS_PAGE))
-
-        return self._serve(call, build)
-
-    def _user(self, call: Call, key: str) -> Response:
-        try:
-            box = self.tenant.mailbox(key)
-        except TenantError:
-            raise GraphError(
-                404,
-                "Request_ResourceNotFound",
-                f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.",
-            ) from None
-        return json_response(self._query(call).present("", user_resource(box)))
-
     # items ------------------------------------------------------------------------------------
     def _list(self, call: Call, box: Mailbox, *folders: str) -> Response:
         def build() -> Cursor:
-            query = self._query(call)
+            query = self.query(call)
             items = sorted(
                 itertools.chain.from_iterable(self.tenant.items(box, f) for f in folders), key=lambda item: item.seq
             )
@@ -356,7 +312,7 @@ class GraphApi:
             rows: list[Row] = [(i.folder, i.id) for i in wanted]
             return Cursor(box, rows, query, top_of(call.request, LIST_PAGE))
 
-        return self._serve(call, build)
+        return self.serve(call, build)
 
     def _create(self, call: Call, box: Mailbox, folder: str) -> Response:
         body = body_of(call.request)
@@ -367,7 +323,7 @@ class GraphApi:
         data = with_defaults(folder, data, box)
         check_rules(folder, data)
         item = self.tenant.create(box, folder, data)
-        return json_response(self._query(call).render(item), 201)
+        return json_response(self.query(call).render(item), 201)
 
     def _patch(self, call: Call, box: Mailbox, folder: str, item_id: str) -> Response:
         body = body_of(call.request)
@@ -381,7 +337,7 @@ class GraphApi:
                 patch["singleValueExtendedProperties"] = merge_ext(stored, patch["singleValueExtendedProperties"])
             check_rules(folder, merged(current.data, patch))
             item = self.tenant.update(box, folder, item_id, patch)
-        return json_response(self._query(call).render(item))
+        return json_response(self.query(call).render(item))
 
     def _message(self, call: Call, box: Mailbox, message_id: str, tail: list[str]) -> Response:
         check_item_id(message_id)
@@ -390,82 +346,28 @@ class GraphApi:
             raise not_found()
         match tail:
             case []:
-                return json_response(self._query(call).render(item))
+                return json_response(self.query(call).render(item))
             case ["attachments"]:
-                query = self._query(call)
+                query = self.query(call)
                 return json_response({"value": [query.present("", a) for a in attachment_resources(item)]})
         raise no_route(call)
 
-    # calendar ---------------------------------------------------------------------------------
-    def _events(self, call: Call, box: Mailbox, tail: list[str]) -> Response:
-        """Events: series masters and single instances, and occurrences addressed by their ids."""
-        occurrence = split_occurrence_id(tail[0]) if tail else None
-        match (call.method, tail):
-            case ("GET", [event_id, "instances"]):
-                return self._instances(call, box, event_id)
-            case ("GET" | "PATCH" | "DELETE", [_]) if occurrence is not None:
-                return self._occurrence(call, box, *occurrence)
-        return self._items(call, box, "calendar", tail, delta=False)
-
-    def _occurrence(self, call: Call, box: Mailbox, master_id: str, key: str) -> Response:
-        with self.tenant.lock:
-            master = self.tenant.get(box, "calendar", master_id)
-            instance = find_instance(master, key)
-            if instance is None:
-                raise not_found()
-            if call.method == "DELETE":
-                cancelled = sorted({*(master.data.get(CANCELLED) or ()), key})
-                self.tenant.update(box, "calendar", master_id, {CANCELLED: cancelled})
-                return Response(204)
-            if call.method == "PATCH":
-                body = body_of(call.request)
-                check_body("calendar", body)
-                exceptions = dict(master.data.get(EXCEPTIONS) or {})
-                exceptions[key] = {**exceptions.get(key, {}), **writable_fields(body)}
-                check_rules("calendar", merged(instance_resource(master, instance), exceptions[key]))
-                master = self.tenant.update(box, "calendar", master_id, {EXCEPTIONS: exceptions})
-                instance = find_instance(master, key) or instance
-            resource = instance_resource(master, instance)
-        return json_response(self._query(call).present("calendar", resource))
-
-    def _calendar_view(self, call: Call, box: Mailbox) -> Response:
-        def build() -> Cursor:
-            window = window_of(call.request)
-            query = self._query(call)
-            timed: list[tuple[datetime, Row]] = []
-            for item in self.tenant.items(box, "calendar"):
-                if query.matches(partial(item_field, item)):
-                    timed.extend(view_rows(item, window))
-            timed.sort(key=lambda pair: pair[0])
-            return Cursor(box, [row for _, row in timed], query, top_of(call.request, LIST_PAGE))
-
-        return self._serve(call, build)
-
-    def _instances(self, call: Call, box: Mailbox, event_id: str) -> Response:
-        def build() -> Cursor:
-            item = self.tenant.get(box, "calendar", event_id)
-            window = window_of(call.request)
-            rows = [row for _, row in view_rows(item, window)] if is_series(item.data) else []
-            return Cursor(box, rows, self._query(call), top_of(call.request, LIST_PAGE))
-
-        return self._serve(call, build)
-
     # delta ------------------------------------------------------------------------------------
     def _delta(self, call: Call, box: Mailbox, folder: str, *, windowed: bool = False) -> Response:
-        return self._serve(call, lambda: self._delta_round(call, box, folder, windowed))
+        return self.serve(call, lambda: self._delta_round(call, box, folder, windowed))
 
     def _delta_round(self, call: Call, box: Mailbox, folder: str, windowed: bool) -> Cursor:
         token = call.request.arg("$deltatoken")
         if token is None:
             window = window_of(call.request) if windowed else None
-            query = self._query(call)
+            query = self.query(call)
             with self.tenant.lock:
                 seq = self.tenant.seq
                 items = self.tenant.items(box, folder)
             rows = [row for item in items for row in _delta_rows(item, query, window)]
         else:
             state = self._delta_state(token, box, folder)
-            window, query = state.window, self._query(call, state.options)
+            window, query = state.window, self.query(call, state.options)
             changes = self.tenant.changes(box, folder, state.seq)
             seq = changes.seq
             rows = [row for item in changes.changed for row in _delta_rows(item, query, window)]
@@ -485,7 +387,8 @@ class GraphApi:
         return state
 
     # paging -----------------------------------------------------------------------------------
-    def _serve(self, call: Call, build: Callable[[], Cursor]) -> Response:
+    def serve(self, call: Call, build: Callable[[], Cursor]) -> Response:
+        """A page of a listing: the one a ``$skiptoken`` continues, else the first of ``build()``."""
         token = call.request.arg("$skiptoken")
         if token:
             cursor, offset = self._resume(call, token)
@@ -574,9 +477,3 @@ def _delta_rows(item: Item, query: Query, window: Window | None) -> list[Row]:
     if not query.matches(partial(item_field, item)):
         return []
     return delta_rows(item, window) if window is not None else [(item.folder, item.id)]
-
-
-def _require_eventual(call: Call) -> None:
-    """Counting directory objects needs ``ConsistencyLevel: eventual`` (advanced queries)."""
-    if (call.request.header("consistencylevel") or "").lower() != "eventual":
-        raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")

@@ -6,7 +6,8 @@ As moto splits a service, the rules live apart from the wire: the model side is
 :mod:`~fakes.graph.schema` (the v1.0 property tables) and :mod:`~fakes.graph.permissions`; the
 wire side is this module (authentication, mailbox routing, items, delta, paging, ``$batch``),
 :mod:`~fakes.graph.directory` (``/me``, ``/users``), :mod:`~fakes.graph.events` (events,
-occurrences, calendarView), :mod:`~fakes.graph.query` (OData query options),
+occurrences, calendarView), :mod:`~fakes.graph.todo`, :mod:`~fakes.graph.mail` (messages, mail
+folders), :mod:`~fakes.graph.query` (OData query options),
 :mod:`~fakes.graph.wire`, :mod:`~fakes.graph.paging`, :mod:`~fakes.graph.batch` and
 :mod:`~fakes.graph.errors`.
 
@@ -101,32 +102,27 @@ from fakes.graph.errors import (
     GraphError,
     from_tenant,
     no_route,
-    not_found,
     sync_state_not_found,
     unauthorized,
 )
 from fakes.graph.events import EventRoutes
+from fakes.graph.mail import MailRoutes
 from fakes.graph.paging import CURSOR_LIMIT, Cursor, DeltaState
 from fakes.graph.permissions import area_of, require
 from fakes.graph.query import Query, merge_ext
 from fakes.graph.resources import (
     CONTACT_FOLDER_ID,
-    MAIL_FOLDERS,
     TASK_LIST_ID,
-    attachment_resources,
-    calendar_resource,
     check_if_match,
     check_item_id,
     item_field,
-    mail_folder,
-    mail_folder_resource,
     merged,
     removed_entry,
-    task_list,
     with_defaults,
     writable_fields,
 )
 from fakes.graph.schema import check_body, check_rules
+from fakes.graph.todo import TodoRoutes
 from fakes.graph.wire import (
     LIST_PAGE,
     Call,
@@ -159,6 +155,8 @@ class GraphApi:
         self._batch_throttle: tuple[int, float] = (0, 0.0)
         self.events = EventRoutes(self)
         self.directory = DirectoryRoutes(self)
+        self.todo = TodoRoutes(self)
+        self.mail = MailRoutes(self)
 
     def expire_delta_tokens(self) -> None:
         """Make every outstanding delta and skip token fail with 410 SyncStateNotFound."""
@@ -231,37 +229,12 @@ class GraphApi:
                 return self.items(call, box, "contacts", tail)
             case ["contactFolders", folder_id, "contacts", *tail] if folder_id.lower() == CONTACT_FOLDER_ID:
                 return self.items(call, box, "contacts", tail)
-            case ["events", *tail]:
-                return self.events.route(call, box, tail)
-            case ["calendar", "events", *tail]:
-                return self.events.route(call, box, tail)
-            case ["calendarView"] | ["calendar", "calendarView"] if get:
-                return self.events.calendar_view(call, box)
-            case ["calendarView", "delta"] | ["calendar", "calendarView", "delta"] if get:
-                return self._delta(call, box, "calendar", windowed=True)
+            case ["events" | "calendar" | "calendars" | "calendarView", *_]:
+                return self.events.route(call, box, rest)
             case ["todo", *tail]:
-                return self._todo(call, box, tail)
-            case ["messages"] if get:
-                return self._list(call, box, *MAIL_FOLDERS)
-            case ["messages", message_id, *tail] if get:
-                return self._message(call, box, message_id, tail)
-            case ["mailFolders"] if get:
-                rows = [mail_folder_resource(box, f, self.tenant.items(box, f)) for f in MAIL_FOLDERS]
-                return json_response({"value": [self.query(call).present("", r) for r in rows]})
-            case ["mailFolders", folder_id] if get:
-                folder = mail_folder(box, folder_id)
-                resource = mail_folder_resource(box, folder, self.tenant.items(box, folder))
-                return json_response(self.query(call).present("", resource))
-            case ["mailFolders", folder_id, "messages", *tail]:
-                return self.items(call, box, mail_folder(box, folder_id), tail, writable=False)
-            case ["calendar"] if get:
-                return json_response(self.query(call).present("", calendar_resource(box)))
-            case ["calendars"] if get:
-                return json_response({"value": [self.query(call).present("", calendar_resource(box))]})
-            case ["calendars", calendar_id, *tail]:
-                if calendar_id != calendar_resource(box)["id"]:
-                    raise not_found(f"The fake Graph has only the default calendar, not {calendar_id!r}.")
-                return self._mailbox(call, box, ["calendar", *tail])
+                return self.todo.route(call, box, tail)
+            case ["messages" | "mailFolders", *_]:
+                return self.mail.route(call, box, rest)
         raise no_route(call)
 
     def items(
@@ -270,9 +243,9 @@ class GraphApi:
         """A folder's items: list, delta, get, create, update and delete."""
         match (call.method, tail, writable):
             case ("GET", [], _):
-                return self._list(call, box, folder)
+                return self.listing(call, box, folder)
             case ("GET", ["delta"], _) if delta:
-                return self._delta(call, box, folder)
+                return self.delta(call, box, folder)
             case ("GET", [item_id], _):
                 check_item_id(item_id)
                 return json_response(self.query(call).render(self.tenant.get(box, folder, item_id)))
@@ -289,20 +262,10 @@ class GraphApi:
                 return Response(204)
         raise no_route(call)
 
-    def _todo(self, call: Call, box: Mailbox, rest: list[str]) -> Response:
-        match rest:
-            case ["lists"] if call.method == "GET":
-                return json_response({"value": [task_list()]})
-            case ["lists", list_id] if call.method == "GET" and list_id == TASK_LIST_ID:
-                return json_response(task_list())
-            case ["lists", list_id, "tasks", *tail] if list_id == TASK_LIST_ID:
-                return self.items(call, box, "tasks", tail)
-            case ["lists", list_id, *_]:
-                raise not_found(f"The task list {list_id!r} does not exist.")
-        raise no_route(call)
-
     # items ------------------------------------------------------------------------------------
-    def _list(self, call: Call, box: Mailbox, *folders: str) -> Response:
+    def listing(self, call: Call, box: Mailbox, *folders: str) -> Response:
+        """The items of ``folders``, oldest first unless ``$orderby`` says otherwise."""
+
         def build() -> Cursor:
             query = self.query(call)
             items = sorted(
@@ -339,21 +302,9 @@ class GraphApi:
             item = self.tenant.update(box, folder, item_id, patch)
         return json_response(self.query(call).render(item))
 
-    def _message(self, call: Call, box: Mailbox, message_id: str, tail: list[str]) -> Response:
-        check_item_id(message_id)
-        item = self.tenant.find(box, message_id)
-        if item.folder not in MAIL_FOLDERS:
-            raise not_found()
-        match tail:
-            case []:
-                return json_response(self.query(call).render(item))
-            case ["attachments"]:
-                query = self.query(call)
-                return json_response({"value": [query.present("", a) for a in attachment_resources(item)]})
-        raise no_route(call)
-
     # delta ------------------------------------------------------------------------------------
-    def _delta(self, call: Call, box: Mailbox, folder: str, *, windowed: bool = False) -> Response:
+    def delta(self, call: Call, box: Mailbox, folder: str, *, windowed: bool = False) -> Response:
+        """A delta round of ``folder`` (``windowed``: calendarView's, with startDateTime/endDateTime)."""
         return self.serve(call, lambda: self._delta_round(call, box, folder, windowed))
 
     def _delta_round(self, call: Call, box: Mailbox, folder: str, windowed: bool) -> Cursor:

@@ -17,9 +17,9 @@ from fakes.graph.calendar import (
     split_occurrence_id,
     view_rows,
 )
-from fakes.graph.errors import not_found
+from fakes.graph.errors import no_route, not_found
 from fakes.graph.paging import Cursor
-from fakes.graph.resources import item_field, merged, writable_fields
+from fakes.graph.resources import calendar_resource, item_field, merged, writable_fields
 from fakes.graph.schema import check_body, check_rules
 from fakes.graph.wire import LIST_PAGE, Call, body_of, json_response, top_of, window_of
 from fakes.server import Response
@@ -35,7 +35,27 @@ class EventRoutes:
     def __init__(self, api: GraphApi) -> None:
         self.api = api
 
-    def route(self, call: Call, box: Mailbox, tail: list[str]) -> Response:
+    def route(self, call: Call, box: Mailbox, rest: list[str]) -> Response:
+        """``/events...``, ``/calendar[/events|/calendarView[/delta]]``, ``/calendars[/{id}/...]``."""
+        get = call.method == "GET"
+        match rest:
+            case ["events", *tail] | ["calendar", "events", *tail]:
+                return self.events(call, box, tail)
+            case ["calendarView"] | ["calendar", "calendarView"] if get:
+                return self.calendar_view(call, box)
+            case ["calendarView", "delta"] | ["calendar", "calendarView", "delta"] if get:
+                return self.api.delta(call, box, "calendar", windowed=True)
+            case ["calendar"] if get:
+                return json_response(self.api.query(call).present("", calendar_resource(box)))
+            case ["calendars"] if get:
+                return json_response({"value": [self.api.query(call).present("", calendar_resource(box))]})
+            case ["calendars", calendar_id, *tail]:
+                if calendar_id != calendar_resource(box)["id"]:
+                    raise not_found(f"The fake Graph has only the default calendar, not {calendar_id!r}.")
+                return self.route(call, box, ["calendar", *tail])
+        raise no_route(call)
+
+    def events(self, call: Call, box: Mailbox, tail: list[str]) -> Response:
         """Events: series masters and single instances, and occurrences addressed by their ids."""
         occurrence = split_occurrence_id(tail[0]) if tail else None
         match (call.method, tail):

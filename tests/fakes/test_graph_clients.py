@@ -37,6 +37,7 @@ from msgraph_core import GraphClientFactory
 from msgraph_core.requests.batch_request_content import BatchRequestContent
 from msgraph_core.requests.batch_request_item import BatchRequestItem
 from O365 import Account, MSGraphProtocol
+from O365.utils.token import MemoryTokenBackend
 
 from fakes.cloud import GRAPH_CLIENT_ID, GRAPH_CLIENT_SECRET, TENANT_ID, FakeCloud
 from fakes.graph.seed import seed_mailbox
@@ -203,6 +204,7 @@ def o365_account(cloud: FakeCloud, monkeypatch: pytest.MonkeyPatch) -> Account:
         auth_flow_type="credentials",
         tenant_id=TENANT_ID,
         protocol=FakeGraphProtocol(default_resource=USER),
+        token_backend=MemoryTokenBackend(),  # not the default o365_token.txt in the working directory
     )
     account.con._msal_client = msal.ConfidentialClientApplication(  # the authority O365 has no option for
         GRAPH_CLIENT_ID,

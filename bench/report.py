@@ -227,7 +227,7 @@ def users_table(rows: list[dict[str, Any]]) -> Table:
             ]
         )
     note = (
-        "Graph client credentials (tasks are not synced: app-only tokens cannot reach To Do). Concurrency 1 is "
+        "Graph client credentials (tasks are not synced: the app lacks Tasks.ReadWrite.All). Concurrency 1 is "
         "users one after another; N > 1 is Engine(ctx, concurrency=N) (or, on an engine without it, N threads "
         "each running Engine.run for one user); a mailbox sees at most two requests at a time (Graph allows 4). "
         "latency ms: every fake answers each request that much later (a distant service; 0: loopback as it is)."

@@ -21,7 +21,7 @@ from fakes.crm.seed import new_org, seed_org
 from fakes.ews.api import EwsApi
 from fakes.graph.api import GraphApi
 from fakes.graph.authority import Authority
-from fakes.graph.seed import seed_mailbox
+from fakes.graph.seed import APP_ROLES, seed_mailbox
 from fakes.server import FakeCA, FakeServer
 from fakes.tenant import Tenant
 
@@ -75,7 +75,11 @@ class FakeCloud:
         self.tenant.add_user(NO_RIGHT_ACCOUNT, "Help desk", SERVICE_PASSWORD)
         self.authority = Authority(self.tenant)
         self.authority.register_app(
-            GRAPH_CLIENT_ID, secret=GRAPH_CLIENT_SECRET, redirect_uris=[REDIRECT_URI], any_loopback_redirect=True
+            GRAPH_CLIENT_ID,
+            secret=GRAPH_CLIENT_SECRET,
+            redirect_uris=[REDIRECT_URI],
+            any_loopback_redirect=True,
+            roles=APP_ROLES,
         )
         self.graph = GraphApi(self.tenant, self.authority)
         self.ews = EwsApi(

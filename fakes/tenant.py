@@ -65,6 +65,7 @@ class _Change:
     seq: int
     item_id: str
     deleted: bool
+    gone: Item | None = None  # the item as it was when deleted
 
 
 @dataclass
@@ -88,6 +89,7 @@ class Changes:
     changed: list[Item]
     deleted: list[str]
     seq: int
+    gone: dict[str, Item] = field(default_factory=dict)  # deleted id -> the item as it was
 
 
 class Tenant:
@@ -180,9 +182,9 @@ class Tenant:
 
     def delete(self, box: Mailbox, folder: str, item_id: str) -> None:
         with self.lock:
-            self.get(box, folder, item_id)
+            item = self.get(box, folder, item_id)
             del box.folders[folder][item_id]
-            box.log[folder].append(_Change(self._next_seq(), item_id, True))
+            box.log[folder].append(_Change(self._next_seq(), item_id, True, item))
 
     def move(self, box: Mailbox, folder: str, item_id: str, target: str) -> Item:
         """Move an item to folder ``target``: it leaves ``folder`` (a deletion there) and gets a new id."""
@@ -198,7 +200,7 @@ class Tenant:
             return moved
 
     def changes(self, box: Mailbox, folder: str, since: int) -> Changes:
-        """Items created or updated, and ids deleted, after change-log number ``since``.
+        """Items created or updated, and ids deleted (with what they were), after change-log number ``since``.
 
         An item created and deleted within the range is reported as deleted only.
         """
@@ -210,8 +212,9 @@ class Tenant:
                 last[change.item_id] = change
             changed = [box.folders[folder][c.item_id] for c in last.values() if not c.deleted]
             deleted = [c.item_id for c in last.values() if c.deleted]
+            gone = {c.item_id: c.gone for c in last.values() if c.deleted and c.gone is not None}
             changed.sort(key=lambda i: i.seq)
-            return Changes(changed, deleted, self.seq)
+            return Changes(changed, deleted, self.seq, gone)
 
     def _next_seq(self) -> int:
         self.seq += 1

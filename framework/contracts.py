@@ -263,6 +263,12 @@ class AuthProvider(ABC):
     def has_credentials(self, ctx: Context, user: User | None) -> bool:
         """Whether credentials are stored for ``user`` (None: the org-wide credentials)."""
 
+    def refused_entities(self, ctx: Context) -> dict[str, str]:
+        """The entities this provider cannot sync as it is set up in ``ctx``, each with the reason
+        (by default :attr:`unsupported_entities`; a provider may depend on what was granted to it)."""
+        reason = self.unsupported_reason or f"{self.name} cannot sync them"
+        return dict.fromkeys(self.unsupported_entities, reason)
+
     def vault_prefix(self, user: User | None) -> str:
         """Where this provider keeps its secrets in the vault; revoke deletes this prefix."""
         owner = user.crm_id if user is not None else "org"

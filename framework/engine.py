@@ -238,9 +238,9 @@ class Engine:
         return report
 
     def _skip_reason(self, entity: str, crm: Any, exchange: Any) -> str:
-        provider = self.ctx.auth_provider()
-        if entity in provider.unsupported_entities:
-            return provider.unsupported_reason or f"{provider.name} cannot sync {entity}"
+        refused = self.ctx.auth_provider().refused_entities(self.ctx)
+        if entity in refused:
+            return refused[entity]
         if entity not in self.ctx.entities:
             return f"no plugin defines the entity {entity!r}"
         if entity not in crm.entities or entity not in exchange.entities:

@@ -8,9 +8,12 @@ Serve each with its own :class:`~fakes.server.FakeServer` (TLS from :class:`~fak
     graph_server = FakeServer(GraphApi(tenant, authority), ca=ca).start()   # f"{graph_server.base_url}/v1.0"
 """
 
-from fakes.graph.api import TASK_LIST_ID, GraphApi, GraphError, throttle_rule
+from fakes.graph.api import GraphApi
 from fakes.graph.authority import GRAPH_RESOURCE, App, Authority, OAuthError, TokenError, TokenInfo
+from fakes.graph.errors import GraphError, throttle_rule
+from fakes.graph.resources import TASK_LIST_ID
 from fakes.graph.seed import (
+    APP_ROLES,
     CLIENT_ID,
     CLIENT_SECRET,
     EXT_PROPERTY_LINK,
@@ -22,6 +25,7 @@ from fakes.graph.seed import (
 )
 
 __all__ = [
+    "APP_ROLES",
     "CLIENT_ID",
     "CLIENT_SECRET",
     "EXT_PROPERTY_LINK",

@@ -1,26 +1,43 @@
 """The fake Microsoft Graph v1.0 over a :class:`~fakes.tenant.Tenant`.
 
+As moto splits a service, the rules live apart from the wire: the model side is
+:mod:`~fakes.graph.resources` (resource shapes, defaults, ids, If-Match),
+:mod:`~fakes.graph.calendar` and :mod:`~fakes.graph.recurrence` (series and their instances),
+:mod:`~fakes.graph.schema` (the v1.0 property tables) and :mod:`~fakes.graph.permissions`; the
+wire side is this module (authentication, mailbox routing, items, delta, paging, ``$batch``),
+:mod:`~fakes.graph.directory` (``/me``, ``/users``), :mod:`~fakes.graph.events` (events,
+occurrences, calendarView), :mod:`~fakes.graph.todo`, :mod:`~fakes.graph.mail` (messages, mail
+folders), :mod:`~fakes.graph.query` (OData query options),
+:mod:`~fakes.graph.wire`, :mod:`~fakes.graph.paging`, :mod:`~fakes.graph.batch` and
+:mod:`~fakes.graph.errors`.
+
 :class:`GraphApi` is a server handler. Every request needs a bearer token of the
 :class:`~fakes.graph.authority.Authority` with Graph as audience (401 InvalidAuthenticationToken
 otherwise, also when expired). App-only tokens reach every mailbox through ``/users/{id|upn}``;
 delegated tokens only their own (``/me`` or their own ``/users/{id}``), others are 403
-ErrorAccessDenied. Routes, under ``/v1.0`` and for both ``/me`` and ``/users/{id}``::
+ErrorAccessDenied. Each call also needs its permission (:mod:`fakes.graph.permissions`):
+``scp`` of a delegated token, ``roles`` of an app-only one, else 403. Routes, under ``/v1.0``
+and for both ``/me`` and ``/users/{id}``::
 
-    GET /me, GET /users, GET /users/{id}
+    GET /me, GET /users, GET /users/{id}, GET /users/$count      (ConsistencyLevel: eventual)
+    GET /calendar, GET /calendars[/{id}] (the default one; /calendars/{id}/... as /calendar/...)
+    GET /mailFolders, GET /mailFolders/{id|wellKnownName}
     GET|POST /contacts, GET|PATCH|DELETE /contacts/{id}, GET /contacts/delta
         (also under /contactFolders/contacts/...)
-    GET|POST /events, GET|PATCH|DELETE /events/{id}, GET /events/{id}/instances
-    GET /calendarView, GET /calendarView/delta           (startDateTime & endDateTime)
-    GET /todo/lists, GET /todo/lists/{id}                 (delegated tokens only: app-only is 403)
+    GET|POST /events, GET|PATCH|DELETE /events/{id}, GET /events/{id}/instances (also /calendar/events)
+    GET /calendarView, GET /calendarView/delta   (startDateTime & endDateTime; also under /calendar)
+    GET /todo/lists, GET /todo/lists/{id}      (app-only tokens with Tasks.Read.All / Tasks.ReadWrite.All)
     GET|POST /todo/lists/{id}/tasks, GET|PATCH|DELETE .../tasks/{id}, GET .../tasks/delta
     GET /messages, GET /messages/{id}, GET /messages/{id}/attachments
     GET /mailFolders/{inbox|sentitems}/messages[/{id}|/delta]
     POST /$batch
 
 Query options: ``$top`` (default 10, users 100, at most 999), ``$skip``, ``$select`` (``id`` and
-``@odata.etag`` always kept), ``$filter`` (``eq ne gt ge lt le`` on top-level string, boolean
-and date fields, joined by ``and``; anything else is 400),
-``$expand=singleValueExtendedProperties($filter=id eq '...' [or id eq '...'])``. Other ``$``
+``@odata.etag`` always kept), ``$filter`` (``eq ne gt ge lt le`` and ``startswith()`` on top-level
+string, boolean and date fields, joined by ``and``; anything else is 400),
+``$expand=singleValueExtendedProperties($filter=id eq '...' [or id eq '...'])`` or (To Do)
+``$expand=linkedResources``, ``$orderby`` and ``$count=true`` (``@odata.count``; on users only
+with ``ConsistencyLevel: eventual``, else 400 Request_BadRequest). Other ``$``
 options are 400. Listings are snapshots: the ids are taken once on the first page and the
 rest is served by ``$skiptoken`` in O(page); the last :data:`CURSOR_LIMIT` snapshots are kept.
 
@@ -33,16 +50,22 @@ Later rounds read only ``Tenant.changes`` (O(changes)): full resources for chang
 
 Events: start/end are returned in UTC, or in the zone of ``Prefer: outlook.timezone``, with
 ``originalStartTimeZone``/``originalEndTimeZone``; IANA names and common Windows names are
-understood, unknown zones count as UTC. An event with ``recurrence`` is a ``seriesMaster``;
-calendarView and instances expand daily, weekly and absoluteMonthly patterns (other patterns
-yield only the first instance) with endDate/noEnd/numbered ranges, at most
-:data:`MAX_OCCURRENCES` per series. Occurrences have ids ``{masterId}_{yyyymmdd}`` that are
-not addressable, and exceptions to a series are not modelled. calendarView/delta reports
-series masters (one record per series), not occurrences; an item is reported when it (or an
-occurrence) overlaps the window; an item that moves out of the window is not reported, all
-deletions are.
+understood. An event with ``recurrence`` is a ``seriesMaster``, listed by ``/events`` and read
+by ``/events/{id}``; calendarView and ``/events/{id}/instances`` list its occurrences and
+exceptions instead (``type``, ``seriesMasterId``), every pattern and range type expanded
+(:mod:`fakes.graph.recurrence`). Occurrence ids (``{masterId}_{yyyymmdd}``) are addressable:
+PATCH makes an exception, DELETE cancels the occurrence. calendarView/delta reports single
+events whole, occurrences bare (id, type, seriesMasterId, start, end), exceptions whole and
+cancelled occurrences as ``@removed``; a changed series reports all its instances in the
+window, a deleted one each of them as ``@removed``. An item that moves out of the window is
+not reported, all deletions are. The ``delta()`` form of every delta URL is accepted.
 
-Bodies: ``Prefer: outlook.body-content-type="text"`` turns HTML bodies into plain text.
+Bodies: ``Prefer: outlook.body-content-type="text"`` turns HTML bodies into plain text. Bodies
+written are checked against the v1.0 types (:mod:`fakes.graph.schema`): unknown properties,
+wrong types and enum values are 400 RequestBodyRead; Outlook's rules (at most 3 e-mail
+addresses, end before start, an unknown time zone, an incomplete recurrence) are refused with
+their codes. An id that is not an item id at all is 400 ErrorInvalidIdMalformed. PATCH and
+DELETE honour ``If-Match``: an etag other than the item's current one is 412.
 
 Extended properties: ``singleValueExtendedProperties`` are stored with the item, merged by
 id on PATCH, and returned only through ``$expand``; ids compare case- and space-insensitively.
@@ -51,685 +74,74 @@ Batch: at most 20 steps, run in order through the same router with the outer Aut
 ``dependsOn`` must name earlier steps (a failed dependency gives 424);
 :meth:`GraphApi.throttle_batch_items` makes the next steps 429 with Retry-After.
 
-Not reproduced: permission scopes (any Graph token may do anything its principal may reach),
-creating messages, attachment content, other folders than the default ones, ``$orderby``,
-``$search``, ``$count``, change notifications.
+Not reproduced: creating messages, attachment content, other folders than the default ones,
+``$search``, change notifications, the limits of delta queries on ``$select``/``$expand``.
 """
 
 from __future__ import annotations
 
-import base64
-import copy
-import html
 import itertools
 import json
-import operator
-import re
-import secrets
 import threading
-import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable
 from functools import partial
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from urllib.parse import unquote
 
 from fakes.graph.authority import GRAPH_RESOURCE, Authority, TokenError, TokenInfo
-from fakes.server import FaultRule, Request, Response
+from fakes.graph.batch import batch_steps, step_error, sub_request
+from fakes.graph.calendar import (
+    Row,
+    Window,
+    delta_rows,
+    removed_rows,
+)
+from fakes.graph.directory import DirectoryRoutes
+from fakes.graph.errors import (
+    GraphError,
+    from_tenant,
+    no_route,
+    sync_state_not_found,
+    unauthorized,
+)
+from fakes.graph.events import EventRoutes
+from fakes.graph.mail import MailRoutes
+from fakes.graph.paging import CURSOR_LIMIT, Cursor, DeltaState
+from fakes.graph.permissions import area_of, require
+from fakes.graph.query import Query, merge_ext
+from fakes.graph.resources import (
+    CONTACT_FOLDER_ID,
+    TASK_LIST_ID,
+    check_if_match,
+    check_item_id,
+    item_field,
+    merged,
+    removed_entry,
+    with_defaults,
+    writable_fields,
+)
+from fakes.graph.schema import check_body, check_rules
+from fakes.graph.todo import TodoRoutes
+from fakes.graph.wire import (
+    LIST_PAGE,
+    Call,
+    body_of,
+    check_options,
+    json_response,
+    max_page_size,
+    options_of,
+    prefs_of,
+    skip_of,
+    top_of,
+    window_of,
+)
+from fakes.server import Request, Response
 from fakes.tenant import Item, Mailbox, Tenant, TenantError
 
-MAIL_FOLDERS = ("inbox", "sentitems")
-CONTACT_FOLDER_ID = "contacts"
-TASK_LIST_ID = "AAMkADefaultTaskList"
-MAX_BATCH = 20
-MAX_PAGE = 999
-LIST_PAGE = 10
-USERS_PAGE = 100
-DELTA_PAGE = 100
-MAX_OCCURRENCES = 1000
-CURSOR_LIMIT = 64
+__all__ = ["TASK_LIST_ID", "GraphApi", "GraphError"]
 
-Row = tuple[str, str | dict[str, Any]]  # (folder, item id) rendered live, or (folder, resource)
-Window = tuple[datetime, datetime]
 
-_READ_ONLY = frozenset(
-    {
-        "id",
-        "changeKey",
-        "createdDateTime",
-        "lastModifiedDateTime",
-        "parentFolderId",
-        "type",
-        "seriesMasterId",
-        "originalStartTimeZone",
-        "originalEndTimeZone",
-    }
-)
-_ALWAYS = frozenset({"id", "@odata.etag", "@odata.type", "singleValueExtendedProperties"})
-_QUERY_OPTIONS = ("$select", "$expand", "$filter")
-_SUPPORTED_OPTIONS = frozenset({"$top", "$skip", "$skiptoken", "$deltatoken", *_QUERY_OPTIONS})
-_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": operator.eq,
-    "ne": operator.ne,
-    "gt": operator.gt,
-    "ge": operator.ge,
-    "lt": operator.lt,
-    "le": operator.le,
-}
-_CLAUSE = re.compile(r"(\w+)\s+(eq|ne|gt|ge|lt|le)\s+('(?:[^']|'')*'|\S+)", re.IGNORECASE)
-_EXPAND = re.compile(r"singleValueExtendedProperties\(\$filter=(.+)\)", re.IGNORECASE)
-_EXPAND_ID = re.compile(r"id\s+eq\s+'((?:[^']|'')*)'", re.IGNORECASE)
-_WEEKDAYS = {
-    day: n for n, day in enumerate(("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"))
-}
-_WINDOWS_ZONES = {
-    "UTC": "UTC",
-    "GMT Standard Time": "Europe/London",
-    "W. Europe Standard Time": "Europe/Berlin",
-    "Romance Standard Time": "Europe/Paris",
-    "Central Europe Standard Time": "Europe/Budapest",
-    "Eastern Standard Time": "America/New_York",
-    "Central Standard Time": "America/Chicago",
-    "Mountain Standard Time": "America/Denver",
-    "Pacific Standard Time": "America/Los_Angeles",
-    "India Standard Time": "Asia/Kolkata",
-    "Tokyo Standard Time": "Asia/Tokyo",
-    "AUS Eastern Standard Time": "Australia/Sydney",
-}
-
-
-# errors ---------------------------------------------------------------------------------------
-class GraphError(Exception):
-    """A Graph error answer: HTTP status, OData error code and message."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-
-    def response(self, request: Request | None = None) -> Response:
-        return Response.json(error_payload(self.code, self.message, request), self.status, self.headers)
-
-
-def error_payload(code: str, message: str, request: Request | None = None) -> dict[str, Any]:
-    """Graph's OData error body."""
-    request_id = str(uuid.uuid4())
-    client_request_id = request.header("client-request-id") if request else None
-    inner = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-        "request-id": request_id,
-        "client-request-id": client_request_id or request_id,
-    }
-    return {"error": {"code": code, "message": message, "innerError": inner}}
-
-
-def throttle_rule(
-    *, retry_after: float = 1.0, times: int | None = 1, path: str = "/v1.0/", method: str | None = None
-) -> FaultRule:
-    """A fault rule answering 429 TooManyRequests with Retry-After, shaped like Graph's."""
-    body = error_payload("TooManyRequests", "Too many requests.")
-    return FaultRule(path=path, method=method, status=429, retry_after=retry_after, times=times, body=body)
-
-
-def _no_route(call: _Call) -> GraphError:
-    return GraphError(400, "BadRequest", f"Unsupported request: {call.request.method} {call.request.path}.")
-
-
-def _not_found(message: str = "The specified object was not found in the store.") -> GraphError:
-    return GraphError(404, "ErrorItemNotFound", message)
-
-
-def _from_tenant(exc: TenantError) -> GraphError:
-    if exc.code == "ErrorItemNotFound":
-        return _not_found(exc.message)
-    if exc.code == "ErrorNonExistentMailbox":
-        return GraphError(404, "ErrorInvalidUser", exc.message)
-    return GraphError(400, exc.code, exc.message)
-
-
-# query options --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Clause:
-    name: str
-    op: str
-    value: str | bool | datetime
-
-    def test(self, actual: Any) -> bool:
-        compare = _OPERATORS[self.op]
-        if isinstance(self.value, datetime):
-            moment = _as_instant(actual)
-            return moment is not None and compare(moment, self.value)
-        if isinstance(self.value, bool):
-            return isinstance(actual, bool) and compare(actual, self.value)
-        return isinstance(actual, str) and compare(actual.casefold(), self.value.casefold())
-
-
-@dataclass(frozen=True)
-class _Query:
-    """The query options of a request: which items, which fields, which time zone."""
-
-    options: dict[str, str]
-    select: frozenset[str] | None
-    ext_ids: frozenset[str] | None
-    clauses: tuple[_Clause, ...]
-    zone: str
-    text_body: bool
-
-    @classmethod
-    def parse(cls, options: dict[str, str], prefs: dict[str, str]) -> _Query:
-        """From the query options and the ``Prefer`` header (outlook.timezone, outlook.body-content-type)."""
-        select = options.get("$select")
-        expand = options.get("$expand")
-        text = options.get("$filter")
-        return cls(
-            options,
-            frozenset(n.strip().lower() for n in select.split(",") if n.strip()) if select else None,
-            _parse_expand(expand) if expand else None,
-            _parse_filter(text) if text else (),
-            prefs.get("outlook.timezone", "UTC"),
-            prefs.get("outlook.body-content-type", "").lower() == "text",
-        )
-
-    def matches(self, get: Callable[[str], Any]) -> bool:
-        return all(clause.test(get(clause.name)) for clause in self.clauses)
-
-    def render(self, item: Item) -> dict[str, Any]:
-        return self.present(item.folder, _raw(item))
-
-    def present(self, folder: str, resource: dict[str, Any]) -> dict[str, Any]:
-        """``resource`` as Graph shows it: expanded properties, event times, body type, $select."""
-        if "@removed" in resource:
-            return resource
-        res = dict(resource)
-        stored = res.pop("singleValueExtendedProperties", None) or []
-        res.pop("attachments", None)
-        expanded = [p for p in stored if isinstance(p, dict) and _ext_key(p.get("id")) in (self.ext_ids or ())]
-        if expanded:
-            res["singleValueExtendedProperties"] = expanded
-        if folder == "calendar":
-            _present_event(res, self.zone)
-        body = res.get("body")
-        if self.text_body and isinstance(body, dict) and str(body.get("contentType")).lower() == "html":
-            res["body"] = {"contentType": "text", "content": _html_to_text(str(body.get("content") or ""))}
-        if self.select is None:
-            return res
-        return {k: v for k, v in res.items() if k.lower() in self.select or k in _ALWAYS}
-
-
-def _html_to_text(markup: str) -> str:
-    """Roughly what Outlook makes of an HTML body when text is preferred."""
-    text = re.sub(r"<(br|/p|/div|/li|/tr|/h\d)\b[^>]*>", "\n", markup, flags=re.IGNORECASE)
-    text = html.unescape(re.sub(r"<[^>]+>", "", text))
-    return re.sub(r"\n\s*\n+", "\n\n", text).strip()
-
-
-def _parse_filter(text: str) -> tuple[_Clause, ...]:
-    return tuple(_clause(part) for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE))
-
-
-def _clause(text: str) -> _Clause:
-    match = _CLAUSE.fullmatch(text.strip())
-    if match is None:
-        raise _bad_filter(text)
-    name, op, literal = match.groups()
-    return _Clause(name, op.lower(), _literal(literal, text))
-
-
-def _literal(raw: str, text: str) -> str | bool | datetime:
-    if len(raw) >= 2 and raw[0] == raw[-1] == "'":
-        return raw[1:-1].replace("''", "'")
-    if raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    try:
-        return _instant(raw)
-    except ValueError:
-        raise _bad_filter(text) from None
-
-
-def _bad_filter(text: str) -> GraphError:
-    return GraphError(400, "ErrorInvalidUrlQueryFilter", f"The fake Graph cannot evaluate the filter clause {text!r}.")
-
-
-def _parse_expand(text: str) -> frozenset[str]:
-    match = _EXPAND.fullmatch(text.strip())
-    ids = [_EXPAND_ID.fullmatch(p.strip()) for p in re.split(r"\s+or\s+", match[1], flags=re.I)] if match else [None]
-    if not all(ids):
-        raise GraphError(
-            400,
-            "BadRequest",
-            f"The fake Graph supports only $expand=singleValueExtendedProperties($filter=id eq '...'), not {text!r}.",
-        )
-    return frozenset(_ext_key(m[1].replace("''", "'")) for m in ids if m)
-
-
-def _ext_key(prop_id: Any) -> str:
-    return " ".join(str(prop_id).split()).lower()
-
-
-def _merge_ext(current: Iterable[dict[str, Any]], new: Any) -> list[dict[str, Any]]:
-    """Extended properties of ``current`` updated by id with ``new`` (validated)."""
-    valid = isinstance(new, list) and all(isinstance(p, dict) and isinstance(p.get("id"), str) for p in new)
-    if not valid:
-        raise GraphError(400, "BadRequest", "singleValueExtendedProperties must be a list of {id, value}.")
-    merged = {_ext_key(p.get("id")): p for p in current}
-    merged.update((_ext_key(p["id"]), {"id": p["id"], "value": p.get("value")}) for p in new)
-    return list(merged.values())
-
-
-# time -----------------------------------------------------------------------------------------
-def _zone(name: Any) -> ZoneInfo:
-    key = _WINDOWS_ZONES.get(str(name or "UTC"), str(name or "UTC"))
-    try:
-        return ZoneInfo(key)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def _instant(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.strip())
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _as_instant(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    try:
-        return _instant(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
-def _event_time(when: Any) -> datetime | None:
-    """A Graph dateTimeTimeZone as an aware datetime in its zone."""
-    if not isinstance(when, dict):
-        return None
-    try:
-        moment = datetime.fromisoformat(str(when.get("dateTime")))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=_zone(when.get("timeZone")))
-
-
-def _fmt(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.0000000")
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _int(value: Any, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def _date(value: Any) -> date | None:
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        return None
-
-
-def _window(request: Request) -> Window:
-    try:
-        return _instant(request.arg("startDateTime") or ""), _instant(request.arg("endDateTime") or "")
-    except ValueError:
-        raise GraphError(
-            400,
-            "ErrorInvalidParameter",
-            "This request requires a time window specified by "
-            "the query string parameters StartDateTime and EndDateTime.",
-        ) from None
-
-
-def _present_event(res: dict[str, Any], zone_name: str) -> None:
-    """Event times in ``zone_name`` (all-day events keep their dates), as Graph returns them."""
-    res.setdefault("type", "seriesMaster" if res.get("recurrence") else "singleInstance")
-    res.setdefault("recurrence", None)
-    zone = _zone(zone_name)
-    for key, original in (("start", "originalStartTimeZone"), ("end", "originalEndTimeZone")):
-        when = res.get(key)
-        moment = _event_time(when)
-        if moment is None or not isinstance(when, dict):
-            continue
-        res.setdefault(original, when.get("timeZone"))
-        local = when["dateTime"] if res.get("isAllDay") else _fmt(moment.astimezone(zone))
-        res[key] = {"dateTime": local, "timeZone": zone_name}
-
-
-def _spans(data: dict[str, Any], window: Window) -> Iterator[tuple[datetime, datetime]]:
-    """(start, end) of the event, or of each occurrence of a series, overlapping ``window``."""
-    start, end = _event_time(data.get("start")), _event_time(data.get("end"))
-    if start is None or end is None:
-        return
-    recurrence = data.get("recurrence")
-    if not isinstance(recurrence, dict):
-        if start < window[1] and end > window[0]:
-            yield start, end
-        return
-    duration = end - start
-    for day in _recurrence_dates(recurrence, start.date()):
-        occurrence = datetime.combine(day, start.timetz())
-        if occurrence >= window[1]:
-            return
-        if occurrence + duration > window[0]:
-            yield occurrence, occurrence + duration
-
-
-def _recurrence_dates(recurrence: dict[str, Any], first: date) -> Iterator[date]:
-    bounds = recurrence.get("range") or {}
-    kind = bounds.get("type")
-    until = _date(bounds.get("endDate")) if kind == "endDate" else None
-    count = _int(bounds.get("numberOfOccurrences"), 0) if kind == "numbered" else MAX_OCCURRENCES
-    dates = _pattern_dates(recurrence.get("pattern") or {}, _date(bounds.get("startDate")) or first)
-    for day in itertools.islice(dates, min(count, MAX_OCCURRENCES)):
-        if until is not None and day > until:
-            return
-        yield day
-
-
-def _pattern_dates(pattern: dict[str, Any], start: date) -> Iterator[date]:
-    interval = min(max(_int(pattern.get("interval"), 1), 1), 99)
-    steps = range(0, MAX_OCCURRENCES * interval, interval)
-    kind = pattern.get("type")
-    if kind == "daily":
-        return (start + timedelta(days=n) for n in steps)
-    if kind == "weekly":
-        return _weekly(start, steps, pattern.get("daysOfWeek") or [])
-    if kind == "absoluteMonthly":
-        return _monthly(start, steps, _int(pattern.get("dayOfMonth"), start.day))
-    return iter([start])
-
-
-def _weekly(start: date, weeks: range, names: list[Any]) -> Iterator[date]:
-    offsets = sorted({_WEEKDAYS[str(n).lower()] for n in names if str(n).lower() in _WEEKDAYS})
-    sunday = start - timedelta(days=(start.weekday() + 1) % 7)
-    for week in weeks:
-        for offset in offsets or [(start.weekday() + 1) % 7]:
-            day = sunday + timedelta(weeks=week, days=offset)
-            if day >= start:
-                yield day
-
-
-def _monthly(start: date, months: range, day_of_month: int) -> Iterator[date]:
-    for step in months:
-        year, month = divmod(start.month - 1 + step, 12)
-        try:
-            day = date(start.year + year, month + 1, day_of_month)
-        except ValueError:  # no such day in that month
-            continue
-        if day >= start:
-            yield day
-
-
-def _occurrence(master: dict[str, Any], start: datetime, end: datetime) -> dict[str, Any]:
-    occurrence = copy.deepcopy(master)
-    zone = master["start"].get("timeZone")
-    occurrence.update(
-        id=f"{master['id']}_{start:%Y%m%d}",
-        type="occurrence",
-        seriesMasterId=master["id"],
-        recurrence=None,
-        start={"dateTime": _fmt(start), "timeZone": zone},
-        end={"dateTime": _fmt(end), "timeZone": zone},
-    )
-    return occurrence
-
-
-def _view_rows(item: Item, window: Window) -> list[tuple[datetime, Row]]:
-    """calendarView rows of an event: itself, or its occurrences in ``window``."""
-    spans = list(_spans(item.data, window))
-    if not isinstance(item.data.get("recurrence"), dict):
-        return [(start, ("calendar", item.id)) for start, _ in spans]
-    master = _raw(item)
-    return [(start, ("calendar", _occurrence(master, start, end))) for start, end in spans]
-
-
-# resources ------------------------------------------------------------------------------------
-def _raw(item: Item) -> dict[str, Any]:
-    resource = item.resource()
-    resource["@odata.etag"] = f'W/"{item.change_key}"'
-    if item.folder in MAIL_FOLDERS:
-        resource["parentFolderId"] = item.folder
-    return resource
-
-
-def _item_field(item: Item, name: str) -> Any:
-    special = {"id": item.id, "createdDateTime": item.created, "lastModifiedDateTime": item.modified}
-    return special[name] if name in special else item.data.get(name)
-
-
-def _user_resource(box: Mailbox) -> dict[str, Any]:
-    given, _, surname = box.display_name.partition(" ")
-    return {
-        "id": box.user_id,
-        "displayName": box.display_name,
-        "givenName": given or None,
-        "surname": surname or None,
-        "mail": box.address,
-        "userPrincipalName": box.address,
-    }
-
-
-def _task_list() -> dict[str, Any]:
-    return {
-        "id": TASK_LIST_ID,
-        "displayName": "Tasks",
-        "wellknownListName": "defaultList",
-        "isOwner": True,
-        "isShared": False,
-    }
-
-
-def _attachments(item: Item) -> list[dict[str, Any]]:
-    return [
-        {
-            "@odata.type": "#microsoft.graph.fileAttachment",
-            "id": base64.urlsafe_b64encode(f"{item.id}:{n}".encode()).decode(),
-            "name": attachment.get("name"),
-            "size": attachment.get("size", 0),
-            "contentType": attachment.get("contentType", "application/octet-stream"),
-            "isInline": False,
-            "lastModifiedDateTime": _iso(item.modified),
-        }
-        for n, attachment in enumerate(item.data.get("attachments") or [])
-    ]
-
-
-def _removed(item_id: str) -> dict[str, Any]:
-    return {"id": item_id, "@removed": {"reason": "deleted"}}
-
-
-def _writable(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if k not in _READ_ONLY and not k.startswith("@odata.")}
-
-
-def _with_defaults(folder: str, data: dict[str, Any], box: Mailbox) -> dict[str, Any]:
-    """What Graph fills in on create."""
-    if folder == "contacts" and "displayName" not in data:
-        data["displayName"] = " ".join(filter(None, (data.get("givenName"), data.get("surname"))))
-    if folder == "calendar":
-        data.setdefault("iCalUId", "040000008200E00074C5B7101A82E008" + uuid.uuid4().hex.upper())
-        data.setdefault("isAllDay", False)
-        data.setdefault("organizer", {"emailAddress": {"name": box.display_name, "address": box.address}})
-    if folder == "tasks":
-        data.setdefault("status", "notStarted")
-        data.setdefault("importance", "normal")
-    return data
-
-
-def _mail_folder(folder_id: str) -> str:
-    if folder_id.lower() not in MAIL_FOLDERS:
-        raise _not_found(f"The fake Graph has no mail folder {folder_id!r}.")
-    return folder_id.lower()
-
-
-# request helpers ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Call:
-    request: Request
-    token: TokenInfo
-
-    @property
-    def method(self) -> str:
-        return self.request.method
-
-
-def _prefs(request: Request) -> dict[str, str]:
-    """The ``Prefer`` header as {name: value}."""
-    prefs = {}
-    for part in (request.header("prefer") or "").split(","):
-        name, _, value = part.strip().partition("=")
-        if name:
-            prefs[name.strip().lower()] = value.strip().strip('"')
-    return prefs
-
-
-def _options(request: Request) -> dict[str, str]:
-    return {name: value for name in _QUERY_OPTIONS if (value := request.arg(name)) is not None}
-
-
-def _check_options(request: Request) -> None:
-    unknown = sorted(k for k in request.query if k.startswith("$") and k not in _SUPPORTED_OPTIONS)
-    if unknown:
-        raise GraphError(400, "BadRequest", f"Query option '{unknown[0]}' is not supported by the fake Graph.")
-
-
-def _top(request: Request, default: int) -> int:
-    raw = request.arg("$top")
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-        raise GraphError(
-            400, "BadRequest", f"Invalid page size specified: '{raw}'. Must be between 1 and {MAX_PAGE} inclusive."
-        )
-    return int(raw)
-
-
-def _skip(request: Request) -> int:
-    raw = request.arg("$skip", "0") or "0"
-    if not raw.isdigit():
-        raise GraphError(400, "BadRequest", f"Invalid $skip value '{raw}'.")
-    return int(raw)
-
-
-def _max_page_size(request: Request) -> int:
-    size = _int(_prefs(request).get("odata.maxpagesize"), DELTA_PAGE)
-    return size if 1 <= size <= MAX_PAGE else DELTA_PAGE
-
-
-def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = request.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise GraphError(400, "BadRequest", "Unable to read JSON request payload.")
-    return body
-
-
-def _json(payload: Any, status: int = 200) -> Response:
-    return Response.json(payload, status)
-
-
-# paging and delta state ------------------------------------------------------------------------
-@dataclass
-class _Cursor:
-    """One listing or delta round: the rows to page through and how to show them."""
-
-    box: Mailbox | None
-    rows: list[Row]
-    query: _Query
-    size: int
-    delta_token: str | None = None  # for the @odata.deltaLink of the last page
-    key: str = field(default_factory=lambda: secrets.token_urlsafe(12))
-
-
-@dataclass(frozen=True)
-class _DeltaState:
-    """What a $deltatoken encodes."""
-
-    generation: int
-    user_id: str
-    folder: str
-    seq: int
-    window: Window | None
-    options: dict[str, str]
-
-    def encode(self) -> str:
-        window = [moment.isoformat() for moment in self.window] if self.window else None
-        payload = [self.generation, self.user_id, self.folder, self.seq, window, self.options]
-        return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, token: str) -> _DeltaState:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        generation, user_id, folder, seq, window, options = json.loads(raw)
-        bounds = (_instant(window[0]), _instant(window[1])) if window else None
-        return cls(int(generation), str(user_id), str(folder), int(seq), bounds, dict(options))
-
-
-def _sub_request(outer: Request, step: dict[str, Any]) -> Request:
-    """A $batch step as a request of its own, with the outer request's Authorization."""
-    split = urlsplit(step["url"])
-    headers = {str(k).lower(): str(v) for k, v in (step.get("headers") or {}).items()}
-    headers["authorization"] = outer.header("authorization") or ""
-    body = step.get("body")
-    return Request(
-        method=step["method"].upper(),
-        path="/v1.0/" + split.path.lstrip("/"),
-        query=parse_qs(split.query, keep_blank_values=True),
-        headers=headers,
-        body=json.dumps(body).encode() if body is not None else b"",
-        base_url=outer.base_url,
-    )
-
-
-def _batch_steps(request: Request) -> list[dict[str, Any]]:
-    try:
-        payload = request.json()
-    except ValueError:
-        payload = None
-    steps = payload.get("requests") if isinstance(payload, dict) else None
-    if not isinstance(steps, list) or not steps:
-        raise GraphError(400, "BadRequest", "Invalid batch payload: 'requests' must be a non-empty list.")
-    if len(steps) > MAX_BATCH:
-        raise GraphError(400, "BadRequest", f"The number of batch requests exceeds the limit of {MAX_BATCH}.")
-    seen: set[str] = set()
-    for step in steps:
-        _check_step(step, seen)
-        seen.add(step["id"])
-    return steps
-
-
-def _check_step(step: Any, seen: set[str]) -> None:
-    if not isinstance(step, dict) or not all(isinstance(step.get(k), str) for k in ("id", "method", "url")):
-        raise GraphError(400, "BadRequest", "Every batch request needs a string id, method and url.")
-    if step["id"] in seen:
-        raise GraphError(400, "BadRequest", f"Batch request id '{step['id']}' is used twice.")
-    if not set(step.get("dependsOn") or []) <= seen:
-        raise GraphError(400, "BadRequest", "dependsOn must name earlier requests of the batch.")
-
-
-def _step_error(
-    step_id: str, status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> dict[str, Any]:
-    return {
-        "id": step_id,
-        "status": status,
-        "headers": {"Content-Type": "application/json", **(headers or {})},
-        "body": error_payload(code, message),
-    }
-
-
-# the API --------------------------------------------------------------------------------------
 class GraphApi:
     """Microsoft Graph v1.0 over ``tenant`` for tokens of ``authority``; a server handler."""
 
@@ -738,9 +150,13 @@ class GraphApi:
         self.authority = authority
         self.cursor_limit = cursor_limit
         self._lock = threading.Lock()
-        self._cursors: OrderedDict[str, _Cursor] = OrderedDict()
+        self._cursors: OrderedDict[str, Cursor] = OrderedDict()
         self._generation = 0
         self._batch_throttle: tuple[int, float] = (0, 0.0)
+        self.events = EventRoutes(self)
+        self.directory = DirectoryRoutes(self)
+        self.todo = TodoRoutes(self)
+        self.mail = MailRoutes(self)
 
     def expire_delta_tokens(self) -> None:
         """Make every outstanding delta and skip token fail with 410 SyncStateNotFound."""
@@ -764,258 +180,188 @@ class GraphApi:
         except GraphError as exc:
             return exc.response(request)
         except TenantError as exc:
-            return _from_tenant(exc).response(request)
+            return from_tenant(exc).response(request)
 
     def _authenticate(self, request: Request) -> TokenInfo:
         scheme, _, token = (request.header("authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise _unauthorized("Access token is empty.")
+            raise unauthorized("Access token is empty.")
         try:
             info = self.authority.validate(token.strip())
         except TokenError as exc:
-            raise _unauthorized(str(exc)) from None
+            raise unauthorized(str(exc)) from None
         if info.audience != GRAPH_RESOURCE:
-            raise _unauthorized("Access token validation failure. Invalid audience.")
+            raise unauthorized("Access token validation failure. Invalid audience.")
         return info
 
     def _dispatch(self, request: Request) -> Response:
-        segments = [unquote(s) for s in request.path.split("/")]
+        segments = [unquote(s).removesuffix("()") if s == "delta()" else unquote(s) for s in request.path.split("/")]
         if segments[:2] != ["", "v1.0"]:
             raise GraphError(400, "BadRequest", f"Invalid version: {request.path}")
-        call = _Call(request, self._authenticate(request))
-        _check_options(request)
+        call = Call(request, self._authenticate(request))
+        check_options(request)
         return self._route(call, segments[2:])
 
-    def _query(self, call: _Call, options: dict[str, str] | None = None) -> _Query:
-        return _Query.parse(_options(call.request) if options is None else options, _prefs(call.request))
+    def query(self, call: Call, options: dict[str, str] | None = None) -> Query:
+        """The query options of ``call`` (or ``options``, a delta round's) and its ``Prefer`` header."""
+        return Query.parse(options_of(call.request) if options is None else options, prefs_of(call.request))
 
     # routing ----------------------------------------------------------------------------------
-    def _route(self, call: _Call, segments: list[str]) -> Response:
+    def _route(self, call: Call, segments: list[str]) -> Response:
         match segments:
-            case ["me"] if call.method == "GET":
-                return _json(self._query(call).present("", _user_resource(self._own_box(call))))
-            case ["users"] if call.method == "GET":
-                return self._users(call)
-            case ["users", key] if call.method == "GET":
-                return self._user(call, key)
+            case ["me"] | ["users"] | ["users", _] if call.method == "GET":
+                return self.directory.route(call, segments)
             case ["me", *rest]:
-                return self._mailbox(call, self._own_box(call), rest)
+                return self._mailbox(call, self.directory.own_box(call), rest)
             case ["users", key, *rest]:
-                return self._mailbox(call, self._box_for(call, key), rest)
-        raise _no_route(call)
+                return self._mailbox(call, self.directory.box_for(call, key), rest)
+            case [first, *_] if first not in ("me", "users"):
+                raise GraphError(400, "BadRequest", f"Resource not found for the segment '{first}'.")
+        raise no_route(call)
 
-    def _mailbox(self, call: _Call, box: Mailbox, rest: list[str]) -> Response:
+    def _mailbox(self, call: Call, box: Mailbox, rest: list[str]) -> Response:
         get = call.method == "GET"
+        area = area_of(rest[0]) if rest else None
+        if area is not None:
+            require(call.token, area, write=not get)
         match rest:
             case ["contacts", *tail]:
-                return self._items(call, box, "contacts", tail)
+                return self.items(call, box, "contacts", tail)
             case ["contactFolders", folder_id, "contacts", *tail] if folder_id.lower() == CONTACT_FOLDER_ID:
-                return self._items(call, box, "contacts", tail)
-            case ["events", event_id, "instances"] if get:
-                return self._instances(call, box, event_id)
-            case ["events", *tail]:
-                return self._items(call, box, "calendar", tail, delta=False)
-            case ["calendarView"] if get:
-                return self._calendar_view(call, box)
-            case ["calendarView", "delta"] if get:
-                return self._delta(call, box, "calendar", windowed=True)
+                return self.items(call, box, "contacts", tail)
+            case ["events" | "calendar" | "calendars" | "calendarView", *_]:
+                return self.events.route(call, box, rest)
             case ["todo", *tail]:
-                return self._todo(call, box, tail)
-            case ["messages"] if get:
-                return self._list(call, box, *MAIL_FOLDERS)
-            case ["messages", message_id, *tail] if get:
-                return self._message(call, box, message_id, tail)
-            case ["mailFolders", folder_id, "messages", *tail]:
-                return self._items(call, box, _mail_folder(folder_id), tail, writable=False)
-        raise _no_route(call)
+                return self.todo.route(call, box, tail)
+            case ["messages" | "mailFolders", *_]:
+                return self.mail.route(call, box, rest)
+        raise no_route(call)
 
-    def _items(
-        self, call: _Call, box: Mailbox, folder: str, tail: list[str], *, delta: bool = True, writable: bool = True
+    def items(
+        self, call: Call, box: Mailbox, folder: str, tail: list[str], *, delta: bool = True, writable: bool = True
     ) -> Response:
+        """A folder's items: list, delta, get, create, update and delete."""
         match (call.method, tail, writable):
             case ("GET", [], _):
-                return self._list(call, box, folder)
+                return self.listing(call, box, folder)
             case ("GET", ["delta"], _) if delta:
-                return self._delta(call, box, folder)
+                return self.delta(call, box, folder)
             case ("GET", [item_id], _):
-                return _json(self._query(call).render(self.tenant.get(box, folder, item_id)))
+                check_item_id(item_id)
+                return json_response(self.query(call).render(self.tenant.get(box, folder, item_id)))
             case ("POST", [], True):
                 return self._create(call, box, folder)
             case ("PATCH", [item_id], True):
+                check_item_id(item_id)
                 return self._patch(call, box, folder, item_id)
             case ("DELETE", [item_id], True):
-                self.tenant.delete(box, folder, item_id)
+                check_item_id(item_id)
+                with self.tenant.lock:
+                    check_if_match(call.request, self.tenant.get(box, folder, item_id))
+                    self.tenant.delete(box, folder, item_id)
                 return Response(204)
-        raise _no_route(call)
-
-    def _todo(self, call: _Call, box: Mailbox, rest: list[str]) -> Response:
-        if call.token.app_only:
-            raise GraphError(
-                403,
-                "ErrorAccessDenied",
-                "Microsoft To Do needs a delegated token; application permissions cannot reach tasks.",
-            )
-        match rest:
-            case ["lists"] if call.method == "GET":
-                return _json({"value": [_task_list()]})
-            case ["lists", list_id] if call.method == "GET" and list_id == TASK_LIST_ID:
-                return _json(_task_list())
-            case ["lists", list_id, "tasks", *tail] if list_id == TASK_LIST_ID:
-                return self._items(call, box, "tasks", tail)
-            case ["lists", list_id, *_]:
-                raise _not_found(f"The task list {list_id!r} does not exist.")
-        raise _no_route(call)
-
-    # principals -------------------------------------------------------------------------------
-    def _own_box(self, call: _Call) -> Mailbox:
-        if call.token.user_id is None:
-            raise GraphError(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
-        return self.tenant.mailbox(call.token.user_id)
-
-    def _box_for(self, call: _Call, key: str) -> Mailbox:
-        box = self.tenant.mailbox(key)
-        if not call.token.app_only and call.token.user_id != box.user_id:
-            raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
-        return box
-
-    def _users(self, call: _Call) -> Response:
-        def build() -> _Cursor:
-            query = self._query(call)
-            users = map(_user_resource, self.tenant.users())
-            rows: list[Row] = [("", user) for user in users if query.matches(user.get)]
-            return _Cursor(None, rows, query, _top(call.request, USERS_PAGE))
-
-        return self._serve(call, build)
-
-    def _user(self, call: _Call, key: str) -> Response:
-        try:
-            box = self.tenant.mailbox(key)
-        except TenantError:
-            raise GraphError(
-                404,
-                "Request_ResourceNotFound",
-                f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.",
-            ) from None
-        return _json(self._query(call).present("", _user_resource(box)))
+        raise no_route(call)
 
     # items ------------------------------------------------------------------------------------
-    def _list(self, call: _Call, box: Mailbox, *folders: str) -> Response:
-        def build() -> _Cursor:
-            query = self._query(call)
+    def listing(self, call: Call, box: Mailbox, *folders: str) -> Response:
+        """The items of ``folders``, oldest first unless ``$orderby`` says otherwise."""
+
+        def build() -> Cursor:
+            query = self.query(call)
             items = sorted(
                 itertools.chain.from_iterable(self.tenant.items(box, f) for f in folders), key=lambda item: item.seq
             )
-            rows: list[Row] = [(i.folder, i.id) for i in items if query.matches(partial(_item_field, i))]
-            return _Cursor(box, rows, query, _top(call.request, LIST_PAGE))
+            wanted = query.ordered([i for i in items if query.matches(partial(item_field, i))], item_field)
+            rows: list[Row] = [(i.folder, i.id) for i in wanted]
+            return Cursor(box, rows, query, top_of(call.request, LIST_PAGE))
 
-        return self._serve(call, build)
+        return self.serve(call, build)
 
-    def _create(self, call: _Call, box: Mailbox, folder: str) -> Response:
-        data = _writable(_body(call.request))
+    def _create(self, call: Call, box: Mailbox, folder: str) -> Response:
+        body = body_of(call.request)
+        check_body(folder, body)
+        data = writable_fields(body)
         if "singleValueExtendedProperties" in data:
-            data["singleValueExtendedProperties"] = _merge_ext([], data["singleValueExtendedProperties"])
-        item = self.tenant.create(box, folder, _with_defaults(folder, data, box))
-        return _json(self._query(call).render(item), 201)
+            data["singleValueExtendedProperties"] = merge_ext([], data["singleValueExtendedProperties"])
+        data = with_defaults(folder, data, box)
+        check_rules(folder, data)
+        item = self.tenant.create(box, folder, data)
+        return json_response(self.query(call).render(item), 201)
 
-    def _patch(self, call: _Call, box: Mailbox, folder: str, item_id: str) -> Response:
-        patch = _writable(_body(call.request))
+    def _patch(self, call: Call, box: Mailbox, folder: str, item_id: str) -> Response:
+        body = body_of(call.request)
+        check_body(folder, body)
+        patch = writable_fields(body)
         with self.tenant.lock:
+            current = self.tenant.get(box, folder, item_id)
+            check_if_match(call.request, current)
             if "singleValueExtendedProperties" in patch:
-                stored = self.tenant.get(box, folder, item_id).data.get("singleValueExtendedProperties") or []
-                patch["singleValueExtendedProperties"] = _merge_ext(stored, patch["singleValueExtendedProperties"])
+                stored = current.data.get("singleValueExtendedProperties") or []
+                patch["singleValueExtendedProperties"] = merge_ext(stored, patch["singleValueExtendedProperties"])
+            check_rules(folder, merged(current.data, patch))
             item = self.tenant.update(box, folder, item_id, patch)
-        return _json(self._query(call).render(item))
-
-    def _message(self, call: _Call, box: Mailbox, message_id: str, tail: list[str]) -> Response:
-        item = self.tenant.find(box, message_id)
-        if item.folder not in MAIL_FOLDERS:
-            raise _not_found()
-        match tail:
-            case []:
-                return _json(self._query(call).render(item))
-            case ["attachments"]:
-                query = self._query(call)
-                return _json({"value": [query.present("", a) for a in _attachments(item)]})
-        raise _no_route(call)
-
-    # calendar ---------------------------------------------------------------------------------
-    def _calendar_view(self, call: _Call, box: Mailbox) -> Response:
-        def build() -> _Cursor:
-            window = _window(call.request)
-            query = self._query(call)
-            timed: list[tuple[datetime, Row]] = []
-            for item in self.tenant.items(box, "calendar"):
-                if query.matches(partial(_item_field, item)):
-                    timed.extend(_view_rows(item, window))
-            timed.sort(key=lambda pair: pair[0])
-            return _Cursor(box, [row for _, row in timed], query, _top(call.request, LIST_PAGE))
-
-        return self._serve(call, build)
-
-    def _instances(self, call: _Call, box: Mailbox, event_id: str) -> Response:
-        def build() -> _Cursor:
-            item = self.tenant.get(box, "calendar", event_id)
-            window = _window(call.request)
-            series = isinstance(item.data.get("recurrence"), dict)
-            rows = [row for _, row in _view_rows(item, window)] if series else []
-            return _Cursor(box, rows, self._query(call), _top(call.request, LIST_PAGE))
-
-        return self._serve(call, build)
+        return json_response(self.query(call).render(item))
 
     # delta ------------------------------------------------------------------------------------
-    def _delta(self, call: _Call, box: Mailbox, folder: str, *, windowed: bool = False) -> Response:
-        return self._serve(call, lambda: self._delta_round(call, box, folder, windowed))
+    def delta(self, call: Call, box: Mailbox, folder: str, *, windowed: bool = False) -> Response:
+        """A delta round of ``folder`` (``windowed``: calendarView's, with startDateTime/endDateTime)."""
+        return self.serve(call, lambda: self._delta_round(call, box, folder, windowed))
 
-    def _delta_round(self, call: _Call, box: Mailbox, folder: str, windowed: bool) -> _Cursor:
+    def _delta_round(self, call: Call, box: Mailbox, folder: str, windowed: bool) -> Cursor:
         token = call.request.arg("$deltatoken")
         if token is None:
-            window = _window(call.request) if windowed else None
-            query = self._query(call)
+            window = window_of(call.request) if windowed else None
+            query = self.query(call)
             with self.tenant.lock:
                 seq = self.tenant.seq
                 items = self.tenant.items(box, folder)
-            rows: list[Row] = [(folder, i.id) for i in items if _wanted(i, query, window)]
+            rows = [row for item in items for row in _delta_rows(item, query, window)]
         else:
             state = self._delta_state(token, box, folder)
-            window, query = state.window, self._query(call, state.options)
+            window, query = state.window, self.query(call, state.options)
             changes = self.tenant.changes(box, folder, state.seq)
             seq = changes.seq
-            rows = [(folder, i.id) for i in changes.changed if _wanted(i, query, window)]
-            rows += [(folder, _removed(item_id)) for item_id in changes.deleted]
-        state = _DeltaState(self._generation, box.user_id, folder, seq, window, query.options)
-        return _Cursor(box, rows, query, _max_page_size(call.request), state.encode())
+            rows = [row for item in changes.changed for row in _delta_rows(item, query, window)]
+            for item_id in changes.deleted:
+                gone = changes.gone.get(item_id)
+                rows += removed_rows(item_id, gone, window) if window else [(folder, removed_entry(item_id))]
+        state = DeltaState(self._generation, box.user_id, folder, seq, window, query.options)
+        return Cursor(box, rows, query, max_page_size(call.request), state.encode())
 
-    def _delta_state(self, token: str, box: Mailbox, folder: str) -> _DeltaState:
+    def _delta_state(self, token: str, box: Mailbox, folder: str) -> DeltaState:
         try:
-            state = _DeltaState.decode(token)
+            state = DeltaState.decode(token)
         except (ValueError, TypeError, KeyError, IndexError):
             state = None
         if state is None or (state.generation, state.user_id, state.folder) != (self._generation, box.user_id, folder):
-            raise _sync_state_not_found()
+            raise sync_state_not_found()
         return state
 
     # paging -----------------------------------------------------------------------------------
-    def _serve(self, call: _Call, build: Callable[[], _Cursor]) -> Response:
+    def serve(self, call: Call, build: Callable[[], Cursor]) -> Response:
+        """A page of a listing: the one a ``$skiptoken`` continues, else the first of ``build()``."""
         token = call.request.arg("$skiptoken")
         if token:
             cursor, offset = self._resume(call, token)
         else:
-            cursor, offset = build(), _skip(call.request)
+            cursor, offset = build(), skip_of(call.request)
         return self._page(call, cursor, offset)
 
-    def _page(self, call: _Call, cursor: _Cursor, offset: int) -> Response:
+    def _page(self, call: Call, cursor: Cursor, offset: int) -> Response:
         end = offset + cursor.size
         shown = (self._show(cursor, row) for row in cursor.rows[offset:end])
         body: dict[str, Any] = {"value": [resource for resource in shown if resource is not None]}
+        if cursor.query.count:
+            body["@odata.count"] = len(cursor.rows)
         url = f"{call.request.base_url}{call.request.path}"
         if end < len(cursor.rows):
             self._keep(cursor)
             body["@odata.nextLink"] = f"{url}?$skiptoken={cursor.key}.{end}"
         elif cursor.delta_token is not None:
             body["@odata.deltaLink"] = f"{url}?$deltatoken={cursor.delta_token}"
-        return _json(body)
+        return json_response(body)
 
-    def _show(self, cursor: _Cursor, row: Row) -> dict[str, Any] | None:
+    def _show(self, cursor: Cursor, row: Row) -> dict[str, Any] | None:
         folder, ref = row
         if isinstance(ref, dict):
             return cursor.query.present(folder, ref)
@@ -1024,24 +370,24 @@ class GraphApi:
         except TenantError:
             item = None
         if item is None:  # deleted since the round started
-            return _removed(ref) if cursor.delta_token is not None else None
+            return removed_entry(ref) if cursor.delta_token is not None else None
         return cursor.query.render(item)
 
-    def _keep(self, cursor: _Cursor) -> None:
+    def _keep(self, cursor: Cursor) -> None:
         with self._lock:
             self._cursors[cursor.key] = cursor
             self._cursors.move_to_end(cursor.key)
             while len(self._cursors) > self.cursor_limit:
                 self._cursors.popitem(last=False)
 
-    def _resume(self, call: _Call, token: str) -> tuple[_Cursor, int]:
+    def _resume(self, call: Call, token: str) -> tuple[Cursor, int]:
         key, _, offset = token.rpartition(".")
         with self._lock:
             cursor = self._cursors.get(key)
         if cursor is not None and offset.isdigit():
             return cursor, int(offset)
         if call.request.path.endswith("/delta"):
-            raise _sync_state_not_found()
+            raise sync_state_not_found()
         raise GraphError(400, "BadRequest", "The $skiptoken is invalid or has expired.")
 
     # batch ------------------------------------------------------------------------------------
@@ -1049,20 +395,20 @@ class GraphApi:
         self._authenticate(request)
         statuses: dict[str, int] = {}
         responses = []
-        for step in _batch_steps(request):
+        for step in batch_steps(request):
             result = self._step(request, step, statuses)
             statuses[step["id"]] = result["status"]
             responses.append(result)
-        return _json({"responses": responses})
+        return json_response({"responses": responses})
 
     def _step(self, outer: Request, step: dict[str, Any], statuses: dict[str, int]) -> dict[str, Any]:
         if any(statuses[dep] >= 400 for dep in step.get("dependsOn") or []):
-            return _step_error(step["id"], 424, "FailedDependency", "A request this one depends on failed.")
+            return step_error(step["id"], 424, "FailedDependency", "A request this one depends on failed.")
         retry_after = self._take_batch_throttle()
         if retry_after is not None:
             headers = {"Retry-After": f"{retry_after:g}"}
-            return _step_error(step["id"], 429, "TooManyRequests", "Too many requests.", headers)
-        response = self._guarded(self._dispatch, _sub_request(outer, step))
+            return step_error(step["id"], 429, "TooManyRequests", "Too many requests.", headers)
+        response = self._guarded(self._dispatch, sub_request(outer, step))
         result: dict[str, Any] = {"id": step["id"], "status": response.status, "headers": dict(response.headers)}
         if response.body:
             result["body"] = json.loads(response.body)
@@ -1077,17 +423,8 @@ class GraphApi:
             return retry_after
 
 
-def _wanted(item: Item, query: _Query, window: Window | None) -> bool:
-    if window is not None and next(_spans(item.data, window), None) is None:
-        return False
-    return query.matches(partial(_item_field, item))
-
-
-def _unauthorized(message: str) -> GraphError:
-    return GraphError(401, "InvalidAuthenticationToken", message, {"WWW-Authenticate": 'Bearer realm=""'})
-
-
-def _sync_state_not_found() -> GraphError:
-    return GraphError(
-        410, "SyncStateNotFound", "The sync state is not found or has expired; start a new delta round without a token."
-    )
+def _delta_rows(item: Item, query: Query, window: Window | None) -> list[Row]:
+    """The rows a delta round shows for ``item``: itself, or (calendarView) its instances in ``window``."""
+    if not query.matches(partial(item_field, item)):
+        return []
+    return delta_rows(item, window) if window is not None else [(item.folder, item.id)]

@@ -11,21 +11,27 @@ refresh and access tokens) and the handler of the three endpoints msal uses with
 ``{tenant}`` may be the tenant name (``contoso``), its domain or its id (:attr:`Authority.tid`);
 anything else is ``invalid_tenant`` (AADSTS90002).
 
-Access tokens are opaque random strings kept in memory; :meth:`Authority.validate` tells a
-resource server (the fake Graph, or the fake EWS for OAuth) what one stands for. Refresh
+Access tokens are JWTs (v1.0 shape, RS256-signed with the authority's key, published at
+``jwks_uri``) carrying ``aud``, ``iss``, ``tid``, ``oid``, ``appid`` and either ``scp`` (the
+delegated permissions consented, space-separated) or ``roles`` (the application permissions
+an administrator granted the app: :meth:`Authority.grant_app_roles`).
+:meth:`Authority.validate` tells a resource server (the fake Graph, or the fake EWS for OAuth)
+what one stands for; the authority keeps every token it issued, so it can expire them all. Refresh
 tokens rotate: each use returns a new one and the old one stops working. Client assertions
 (certificate credentials) are verified for real: RS256 with an ``x5t`` (SHA-1) or PS256 with
 an ``x5t#S256`` (SHA-256) thumbprint of the registered certificate, signature checked with
 ``cryptography``, plus ``iss``/``sub`` == client id, ``aud`` == token endpoint and ``exp``.
 
-Not reproduced: signed JWT access tokens, the v1 endpoints, ``/common`` and
+Not reproduced: the v1 endpoints, ``/common`` and
 ``/organizations``, instance discovery, device code, ROPC, on-behalf-of, ``client_secret_basic``,
-conditional access, per-permission checks (any scope is consented on request).
+conditional access, admin consent for delegated permissions (a user consents to any scope
+asked for at /authorize).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -90,12 +96,17 @@ class TokenInfo:
     client_id: str
     user_id: str | None  # None: an app-only (client credentials) token
     audience: str  # the resource, e.g. "https://graph.microsoft.com"
-    scopes: frozenset[str]  # delegated permissions without the resource prefix, lower case
+    scopes: frozenset[str]  # delegated permissions (scp) without the resource prefix, lower case
     expires_at: float
+    roles: frozenset[str] = frozenset()  # application permissions (roles), lower case
 
     @property
     def app_only(self) -> bool:
         return self.user_id is None
+
+    def holds(self, permission: str) -> bool:
+        """Whether the token carries ``permission`` (``roles`` for app-only tokens, else ``scp``)."""
+        return permission.lower() in (self.roles if self.app_only else self.scopes)
 
 
 @dataclass
@@ -107,6 +118,12 @@ class App:
     certificate: x509.Certificate | None = None
     redirect_uris: tuple[str, ...] = ()
     any_loopback_redirect: bool = False
+    roles: tuple[str, ...] = ()  # application permissions granted with admin consent
+
+    @property
+    def service_principal_id(self) -> str:
+        """The object id of the app's service principal in the tenant (a token's ``oid``)."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"app:{self.client_id}"))
 
     @property
     def confidential(self) -> bool:
@@ -180,13 +197,28 @@ class Authority:
         certificate_pem: bytes | None = None,
         redirect_uris: Iterable[str] = (),
         any_loopback_redirect: bool = False,
+        roles: Iterable[str] = (),
     ) -> App:
-        """Register an application; ``certificate_pem`` is the X.509 certificate of its key."""
+        """Register an application; ``certificate_pem`` is the X.509 certificate of its key,
+        ``roles`` the application permissions (``Contacts.ReadWrite``...) granted to it."""
         certificate = x509.load_pem_x509_certificate(certificate_pem) if certificate_pem else None
-        app = App(client_id, secret, certificate, tuple(redirect_uris), any_loopback_redirect)
+        app = App(client_id, secret, certificate, tuple(redirect_uris), any_loopback_redirect, tuple(roles))
         with self._lock:
             self._apps[client_id] = app
         return app
+
+    def grant_app_roles(self, client_id: str, roles: Iterable[str]) -> None:
+        """An administrator grants application permissions to the app (admin consent)."""
+        with self._lock:
+            app = self._apps[client_id]
+            app.roles = (*app.roles, *(r for r in roles if r.lower() not in {x.lower() for x in app.roles}))
+
+    def revoke_app_roles(self, client_id: str, roles: Iterable[str]) -> None:
+        """Withdraw application permissions; tokens issued later no longer carry them."""
+        gone = {r.lower() for r in roles}
+        with self._lock:
+            app = self._apps[client_id]
+            app.roles = tuple(r for r in app.roles if r.lower() not in gone)
 
     def grant_consent(self, client_id: str, user: str, scopes: Iterable[str]) -> None:
         """Record that ``user`` (address or id) consented to ``scopes`` for the app."""
@@ -227,7 +259,7 @@ class Authority:
             raise KeyError(f"no app {client_id!r} registered")
         user_id = self.tenant.mailbox(user).user_id if user else None
         with self._lock:
-            return self._mint(client_id, user_id, resource, frozenset(s.lower() for s in scopes))
+            return self._mint(client_id, user_id, resource, tuple(scopes))
 
     def validate(self, token: str) -> TokenInfo:
         """What ``token`` stands for; :class:`TokenError` when unknown or expired."""
@@ -256,7 +288,19 @@ class Authority:
             ("GET", "v2.0/.well-known/openid-configuration"): self._discovery,
             ("GET", "oauth2/v2.0/authorize"): self._authorize,
             ("POST", "oauth2/v2.0/token"): self._token,
+            ("GET", "discovery/v2.0/keys"): self._keys,
         }
+
+    def _keys(self, request: Request, tenant: str) -> Response:
+        numbers = _signing_key().public_key().public_numbers()
+        key = {
+            "kty": "RSA",
+            "use": "sig",
+            "kid": _KEY_ID,
+            "n": _b64(_int_bytes(numbers.n)),
+            "e": _b64(_int_bytes(numbers.e)),
+        }
+        return Response.json({"keys": [key]})
 
     def _check_tenant(self, segment: str) -> None:
         known = {self.tenant.tenant_id.lower(), self.tenant.domain.lower(), self.tid}
@@ -285,6 +329,7 @@ class Authority:
                 "subject_types_supported": ["pairwise"],
                 "id_token_signing_alg_values_supported": ["none"],
                 "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
+                "jwks_uri": f"{request.base_url}/{tenant}/discovery/v2.0/keys",
                 "code_challenge_methods_supported": ["S256"],
                 "tenant_region_scope": None,
             }
@@ -395,7 +440,7 @@ class Authority:
                 "must have a scope value with /.default suffixed to the resource identifier.",
             )
         resource = scopes[0].removesuffix("/.default").lower()
-        token = self._mint(app.client_id, None, resource, frozenset())
+        token = self._mint(app.client_id, None, resource, ())
         return self._expiry() | {"access_token": token}
 
     def _redeem_code(self, app: App, form: dict[str, str], issuer: str) -> dict[str, Any]:
@@ -446,7 +491,7 @@ class Authority:
         resource = _resource_of(full)
         self._require_consent(app.client_id, user_id, full)
         box = self.tenant.mailbox(user_id)
-        api_scopes = frozenset(s.rsplit("/", 1)[1] for s in full if s not in OIDC_SCOPES)
+        api_scopes = tuple(s.rsplit("/", 1)[-1] for s in requested if _full_scope(s) not in OIDC_SCOPES)
         payload = self._expiry() | {
             "scope": " ".join(requested),
             "access_token": self._mint(app.client_id, user_id, resource, api_scopes),
@@ -471,10 +516,38 @@ class Authority:
                 suberror="consent_required",
             )
 
-    def _mint(self, client_id: str, user_id: str | None, resource: str, scopes: frozenset[str]) -> str:
-        token = secrets.token_urlsafe(32)
-        expires_at = time.time() + self.token_lifetime
-        self._tokens[token] = TokenInfo(client_id, user_id, resource.rstrip("/"), scopes, expires_at)
+    def _mint(self, client_id: str, user_id: str | None, resource: str, scopes: tuple[str, ...]) -> str:
+        """A signed access token: ``scp`` for a user (``scopes``), ``roles`` of the app when app-only."""
+        app = self._apps[client_id]
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "aud": resource.rstrip("/"),
+            "iss": f"https://sts.windows.net/{self.tid}/",
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.token_lifetime,
+            "appid": client_id,
+            "tid": self.tid,
+            "oid": user_id or app.service_principal_id,
+            "sub": user_id or app.service_principal_id,
+            "uti": secrets.token_urlsafe(16),
+            "ver": "1.0",
+        }
+        if user_id is None:
+            claims.update(idtyp="app", roles=list(app.roles))
+        else:
+            box = self.tenant.mailbox(user_id)
+            claims.update(idtyp="user", scp=" ".join(scopes), upn=box.address, name=box.display_name)
+        token = _signed_jwt(claims)
+        info = TokenInfo(
+            client_id,
+            user_id,
+            claims["aud"],
+            frozenset(s.lower() for s in scopes) if user_id else frozenset(),
+            float(claims["exp"]),
+            frozenset(r.lower() for r in app.roles) if user_id is None else frozenset(),
+        )
+        self._tokens[token] = info
         return token
 
     def _expiry(self) -> dict[str, Any]:
@@ -501,6 +574,26 @@ class Authority:
 
 
 # helpers -------------------------------------------------------------------------------------
+_KEY_ID = "exsync-fake-authority-key"
+
+
+@functools.cache
+def _signing_key() -> rsa.RSAPrivateKey:
+    """The key access tokens are signed with (one per process: generating RSA keys is slow)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _signed_jwt(claims: dict[str, Any]) -> str:
+    header = _b64(json.dumps({"typ": "JWT", "alg": "RS256", "kid": _KEY_ID}))
+    body = _b64(json.dumps(claims))
+    signature = _signing_key().sign(f"{header}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{header}.{body}.{_b64(signature)}"
+
+
+def _int_bytes(number: int) -> bytes:
+    return number.to_bytes((number.bit_length() + 7) // 8, "big")
+
+
 def _full_scope(scope: str) -> str:
     """A scope in its full, lower-case form: Graph is the resource of a bare permission."""
     scope = scope.strip().lower()

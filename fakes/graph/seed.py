@@ -25,6 +25,9 @@ REDIRECT_URI = "http://localhost:8765/callback"
 SERVICE_ACCOUNT = "svc@contoso.example"
 EXSYNC_PROPERTY_SET = "{c1a0e2b4-5f3d-4e8a-9b7c-2d6f8a1e4b90}"  # as plugins.graph.mapping uses
 EXT_PROPERTY_LINK = f"String {EXSYNC_PROPERTY_SET} Name exsyncLink"
+APP_ROLES = ("User.Read.All", "Contacts.ReadWrite", "Calendars.ReadWrite", "Mail.Read")
+"""The application permissions the exsync app is granted: all an org-wide sync needs but To Do's
+``Tasks.ReadWrite.All``, which :meth:`~fakes.graph.authority.Authority.grant_app_roles` adds."""
 
 _USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
 _SURNAMES = ("Archer", "Baker", "Chen", "Dunn", "Evans", "Fisher", "Garcia", "Hughes")
@@ -61,10 +64,13 @@ def new_authority(tenant: Tenant, **options: Any) -> Authority:
     """An :class:`Authority` for ``tenant`` with the exsync app registered.
 
     The app is confidential: ``CLIENT_ID``/``CLIENT_SECRET``, redirect URI ``REDIRECT_URI``
-    and any other http://localhost URL. ``options`` go to :class:`Authority`.
+    and any other http://localhost URL, application permissions :data:`APP_ROLES`.
+    ``options`` go to :class:`Authority`.
     """
     authority = Authority(tenant, **options)
-    authority.register_app(CLIENT_ID, secret=CLIENT_SECRET, redirect_uris=[REDIRECT_URI], any_loopback_redirect=True)
+    authority.register_app(
+        CLIENT_ID, secret=CLIENT_SECRET, redirect_uris=[REDIRECT_URI], any_loopback_redirect=True, roles=APP_ROLES
+    )
     return authority
 
 

@@ -188,10 +188,11 @@ def _toggle(ctx: Context, settings: Settings, enable: tuple[str, ...], disable: 
         raise UsageError("An entity cannot be both enabled and disabled.")
     if settings.auth_method:
         provider = ctx.auth_provider()
-        refused = set(enable) & provider.unsupported_entities
+        reasons = provider.refused_entities(ctx)
+        refused = sorted(set(enable) & set(reasons))
         if refused:
             raise NotAllowed(
-                f"{', '.join(sorted(refused))} cannot be synced with {provider.name}: {provider.unsupported_reason}",
+                f"{', '.join(refused)} cannot be synced with {provider.name}: {reasons[refused[0]]}",
                 hint="Use another authentication method ('exsync change-auth') to sync it.",
             )
     toggles = dict(settings.entities)
@@ -277,7 +278,7 @@ def users_show(ctx: Context, user_key: str | None) -> None:
         "sync_type": settings.sync_type,
         "direction": settings.direction if settings.sync_type == "one_way" else "both ways",
         "conflict_policy": settings.conflict_policy,
-        "entities": [e for e in settings.enabled_entities() if not provider or e not in provider.unsupported_entities],
+        "entities": [e for e in settings.enabled_entities() if not provider or e not in provider.refused_entities(ctx)],
         "synced_pairs": ctx.state.count_pairs(user.crm_id),
         **_status_dict(ctx, user),
     }

@@ -9,6 +9,7 @@ refreshed silently; with client credentials one app token reaches every mailbox.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -35,10 +36,18 @@ DEFAULT_GRAPH_URL = "https://graph.microsoft.com"
 DEFAULT_REDIRECT_URI = "http://localhost:8765/callback"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 APP_SCOPES = [f"{GRAPH_RESOURCE}/.default"]
-USER_SCOPES = [
-    f"{GRAPH_RESOURCE}/{scope}"
-    for scope in ("User.Read", "Contacts.ReadWrite", "Calendars.ReadWrite", "Tasks.ReadWrite", "Mail.Read")
-]
+USER_PERMISSIONS = ("User.Read", "Contacts.ReadWrite", "Calendars.ReadWrite", "Tasks.ReadWrite", "Mail.Read")
+USER_SCOPES = [f"{GRAPH_RESOURCE}/{scope}" for scope in USER_PERMISSIONS]
+APP_PERMISSIONS = ("User.Read.All", "Contacts.ReadWrite", "Calendars.ReadWrite", "Mail.Read")
+"""The application permissions an org-wide sync needs: users, contacts, events, mails."""
+APP_TASKS_PERMISSION = "Tasks.ReadWrite.All"
+"""The application permission that lets client credentials sync To Do tasks too."""
+IMPLIED_BY = {
+    "User.Read": ("User.ReadWrite", "User.ReadBasic.All", "User.Read.All", "User.ReadWrite.All", "Directory.Read.All"),
+    "User.Read.All": ("User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"),
+    "Mail.Read": ("Mail.ReadWrite",),
+}
+"""Broader permissions that also grant a permission exsync asks for."""
 SETTING = "graph"
 SIGN_IN_AGAIN = "exsync auth graph --flow auth-code"
 
@@ -55,6 +64,7 @@ class GraphApp:
     authority: str = DEFAULT_AUTHORITY
     graph_url: str = DEFAULT_GRAPH_URL
     redirect_uri: str = DEFAULT_REDIRECT_URI
+    permissions: tuple[str, ...] = ()  # what the last token checked by 'exsync auth graph' carried
 
     def __post_init__(self) -> None:
         for what, url in (("authority", self.authority), ("Graph URL", self.graph_url)):
@@ -71,10 +81,32 @@ class GraphApp:
     @classmethod
     def load(cls, ctx: Context) -> GraphApp | None:
         stored = ctx.state.get_setting(SETTING)
-        return cls(**stored) if isinstance(stored, dict) else None
+        if not isinstance(stored, dict):
+            return None
+        return cls(**{**stored, "permissions": tuple(stored.get("permissions") or ())})
 
     def save(self, ctx: Context) -> None:
         ctx.state.set_settings({SETTING: asdict(self)})
+
+
+def token_permissions(access_token: str) -> frozenset[str] | None:
+    """The permissions an access token carries (``roles`` of an app token, ``scp`` of a user's),
+    read from its JWT claims; None when the token is not a JWT exsync can read."""
+    try:
+        payload = access_token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return None
+    if not isinstance(claims, dict):
+        return None
+    granted = claims.get("roles") or str(claims.get("scp") or "").split()
+    return frozenset(str(p) for p in granted) if isinstance(granted, list) else None
+
+
+def missing_permissions(granted: frozenset[str], needed: tuple[str, ...]) -> list[str]:
+    """Those of ``needed`` that ``granted`` holds neither as such nor through a broader permission."""
+    held = {p.lower() for p in granted}
+    return [p for p in needed if not {p.lower(), *(b.lower() for b in IMPLIED_BY.get(p, ()))} & held]
 
 
 def http_session(ctx: Context) -> requests.Session:
@@ -146,17 +178,25 @@ class _GraphProvider(AuthProvider):
 
 
 class ClientCredentialsProvider(_GraphProvider):
-    """One app token reaches every mailbox of the tenant; To Do is out of reach (B19)."""
+    """One app token reaches every mailbox of the tenant (B19); To Do tasks too when the app
+    holds the application permission ``Tasks.ReadWrite.All``."""
 
     name = "graph-client-credentials"
     description = "Microsoft 365 via Graph, client credentials: an admin authenticates once, every user syncs."
     flow = "client-credentials"
     org_wide = True
-    unsupported_entities = frozenset({"tasks"})
-    unsupported_reason = (
-        "Microsoft To Do only accepts delegated (signed-in user) permissions, so an app using client "
-        "credentials cannot read or write tasks; use the authorization-code flow to sync tasks"
-    )
+
+    def refused_entities(self, ctx: Context) -> dict[str, str]:
+        """Tasks, unless the permissions checked at 'exsync auth graph' include Tasks.ReadWrite.All."""
+        app = GraphApp.load(ctx)
+        granted = frozenset(app.permissions if app is not None and app.flow == self.flow else ())
+        if not missing_permissions(granted, (APP_TASKS_PERMISSION,)):
+            return {}
+        return {
+            "tasks": f"the app registration lacks the application permission {APP_TASKS_PERMISSION} "
+            "(Microsoft To Do); an administrator grants it with admin consent in Microsoft Entra ID, "
+            "then runs 'exsync auth graph --flow client-credentials' again"
+        }
 
     def __init__(self) -> None:
         self._apps: dict[str, msal.ConfidentialClientApplication] = {}

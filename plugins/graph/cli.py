@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import warnings
 import webbrowser
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from time import monotonic
@@ -29,9 +29,12 @@ from framework.errors import AuthenticationFailed, ExsyncError, NotAllowed, Usag
 from framework.state import User
 from framework.vault import REDACTOR
 from plugins.graph.auth import (
+    APP_PERMISSIONS,
+    APP_TASKS_PERMISSION,
     DEFAULT_AUTHORITY,
     DEFAULT_GRAPH_URL,
     DEFAULT_REDIRECT_URI,
+    USER_PERMISSIONS,
     USER_SCOPES,
     AuthCodeProvider,
     ClientCredentialsProvider,
@@ -39,6 +42,8 @@ from plugins.graph.auth import (
     GraphApp,
     build_app,
     http_session,
+    missing_permissions,
+    token_permissions,
 )
 from plugins.graph.client import GraphClient
 
@@ -127,9 +132,10 @@ def graph_command(
     """Authenticate exsync to Microsoft 365 (Exchange Online) through Microsoft Graph.
 
     client-credentials: an administrator authenticates the app once and every user's
-    mailbox syncs (contacts, events, mails; not tasks). auth-code: each user signs in with
-    their own Microsoft account; an administrator runs it first with the app's tenant,
-    client id and secret.
+    mailbox syncs (contacts, events, mails; tasks when the app holds Tasks.ReadWrite.All).
+    auth-code: each user signs in with their own Microsoft account; an administrator runs it
+    first with the app's tenant, client id and secret. Either way the permissions the token
+    carries are checked first, and each missing one is named.
     """
     options = AppOptions(**app_options)
     actor = ctx.require_in_scope("authenticate")
@@ -169,11 +175,37 @@ def _client_credentials(ctx: Context, options: AppOptions) -> None:
             hint="Add --client-secret (you are prompted, hidden) or --certificate PEM [--thumbprint X].",
         )
     tokens = provider.token_provider(ctx, app, credential)
-    tokens(True)
+    granted = _check_permissions(tokens(True), APP_PERMISSIONS, "application permission")
+    app = replace(app, permissions=tuple(sorted(granted)))
     with GraphClient(app.graph_url, tokens, ctx.tls_verify) as client:
         client.get("/users", {"$top": "1", "$select": "id"})
     provider.store_credential(ctx, credential)
-    _finish(ctx, actor, actor, provider.name, app, {})
+    tasks = not missing_permissions(granted, (APP_TASKS_PERMISSION,))
+    if not tasks:
+        say(
+            f"Tasks are not synced: the app lacks the application permission {APP_TASKS_PERMISSION} "
+            "(grant it with admin consent in Microsoft Entra ID, then run this again)."
+        )
+    _finish(ctx, actor, actor, provider.name, app, {"permissions": " ".join(app.permissions), "tasks": str(tasks)})
+
+
+def _check_permissions(access_token: str, needed: tuple[str, ...], kind: str) -> frozenset[str]:
+    """The permissions the token carries; refuse, naming each, when one of ``needed`` is missing."""
+    granted = token_permissions(access_token)
+    if granted is None:
+        raise AuthenticationFailed(
+            "The access token is not a JWT whose permissions exsync can read.",
+            hint="Check --authority: exsync needs Microsoft Entra ID's v1.0 or v2.0 access tokens for Graph.",
+        )
+    missing = missing_permissions(granted, needed)
+    if missing:
+        names = ", ".join(missing)
+        raise AuthenticationFailed(
+            f"The app registration lacks the Microsoft Graph {kind}{'s' if len(missing) > 1 else ''} {names}; "
+            "nothing was stored.",
+            hint=f"An administrator grants {names} (with admin consent) in Microsoft Entra ID, then runs this again.",
+        )
+    return granted
 
 
 # -- authorization code -----------------------------------------------------------------------
@@ -214,6 +246,7 @@ def _auth_code(ctx: Context, actor: User, target: User, options: AppOptions, sig
         raise AuthenticationFailed(f"The sign-in answer does not belong to this sign-in: {exc}") from exc
     if "access_token" not in result:
         raise AuthenticationFailed(str(result.get("error_description") or result.get("error") or "sign-in failed"))
+    _check_permissions(str(result["access_token"]), USER_PERMISSIONS, "delegated permission")
     signed_in = str((result.get("id_token_claims") or {}).get("preferred_username") or "")
     tokens = provider.token_provider(ctx, target, msal_app, cache)
     with GraphClient(app.graph_url, tokens, ctx.tls_verify) as client:

@@ -50,6 +50,7 @@ class BatchRequest:
     method: str
     url: str
     body: Json | None = None
+    headers: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,11 @@ def error_for(status: int, body: Any, headers: dict[str, str] | httpx.Headers) -
         return TransientError(text)
     if status == 410 or code in ("SyncStateNotFound", "syncStateNotFound", "resyncRequired"):
         return SyncStateLost(text, hint="The delta token expired; everything is read again.")
+    if status == 412:
+        return RecordRejected(
+            text,
+            hint="The item changed in Exchange after exsync read it; the next run reads it again and plans anew.",
+        )
     if status == 401:
         return AuthenticationFailed(text, hint="Sign in again with 'exsync auth graph'.")
     if status == 403:
@@ -248,9 +254,12 @@ class GraphClient:
 
 def _batch_entry(request_id: str, request: BatchRequest) -> Json:
     entry: Json = {"id": request_id, "method": request.method, "url": request.url}
+    headers = dict(request.headers or {})
     if request.body is not None:
         entry["body"] = request.body
-        entry["headers"] = {"Content-Type": "application/json"}
+        headers["Content-Type"] = "application/json"
+    if headers:
+        entry["headers"] = headers
     return entry
 
 

@@ -20,6 +20,8 @@ from framework.model import Attachment, Contact, Event, Mail, Record, Task
 
 LINK_PROPERTY_ID = "String {c1a0e2b4-5f3d-4e8a-9b7c-2d6f8a1e4b90} Name exsyncLink"
 LINK_EXPAND = f"singleValueExtendedProperties($filter=id eq '{LINK_PROPERTY_ID}')"
+LINK_APPLICATION = "exsync"
+TASK_LINK_EXPAND = "linkedResources"
 
 Json = dict[str, Any]
 
@@ -80,16 +82,24 @@ def _utc_seconds(moment: datetime | None) -> datetime | None:
 
 
 def link_of(resource: Json) -> str:
-    """The exsync cross-link stored on a resource, if it was expanded and set."""
+    """The exsync cross-link stored on a resource, if it was expanded and set: a single-value
+    extended property, or (To Do tasks, which have none) a linked resource of exsync's."""
     for prop in resource.get("singleValueExtendedProperties") or []:
         if isinstance(prop, dict) and str(prop.get("id", "")).lower() == LINK_PROPERTY_ID.lower():
             return _text(prop.get("value"))
+    for linked in resource.get("linkedResources") or []:
+        if isinstance(linked, dict) and linked.get("applicationName") == LINK_APPLICATION:
+            return _text(linked.get("externalId"))
     return ""
 
 
-def with_link(payload: Json, link: str) -> Json:
-    """``payload`` carrying the cross-link as a single-value extended property."""
-    payload["singleValueExtendedProperties"] = [{"id": LINK_PROPERTY_ID, "value": link}]
+def with_link(entity: str, payload: Json, link: str, *, create: bool) -> Json:
+    """``payload`` carrying the cross-link: a single-value extended property, or for a To Do task
+    (whose type has no extended properties) a linked resource, which Graph takes on create only."""
+    if entity != "tasks":
+        payload["singleValueExtendedProperties"] = [{"id": LINK_PROPERTY_ID, "value": link}]
+    elif create and link:
+        payload["linkedResources"] = [{"applicationName": LINK_APPLICATION, "externalId": link, "displayName": "CRM"}]
     return payload
 
 
@@ -210,12 +220,29 @@ def _until_date(value: str) -> date:
         raise RecordRejected(f"The recurrence end {value!r} is not a date.") from None
 
 
+_INDEXES = {"1": "first", "2": "second", "3": "third", "4": "fourth", "-1": "last"}
+_RULE_PARTS = frozenset({"FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "BYMONTH", "BYSETPOS", "COUNT", "UNTIL", "WKST"})
+
+
+def _relative_days(rrule: str, parts: dict[str, str]) -> tuple[list[str], str]:
+    """Graph's daysOfWeek and index for ``BYDAY=2TU`` or ``BYDAY=MO,TU;BYSETPOS=-1``."""
+    days, positions = [], {parts["BYSETPOS"]} if "BYSETPOS" in parts else set()
+    for chunk in parts["BYDAY"].split(","):
+        number, day = chunk[:-2].lstrip("+"), chunk[-2:]
+        if day not in _DAYS:
+            raise RecordRejected(f"The recurrence {rrule!r} has days Graph cannot hold.")
+        days.append(_DAY_NAMES[_DAYS.index(day)])
+        positions |= {number} if number else set()
+    if len(positions) != 1 or next(iter(positions)) not in _INDEXES:
+        raise RecordRejected(f"The recurrence {rrule!r} cannot be expressed in Microsoft Graph.")
+    return days, _INDEXES[positions.pop()]
+
+
 def rrule_to_graph(rrule: str, start: datetime) -> Json:
     """A Graph ``patternedRecurrence`` for an RFC 5545 RRULE starting at ``start`` (UTC)."""
     parts = _rrule_parts(rrule)
-    unsupported = set(parts) - {"FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "BYMONTH", "COUNT", "UNTIL", "WKST"}
     kind = _FREQ_TO_PATTERN.get(parts.get("FREQ", ""))
-    if kind is None or unsupported:
+    if kind is None or set(parts) - _RULE_PARTS:
         raise RecordRejected(f"The recurrence {rrule!r} cannot be expressed in Microsoft Graph.")
     first = start.astimezone(UTC).date()
     pattern: Json = {"type": kind, "interval": int(parts.get("INTERVAL", "1") or 1), "firstDayOfWeek": "sunday"}
@@ -224,11 +251,15 @@ def rrule_to_graph(rrule: str, start: datetime) -> Json:
         if any(day not in _DAYS for day in days):
             raise RecordRejected(f"The recurrence {rrule!r} has days Graph cannot hold.")
         pattern["daysOfWeek"] = [_DAY_NAMES[_DAYS.index(day)] for day in sorted(set(days), key=_DAYS.index)]
+    elif "BYDAY" in parts and kind != "daily":
+        kind = kind.replace("absolute", "relative")
+        pattern["type"] = kind
+        pattern["daysOfWeek"], pattern["index"] = _relative_days(rrule, parts)
     elif "BYDAY" in parts:
         raise RecordRejected(f"The recurrence {rrule!r} cannot be expressed in Microsoft Graph.")
     if kind in ("absoluteMonthly", "absoluteYearly"):
         pattern["dayOfMonth"] = int(parts.get("BYMONTHDAY") or first.day)
-    if kind == "absoluteYearly":
+    if kind in ("absoluteYearly", "relativeYearly"):
         pattern["month"] = int(parts.get("BYMONTH") or first.month)
     recurrence_range: Json = {"startDate": first.isoformat(), "recurrenceTimeZone": "UTC"}
     if "COUNT" in parts:
@@ -245,24 +276,29 @@ def rrule_from_graph(recurrence: Json | None) -> str:
     if not recurrence:
         return ""
     pattern, recurrence_range = recurrence.get("pattern") or {}, recurrence.get("range") or {}
-    freq = _PATTERN_TO_FREQ.get(_text(pattern.get("type")))
+    kind = _text(pattern.get("type"))
+    freq = _PATTERN_TO_FREQ.get(kind.replace("relative", "absolute"))
     if freq is None:
         return ""
     parts = [f"FREQ={freq}"]
     interval = int(pattern.get("interval") or 1)
     if interval > 1:
         parts.append(f"INTERVAL={interval}")
+    days = [_DAYS[_DAY_NAMES.index(d)] for d in pattern.get("daysOfWeek") or [] if d in _DAY_NAMES]
+    days.sort(key=_DAYS.index)
     if freq == "WEEKLY":
-        days = [_DAYS[_DAY_NAMES.index(d)] for d in pattern.get("daysOfWeek") or [] if d in _DAY_NAMES]
-        parts.append("BYDAY=" + ",".join(sorted(days, key=_DAYS.index)))
+        parts.append("BYDAY=" + ",".join(days))
+    if kind.startswith("relative"):
+        position = {v: k for k, v in _INDEXES.items()}.get(_text(pattern.get("index")) or "first", "1")
+        parts.append(f"BYDAY={position}{days[0]}" if len(days) == 1 else f"BYDAY={','.join(days)};BYSETPOS={position}")
     if freq == "YEARLY":
         parts.append(f"BYMONTH={int(pattern.get('month') or 1)}")
-    if freq in ("MONTHLY", "YEARLY"):
+    if kind in ("absoluteMonthly", "absoluteYearly"):
         parts.append(f"BYMONTHDAY={int(pattern.get('dayOfMonth') or 1)}")
-    kind = recurrence_range.get("type")
-    if kind == "numbered":
+    ends = recurrence_range.get("type")
+    if ends == "numbered":
         parts.append(f"COUNT={int(recurrence_range.get('numberOfOccurrences') or 1)}")
-    elif kind == "endDate" and recurrence_range.get("endDate"):
+    elif ends == "endDate" and recurrence_range.get("endDate"):
         parts.append("UNTIL=" + date.fromisoformat(recurrence_range["endDate"]).strftime("%Y%m%d"))
     return ";".join(parts)
 

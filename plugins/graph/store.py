@@ -26,6 +26,7 @@ UTC_PREFER = 'outlook.timezone="UTC", outlook.body-content-type="text"'
 MAIL_FOLDERS = ("inbox", "sentitems")
 MAIL_SELECT = "internetMessageId,subject,from,toRecipients,ccRecipients,sentDateTime,body,hasAttachments"
 EVENT_HORIZON = timedelta(days=730)
+INSTANCE_TYPES = ("occurrence", "exception")
 
 
 def _iso(moment: datetime) -> str:
@@ -42,6 +43,7 @@ class GraphSide(Side):
 
     batch_size: ClassVar[int] = BATCH_LIMIT
     entity: ClassVar[str]
+    link_expand: ClassVar[str] = mapping.LINK_EXPAND
 
     def __init__(self, client: GraphClient, mailbox: str, hook: Any) -> None:
         self.client = client
@@ -50,6 +52,9 @@ class GraphSide(Side):
         # what was sent for each record written and what Graph answered, until its echo is asked;
         # equal records written together each keep their own, taken in the order written
         self._sent: dict[Record, list[tuple[Json, Json]]] = {}
+        # the @odata.etag of each item as this run read or wrote it: updates and deletes send it
+        # as If-Match, so that a change made in Exchange meanwhile is never overwritten
+        self._etags: dict[str, str] = {}
 
     # reading ------------------------------------------------------------------------------------
     @abstractmethod
@@ -58,7 +63,7 @@ class GraphSide(Side):
 
     def first_delta(self, window: Window) -> tuple[str, dict[str, str]]:
         """The delta URL and parameters that start a full round."""
-        return f"{self.collection()}/delta", {"$expand": mapping.LINK_EXPAND}
+        return f"{self.collection()}/delta", {"$expand": self.link_expand}
 
     def pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
         url, params = (cursor, None) if cursor else self.first_delta(window)
@@ -68,6 +73,7 @@ class GraphSide(Side):
             yield Changes([i for i in items if i is not None], page.removed, cursor_after, full=cursor is None)
 
     def item(self, resource: Json) -> Item | None:
+        self._remember_etag(resource)
         record = mapping.FROM_GRAPH[self.entity](resource)
         return Item(str(resource["id"]), record, mapping.link_of(resource))
 
@@ -86,8 +92,16 @@ class GraphSide(Side):
         """What reading ``record`` back gives once written with ``payload``, Graph having answered ``answer``."""
         return mapping.read_back(self.entity, record, payload)
 
+    def _remember_etag(self, resource: Json) -> None:
+        if resource.get("@odata.etag") and resource.get("id"):
+            self._etags[str(resource["id"])] = str(resource["@odata.etag"])
+
     # writing ------------------------------------------------------------------------------------
     def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        """Write ``ops`` as one ``$batch``; updates and deletes carry ``If-Match``: a 412 (the
+        item changed in Exchange since it was read) fails that write, and the next run reads the
+        item again and plans anew instead of overwriting the change."""
+        self._read_etags([op.id for op in ops if isinstance(op, Update) and op.id not in self._etags])
         requests: list[BatchRequest | WriteResult] = [self._request(op) for op in ops]
         outgoing = [r for r in requests if isinstance(r, BatchRequest)]
         answers = iter(self.client.batch(outgoing))
@@ -96,18 +110,31 @@ class GraphSide(Side):
             for op, r in zip(ops, requests, strict=True)
         ]
 
+    def _read_etags(self, ids: list[str]) -> None:
+        """The current etags of items to update that this run has not read (20 per ``$batch``)."""
+        for start in range(0, len(ids), BATCH_LIMIT):
+            chunk = ids[start : start + BATCH_LIMIT]
+            requests = [BatchRequest("GET", f"{self.collection()}/{_id(i)}?$select=id") for i in chunk]
+            for answer in self.client.batch(requests):
+                if answer.error is None:
+                    self._remember_etag(answer.body)
+
+    def _if_match(self, item_id: str) -> dict[str, str] | None:
+        etag = self._etags.get(item_id)
+        return {"If-Match": etag} if etag else None
+
     def _request(self, op: WriteOp) -> BatchRequest | WriteResult:
         if isinstance(op, Delete):
-            return BatchRequest("DELETE", f"{self.collection()}/{_id(op.id)}")
+            return BatchRequest("DELETE", f"{self.collection()}/{_id(op.id)}", headers=self._if_match(op.id))
         try:
             payload = mapping.to_graph(self.entity, op.record, create=isinstance(op, Create))
         except RecordRejected as exc:
             return WriteResult(error=exc)
         self.hook.exsync_adjust_native(entity=self.entity, side="exchange", record=op.record, native=payload)
-        mapping.with_link(payload, op.link)
+        mapping.with_link(self.entity, payload, op.link, create=isinstance(op, Create))
         if isinstance(op, Create):
             return BatchRequest("POST", self.collection(), payload)
-        return BatchRequest("PATCH", f"{self.collection()}/{_id(op.id)}", payload)
+        return BatchRequest("PATCH", f"{self.collection()}/{_id(op.id)}", payload, self._if_match(op.id))
 
     def _result(self, op: WriteOp, request: BatchRequest, answer: BatchResponse) -> WriteResult:
         if isinstance(op, Delete):  # already gone counts as deleted
@@ -115,6 +142,7 @@ class GraphSide(Side):
             return WriteResult(op.id) if ok else WriteResult(error=answer.error)
         if answer.error is not None:
             return WriteResult(error=answer.error)
+        self._remember_etag(answer.body)
         if request.body is not None:
             self._sent.setdefault(op.record, []).append((request.body, answer.body))
         return WriteResult(str(answer.body.get("id") or (op.id if isinstance(op, Update) else "")) or None)
@@ -152,15 +180,67 @@ class EventsSide(GraphSide):
         return replace(back, ical_uid=str(uid)) if uid and isinstance(back, Event) else back
 
     def item(self, resource: Json) -> Item | None:
-        if resource.get("type") in ("occurrence", "exception"):
+        if resource.get("type") in INSTANCE_TYPES:
             return None  # a series travels as its master only
         return super().item(resource)
+
+    def pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
+        """calendarView/delta lists single events, occurrences and exceptions; a series is read
+        from its master (``seriesMasterId``), once per round, so that it stays one record.
+
+        The cursor keeps the deltaLink and the ids of the series seen: Graph reports the end of
+        a series as removed occurrences, so a round with removals checks each known series."""
+        state = _events_cursor(cursor)
+        full = not state["delta"]
+        known: set[str] = set() if full else set(state["series"])
+        url, params = (state["delta"], None) if not full else self.first_delta(window)
+        seen: set[str] = set()
+        for page in self.client.delta_pages(url, params, page_size=PAGE_SIZE, headers={"Prefer": UTC_PREFER}):
+            wanted = {str(r["seriesMasterId"]) for r in page.items if r.get("type") in INSTANCE_TYPES}
+            if page.removed and not full:
+                wanted |= known
+            masters, gone = self._masters(sorted(wanted - seen))
+            seen |= wanted
+            known = (known | {str(m["id"]) for m in masters}) - set(gone)
+            items = [i for i in map(self.item, [*page.items, *masters]) if i is not None]
+            after = json.dumps({"delta": page.delta_link, "series": sorted(known)}) if page.delta_link else None
+            yield Changes(items, [*page.removed, *gone], after, full=full)
+
+    def _masters(self, ids: list[str]) -> tuple[list[Json], list[str]]:
+        """The series masters of ``ids`` (read 20 per ``$batch``) and the ids no longer there."""
+        found: list[Json] = []
+        gone: list[str] = []
+        headers = {"Prefer": UTC_PREFER}
+        for start in range(0, len(ids), BATCH_LIMIT):
+            chunk = ids[start : start + BATCH_LIMIT]
+            requests = [
+                BatchRequest(
+                    "GET", f"{self.collection()}/{_id(i)}?$expand={quote(mapping.LINK_EXPAND)}", headers=headers
+                )
+                for i in chunk
+            ]
+            for master_id, answer in zip(chunk, self.client.batch(requests), strict=True):
+                if answer.status == 404:
+                    gone.append(master_id)
+                elif answer.error is not None:
+                    raise answer.error
+                else:
+                    found.append(answer.body)
+        return found, gone
+
+
+def _events_cursor(cursor: str | None) -> dict[str, Any]:
+    """The events cursor: {"delta": deltaLink, "series": [master ids]}; an older bare
+    deltaLink, which knows no series, starts a new full round."""
+    state = json.loads(cursor) if cursor and cursor.startswith("{") else {}
+    return {"delta": str(state.get("delta") or ""), "series": list(state.get("series") or [])}
 
 
 class TasksSide(GraphSide):
     """The default Microsoft To Do list; the cursor remembers the list with the deltaLink."""
 
     entity = "tasks"
+    link_expand = mapping.TASK_LINK_EXPAND
 
     def __init__(self, client: GraphClient, mailbox: str, hook: Any) -> None:
         super().__init__(client, mailbox, hook)

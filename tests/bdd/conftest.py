@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import ssl
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from pytest_bdd import given, parsers, then, when
 
-from fakes.cloud import NO_RIGHT_ACCOUNT, Options
+from fakes.cloud import GRAPH_CLIENT_ID, NO_RIGHT_ACCOUNT, Options
 from fakes.ews.versions import SERVER_VERSIONS
 from fakes.harness import ADMIN, World, address
 from framework.state import audit_table
@@ -231,6 +233,20 @@ def tokens_expire(world: World) -> None:
     world.cloud.authority.expire_access_tokens()
 
 
+@given(parsers.parse('the app registration is granted the application permission "{permission}"'))
+def grant_app_permission(world: World, permission: str) -> None:
+    from fakes.cloud import GRAPH_CLIENT_ID
+
+    world.cloud.authority.grant_app_roles(GRAPH_CLIENT_ID, [permission])
+
+
+@given(parsers.parse('the app registration lacks the application permissions "{permissions}"'))
+def revoke_app_permissions(world: World, permissions: str) -> None:
+    from fakes.cloud import GRAPH_CLIENT_ID
+
+    world.cloud.authority.revoke_app_roles(GRAPH_CLIENT_ID, [p.strip() for p in permissions.split(",")])
+
+
 @when(parsers.parse('"{user}" revokes consent in Microsoft 365'))
 def revoke_consent(world: World, user: str) -> None:
     from fakes.cloud import GRAPH_CLIENT_ID
@@ -283,6 +299,45 @@ def mailbox_event(world: World, user: str, subject: str, when: str) -> None:
         "type": "singleInstance",
     }
     world.cloud.tenant.create(_box(world, user), "calendar", data)
+
+
+@given(parsers.parse('the mailbox of "{user}" has a series "{subject}" on the second Tuesday of every month'))
+def mailbox_second_tuesday_series(world: World, user: str, subject: str) -> None:
+    month = (datetime.now(UTC) - timedelta(days=40)).replace(day=1, hour=10, minute=0, second=0, microsecond=0)
+    tuesdays = [month + timedelta(days=n) for n in range(14) if (month + timedelta(days=n)).weekday() == 1]
+    start = tuesdays[1]
+    data = {
+        "subject": subject,
+        "start": _graph_time(start),
+        "end": _graph_time(start + timedelta(hours=1)),
+        "isAllDay": False,
+        "recurrence": {
+            "pattern": {"type": "relativeMonthly", "interval": 1, "daysOfWeek": ["tuesday"], "index": "second"},
+            "range": {"type": "noEnd", "startDate": start.date().isoformat(), "recurrenceTimeZone": "UTC"},
+        },
+    }
+    world.cloud.tenant.create(_box(world, user), "calendar", data)
+
+
+@when(parsers.parse('"{user}" moves one occurrence of "{subject}" and cancels another in Outlook'))
+def outlook_edits_occurrences(world: World, user: str, subject: str) -> None:
+    box = _box(world, user)
+    (master,) = [i for i in world.cloud.tenant.items(box, "calendar") if i.data.get("subject") == subject]
+    token = world.cloud.authority.issue_token(GRAPH_CLIENT_ID, box.address, scopes=["Calendars.ReadWrite"])
+    verify = ssl.create_default_context(cafile=str(world.cloud.ca.bundle_path))
+    now = datetime.now(UTC)
+    window = {"startDateTime": now.isoformat(), "endDateTime": (now + timedelta(days=120)).isoformat()}
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=f"{world.cloud.graph_url}/v1.0", headers=headers, verify=verify) as graph:
+        first, second, *_ = graph.get(f"/me/events/{master.id}/instances", params=window).json()["value"]
+        graph.patch(f"/me/events/{first['id']}", json={"location": {"displayName": "Room 2"}}).raise_for_status()
+        graph.delete(f"/me/events/{second['id']}").raise_for_status()
+
+
+@then(parsers.parse('the CRM has one event "{subject}" repeating "{rule}"'))
+def crm_has_one_series(world: World, subject: str, rule: str) -> None:
+    (record,) = _crm_find(world, "Events", "Event_Title", subject)
+    assert (record.get("Recurring_Activity") or {}).get("RRULE") == rule, record
 
 
 @given(parsers.parse('the mailbox of "{user}" received a mail "{subject}" from "{sender}" copied to "{cc}"'))

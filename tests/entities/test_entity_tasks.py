@@ -102,15 +102,15 @@ def test_a_task_that_ages_out_of_the_window_is_left_alone_on_both_sides(org):
 
 
 @pytest.mark.B19
-def test_client_credentials_skip_tasks_and_the_report_says_why(world):
+def test_client_credentials_without_tasks_readwrite_all_skip_tasks_and_the_report_says_why(world):
     org = make_org(world, "graph-cc")
     org.put_task("Call Bob", TODAY + timedelta(days=3))
     org.insert("Tasks", {"Subject": "CRM only", "Due_Date": TODAY.isoformat()})
     report = org.sync()
     tasks = report["entities"]["tasks"]
     assert tasks["outcome"] == "skipped"
-    assert "To Do" in tasks["skipped_reason"] and "authorization-code" in tasks["skipped_reason"]
+    assert "Tasks.ReadWrite.All" in tasks["skipped_reason"] and "To Do" in tasks["skipped_reason"]
     assert not any(r["Subject"] == "Call Bob" for r in org.records("Tasks"))
     assert [i["title"] for i in org.items("tasks")] == ["Call Bob"]
     table = world.run("amelia.admin", "exsync sync")
-    assert "To Do" in " ".join(table.output.split())
+    assert "Tasks.ReadWrite.All" in " ".join(table.output.split())

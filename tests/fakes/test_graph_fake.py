@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import ssl
 import warnings
 from collections.abc import Iterator
@@ -19,8 +20,10 @@ import requests
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from fakes.graph import (
+    APP_ROLES,
     CLIENT_ID,
     CLIENT_SECRET,
     EXT_PROPERTY_LINK,
@@ -39,7 +42,8 @@ from fakes.tenant import Tenant
 
 ALICE = "alice@contoso.example"
 BOB = "bob@contoso.example"
-SCOPES = ["https://graph.microsoft.com/Contacts.ReadWrite", "https://graph.microsoft.com/Tasks.ReadWrite"]
+PERMISSIONS = ["User.Read", "Contacts.ReadWrite", "Calendars.ReadWrite", "Tasks.ReadWrite", "Mail.Read"]
+SCOPES = [f"https://graph.microsoft.com/{p}" for p in PERMISSIONS]
 GRAPH_DEFAULT = ["https://graph.microsoft.com/.default"]
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -87,7 +91,7 @@ class Cloud:
         return self.client(self.authority.issue_token(CLIENT_ID))
 
     def user_client(self, user: str = ALICE) -> httpx.Client:
-        return self.client(self.authority.issue_token(CLIENT_ID, user, scopes=["Contacts.ReadWrite"]))
+        return self.client(self.authority.issue_token(CLIENT_ID, user, scopes=PERMISSIONS))
 
 
 @pytest.fixture(scope="module")
@@ -381,6 +385,57 @@ def test_delegated_tokens_reach_only_their_own_mailbox(cloud: Cloud) -> None:
     assert any_box.status_code == 200
 
 
+def _claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def test_access_tokens_are_signed_jwts_with_tid_oid_and_roles_or_scp(cloud: Cloud) -> None:
+    app_token = cloud.authority.issue_token(CLIENT_ID)
+    user_token = cloud.authority.issue_token(CLIENT_ID, ALICE, scopes=["Contacts.Read", "User.Read"])
+    verify = ssl.create_default_context(cafile=str(cloud.ca.bundle_path))
+    (key,) = httpx.get(f"{cloud.login.base_url}/contoso/discovery/v2.0/keys", verify=verify).json()["keys"]
+    e, n = (int.from_bytes(base64.urlsafe_b64decode(key[k] + "==")) for k in ("e", "n"))
+    public = rsa.RSAPublicNumbers(e, n).public_key()
+    header, body, signature = user_token.split(".")
+    public.verify(
+        base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)),
+        f"{header}.{body}".encode(),
+        padding.PKCS1v15(),
+        hashes.SHA256(),
+    )
+    app_claims, user_claims = _claims(app_token), _claims(user_token)
+
+    assert app_claims["tid"] == user_claims["tid"] == cloud.authority.tid
+    assert app_claims["aud"] == "https://graph.microsoft.com"
+    assert sorted(app_claims["roles"]) == sorted(APP_ROLES) and "scp" not in app_claims
+    assert user_claims["oid"] == cloud.tenant.mailbox(ALICE).user_id
+    assert user_claims["scp"] == "Contacts.Read User.Read" and "roles" not in user_claims
+
+
+def test_a_call_without_its_permission_answers_403(cloud: Cloud) -> None:
+    reader = cloud.client(cloud.authority.issue_token(CLIENT_ID, ALICE, scopes=["Contacts.Read"]))
+    cloud.authority.revoke_app_roles(CLIENT_ID, ["User.Read.All"])
+    with reader, cloud.app_client() as app:
+        reads = reader.get("/me/contacts")
+        writes = reader.post("/me/contacts", json={"givenName": "Ada"})
+        events = reader.get("/me/events")
+        me = reader.get("/me")
+        batch = reader.post("/$batch", json={"requests": [{"id": "1", "method": "GET", "url": "/me/messages"}]}).json()[
+            "responses"
+        ]
+        users = app.get("/users")
+        contacts = app.get(f"/users/{ALICE}/contacts")
+
+    assert reads.status_code == 200
+    assert (writes.status_code, writes.json()["error"]["code"]) == (403, "ErrorAccessDenied")
+    assert events.status_code == 403
+    assert (me.status_code, me.json()["error"]["code"]) == (403, "Authorization_RequestDenied")
+    assert batch[0]["status"] == 403
+    assert (users.status_code, users.json()["error"]["code"]) == (403, "Authorization_RequestDenied")
+    assert contacts.status_code == 200
+
+
 # Graph: items -------------------------------------------------------------------------------------
 def test_contacts_crud(cloud: Cloud) -> None:
     with cloud.user_client() as graph:
@@ -440,14 +495,16 @@ def test_select_and_filter(cloud: Cloud) -> None:
         url = f"/users/{ALICE}/mailFolders/inbox/messages"
         params = {"$filter": f"receivedDateTime ge {since}", "$select": "subject,receivedDateTime", "$top": "999"}
         found = graph.get(url, params=params).json()["value"]
-        unsupported = graph.get(url, params={"$filter": "startswith(subject,'a')"})
-        orderby = graph.get(url, params={"$orderby": "subject"})
+        unsupported = graph.get(url, params={"$filter": "contains(subject,'a')"})
+        orderby = graph.get(url, params={"$orderby": "subject", "$top": "999"}).json()["value"]
+        search = graph.get(url, params={"$search": "hello"})
 
     assert 0 < len(expected) < len(inbox)
     assert sorted(m["id"] for m in found) == expected
     assert all(set(m) <= {"id", "@odata.etag", "subject", "receivedDateTime"} for m in found)
     assert unsupported.status_code == 400
-    assert orderby.status_code == 400
+    assert [m["subject"] for m in orderby] == sorted((m.data["subject"] for m in inbox), key=str.casefold)
+    assert search.status_code == 400
 
 
 def test_contacts_delta_rounds(cloud: Cloud) -> None:
@@ -537,36 +594,82 @@ def test_calendar_view_expands_series_and_answers_in_utc(cloud: Cloud) -> None:
     assert no_window.status_code == 400
 
 
-def test_calendar_delta_keeps_its_window_and_reports_series_masters(cloud: Cloud) -> None:
+def test_calendar_delta_keeps_its_window_and_reports_instances_not_masters(cloud: Cloud) -> None:
     with cloud.user_client() as graph:
-        graph.post(
+        series = graph.post(
             "/me/events", json=_event("standup", "2026-06-01T09:00:00", "2026-06-01T09:15:00", recurrence=WEEKLY_JUNE)
-        )
+        ).json()
         inside = graph.post("/me/events", json=_event("review", "2026-06-02T10:00:00", "2026-06-02T11:00:00")).json()
         outside = graph.post("/me/events", json=_event("later", "2026-08-01T10:00:00", "2026-08-01T11:00:00")).json()
-        initial, link, _ = collect(graph, "/me/calendarView/delta?" + "&".join(f"{k}={v}" for k, v in JUNE.items()))
+        initial, link, _ = collect(graph, "/me/calendarView/delta()?" + "&".join(f"{k}={v}" for k, v in JUNE.items()))
         graph.patch(f"/me/events/{outside['id']}", json={"subject": "still later"})
         graph.delete(f"/me/events/{inside['id']}")
         changes, _, _ = collect(graph, link)
         no_window = graph.get("/me/calendarView/delta")
 
-    assert sorted((e["subject"], e["type"]) for e in initial) == [
-        ("review", "singleInstance"),
-        ("standup", "seriesMaster"),
-    ]
+    occurrences = [e for e in initial if e["type"] == "occurrence"]
+    assert sorted(e["type"] for e in initial) == ["occurrence"] * 3 + ["singleInstance"]
+    assert {e["seriesMasterId"] for e in occurrences} == {series["id"]}
+    assert all("subject" not in e for e in occurrences)  # delta gives an occurrence's id, type and times only
+    assert "/calendarView/delta()?" in link
     assert changes == [{"id": inside["id"], "@removed": {"reason": "deleted"}}]
     assert no_window.status_code == 400
 
 
+def test_an_edited_occurrence_is_an_exception_and_a_cancelled_one_is_removed(cloud: Cloud) -> None:
+    window = "&".join(f"{k}={v}" for k, v in JUNE.items())
+    with cloud.user_client() as graph:
+        series = graph.post(
+            "/me/events", json=_event("standup", "2026-06-01T09:00:00", "2026-06-01T09:15:00", recurrence=WEEKLY_JUNE)
+        ).json()
+        _, link, _ = collect(graph, f"/me/calendarView/delta?{window}")
+        first, second, third = graph.get(f"/me/events/{series['id']}/instances", params=JUNE).json()["value"]
+        moved = graph.patch(f"/me/events/{second['id']}", json={"subject": "standup (moved)"}).json()
+        assert graph.delete(f"/me/events/{third['id']}").status_code == 204
+        changes, _, _ = collect(graph, link)
+        view = graph.get("/me/calendarView", params=JUNE).json()["value"]
+        master = graph.get(f"/me/events/{series['id']}").json()
+        gone = graph.get(f"/me/events/{third['id']}")
+        graph.delete(f"/me/events/{series['id']}")
+        after_delete, _, _ = collect(graph, link)
+
+    assert (first["type"], first["subject"], moved["type"], moved["subject"]) == (
+        "occurrence",
+        "standup",
+        "exception",
+        "standup (moved)",
+    )
+    by_id = {c["id"]: c for c in changes}
+    assert by_id[first["id"]]["type"] == "occurrence"
+    assert by_id[second["id"]]["subject"] == "standup (moved)"
+    assert by_id[third["id"]] == {"id": third["id"], "@removed": {"reason": "deleted"}}
+    assert [(e["type"], e["subject"]) for e in view] == [("occurrence", "standup"), ("exception", "standup (moved)")]
+    assert (master["type"], master["subject"], master["recurrence"]["pattern"]["type"]) == (
+        "seriesMaster",
+        "standup",
+        "weekly",
+    )
+    assert gone.status_code == 404
+    assert sorted(c["id"] for c in after_delete) == sorted([first["id"], second["id"]])
+    assert all(c.get("@removed") for c in after_delete)
+
+
 # Graph: To Do and mail -----------------------------------------------------------------------------
-def test_todo_needs_a_delegated_token(cloud: Cloud) -> None:
+def test_todo_takes_delegated_tokens_and_application_permissions(cloud: Cloud) -> None:
     with cloud.user_client() as graph, cloud.app_client() as app:
         lists = graph.get("/me/todo/lists").json()["value"]
         tasks = f"/me/todo/lists/{lists[0]['id']}/tasks"
         created = graph.post(tasks, json={"title": "call Ada"}).json()
         done = graph.patch(f"{tasks}/{created['id']}", json={"status": "completed"}).json()
-        delta, _, _ = collect(graph, f"{tasks}/delta")
+        delta, _, _ = collect(graph, f"{tasks}/delta()")
         app_only = app.get(f"/users/{ALICE}/todo/lists")
+    cloud.authority.grant_app_roles(CLIENT_ID, ["Tasks.Read.All"])
+    with cloud.app_client() as app:
+        app_reads = app.get(f"/users/{ALICE}/todo/lists/{TASK_LIST_ID}/tasks")
+        app_cannot_write = app.post(f"/users/{ALICE}/todo/lists/{TASK_LIST_ID}/tasks", json={"title": "x"})
+    cloud.authority.grant_app_roles(CLIENT_ID, ["Tasks.ReadWrite.All"])
+    with cloud.app_client() as app:
+        app_writes = app.post(f"/users/{ALICE}/todo/lists/{TASK_LIST_ID}/tasks", json={"title": "call Bo"})
 
     assert lists == [
         {
@@ -579,7 +682,10 @@ def test_todo_needs_a_delegated_token(cloud: Cloud) -> None:
     ]
     assert (created["status"], done["status"]) == ("notStarted", "completed")
     assert [t["title"] for t in delta] == ["call Ada"]
-    assert app_only.status_code == 403
+    assert (app_only.status_code, app_only.json()["error"]["code"]) == (403, "ErrorAccessDenied")
+    assert [t["title"] for t in app_reads.json()["value"]] == ["call Ada"]
+    assert app_cannot_write.status_code == 403
+    assert app_writes.status_code == 201
 
 
 def test_messages_delta_per_folder_and_attachments(cloud: Cloud) -> None:
@@ -688,3 +794,136 @@ def test_new_tenant_and_seeded_mailbox() -> None:
     assert [c.data for c in tenant.items(box, "contacts")] == [
         c.data for c in twin.items(twin.mailbox(ALICE), "contacts")
     ]
+
+
+# Graph: request bodies, ids and If-Match ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("path", "body", "code", "words"),
+    [
+        ("/me/contacts", {"givenName": "Ada", "nickname": "A"}, "RequestBodyRead", "'nickname' does not exist"),
+        ("/me/contacts", {"givenName": 7}, "RequestBodyRead", "Edm.String"),
+        ("/me/contacts", {"emailAddresses": {"address": "a@x.example"}}, "RequestBodyRead", "StartArray"),
+        (
+            "/me/contacts",
+            {"givenName": "Ada", "emailAddresses": [{"address": f"a{n}@x.example"} for n in range(4)]},
+            "ErrorInvalidProperty",
+            "has 4 entries",
+        ),
+        (
+            "/me/events",
+            {"subject": "x", "start": {"dateTime": "2026-06-02T10:00:00", "timeZone": "UTC"},
+             "end": {"dateTime": "2026-06-02T09:00:00", "timeZone": "UTC"}},
+            "ErrorPropertyValidationFailure",
+            "failed validation",
+        ),
+        (
+            "/me/events",
+            {"subject": "x", "start": {"dateTime": "2026-06-02T10:00:00", "timeZone": "Mars/Olympus"},
+             "end": {"dateTime": "2026-06-02T11:00:00", "timeZone": "UTC"}},
+            "TimeZoneNotSupportedException",
+            "Mars/Olympus",
+        ),
+        ("/me/events", {"subject": "x", "showAs": "maybe"}, "RequestBodyRead", "'maybe' was not found"),
+        (
+            "/me/events",
+            {"subject": "x", "recurrence": {"pattern": {"type": "weekly", "interval": 1},
+                                            "range": {"type": "noEnd", "startDate": "2026-06-01"}}},
+            "ErrorPropertyValidationFailure",
+            "pattern.daysOfWeek",
+        ),
+        (f"/me/todo/lists/{TASK_LIST_ID}/tasks", {"title": "x", "status": "done"}, "RequestBodyRead", "'done'"),
+        (
+            f"/me/todo/lists/{TASK_LIST_ID}/tasks",
+            {"title": "x", "singleValueExtendedProperties": []},
+            "RequestBodyRead",
+            "microsoft.graph.todoTask",
+        ),
+    ],
+    ids=["unknown", "type", "array", "emails", "end-before-start", "zone", "enum", "recurrence", "status", "ext"],
+)  # fmt: skip
+def test_bodies_that_do_not_fit_the_v1_types_are_refused(
+    cloud: Cloud, path: str, body: dict[str, Any], code: str, words: str
+) -> None:
+    with cloud.user_client() as graph:
+        reply = graph.post(path, json=body)
+        stored = graph.get(path).json()["value"]
+
+    assert reply.status_code == 400
+    assert reply.json()["error"]["code"] == code
+    assert words in reply.json()["error"]["message"]
+    assert stored == []
+
+
+def test_a_patch_is_checked_as_the_item_it_makes(cloud: Cloud) -> None:
+    with cloud.user_client() as graph:
+        event = graph.post("/me/events", json=_event("x", "2026-06-02T10:00:00", "2026-06-02T11:00:00")).json()
+        reply = graph.patch(
+            f"/me/events/{event['id']}",
+            json={"end": {"dateTime": "2026-06-02T08:00:00", "timeZone": "W. Europe Standard Time"}},
+        )
+        after = graph.get(f"/me/events/{event['id']}").json()
+
+    assert reply.status_code == 400
+    assert after["changeKey"] == event["changeKey"]
+
+
+def test_malformed_ids_and_if_match(cloud: Cloud) -> None:
+    with cloud.user_client() as graph:
+        contact = graph.post("/me/contacts", json={"givenName": "Ada"}).json()
+        url = f"/me/contacts/{contact['id']}"
+        malformed = graph.get("/me/contacts/not-an-id")
+        missing = graph.get("/me/contacts/AAMk0000")
+        first = graph.patch(url, json={"surname": "King"}, headers={"If-Match": contact["@odata.etag"]})
+        stale = graph.patch(url, json={"surname": "Byron"}, headers={"If-Match": contact["@odata.etag"]})
+        stale_delete = graph.delete(url, headers={"If-Match": contact["@odata.etag"]})
+        anything = graph.patch(url, json={"jobTitle": "Countess"}, headers={"If-Match": "*"})
+        current = graph.get(url).json()
+
+    assert (malformed.status_code, malformed.json()["error"]["code"]) == (400, "ErrorInvalidIdMalformed")
+    assert missing.status_code == 404
+    assert first.status_code == 200
+    assert (stale.status_code, stale.json()["error"]["code"]) == (412, "ErrorIrresolvableConflict")
+    assert stale_delete.status_code == 412
+    assert anything.status_code == 200
+    assert (current["surname"], current["jobTitle"]) == ("King", "Countess")
+
+
+# Graph: folders, the calendar, $orderby, $count and startswith ----------------------------------------
+def test_mail_folders_and_the_default_calendar(cloud: Cloud) -> None:
+    seed_mailbox(cloud.tenant, ALICE, size=12, now=NOW)
+    with cloud.user_client() as graph:
+        folders = graph.get("/me/mailFolders").json()["value"]
+        inbox = graph.get("/me/mailFolders/Inbox").json()
+        by_id, _, _ = collect(graph, f"/me/mailFolders/{inbox['id']}/messages?$top=50")
+        by_name, _, _ = collect(graph, "/me/mailFolders/inbox/messages?$top=50")
+        calendar = graph.get("/me/calendar").json()
+        via_calendar = graph.get("/me/calendar/calendarView", params=JUNE)
+        unknown = graph.get("/me/mailFolders/drafts")
+
+    assert [f["displayName"] for f in folders] == ["Inbox", "Sent Items"]
+    assert inbox["totalItemCount"] == len(by_name) == len(by_id) > 0
+    assert (calendar["name"], calendar["isDefaultCalendar"]) == ("Calendar", True)
+    assert via_calendar.status_code == 200
+    assert unknown.status_code == 404
+
+
+def test_orderby_count_and_startswith(cloud: Cloud) -> None:
+    with cloud.user_client() as graph, cloud.app_client() as app:
+        for given, surname in (("Cy", "Young"), ("Ada", "Lovelace"), ("Alan", "Turing"), ("Bo", "Diddley")):
+            graph.post("/me/contacts", json={"givenName": given, "surname": surname})
+        ordered = graph.get("/me/contacts", params={"$orderby": "givenName desc", "$count": "true"}).json()
+        starting = graph.get("/me/contacts", params={"$filter": "startswith(givenName,'a')", "$orderby": "surname"})
+        users = app.get(
+            "/users",
+            params={"$count": "true", "$filter": "startswith(displayName,'B')"},
+            headers={"ConsistencyLevel": "eventual"},
+        ).json()
+        no_header = app.get("/users", params={"$count": "true"})
+        counted = app.get("/users/$count", headers={"ConsistencyLevel": "eventual"})
+
+    assert [c["givenName"] for c in ordered["value"]] == ["Cy", "Bo", "Alan", "Ada"]
+    assert ordered["@odata.count"] == 4
+    assert [c["surname"] for c in starting.json()["value"]] == ["Lovelace", "Turing"]
+    assert [u["mail"] for u in users["value"]] == [BOB] and users["@odata.count"] == 1
+    assert (no_header.status_code, no_header.json()["error"]["code"]) == (400, "Request_BadRequest")
+    assert counted.text == str(len(cloud.tenant.users()))

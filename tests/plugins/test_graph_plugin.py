@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 import plugins.graph
 from fakes.graph import (
+    APP_ROLES,
     CLIENT_ID,
     CLIENT_SECRET,
     REDIRECT_URI,
@@ -47,7 +48,14 @@ from framework.state import User
 from framework.testing import MemoryWorld
 from plugins import conflicts, entities
 from plugins.graph import mapping
-from plugins.graph.auth import AuthCodeProvider, ClientCredentialsProvider, GraphApp
+from plugins.graph.auth import (
+    APP_PERMISSIONS,
+    AuthCodeProvider,
+    ClientCredentialsProvider,
+    GraphApp,
+    missing_permissions,
+    token_permissions,
+)
 from plugins.graph.cli import catch_redirect
 from plugins.graph.client import GraphClient
 from plugins.graph.store import GraphStore
@@ -180,7 +188,7 @@ def test_client_credentials_end_to_end_through_msal_then_every_mailbox_opens(
 
 def test_client_credentials_with_a_certificate(run_cli: Any, ctx: Context, fakes: Fakes, tmp_path: Path) -> None:
     key = trustme.CA().issue_cert("exsync-app", key_type=trustme.KeyType.RSA)
-    fakes.authority.register_app("cert-app", certificate_pem=key.cert_chain_pems[0].bytes())
+    fakes.authority.register_app("cert-app", certificate_pem=key.cert_chain_pems[0].bytes(), roles=APP_ROLES)
     pem = tmp_path / "app.pem"
     pem.write_bytes(key.private_key_pem.bytes() + key.cert_chain_pems[0].bytes())
     args = app_args(fakes, "client-credentials")
@@ -306,11 +314,38 @@ def test_the_redirect_is_caught_on_the_loopback_port() -> None:
 
 
 # -- client credentials and tasks (B19) -------------------------------------------------------
-def test_client_credentials_cannot_sync_tasks(fakes: Fakes) -> None:
-    assert ClientCredentialsProvider.unsupported_entities == {"tasks"}
-    assert "delegated" in ClientCredentialsProvider.unsupported_reason
+def test_client_credentials_refuse_tasks_without_tasks_readwrite_all(run_cli: Any, ctx: Context, fakes: Fakes) -> None:
+    result = run_cli(*app_args(fakes, "client-credentials"), "--client-secret", input=f"{CLIENT_SECRET}\n")
+    assert result.exit_code == 0, result.output
+    assert "Tasks.ReadWrite.All" in result.output
+    reason = ctx.auth_provider().refused_entities(ctx)["tasks"]
+    assert "Tasks.ReadWrite.All" in reason
     with pytest.raises(AuthenticationFailed, match="403"):
         fakes.store().side("tasks").read(None, WINDOW)
+
+
+def test_client_credentials_sync_tasks_once_tasks_readwrite_all_is_granted(
+    run_cli: Any, ctx: Context, fakes: Fakes
+) -> None:
+    fakes.authority.grant_app_roles(CLIENT_ID, ["Tasks.ReadWrite.All"])
+    fakes.tenant.create(fakes.tenant.mailbox(BOB), "tasks", {"title": "Call Zed", "status": "notStarted"})
+    result = run_cli(*app_args(fakes, "client-credentials"), "--client-secret", input=f"{CLIENT_SECRET}\n")
+    assert result.exit_code == 0, result.output
+    assert ctx.auth_provider().refused_entities(ctx) == {}
+    side = ctx.auth_provider().open(ctx, PLAIN_USER).side("tasks")
+    assert [i.record.subject for i in side.read(None, WINDOW).items] == ["Call Zed"]
+    (written,) = side.write([Create(Task(subject="Call Amy"), "crm-1")])
+    assert written.ok, written.error
+
+
+def test_auth_graph_names_each_missing_application_permission(run_cli: Any, ctx: Context, fakes: Fakes) -> None:
+    fakes.authority.revoke_app_roles(CLIENT_ID, ["Contacts.ReadWrite", "Mail.Read"])
+    result = run_cli(*app_args(fakes, "client-credentials"), "--client-secret", input=f"{CLIENT_SECRET}\n")
+    assert result.exit_code != 0
+    assert "Contacts.ReadWrite, Mail.Read" in result.output
+    assert not ctx.settings.auth_method
+    (event,) = ctx.audit.query(action="authenticate")
+    assert event.outcome == "failed"
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -564,16 +599,20 @@ def test_echo_of_an_update_equals_what_reading_back_gives(fakes: Fakes, entity: 
 @pytest.mark.parametrize(
     "rrule",
     ["FREQ=DAILY;INTERVAL=3;COUNT=4", "FREQ=WEEKLY;BYDAY=MO,WE", "FREQ=MONTHLY;BYMONTHDAY=2;UNTIL=20300101",
-     "FREQ=YEARLY;BYMONTH=3;BYMONTHDAY=4"],
+     "FREQ=YEARLY;BYMONTH=3;BYMONTHDAY=4", "FREQ=MONTHLY;BYDAY=2TU", "FREQ=MONTHLY;INTERVAL=2;BYDAY=-1FR;COUNT=6",
+     "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=1", "FREQ=YEARLY;BYDAY=4TH;BYMONTH=11"],
 )  # fmt: skip
 def test_rrules_round_trip(rrule: str) -> None:
     start = datetime(2030, 1, 1, 9, tzinfo=UTC)
     assert mapping.rrule_from_graph(mapping.rrule_to_graph(rrule, start)) == rrule
 
 
-def test_an_rrule_graph_cannot_hold_is_rejected() -> None:
+@pytest.mark.parametrize(
+    "rrule", ["FREQ=MONTHLY;BYDAY=5TU", "FREQ=MONTHLY;BYDAY=1MO,2TU", "FREQ=HOURLY", "FREQ=DAILY;BYHOUR=9"]
+)
+def test_an_rrule_graph_cannot_hold_is_rejected(rrule: str) -> None:
     with pytest.raises(RecordRejected):
-        mapping.rrule_to_graph("FREQ=MONTHLY;BYDAY=2TU", datetime(2030, 1, 1, tzinfo=UTC))
+        mapping.rrule_to_graph(rrule, datetime(2030, 1, 1, tzinfo=UTC))
 
 
 # -- the engine over a Graph mailbox ----------------------------------------------------------
@@ -607,6 +646,51 @@ def test_two_way_sync_settles_without_echo_changes(fakes: Fakes, tmp_path: Path)
     assert {i.link for i in exchange} == {f"C{n}" for n in range(1, 26)} | {""}  # the seeded one has none
 
 
+def test_a_change_made_in_outlook_between_read_and_write_is_never_overwritten(fakes: Fakes, tmp_path: Path) -> None:
+    box = fakes.tenant.mailbox(ALICE)
+
+    class OutlookEditsMeanwhile:
+        """Just before exsync's write leaves, the user edits the same contact in Outlook."""
+
+        armed = False
+
+        @hookimpl
+        def exsync_adjust_native(self, entity: str, side: str, record: Any, native: Any) -> None:
+            if self.armed and side == "exchange":
+                self.armed = False
+                (item,) = fakes.tenant.items(box, "contacts")
+                fakes.tenant.update(box, "contacts", item.id, {"mobilePhone": "+81 90 0000 0000"})
+
+    outlook = OutlookEditsMeanwhile()
+    world = MemoryWorld([])
+    host = build_host([plugins.graph, entities, conflicts, world.plugin(), outlook], entry_points=False)
+    context = Context(f"sqlite:///{tmp_path / 'e.db'}", host=host, acting_as="u1", ca_bundle=str(fakes.ca.bundle_path))
+    context.state.upsert_users([ADMIN_USER])
+    context.state.set_settings({"installed": True, "scope": "all", "crm_connector": "memory"})
+    GraphApp("client-credentials", "contoso", CLIENT_ID, fakes.authority_url, fakes.graph_url).save(context)
+    provider = context.auth_providers["graph-client-credentials"]
+    provider.store_credential(context, CLIENT_SECRET)
+    context.state.set_settings({"auth_method": provider.name, "conflict_policy": "crm-wins"})
+    fakes.tenant.create(box, "contacts", contact(1))
+    engine = Engine(context, sleep=lambda _s: None)
+    engine.run([ADMIN_USER], ["contacts"])
+    crm = world.side("crm", "u1", "contacts")
+    ((crm_id, (record, link)),) = crm.records.items()
+    crm.put(replace(record, title="Engineer"), crm_id, link)  # edited in the CRM
+
+    outlook.armed = True
+    (second,) = engine.run([ADMIN_USER], ["contacts"])
+    stored = dict(fakes.tenant.items(box, "contacts")[0].data)
+    (third,) = engine.run([ADMIN_USER], ["contacts"])
+    (settled,) = fakes.tenant.items(box, "contacts")
+
+    assert second.entities["contacts"].sides["exchange"].errors == 1
+    assert "412" in " ".join(second.entities["contacts"].errors)
+    assert stored["mobilePhone"] == "+81 90 0000 0000" and "jobTitle" not in stored
+    assert third.entities["contacts"].conflicts == 1  # planned again: both sides changed, the policy decides
+    assert settled.data["jobTitle"] == "Engineer"
+
+
 def test_a_store_refuses_an_entity_it_does_not_carry(fakes: Fakes) -> None:
     with pytest.raises(ConfigurationError):
         fakes.store().side("notes")
@@ -617,3 +701,24 @@ def test_items_carry_their_ids(fakes: Fakes) -> None:
     created = fakes.tenant.create(box, "contacts", contact(1))
     (item,) = fakes.store().side("contacts").read(None, WINDOW).items
     assert isinstance(item, Item) and item.id == created.id
+
+
+@pytest.mark.parametrize(
+    ("granted", "missing"),
+    [
+        ({"Contacts.ReadWrite", "Calendars.ReadWrite", "Mail.ReadWrite", "Directory.Read.All"}, []),
+        ({"contacts.readwrite", "calendars.readwrite", "mail.read", "user.read.all"}, []),
+        ({"Contacts.Read", "Calendars.ReadWrite"}, ["User.Read.All", "Contacts.ReadWrite", "Mail.Read"]),
+    ],
+)
+def test_missing_permissions_count_broader_ones_and_ignore_case(granted: set[str], missing: list[str]) -> None:
+    assert missing_permissions(frozenset(granted), APP_PERMISSIONS) == missing
+
+
+def test_token_permissions_read_roles_or_scp_and_refuse_opaque_tokens(fakes: Fakes) -> None:
+    app_token = fakes.authority.issue_token(CLIENT_ID)
+    user_token = fakes.authority.issue_token(CLIENT_ID, ALICE, scopes=["Mail.Read", "User.Read"])
+
+    assert token_permissions(app_token) == frozenset(APP_ROLES)
+    assert token_permissions(user_token) == {"Mail.Read", "User.Read"}
+    assert token_permissions("opaque-token") is None

@@ -1,0 +1,247 @@
+"""Events as the model sees them: time zones, event times, and a series' instances.
+
+A series is one stored item (the ``seriesMaster``, with ``recurrence``); its occurrences are
+computed (:mod:`fakes.graph.recurrence`). Occurrence ids are ``{masterId}_{yyyymmdd}`` (the date
+of the original start). Changing one occurrence makes it an ``exception``: the changes are kept
+with the master under ``_exceptions`` ({yyyymmdd: properties}); deleting one cancels it, kept
+under ``_cancelled``. Both change the master (a new changeKey), as Exchange keeps them there.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fakes.graph.recurrence import occurrence_dates
+from fakes.graph.resources import raw_resource, removed_entry
+from fakes.tenant import Item
+
+Window = tuple[datetime, datetime]
+Row = tuple[str, str | dict[str, Any]]  # (folder, item id) rendered live, or (folder, resource)
+
+EXCEPTIONS = "_exceptions"
+CANCELLED = "_cancelled"
+_WINDOWS_ZONES = {
+    "UTC": "UTC",
+    "GMT Standard Time": "Europe/London",
+    "W. Europe Standard Time": "Europe/Berlin",
+    "Romance Standard Time": "Europe/Paris",
+    "Central Europe Standard Time": "Europe/Budapest",
+    "Eastern Standard Time": "America/New_York",
+    "Central Standard Time": "America/Chicago",
+    "Mountain Standard Time": "America/Denver",
+    "Pacific Standard Time": "America/Los_Angeles",
+    "India Standard Time": "Asia/Kolkata",
+    "Tokyo Standard Time": "Asia/Tokyo",
+    "AUS Eastern Standard Time": "Australia/Sydney",
+    "Greenwich Standard Time": "Atlantic/Reykjavik",
+    "E. Europe Standard Time": "Europe/Chisinau",
+    "FLE Standard Time": "Europe/Kiev",
+    "GTB Standard Time": "Europe/Bucharest",
+    "Russian Standard Time": "Europe/Moscow",
+    "Singapore Standard Time": "Asia/Singapore",
+    "China Standard Time": "Asia/Shanghai",
+    "Korea Standard Time": "Asia/Seoul",
+    "Arabian Standard Time": "Asia/Dubai",
+    "E. South America Standard Time": "America/Sao_Paulo",
+    "Atlantic Standard Time": "America/Halifax",
+    "Alaskan Standard Time": "America/Anchorage",
+    "Hawaiian Standard Time": "Pacific/Honolulu",
+    "New Zealand Standard Time": "Pacific/Auckland",
+    "South Africa Standard Time": "Africa/Johannesburg",
+}
+
+
+def known_zone(name: str) -> bool:
+    """Whether Graph would take ``name`` as a time zone (a Windows or an IANA name)."""
+    if name in _WINDOWS_ZONES:
+        return True
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def zone_of(name: Any) -> ZoneInfo:
+    key = _WINDOWS_ZONES.get(str(name or "UTC"), str(name or "UTC"))
+    try:
+        return ZoneInfo(key)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def instant(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.strip())
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def as_instant(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        return instant(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def event_time(when: Any) -> datetime | None:
+    """A Graph dateTimeTimeZone as an aware datetime in its zone."""
+    if not isinstance(when, dict):
+        return None
+    try:
+        moment = datetime.fromisoformat(str(when.get("dateTime")))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone_of(when.get("timeZone")))
+
+
+def fmt_local(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.0000000")
+
+
+def as_int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def as_date(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def present_event(res: dict[str, Any], zone_name: str) -> None:
+    """Event times in ``zone_name`` (all-day events keep their dates), as Graph returns them."""
+    res.setdefault("type", "seriesMaster" if res.get("recurrence") else "singleInstance")
+    res.setdefault("recurrence", None)
+    zone = zone_of(zone_name)
+    for key, original in (("start", "originalStartTimeZone"), ("end", "originalEndTimeZone")):
+        when = res.get(key)
+        moment = event_time(when)
+        if moment is None or not isinstance(when, dict):
+            continue
+        res.setdefault(original, when.get("timeZone"))
+        local = when["dateTime"] if res.get("isAllDay") else fmt_local(moment.astimezone(zone))
+        res[key] = {"dateTime": local, "timeZone": zone_name}
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One instance of an event as calendarView lists it: the event itself, or one occurrence."""
+
+    id: str
+    kind: str  # singleInstance, occurrence or exception
+    start: datetime
+    end: datetime
+    key: str = ""  # yyyymmdd of an occurrence's original start
+    cancelled: bool = False
+
+
+def is_series(data: dict[str, Any]) -> bool:
+    return isinstance(data.get("recurrence"), dict)
+
+
+def occurrence_id(master_id: str, key: str) -> str:
+    return f"{master_id}_{key}"
+
+
+def split_occurrence_id(event_id: str) -> tuple[str, str] | None:
+    """(master id, yyyymmdd) of an occurrence id, None for any other id."""
+    master_id, sep, key = event_id.rpartition("_")
+    return (master_id, key) if sep and master_id and len(key) == 8 and key.isdigit() else None
+
+
+def instances(item: Item, window: Window) -> list[Instance]:
+    """The instances of ``item`` overlapping ``window``, cancelled occurrences included (flagged)."""
+    start, end = event_time(item.data.get("start")), event_time(item.data.get("end"))
+    if start is None or end is None:
+        return []
+    if not is_series(item.data):
+        return [Instance(item.id, "singleInstance", start, end)] if start < window[1] and end > window[0] else []
+    found = []
+    for day in occurrence_dates(item.data["recurrence"], start.date()):
+        if datetime.combine(day, start.timetz()) >= window[1] + timedelta(days=1):  # an exception may move
+            break  # a little earlier; one moved further is missed
+        instance = _occurrence(item, day, start, end)
+        if instance.start < window[1] and instance.end > window[0]:
+            found.append(instance)
+    return found
+
+
+def _occurrence(item: Item, day: date, start: datetime, end: datetime) -> Instance:
+    """The occurrence of series ``item`` on ``day``: as the pattern places it, or as changed."""
+    key = f"{day:%Y%m%d}"
+    changes = (item.data.get(EXCEPTIONS) or {}).get(key) or {}
+    moment = event_time(changes.get("start")) or datetime.combine(day, start.timetz())
+    finish = event_time(changes.get("end")) or moment + (end - start)
+    kind = "exception" if changes else "occurrence"
+    cancelled = key in (item.data.get(CANCELLED) or ())
+    return Instance(occurrence_id(item.id, key), kind, moment, finish, key, cancelled)
+
+
+def overlaps(item: Item, window: Window) -> bool:
+    """Whether the event, or an occurrence of it that is not cancelled, overlaps ``window``."""
+    return any(not instance.cancelled for instance in instances(item, window))
+
+
+def find_instance(item: Item, key: str) -> Instance | None:
+    """The occurrence of series ``item`` originally on ``key`` (yyyymmdd); None if the series has
+    none that day or it was cancelled."""
+    start, end = event_time(item.data.get("start")), event_time(item.data.get("end"))
+    if start is None or end is None or not is_series(item.data):
+        return None
+    for day in occurrence_dates(item.data["recurrence"], start.date()):
+        if f"{day:%Y%m%d}" >= key:
+            instance = _occurrence(item, day, start, end)
+            return instance if instance.key == key and not instance.cancelled else None
+    return None
+
+
+def instance_resource(item: Item, instance: Instance, *, bare: bool = False) -> dict[str, Any]:
+    """An occurrence or exception of series ``item``; ``bare``: only what delta gives for an occurrence."""
+    zone = (item.data.get("start") or {}).get("timeZone") or "UTC"
+    when = {
+        "start": {"dateTime": fmt_local(instance.start.astimezone(zone_of(zone))), "timeZone": zone},
+        "end": {"dateTime": fmt_local(instance.end.astimezone(zone_of(zone))), "timeZone": zone},
+    }
+    master = raw_resource(item)
+    ids = {"id": instance.id, "type": instance.kind, "seriesMasterId": item.id}
+    if bare and instance.kind == "occurrence":
+        return {"@odata.type": "#microsoft.graph.event", "@odata.etag": master["@odata.etag"], **ids, **when}
+    resource = copy.deepcopy(master)
+    resource.update(ids, recurrence=None, **when)
+    resource.update(copy.deepcopy((item.data.get(EXCEPTIONS) or {}).get(instance.key) or {}))
+    resource.update(ids)
+    return resource
+
+
+def view_rows(item: Item, window: Window) -> list[tuple[datetime, Row]]:
+    """calendarView rows of an event: itself, or its occurrences and exceptions in ``window``."""
+    if not is_series(item.data):
+        return [(i.start, ("calendar", item.id)) for i in instances(item, window)]
+    return [(i.start, ("calendar", instance_resource(item, i))) for i in instances(item, window) if not i.cancelled]
+
+
+def delta_rows(item: Item, window: Window) -> list[Row]:
+    """calendarView/delta rows of a changed event: the event, or its instances in ``window``
+    (occurrences bare, exceptions whole, cancelled occurrences as removed)."""
+    if not is_series(item.data):
+        return [("calendar", item.id)] if instances(item, window) else []
+    return [
+        ("calendar", removed_entry(i.id) if i.cancelled else instance_resource(item, i, bare=True))
+        for i in instances(item, window)
+    ]
+
+
+def removed_rows(item_id: str, gone: Item | None, window: Window) -> list[Row]:
+    """calendarView/delta rows of a deleted event: its id, or the ids of its instances in ``window``."""
+    if gone is None or not is_series(gone.data):
+        return [("calendar", removed_entry(item_id))]
+    return [("calendar", removed_entry(i.id)) for i in instances(gone, window) if not i.cancelled]

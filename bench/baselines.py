@@ -92,7 +92,7 @@ class _Crm:
 
     def records(self, entity: str, window: Window) -> Iterator[Record]:
         mapping = MAPPINGS[entity]
-        for page in self.client.list_modified(mapping.module):
+        for page in self.client.list_modified(mapping.module, mapping.read_fields):
             for native in page.records:
                 if (native.get("Owner") or {}).get("id") == self.owner["id"]:
                     record = mapping.from_native(native)

@@ -1,4 +1,4 @@
-"""A fake Zoho-CRM-v2-shaped CRM: the org model, its HTTP layer and seeding.
+"""A fake Zoho-CRM-v8-shaped CRM: the org model, its HTTP layer and seeding.
 
 Serve it with ``FakeServer(CrmApi(org), ca=FakeCA(path))``; see :mod:`fakes.crm.api` for the
 routes and :mod:`fakes.crm.seed` for the well-known users and OAuth client.

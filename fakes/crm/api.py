@@ -1,17 +1,32 @@
-"""The fake CRM's wire layer: Zoho CRM v2 routes over a :class:`~fakes.crm.model.CrmOrg`.
+"""The fake CRM's wire layer: Zoho CRM v8 routes over a :class:`~fakes.crm.model.CrmOrg`.
 
-Routes (JSON throughout; every ``/crm/v2`` route needs ``Authorization: Zoho-oauthtoken <at>``):
+Routes (JSON throughout; every ``/crm/v8`` route needs ``Authorization: Zoho-oauthtoken <at>``;
+any other version, ``/crm/v2`` included, is a 404 ``INVALID_URL_PATTERN``):
 
 - ``POST /oauth/v2/token``: the refresh grant, with parameters in a form body or the query.
-- ``GET /crm/v2/org``, ``GET /crm/v2/users?type=AllUsers|ActiveUsers|DeactiveUsers|AdminUsers|CurrentUser``.
-- ``GET|POST|PUT|DELETE /crm/v2/{Module}``: list (``page``, ``per_page``, ``fields``,
-  ``sort_order``, header ``If-Modified-Since``), insert, update, delete (``ids=a,b``).
-- ``POST /crm/v2/{Module}/upsert``, ``GET /crm/v2/{Module}/deleted``,
-  ``GET /crm/v2/{Module}/search?email=|criteria=``, ``GET /crm/v2/{Module}/{id}``,
-  ``GET /crm/v2/{Module}/{id}/Emails``.
-- ``POST /crm/v2/coql`` with ``{"select_query": "select A, B from Module where F in ('a', 'b')
+- ``GET /crm/v8/org``, ``GET /crm/v8/users?type=AllUsers|ActiveUsers|DeactiveUsers|AdminUsers|CurrentUser``.
+- ``GET|POST|PUT|DELETE /crm/v8/{Module}``: list (``fields``, ``page``, ``per_page``,
+  ``page_token``, ``sort_order``, header ``If-Modified-Since``), insert, update, delete (``ids=a,b``).
+- ``POST /crm/v8/{Module}/upsert``, ``GET /crm/v8/{Module}/deleted``,
+  ``GET /crm/v8/{Module}/search?email=|criteria=``, ``GET /crm/v8/{Module}/{id}?fields=``,
+  ``GET /crm/v8/{Module}/{id}/Emails``.
+- ``POST /crm/v8/coql`` with ``{"select_query": "select A, B from Module where F in ('a', 'b')
   limit 200 offset 0"}``: criteria ``F = 'a'`` and ``F in (...)`` (at most 50 values) joined
   by ``or``, bracketed two at a time (``(A or (B or C))``), at most 25: the COQL exsync sends.
+
+v8's rules for reading records (Zoho's v8 OpenAPI ``record.json`` and the Get Records page):
+
+- ``fields`` is required on every record read (list, one record): without it 400
+  ``REQUIRED_PARAM_MISSING`` ``{"param": "fields"}``; more than 50 is 400 ``LIMIT_EXCEEDED``.
+  A record comes with ``id`` and the fields asked for (null when empty).
+- ``page``/``per_page`` reach the first 2,000 records; a page beyond is 400
+  ``DISCRETE_PAGINATION_LIMIT_EXCEEDED``. Every page with more after it carries
+  ``info.next_page_token`` (and ``page_token_expiry``, a day later); ``page_token`` continues
+  that listing (same module, order and If-Modified-Since) past 2,000. ``page`` with
+  ``page_token`` is 400; an unknown, foreign or expired token is 400 ``INVALID_DATA``.
+- If-Modified-Since is accepted only in Zoho's format, ``2019-07-25T15:26:49+05:30``; an HTTP
+  date, a fraction of a second or a missing offset is 400 ``INVALID_DATA``.
+- Every error is ``{"code", "details", "message", "status": "error"}``.
 
 Choices where Zoho's documentation is vague, and simplifications:
 
@@ -20,8 +35,7 @@ Choices where Zoho's documentation is vague, and simplifications:
 - Listings are in modification order, oldest first. ``sort_order=desc`` reverses this.
   ``sort_by`` accepts only ``Modified_Time``. ``per_page`` is clamped to 1..200.
   An empty listing is ``204`` with no body.
-- If-Modified-Since takes ISO 8601 with an optional fraction. A naive time is read in the
-  org's time zone. It selects changes at or after that instant.
+- If-Modified-Since selects changes at or after that instant.
 - Writes take at most 100 records. Each record gets its own status in ``data``. The HTTP
   status is 201 when a record was inserted, 200 when records were only updated, and 400
   when every record failed. Deletes answer 200 (400 if all failed).
@@ -34,28 +48,35 @@ Choices where Zoho's documentation is vague, and simplifications:
   allows mixing, nested). Matching ignores case.
 - COQL takes only the shape above (keywords in any case; quoted values without quotes or
   backslashes inside): anything else is 400 ``SYNTAX_ERROR``. ``in`` takes at most 50 values
-  and ``limit`` at most 200 (v2's limits), more is 400 ``LIMIT_EXCEEDED``. Records come in id
+  and ``limit`` at most 2,000 (v8's limits), more is 400 ``LIMIT_EXCEEDED``. Records come in id
   order with ``id`` and the selected fields; ``info`` has ``count`` and ``more_records``.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
 from fakes.crm.model import CrmError, CrmOrg, CrmUser, Page, paginate
 from fakes.server import Request, Response
 
+API_VERSION = "v8"
 MAX_PER_PAGE = 200
+MAX_PAGED_RECORDS = 2000  # records reachable with page/per_page; page_token goes further
+MAX_FIELDS = 50  # field API names one read may ask for
+PAGE_TOKEN_LIFETIME = timedelta(days=1)
 MAX_RECORDS_PER_CALL = 100
 MAX_CRITERIA = 10
 MAX_IN_VALUES = 50
 _VALUE = r"'[^'\\]*'"
 MAX_COQL_CRITERIA = 25
+MAX_COQL_LIMIT = 2000
 _SELECT = re.compile(
     r"\s*select\s+(?P<columns>\w+(?:\s*,\s*\w+)*)\s+from\s+(?P<module>\w+)\s+where\s+(?P<where>.+?)"
     r"(?:\s+limit\s+(?P<limit>\d+))?(?:\s+offset\s+(?P<offset>\d+))?\s*",
@@ -66,7 +87,9 @@ _COQL_CRITERION = re.compile(
     re.IGNORECASE,
 )
 _OR = re.compile(r"\s*or\b", re.IGNORECASE)
-_HTTP_STATUS = {"INVALID_TOKEN": 401, "INVALID_URL_PATTERN": 404}
+_HTTP_STATUS = {"INVALID_TOKEN": 401, "INVALID_URL_PATTERN": 404, "TOO_MANY_REQUESTS": 429}
+# Zoho's date-time format for If-Modified-Since: ISO 8601 to the second, with an offset
+_ZOHO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}")
 _WRITE_DETAILS = ("Modified_Time", "Modified_By", "Created_Time", "id", "Created_By")
 _CRITERION = re.compile(r"(\w+):(\w+):(.*)", re.DOTALL)
 _USER_FILTERS: dict[str, Callable[[CrmUser, CrmUser], bool]] = {
@@ -91,10 +114,11 @@ class _Call:
 
 
 class CrmApi:
-    """The handler to give :class:`~fakes.server.FakeServer`: Zoho CRM v2 over ``org``."""
+    """The handler to give :class:`~fakes.server.FakeServer`: Zoho CRM v8 over ``org``."""
 
     def __init__(self, org: CrmOrg) -> None:
         self.org = org
+        self._tokens = _PageTokens()
         self._routes: dict[tuple[str, ...], Callable[[_Call], Response]] = {
             ("GET",): self._list,
             ("POST",): self._insert,
@@ -117,7 +141,7 @@ class CrmApi:
         parts = [p for p in request.path.split("/") if p]
         if parts == ["oauth", "v2", "token"] and request.method == "POST":
             return self._token(request)
-        if parts[:2] != ["crm", "v2"] or len(parts) < 3:
+        if parts[:2] != ["crm", API_VERSION] or len(parts) < 3:
             raise _bad_url()
         user = self._authenticate(request)
         head, rest = parts[2], parts[3:]
@@ -198,17 +222,38 @@ class CrmApi:
         order = request.arg("sort_order") or "asc"
         if order not in ("asc", "desc"):
             raise CrmError("INVALID_DATA", "invalid data", {"param": "sort_order"})
-        page, per_page = _paging(request)
+        fields = _fields(request)
+        since = self._since(request)
+        view = (call.module, order, since.isoformat() if since else "")
+        page, per_page, offset = self._position(request, view)
         result = self.org.list_records(
-            call.module, since=self._since(request), page=page, per_page=per_page, descending=order == "desc"
+            call.module, since=since, per_page=per_page, offset=offset, descending=order == "desc"
         )
-        fields = [f for f in (request.arg("fields") or "").split(",") if f]
-        if fields:
-            result.records = [{k: r.get(k) for k in ("id", *fields)} for r in result.records]
-        return _page_response(result, page, per_page)
+        result.records = [_selected(r, fields) for r in result.records]
+        token = self._tokens.issue(view, offset + per_page, self.org.now()) if result.more else None
+        return _page_response(result, page, per_page, token=token)
+
+    def _position(self, request: Request, view: tuple[str, ...]) -> tuple[int, int, int]:
+        """The page, per_page and first record of a listing page: by ``page`` up to
+        :data:`MAX_PAGED_RECORDS` records, beyond that only by ``page_token``."""
+        token = request.arg("page_token")
+        page, per_page = _paging(request)
+        if token is None:
+            if page * per_page > MAX_PAGED_RECORDS:
+                raise CrmError(
+                    "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
+                    f"cannot fetch more than {MAX_PAGED_RECORDS} records using page; use page_token",
+                    {"limit": MAX_PAGED_RECORDS},
+                )
+            return page, per_page, (page - 1) * per_page
+        if request.arg("page") is not None:
+            raise CrmError("INVALID_REQUEST", "page and page_token cannot be given together", {"param": "page"})
+        offset = self._tokens.redeem(token, view, self.org.now())
+        return offset // per_page + 1, per_page, offset
 
     def _get(self, call: _Call) -> Response:
-        return Response.json({"data": [self.org.get(call.module, call.record_id)]})
+        fields = _fields(call.request)
+        return Response.json({"data": [_selected(self.org.get(call.module, call.record_id), fields)]})
 
     def _insert(self, call: _Call) -> Response:
         return _write(_body(call.request), lambda r: ("insert", self.org.insert(call.module, r, call.user), None))
@@ -265,8 +310,8 @@ class CrmApi:
             raise CrmError("SYNTAX_ERROR", "error occured while parsing the query", {"select_query": query})
         limit, offset = int(match["limit"] or MAX_PER_PAGE), int(match["offset"] or 0)
         too_many = len(criteria) > MAX_COQL_CRITERIA or any(len(values) > MAX_IN_VALUES for _, values in criteria)
-        if too_many or not 1 <= limit <= MAX_PER_PAGE:
-            limits = {"criteria": MAX_COQL_CRITERIA, "in": MAX_IN_VALUES, "limit": MAX_PER_PAGE}
+        if too_many or not 1 <= limit <= MAX_COQL_LIMIT:
+            limits = {"criteria": MAX_COQL_CRITERIA, "in": MAX_IN_VALUES, "limit": MAX_COQL_LIMIT}
             raise CrmError("LIMIT_EXCEEDED", "limit exceeded", limits)
         columns = [c.strip() for c in match["columns"].split(",")]
         module = self.org.module_name(match["module"])
@@ -283,14 +328,21 @@ class CrmApi:
         return _page_response(paginate(mails, page, per_page), page, per_page)
 
     def _since(self, request: Request) -> datetime | None:
-        text = request.header("If-Modified-Since")
+        """If-Modified-Since in Zoho's format only (``2019-07-25T15:26:49+05:30``): anything
+        else (an HTTP date, fractions of a second, no offset) is refused."""
+        text = (request.header("If-Modified-Since") or "").strip()
         if not text:
             return None
+        if _ZOHO_TIME.fullmatch(text) is None:
+            raise CrmError(
+                "INVALID_DATA",
+                "the header If-Modified-Since must be in the format yyyy-MM-ddTHH:mm:ss±HH:mm",
+                {"header": "If-Modified-Since", "expected_data_type": "datetime"},
+            )
         try:
-            since = datetime.fromisoformat(text.strip())
+            return datetime.fromisoformat(text)
         except ValueError:
             raise CrmError("INVALID_DATA", "invalid data", {"header": "If-Modified-Since"}) from None
-        return since if since.tzinfo else since.replace(tzinfo=self.org.tz)
 
 
 def _write(body: dict[str, Any], apply: _Apply) -> Response:
@@ -380,11 +432,61 @@ def _paging(request: Request) -> tuple[int, int]:
     return max(values[0], 1), min(max(values[1], 1), MAX_PER_PAGE)
 
 
-def _page_response(result: Page, page: int, per_page: int, key: str = "data") -> Response:
+def _page_response(
+    result: Page, page: int, per_page: int, key: str = "data", token: tuple[str, datetime] | None = None
+) -> Response:
     if not result.records:
         return Response(204)
-    info = {"per_page": per_page, "count": len(result.records), "page": page, "more_records": result.more}
+    info: dict[str, Any] = {
+        "per_page": per_page,
+        "count": len(result.records),
+        "page": page,
+        "more_records": result.more,
+    }
+    if token is not None:
+        info["next_page_token"], expiry = token
+        info["page_token_expiry"] = expiry.replace(microsecond=0).isoformat()
     return Response.json({key: result.records, "info": info})
+
+
+def _fields(request: Request) -> list[str]:
+    """The ``fields`` a record read asks for: required, at most :data:`MAX_FIELDS`."""
+    fields = [f.strip() for f in (request.arg("fields") or "").split(",") if f.strip()]
+    if not fields:
+        raise CrmError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", {"param": "fields"})
+    if len(fields) > MAX_FIELDS:
+        raise CrmError("LIMIT_EXCEEDED", "the number of fields exceeds the limit", {"limit": MAX_FIELDS})
+    return fields
+
+
+def _selected(record: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    """``record`` with ``id`` and the ``fields`` asked for (a field without a value is null)."""
+    return {k: record.get(k) for k in ("id", *fields)}
+
+
+class _PageTokens:
+    """Page tokens: opaque, bound to one listing (module, order, If-Modified-Since), valid for
+    :data:`PAGE_TOKEN_LIFETIME`; each says where its next page starts."""
+
+    def __init__(self) -> None:
+        self._issued: dict[str, tuple[tuple[str, ...], int, datetime]] = {}
+        self._lock = threading.Lock()
+
+    def issue(self, view: tuple[str, ...], offset: int, now: datetime) -> tuple[str, datetime]:
+        token = secrets.token_hex(24)
+        expiry = now + PAGE_TOKEN_LIFETIME
+        with self._lock:
+            self._issued[token] = (view, offset, expiry)
+        return token, expiry
+
+    def redeem(self, token: str, view: tuple[str, ...], now: datetime) -> int:
+        with self._lock:
+            issued = self._issued.get(token)
+        if issued is None or issued[0] != view:
+            raise CrmError("INVALID_DATA", "invalid page token", {"param": "page_token"})
+        if issued[2] <= now:
+            raise CrmError("INVALID_DATA", "the page token has expired", {"param": "page_token"})
+        return issued[1]
 
 
 def _bad_url() -> CrmError:

@@ -1,4 +1,4 @@
-"""The fake CRM's state and rules: one Zoho-CRM-v2-shaped organisation.
+"""The fake CRM's state and rules: one Zoho-CRM-v8-shaped organisation.
 
 :class:`CrmOrg` holds the org (name, edition, SalesInbox flag), its users with their OAuth
 tokens, and the records of the modules in :data:`MODULES`. A record is a dict keyed by Zoho
@@ -111,7 +111,7 @@ class CrmUser:
         return {"name": self.full_name, "id": self.id}
 
     def resource(self) -> dict[str, Any]:
-        """The user as ``GET /crm/v2/users`` shows it."""
+        """The user as ``GET /crm/v8/users`` shows it."""
         return {
             "id": self.id,
             "full_name": self.full_name,
@@ -435,13 +435,16 @@ class CrmOrg:
         page: int = 1,
         per_page: int = 200,
         descending: bool = False,
+        offset: int | None = None,
     ) -> Page:
-        """Records modified at or after the aware instant ``since`` (all when None), one
-        page of them in modification order (oldest first unless ``descending``)."""
+        """Records modified at or after the aware instant ``since`` (all when None), page
+        ``page`` of ``per_page`` (or ``per_page`` from ``offset``) in modification order
+        (oldest first unless ``descending``)."""
         with self._lock:
             store = self._module(module)
             start = 0 if since is None else bisect.bisect_left(store.order, since, key=_modified)
-            first, last, more = _window(len(store.order) - start, page, per_page, descending)
+            skip = (page - 1) * per_page if offset is None else offset
+            first, last, more = _slice(len(store.order) - start, skip, per_page, descending)
             entries = store.order[start + first : start + last]
             if descending:
                 entries.reverse()
@@ -642,8 +645,14 @@ def format_time(instant: datetime, tz: tzinfo) -> str:
 
 def _window(total: int, page: int, per_page: int, descending: bool) -> tuple[int, int, bool]:
     """Slice bounds of a page over ``total`` ascending items, and whether more follow."""
-    first = min((page - 1) * per_page, total)
-    last = min(first + per_page, total)
+    return _slice(total, (page - 1) * per_page, per_page, descending)
+
+
+def _slice(total: int, offset: int, limit: int, descending: bool) -> tuple[int, int, bool]:
+    """Slice bounds of ``limit`` items from ``offset`` over ``total`` ascending items (read
+    from the end when ``descending``), and whether more follow."""
+    first = min(offset, total)
+    last = min(first + limit, total)
     if descending:
         first, last = total - last, total - first
         return first, last, first > 0

@@ -1,4 +1,4 @@
-"""The bundled CRM plugin: a Zoho CRM v2 connector and the ``exsync crm`` commands.
+"""The bundled CRM plugin: a Zoho CRM v8 connector and the ``exsync crm`` commands.
 
 The connector (:mod:`plugins.crm.connector`) logs in with a refresh token and opens
 :class:`~plugins.crm.store.ZohoCrmStore` objects, whose sides read and write Contacts,
@@ -17,7 +17,7 @@ from plugins.crm.connector import ZohoCrmConnector, crm_group
 
 @hookimpl
 def exsync_crm_connectors() -> list[CrmConnector]:
-    """The Zoho CRM v2 connector, named ``crm``."""
+    """The Zoho CRM v8 connector, named ``crm``."""
     return [ZohoCrmConnector()]
 
 

@@ -1,4 +1,4 @@
-"""A small httpx client for the Zoho CRM v2 API, as the CRM plugin needs it.
+"""A small httpx client for the Zoho CRM v8 API, as the CRM plugin needs it.
 
 It refreshes its access token with the refresh-token grant at ``{accounts_url}/oauth/v2/token``,
 calls the API at the ``api_domain`` the token reply names, refreshes once more when a call
@@ -6,6 +6,11 @@ answers 401 ``INVALID_TOKEN``, and turns the service's failures into the exsync 
 taxonomy: throttling and server trouble are :class:`TransientError` (with ``Retry-After``),
 refused credentials :class:`AuthenticationFailed`, anything else :class:`CrmApiError`.
 One :class:`httpx.Client` with keep-alive serves every call.
+
+Listings follow v8's paging: ``page`` and ``per_page`` (at most 200) reach the first 2,000
+records; the ``next_page_token`` of a page's ``info`` reaches the rest, so the client follows
+the token whenever a page gives one. Record reads always name their ``fields`` (v8 requires
+it), and If-Modified-Since is sent in Zoho's format (``2019-07-25T15:26:49+05:30``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import httpx
 
 from framework.errors import AuthenticationFailed, SyncError, TransientError
 from framework.tls import ssl_context
+from plugins.crm.mapping import format_time
 
+API_ROOT = "/crm/v8"
 PER_PAGE = 200
 MAX_WRITE = 100
 MAX_CRITERIA = 10  # Zoho's limit of criteria in one search
@@ -50,7 +57,7 @@ class Page:
 
 
 class CrmClient:
-    """Zoho CRM v2 over one keep-alive connection pool; ``verify`` is a CA bundle path or a bool."""
+    """Zoho CRM v8 over one keep-alive connection pool; ``verify`` is a CA bundle path or a bool."""
 
     def __init__(
         self,
@@ -98,7 +105,7 @@ class CrmClient:
         headers: dict[str, str] | None = None,
         per_record: bool = False,
     ) -> dict[str, Any]:
-        """Call ``/crm/v2/{path}``; 204 gives ``{}``. With ``per_record``, a 400 that reports
+        """Call ``/crm/v8/{path}``; 204 gives ``{}``. With ``per_record``, a 400 that reports
         each record's outcome in ``data`` is returned instead of raised."""
         return _result(self._authorized(method, path, params, body, headers), per_record)
 
@@ -117,7 +124,7 @@ class CrmClient:
         self, method: str, path: str, params: dict[str, Any] | None, body: Any, headers: dict[str, str] | None
     ) -> httpx.Response:
         auth = {"Authorization": f"Zoho-oauthtoken {self._token}", **(headers or {})}
-        return self._send(method, f"{self.api_domain}/crm/v2/{path}", params=params, json=body, headers=auth)
+        return self._send(method, f"{self.api_domain}{API_ROOT}/{path}", params=params, json=body, headers=auth)
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -153,19 +160,29 @@ class CrmClient:
         return users[0]
 
     # records ------------------------------------------------------------------------------
-    def list_modified(self, module: str, since: datetime | None = None) -> Iterator[Page]:
-        """Pages of ``module``'s records modified at or after ``since`` (all when None), newest first.
+    def list_modified(self, module: str, fields: Sequence[str], since: datetime | None = None) -> Iterator[Page]:
+        """Pages of ``module``'s records (with ``id`` and ``fields``) modified at or after
+        ``since`` (all when None), newest first.
 
         Newest first, a record changed while the pages are read moves to a page already read
         (it is seen next time) instead of pushing an unread record onto one (missing it)."""
-        headers = {"If-Modified-Since": since.isoformat()} if since else None
-        params = {"sort_by": "Modified_Time", "sort_order": "desc"}
-        return self._pages(module, params, headers=headers)
+        params = {"fields": ",".join(fields), "sort_by": "Modified_Time", "sort_order": "desc"}
+        return self._pages(module, params, headers=_modified_since(since))
 
     def deleted(self, module: str, since: datetime | None = None) -> Iterator[Page]:
         """Pages of ``module``'s deleted-record entries (id, deleted_time...) since ``since``."""
-        headers = {"If-Modified-Since": since.isoformat()} if since else None
-        return self._pages(f"{module}/deleted", {"type": "all"}, headers=headers)
+        return self._pages(f"{module}/deleted", {"type": "all"}, headers=_modified_since(since))
+
+    def get(self, module: str, record_id: str, fields: Sequence[str]) -> dict[str, Any] | None:
+        """One record with ``id`` and ``fields``; None if there is no such record."""
+        try:
+            reply = self.call("GET", f"{module}/{record_id}", params={"fields": ",".join(fields)})
+        except CrmApiError as exc:
+            if exc.code == "INVALID_DATA" and exc.details.get("api_name") == "id":
+                return None
+            raise
+        records = reply.get("data") or [None]
+        return records[0]
 
     def insert(self, module: str, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Create up to 100 records; one outcome per record, in order."""
@@ -191,7 +208,7 @@ class CrmClient:
     def search(self, module: str, *, email: str) -> list[dict[str, Any]]:
         """Records of ``module`` whose Email is ``email`` (any case)."""
         found: list[dict[str, Any]] = []
-        for page in self._pages(f"{module}/search", {"email": email}):
+        for page in self._pages(f"{module}/search", {"email": email, "fields": "Email"}):
             found.extend(page.records)
         return found
 
@@ -203,7 +220,7 @@ class CrmClient:
             raise ValueError(f"at most {MAX_CRITERIA} criteria per search, got {len(values)}")
         criteria = "or".join(f"({field}:equals:{_escape(v)})" for v in values)
         found: list[dict[str, Any]] = []
-        for page in self._pages(f"{module}/search", {"criteria": f"({criteria})"}):
+        for page in self._pages(f"{module}/search", {"criteria": f"({criteria})", "fields": field}):
             found.extend(page.records)
         return found
 
@@ -212,7 +229,7 @@ class CrmClient:
     ) -> list[dict[str, Any]]:
         """Records of ``module`` whose ``field`` is one of ``values`` (at most
         :data:`MAX_SELECT_VALUES`, each :func:`quotable`), with ``id`` and ``columns``: one COQL
-        query (``POST /crm/v2/coql``) for every 200 records found, its ``in`` criteria of
+        query (``POST /crm/v8/coql``) for every 200 records found, its ``in`` criteria of
         :data:`MAX_IN_VALUES` joined by ``or``."""
         if len(values) > MAX_SELECT_VALUES or not all(map(quotable, values)):
             raise ValueError(f"at most {MAX_SELECT_VALUES} values without quotes or backslashes, got {values!r}")
@@ -244,16 +261,25 @@ class CrmClient:
     def _pages(
         self, path: str, params: dict[str, Any], *, key: str = "data", headers: dict[str, str] | None = None
     ) -> Iterator[Page]:
-        page = 1
+        """Every page of a listing: by page number, or by the page token the last page gave."""
+        position: dict[str, Any] = {"page": 1}
         while True:
-            answer = self._authorized("GET", path, {**params, "page": page, "per_page": PER_PAGE}, None, headers)
+            answer = self._authorized("GET", path, {**params, **position, "per_page": PER_PAGE}, None, headers)
             reply = _result(answer, per_record=False)
             records = reply.get(key) or []
-            more = bool((reply.get("info") or {}).get("more_records")) and bool(records)
+            info = reply.get("info") or {}
+            more = bool(info.get("more_records")) and bool(records)
             yield Page(records, more, _served_at(answer))
             if not more:
                 return
-            page += 1
+            token = info.get("next_page_token")
+            position = {"page_token": token} if token else {"page": int(info.get("page") or position["page"]) + 1}
+
+
+def _modified_since(since: datetime | None) -> dict[str, str] | None:
+    """The If-Modified-Since header for ``since``, in Zoho's format, to the second (rounded
+    down, so nothing modified within that second is missed)."""
+    return {"If-Modified-Since": str(format_time(since))} if since else None
 
 
 def quotable(value: str) -> bool:

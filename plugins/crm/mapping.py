@@ -1,4 +1,4 @@
-"""Canonical records <-> Zoho CRM v2 records, one :class:`ModuleMapping` per entity.
+"""Canonical records <-> Zoho CRM v8 records, one :class:`ModuleMapping` per entity.
 
 Fields the canonical model has and Zoho has not are kept in custom fields, which a real
 org must create once (Setup > Modules and Fields) with these API names:
@@ -33,6 +33,7 @@ SINGLE_LINE_MAX = 255
 MULTI_LINE_MAX = 32000
 
 Native = dict[str, Any]
+COMMON_FIELDS = ("Owner", "Modified_Time", LINK_FIELD)  # read from every synced module
 
 TASK_STATUS_TO_ZOHO = {
     "not_started": "Not Started",
@@ -65,14 +66,22 @@ CONTACT_FIELDS = {
 class ModuleMapping:
     """How one entity is stored in one Zoho module.
 
-    ``dated`` gives the moment the six-month window applies to (None: not windowed).
+    ``fields`` are the API names :attr:`from_native` reads (every read names them, as v8
+    requires), besides :data:`COMMON_FIELDS`; ``dated`` gives the moment the six-month window
+    applies to (None: not windowed).
     """
 
     entity: str
     module: str
     to_native: Callable[[Any], Native]
     from_native: Callable[[Native], Any]
+    fields: tuple[str, ...] = ()
     dated: Callable[[Any], datetime | date | None] | None = None
+
+    @property
+    def read_fields(self) -> tuple[str, ...]:
+        """Every field a listing of the module asks for."""
+        return (*self.fields, *COMMON_FIELDS)
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -262,9 +271,40 @@ def mail_date(mail: Mail) -> datetime | None:
     return mail.sent_at
 
 
+TASK_FIELDS = ("Subject", "Due_Date", "Status", "Priority", "Description")
+EVENT_FIELDS = (
+    "Event_Title",
+    "Start_DateTime",
+    "End_DateTime",
+    "All_day",
+    "Venue",
+    "Description",
+    "Participants",
+    "Recurring_Activity",
+    UID_FIELD,
+)
+
 MAPPINGS: dict[str, ModuleMapping] = {
-    "contacts": ModuleMapping("contacts", "Contacts", contact_to_native, contact_from_native),
-    "tasks": ModuleMapping("tasks", "Tasks", task_to_native, task_from_native, task_date),
-    "events": ModuleMapping("events", "Events", event_to_native, event_from_native, event_date),
-    "mails": ModuleMapping("mails", "Emails", mail_to_native, mail_from_native, mail_date),
+    "contacts": ModuleMapping(
+        "contacts",
+        "Contacts",
+        contact_to_native,
+        contact_from_native,
+        (*CONTACT_FIELDS.values(), "Last_Name", "Account_Name", COMPANY_FIELD),
+    ),
+    "tasks": ModuleMapping("tasks", "Tasks", task_to_native, task_from_native, TASK_FIELDS, task_date),
+    "events": ModuleMapping("events", "Events", event_to_native, event_from_native, EVENT_FIELDS, event_date),
+    "mails": ModuleMapping(
+        "mails",
+        "Emails",
+        mail_to_native,
+        mail_from_native,
+        ("Message_Id", "Subject", "From", "To", "Cc", "Sent_Time", "Content", "Attachments", "Folder"),
+        mail_date,
+    ),
 }
+
+
+def read_fields(module: str) -> tuple[str, ...]:
+    """The fields a listing of ``module`` asks for."""
+    return next(m.read_fields for m in MAPPINGS.values() if m.module == module)

@@ -1,4 +1,4 @@
-"""The CRM store: a Zoho CRM v2 org seen by one user, with one side per entity.
+"""The CRM store: a Zoho CRM v8 org seen by one user, with one side per entity.
 
 Reading. The cursor of a side is JSON ``{"modified": ISO, "deleted": ISO, "edge": {id:
 fingerprint}}``: the latest ``Modified_Time`` seen, the latest ``deleted_time`` seen (null

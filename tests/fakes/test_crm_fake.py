@@ -68,10 +68,14 @@ def http(server: FakeServer, ca: FakeCA) -> Iterator[httpx.Client]:
         yield client
 
 
+FIELDS = "First_Name,Last_Name,Full_Name,Email,Title,Description,Subject,Account_Name,Owner,Modified_Time,Exsync_Link"
+
+
 @pytest.fixture
 def crm(http: httpx.Client, org: CrmOrg) -> httpx.Client:
-    """The client, signed in as the org's admin."""
+    """The client, signed in as the org's admin, asking for :data:`FIELDS` on every read."""
     http.headers["Authorization"] = _auth(http, org.issue_refresh_token(org.admin.id))
+    http.params = httpx.QueryParams({"fields": FIELDS})
     return http
 
 
@@ -108,7 +112,7 @@ def test_refresh_token_gets_an_access_token_and_the_fakes_api_domain(
     assert reply["api_domain"] == server.base_url
     assert reply["token_type"] == "Bearer"
     assert reply["expires_in"] == 3600
-    assert http.get("/crm/v2/org", headers={"Authorization": f"Zoho-oauthtoken {reply['access_token']}"}).is_success
+    assert http.get("/crm/v8/org", headers={"Authorization": f"Zoho-oauthtoken {reply['access_token']}"}).is_success
 
 
 def test_unknown_refresh_token_is_http_200_invalid_code(http: httpx.Client) -> None:
@@ -123,7 +127,7 @@ def test_wrong_client_secret_is_invalid_client(http: httpx.Client, org: CrmOrg) 
 
 @pytest.mark.parametrize("header", [None, "Bearer abc", "Zoho-oauthtoken 1000.unknown.token"])
 def test_missing_or_bad_token_is_401_invalid_token(http: httpx.Client, header: str | None) -> None:
-    reply = http.get("/crm/v2/Contacts", headers={"Authorization": header} if header else {})
+    reply = http.get("/crm/v8/Contacts", headers={"Authorization": header} if header else {})
 
     assert reply.status_code == 401
     assert reply.json() == {"code": "INVALID_TOKEN", "details": {}, "message": "invalid oauth token", "status": "error"}
@@ -132,19 +136,19 @@ def test_missing_or_bad_token_is_401_invalid_token(http: httpx.Client, header: s
 def test_expired_token_is_401_until_refreshed(crm: httpx.Client, org: CrmOrg) -> None:
     org.expire_tokens()
 
-    expired = crm.get("/crm/v2/Contacts")
+    expired = crm.get("/crm/v8/Contacts")
     crm.headers["Authorization"] = _auth(crm, org.issue_refresh_token(org.admin.id))
 
     assert expired.status_code == 401
     assert expired.json()["code"] == "INVALID_TOKEN"
     assert "expired" in expired.json()["message"]
-    assert crm.get("/crm/v2/Contacts").status_code == 204
+    assert crm.get("/crm/v8/Contacts").status_code == 204
 
 
 def test_token_lifetime_runs_on_the_org_clock(crm: httpx.Client, clock: Clock) -> None:
     clock.now = T0 + timedelta(seconds=3601)
 
-    assert crm.get("/crm/v2/Contacts").status_code == 401
+    assert crm.get("/crm/v8/Contacts").status_code == 401
 
 
 def test_revoked_refresh_token_no_longer_works_nor_its_access_tokens(http: httpx.Client, org: CrmOrg) -> None:
@@ -153,7 +157,7 @@ def test_revoked_refresh_token_no_longer_works_nor_its_access_tokens(http: httpx
 
     org.revoke_refresh_token(refresh)
 
-    assert http.get("/crm/v2/Contacts", headers={"Authorization": auth}).status_code == 401
+    assert http.get("/crm/v8/Contacts", headers={"Authorization": auth}).status_code == 401
     assert _token_reply(http, refresh) == {"error": "invalid_code"}
 
 
@@ -161,7 +165,7 @@ def test_revoked_refresh_token_no_longer_works_nor_its_access_tokens(http: httpx
 def test_listing_pages_with_more_records(crm: httpx.Client, org: CrmOrg) -> None:
     ids = _contacts(org, 450)
 
-    pages = [crm.get("/crm/v2/Contacts", params={"page": n, "per_page": 200}) for n in (1, 2, 3, 4)]
+    pages = [crm.get("/crm/v8/Contacts", params={"page": n, "per_page": 200}) for n in (1, 2, 3, 4)]
 
     infos = [(i["count"], i["more_records"], i["page"]) for i in (p.json()["info"] for p in pages[:3])]
     assert infos == [(200, True, 1), (200, True, 2), (50, False, 3)]
@@ -173,7 +177,7 @@ def test_listing_pages_with_more_records(crm: httpx.Client, org: CrmOrg) -> None
 def test_per_page_above_200_is_clamped(crm: httpx.Client, org: CrmOrg) -> None:
     _contacts(org, 250)
 
-    reply = crm.get("/crm/v2/Contacts", params={"per_page": 500})
+    reply = crm.get("/crm/v8/Contacts", params={"per_page": 500})
 
     assert len(reply.json()["data"]) == 200
     assert reply.json()["info"]["per_page"] == 200
@@ -184,8 +188,8 @@ def test_listing_follows_modification_order_and_selects_fields(crm: httpx.Client
     first, second = _contacts(org, 2)
     org.update("Contacts", first, {"Title": "CTO"})
 
-    ascending = crm.get("/crm/v2/Contacts", params={"fields": "Last_Name,Title"})
-    descending = crm.get("/crm/v2/Contacts", params={"sort_by": "Modified_Time", "sort_order": "desc"})
+    ascending = crm.get("/crm/v8/Contacts", params={"fields": "Last_Name,Title"})
+    descending = crm.get("/crm/v8/Contacts", params={"sort_by": "Modified_Time", "sort_order": "desc"})
 
     assert ascending.json()["data"] == [
         {"id": second, "Last_Name": "Person 1", "Title": None},
@@ -194,8 +198,54 @@ def test_listing_follows_modification_order_and_selects_fields(crm: httpx.Client
     assert _ids(descending) == [first, second]
 
 
+def test_every_record_read_names_its_fields(crm: httpx.Client, org: CrmOrg) -> None:
+    (record_id,) = _contacts(org, 1)
+    crm.params = httpx.QueryParams()
+
+    for path in ("/crm/v8/Contacts", f"/crm/v8/Contacts/{record_id}"):
+        reply = crm.get(path)
+        assert reply.status_code == 400
+        assert reply.json() == {
+            "code": "REQUIRED_PARAM_MISSING",
+            "details": {"param": "fields"},
+            "message": "One of the expected parameter is missing",
+            "status": "error",
+        }
+    too_many = ",".join(f"Field_{n}" for n in range(51))
+    assert crm.get("/crm/v8/Contacts", params={"fields": too_many}).json()["code"] == "LIMIT_EXCEEDED"
+
+
+def test_page_reaches_2000_records_and_page_token_the_rest(crm: httpx.Client, org: CrmOrg) -> None:
+    ids = _contacts(org, 2150)
+
+    last_by_page = crm.get("/crm/v8/Contacts", params={"page": 10, "per_page": 200})
+    beyond = crm.get("/crm/v8/Contacts", params={"page": 11, "per_page": 200})
+    token = last_by_page.json()["info"]["next_page_token"]
+    by_token = crm.get("/crm/v8/Contacts", params={"page_token": token, "per_page": 200})
+    both = crm.get("/crm/v8/Contacts", params={"page_token": token, "page": 11})
+
+    assert _ids(last_by_page) == ids[1800:2000]
+    assert (beyond.status_code, beyond.json()["code"]) == (400, "DISCRETE_PAGINATION_LIMIT_EXCEEDED")
+    assert _ids(by_token) == ids[2000:2150]
+    assert by_token.json()["info"]["more_records"] is False
+    assert "next_page_token" not in by_token.json()["info"]
+    assert both.status_code == 400
+    unknown = crm.get("/crm/v8/Contacts", params={"page_token": "forged"})
+    assert (unknown.status_code, unknown.json()["details"]) == (400, {"param": "page_token"})
+
+
+def test_a_page_token_belongs_to_its_listing(crm: httpx.Client, org: CrmOrg) -> None:
+    _contacts(org, 3)
+    first = crm.get("/crm/v8/Contacts", params={"per_page": 2})
+    token = first.json()["info"]["next_page_token"]
+
+    other = crm.get("/crm/v8/Contacts", params={"page_token": token, "per_page": 2, "sort_order": "desc"})
+
+    assert other.status_code == 400
+
+
 def test_empty_module_lists_as_204(crm: httpx.Client) -> None:
-    reply = crm.get("/crm/v2/Tasks")
+    reply = crm.get("/crm/v8/Tasks")
 
     assert (reply.status_code, reply.content) == (204, b"")
 
@@ -212,20 +262,34 @@ def test_if_modified_since_never_misses_a_change_in_the_same_second(
     org.update("Contacts", older, {"Title": "Later"})
 
     def since(value: str) -> httpx.Response:
-        return crm.get("/crm/v2/Contacts", headers={"If-Modified-Since": value})
+        return crm.get("/crm/v8/Contacts", headers={"If-Modified-Since": value})
 
     assert cursor == "2026-11-25T10:00:00+00:00"
     assert _ids(since(cursor)) == [first["id"], older]
-    assert _ids(since("2026-11-25T10:00:00.5+00:00")) == [older]
-    assert _ids(since("2026-11-25T15:30:00.5+05:30")) == [older]
+    assert _ids(since("2026-11-25T15:30:00+05:30")) == [first["id"], older]
     assert since("2026-11-25T10:00:01+00:00").status_code == 204
-    assert since("yesterday").status_code == 400
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["yesterday", "Wed, 25 Nov 2026 10:00:00 GMT", "2026-11-25T10:00:00.5+00:00", "2026-11-25T10:00:00", "2026-11-25"],
+)
+def test_if_modified_since_in_any_other_form_than_zohos_is_refused(crm: httpx.Client, value: str) -> None:
+    reply = crm.get("/crm/v8/Contacts", headers={"If-Modified-Since": value})
+
+    assert reply.status_code == 400
+    assert reply.json() == {
+        "code": "INVALID_DATA",
+        "details": {"header": "If-Modified-Since", "expected_data_type": "datetime"},
+        "message": "the header If-Modified-Since must be in the format yyyy-MM-ddTHH:mm:ss±HH:mm",
+        "status": "error",
+    }
 
 
 def test_writes_in_one_frozen_instant_still_order_and_filter(crm: httpx.Client, org: CrmOrg) -> None:
     a, b = _contacts(org, 2)  # the clock does not move between them
 
-    reply = crm.get("/crm/v2/Contacts", headers={"If-Modified-Since": "2026-11-25T10:00:00.2+00:00"})
+    reply = crm.get("/crm/v8/Contacts", headers={"If-Modified-Since": "2026-11-25T10:00:00+00:00"})
 
     assert _ids(reply) == [a, b]
 
@@ -240,7 +304,7 @@ def test_insert_reports_a_status_per_record(crm: httpx.Client, org: CrmOrg) -> N
         {"Last_Name": "Long text", "Description": "d" * 32001},
     ]
 
-    reply = crm.post("/crm/v2/Contacts", json={"data": records})
+    reply = crm.post("/crm/v8/Contacts", json={"data": records})
 
     data = reply.json()["data"]
     assert reply.status_code == 201
@@ -251,7 +315,7 @@ def test_insert_reports_a_status_per_record(crm: httpx.Client, org: CrmOrg) -> N
     assert data[2]["message"] == "invalid data"
     assert data[3]["details"] == {"api_name": "Title", "maximum_length": 255}
     assert data[4]["details"] == {"api_name": "Description", "maximum_length": 32000}
-    stored = crm.get(f"/crm/v2/Contacts/{data[0]['details']['id']}").json()["data"][0]
+    stored = crm.get(f"/crm/v8/Contacts/{data[0]['details']['id']}").json()["data"][0]
     assert stored["Exsync_Link"] == "ex-42"
     assert stored["Owner"] == {"name": org.admin.full_name, "id": org.admin.id}
     assert len(stored["id"]) == 19
@@ -259,7 +323,7 @@ def test_insert_reports_a_status_per_record(crm: httpx.Client, org: CrmOrg) -> N
 
 
 def test_insert_with_every_record_invalid_is_400(crm: httpx.Client) -> None:
-    reply = crm.post("/crm/v2/Leads", json={"data": [{"Last_Name": "No company"}]})
+    reply = crm.post("/crm/v8/Leads", json={"data": [{"Last_Name": "No company"}]})
 
     assert reply.status_code == 400
     assert reply.json()["data"][0]["details"] == {"api_name": "Company"}
@@ -275,7 +339,7 @@ def test_update_reports_a_status_per_record(crm: httpx.Client, org: CrmOrg) -> N
         {"id": second, "Last_Name": ""},
     ]
 
-    reply = crm.put("/crm/v2/Contacts", json={"data": records})
+    reply = crm.put("/crm/v8/Contacts", json={"data": records})
 
     assert reply.status_code == 200
     assert _codes(reply) == ["SUCCESS", "INVALID_DATA", "MANDATORY_NOT_FOUND", "INVALID_DATA", "MANDATORY_NOT_FOUND"]
@@ -288,7 +352,7 @@ def test_upsert_updates_matches_and_inserts_the_rest(crm: httpx.Client, org: Crm
     existing = org.insert("Contacts", {"Last_Name": "Old", "Email": "kim@example.com"})["id"]
     records = [{"Last_Name": "Kim", "Email": "KIM@example.com"}, {"Last_Name": "New", "Email": "new@example.com"}]
 
-    reply = crm.post("/crm/v2/Contacts/upsert", json={"data": records, "duplicate_check_fields": ["Email"]})
+    reply = crm.post("/crm/v8/Contacts/upsert", json={"data": records, "duplicate_check_fields": ["Email"]})
 
     data = reply.json()["data"]
     assert reply.status_code == 201
@@ -299,7 +363,7 @@ def test_upsert_updates_matches_and_inserts_the_rest(crm: httpx.Client, org: Crm
 
 
 def test_duplicate_account_name_is_duplicate_data(crm: httpx.Client) -> None:
-    reply = crm.post("/crm/v2/Accounts", json={"data": [{"Account_Name": "Zylker"}, {"Account_Name": "zylker"}]})
+    reply = crm.post("/crm/v8/Accounts", json={"data": [{"Account_Name": "Zylker"}, {"Account_Name": "zylker"}]})
 
     assert _codes(reply) == ["SUCCESS", "DUPLICATE_DATA"]
     assert reply.json()["data"][1]["details"]["api_name"] == "Account_Name"
@@ -337,7 +401,7 @@ def test_concurrent_writes_get_distinct_ids_and_ordered_times() -> None:
 def test_more_than_100_records_is_limit_exceeded(crm: httpx.Client, method: str) -> None:
     records = [{"id": str(n), "Last_Name": f"P{n}"} for n in range(101)]
 
-    reply = crm.request(method, "/crm/v2/Contacts", json={"data": records})
+    reply = crm.request(method, "/crm/v8/Contacts", json={"data": records})
 
     assert reply.status_code == 400
     assert reply.json()["code"] == "LIMIT_EXCEEDED"
@@ -346,7 +410,7 @@ def test_more_than_100_records_is_limit_exceeded(crm: httpx.Client, method: str)
 def test_deleting_more_than_100_ids_is_limit_exceeded(crm: httpx.Client) -> None:
     ids = ",".join(str(4150868000000000000 + n) for n in range(101))
 
-    reply = crm.delete("/crm/v2/Contacts", params={"ids": ids})
+    reply = crm.delete("/crm/v8/Contacts", params={"ids": ids})
 
     assert (reply.status_code, reply.json()["code"]) == (400, "LIMIT_EXCEEDED")
 
@@ -356,12 +420,12 @@ def test_delete_leaves_a_tombstone_in_the_deleted_listing(crm: httpx.Client, org
     target = org.insert("Contacts", {"First_Name": "Ada", "Last_Name": "Lovelace"})["id"]
     clock.now = T0 + timedelta(minutes=5)
 
-    reply = crm.delete("/crm/v2/Contacts", params={"ids": f"{target},4150868000999999999"})
+    reply = crm.delete("/crm/v8/Contacts", params={"ids": f"{target},4150868000999999999"})
 
     assert reply.status_code == 200
     assert _codes(reply) == ["SUCCESS", "INVALID_DATA"]
-    assert crm.get(f"/crm/v2/Contacts/{target}").json()["code"] == "INVALID_DATA"
-    deleted = crm.get("/crm/v2/Contacts/deleted", params={"type": "all"}).json()["data"]
+    assert crm.get(f"/crm/v8/Contacts/{target}").json()["code"] == "INVALID_DATA"
+    deleted = crm.get("/crm/v8/Contacts/deleted", params={"type": "all"}).json()["data"]
     assert deleted == [
         {
             "id": target,
@@ -372,9 +436,9 @@ def test_delete_leaves_a_tombstone_in_the_deleted_listing(crm: httpx.Client, org
             "deleted_time": "2026-11-25T10:05:00+00:00",
         }
     ]
-    later = crm.get("/crm/v2/Contacts/deleted", headers={"If-Modified-Since": "2026-11-25T10:05:01+00:00"})
+    later = crm.get("/crm/v8/Contacts/deleted", headers={"If-Modified-Since": "2026-11-25T10:05:01+00:00"})
     assert later.status_code == 204
-    assert crm.get("/crm/v2/Contacts/deleted", params={"type": "permanent"}).status_code == 204
+    assert crm.get("/crm/v8/Contacts/deleted", params={"type": "permanent"}).status_code == 204
 
 
 # search, users, org --------------------------------------------------------------------------------
@@ -382,14 +446,14 @@ def test_search_by_email_and_by_criteria(crm: httpx.Client, org: CrmOrg) -> None
     kim = org.insert("Contacts", {"First_Name": "Kim", "Last_Name": "Lee", "Email": "kim.lee@example.com"})["id"]
     org.insert("Contacts", {"First_Name": "Ann", "Last_Name": "Lee", "Email": "ann.lee@example.com"})
 
-    by_email = crm.get("/crm/v2/Contacts/search", params={"email": "Kim.Lee@Example.com"})
+    by_email = crm.get("/crm/v8/Contacts/search", params={"email": "Kim.Lee@Example.com"})
     criteria = "((Last_Name:equals:lee)and(First_Name:equals:Kim))"
-    by_criteria = crm.get("/crm/v2/Contacts/search", params={"criteria": criteria})
+    by_criteria = crm.get("/crm/v8/Contacts/search", params={"criteria": criteria})
 
     assert _ids(by_email) == [kim]
     assert _ids(by_criteria) == [kim]
-    assert crm.get("/crm/v2/Contacts/search", params={"email": "nobody@example.com"}).status_code == 204
-    unsupported = crm.get("/crm/v2/Contacts/search", params={"criteria": "(Last_Name:starts_with:L)"})
+    assert crm.get("/crm/v8/Contacts/search", params={"email": "nobody@example.com"}).status_code == 204
+    unsupported = crm.get("/crm/v8/Contacts/search", params={"criteria": "(Last_Name:starts_with:L)"})
     assert (unsupported.status_code, unsupported.json()["code"]) == (400, "INVALID_QUERY")
 
 
@@ -399,7 +463,7 @@ def test_search_by_criteria_joined_by_or(crm: httpx.Client, org: CrmOrg) -> None
     org.insert("Contacts", {"Last_Name": "Roe", "Email": "bo.roe@example.com"})
 
     def search(criteria: str) -> httpx.Response:
-        return crm.get("/crm/v2/Contacts/search", params={"criteria": criteria})
+        return crm.get("/crm/v8/Contacts/search", params={"criteria": criteria})
 
     either = search(r"((Email:equals:KIM.lee@example.com)or(Email:equals:ann\(x\)@example.com)or(Email:equals:no@x))")
     too_many = search("(" + "or".join(f"(Email:equals:{n}@x)" for n in range(11)) + ")")
@@ -416,7 +480,7 @@ def test_coql_selects_records_whose_field_is_in_a_list_page_by_page(crm: httpx.C
     wanted = ", ".join(f"'P{n}@X.example'" for n in range(0, 250, 5))  # 50 values, matched in any case
 
     def query(text: str) -> httpx.Response:
-        return crm.post("/crm/v2/coql", json={"select_query": text})
+        return crm.post("/crm/v8/coql", json={"select_query": text})
 
     first = query(f"SELECT Email FROM Contacts WHERE Email IN ({wanted}) LIMIT 20 OFFSET 0")
     last = query(f"select Email, Last_Name from Contacts where Email in ({wanted}) limit 20 offset 40")
@@ -434,7 +498,7 @@ def test_coql_joins_criteria_with_or_bracketed_two_at_a_time(crm: httpx.Client, 
     ids = [org.insert("Contacts", {"Last_Name": f"P{n}", "Email": f"p{n}@x.example"})["id"] for n in range(120)]
 
     def found(where: str) -> list[str]:
-        reply = crm.post("/crm/v2/coql", json={"select_query": f"select Email from Contacts where {where}"})
+        reply = crm.post("/crm/v8/coql", json={"select_query": f"select Email from Contacts where {where}"})
         return [r["id"] for r in reply.json()["data"]]
 
     fifty = [", ".join(f"'p{n}@x.example'" for n in range(start, start + 50)) for start in (0, 50)]
@@ -455,7 +519,7 @@ def test_coql_joins_criteria_with_or_bracketed_two_at_a_time(crm: httpx.Client, 
             "select Email from Contacts where Email in (" + ", ".join(f"'{n}@x'" for n in range(51)) + ")",
             "LIMIT_EXCEEDED",
         ),
-        ("select Email from Contacts where Email = 'a@x' limit 201", "LIMIT_EXCEEDED"),
+        ("select Email from Contacts where Email = 'a@x' limit 2001", "LIMIT_EXCEEDED"),
         ("select Email from Contacts where Email = 'a@x' or Email = 'b@x' or Email = 'c@x'", "SYNTAX_ERROR"),
         ("select Email from Contacts where (Email = 'a@x' and Last_Name = 'A')", "SYNTAX_ERROR"),
         ("select Email from Contacts where (Email = 'a@x' or (Email = 'b@x')", "SYNTAX_ERROR"),
@@ -470,7 +534,7 @@ def test_coql_joins_criteria_with_or_bracketed_two_at_a_time(crm: httpx.Client, 
     ],
 )
 def test_coql_refuses_what_it_cannot_run(crm: httpx.Client, query: str, code: str) -> None:
-    reply = crm.post("/crm/v2/coql", json={"select_query": query})
+    reply = crm.post("/crm/v8/coql", json={"select_query": query})
 
     assert (reply.status_code, reply.json()["code"]) == (400, code)
 
@@ -479,7 +543,7 @@ def test_users_listing_by_type(crm: httpx.Client, org: CrmOrg) -> None:
     standard = next(u for u in org.users() if not u.is_admin)
 
     def users(kind: str, **headers: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = crm.get("/crm/v2/users", params={"type": kind}, headers=headers).json()["users"]
+        result: list[dict[str, Any]] = crm.get("/crm/v8/users", params={"type": kind}, headers=headers).json()["users"]
         return result
 
     me = users("CurrentUser", Authorization=_auth(crm, org.issue_refresh_token(standard.id)))
@@ -494,7 +558,7 @@ def test_users_listing_by_type(crm: httpx.Client, org: CrmOrg) -> None:
 def test_org_reports_edition_and_sales_inbox(crm: httpx.Client, org: CrmOrg, edition: str, sales_inbox: bool) -> None:
     org.edition, org.sales_inbox = edition, sales_inbox
 
-    resource = crm.get("/crm/v2/org").json()["org"][0]
+    resource = crm.get("/crm/v8/org").json()["org"][0]
 
     assert resource["license_details"]["paid_type"] == resource["edition"] == edition
     assert resource["sales_inbox_enabled"] is sales_inbox
@@ -530,7 +594,7 @@ def test_related_emails_reach_accounts_and_deals_through_contacts(crm: httpx.Cli
     loner_mail = _mail(org, "<m2@example.com>", ("Contacts", loner), ("Leads", lead))
 
     def mails(module: str, record_id: str) -> list[str]:
-        reply = crm.get(f"/crm/v2/{module}/{record_id}/Emails")
+        reply = crm.get(f"/crm/v8/{module}/{record_id}/Emails")
         return [] if reply.status_code == 204 else _ids(reply)
 
     assert mails("Contacts", contact) == [kim_mail]
@@ -553,8 +617,8 @@ def test_duplicate_message_id_is_duplicate_data(org: CrmOrg) -> None:
 
 # routing and faults ---------------------------------------------------------------------------------
 def test_unknown_module_and_unknown_path(crm: httpx.Client) -> None:
-    module = crm.get("/crm/v2/Widgets")
-    path = crm.get("/crm/v2/Contacts/123/Notes")
+    module = crm.get("/crm/v8/Widgets")
+    path = crm.get("/crm/v8/Contacts/123/Notes")
     outside = crm.get("/somewhere")
 
     assert (module.status_code, module.json()["code"]) == (400, "INVALID_MODULE")
@@ -563,12 +627,12 @@ def test_unknown_module_and_unknown_path(crm: httpx.Client) -> None:
 
 
 def test_throttling_with_retry_after_is_honoured_by_waiting(crm: httpx.Client, server: FakeServer) -> None:
-    rule = server.faults.add(path="/crm/v2/Contacts", status=429, retry_after=1, times=1)
+    rule = server.faults.add(path="/crm/v8/Contacts", status=429, retry_after=1, times=1)
     started = time.monotonic()
 
-    throttled = crm.get("/crm/v2/Contacts")
+    throttled = crm.get("/crm/v8/Contacts")
     time.sleep(float(throttled.headers["Retry-After"]))
-    retried = crm.get("/crm/v2/Contacts")
+    retried = crm.get("/crm/v8/Contacts")
 
     assert throttled.status_code == 429
     assert retried.status_code == 204
@@ -605,3 +669,11 @@ def test_seed_org_is_reproducible_and_spreads_dates(org: CrmOrg) -> None:
     assert any(d > today for d in due)
     assert all(today - timedelta(days=365) <= d <= today + timedelta(days=60) for d in due)
     assert any(c.get("Account_Name") for c in org.list_records("Contacts").records)
+
+
+def test_only_v8_is_served(crm: httpx.Client) -> None:
+    reply = crm.get("/crm/v2/Contacts")
+
+    assert reply.status_code == 404
+    assert reply.json()["code"] == "INVALID_URL_PATTERN"
+    assert set(reply.json()) == {"code", "details", "message", "status"}

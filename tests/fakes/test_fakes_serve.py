@@ -34,7 +34,7 @@ def test_serve_prints_urls_and_credentials_that_work_then_stops_on_sigterm(tmp_p
             verify=verify,
         ).json()["access_token"]
         org = httpx.get(
-            f"{crm['api_url']}/crm/v2/org", headers={"Authorization": f"Zoho-oauthtoken {token}"}, verify=verify
+            f"{crm['api_url']}/crm/v8/org", headers={"Authorization": f"Zoho-oauthtoken {token}"}, verify=verify
         )
         assert org.status_code == 200
         graph = info["graph"]

@@ -123,7 +123,8 @@ def side(store: ZohoCrmStore, entity: str) -> ModuleSide:
 
 def read_back(store: ZohoCrmStore, entity: str, record_id: str) -> Record:
     chosen = side(store, entity)
-    native = store.client.call("GET", f"{chosen.module}/{record_id}")["data"][0]
+    native = store.client.get(chosen.module, record_id, chosen.mapping.read_fields)
+    assert native is not None
     record: Record = chosen.mapping.from_native(native)
     return record
 
@@ -465,7 +466,7 @@ def test_mapping_prefers_the_linked_account_name_for_the_company() -> None:
 # failures -------------------------------------------------------------------------------------
 def test_throttling_is_transient_with_retry_after(store: ZohoCrmStore, server: FakeServer) -> None:
     contacts = side(store, "contacts")
-    server.faults.add(path="/crm/v2/Contacts", status=429, retry_after=7, times=1)
+    server.faults.add(path="/crm/v8/Contacts", status=429, retry_after=7, times=1)
 
     with pytest.raises(TransientError) as failure:
         contacts.read(None, WINDOW)
@@ -476,7 +477,7 @@ def test_throttling_is_transient_with_retry_after(store: ZohoCrmStore, server: F
 def test_throttled_write_is_a_transient_result_per_record(store: ZohoCrmStore, server: FakeServer) -> None:
     contacts = side(store, "contacts")
     contacts.read(None, WINDOW)
-    server.faults.add(path="/crm/v2/Contacts", method="POST", status=503, retry_after=2, times=1)
+    server.faults.add(path="/crm/v8/Contacts", method="POST", status=503, retry_after=2, times=1)
 
     results = contacts.write([Create(Contact(last_name="A"), ""), Create(Contact(last_name="B"), "")])
 
@@ -489,7 +490,7 @@ def test_server_errors_and_dropped_connections_are_transient(
 ) -> None:
     contacts = side(store, "contacts")
     contacts.read(None, WINDOW)
-    server.faults.add(path="/crm/v2/Contacts", times=1, **fault)
+    server.faults.add(path="/crm/v8/Contacts", times=1, **fault)
 
     with pytest.raises(TransientError) as failure:
         contacts.read(None, WINDOW)
@@ -725,8 +726,8 @@ def test_a_sweep_lists_each_module_once_for_all_users_and_each_user_keeps_their_
     reports = engine.run(users, ["contacts"])
 
     assert len(users) == 3 and all(r.outcome == "ok" for r in reports)
-    assert calls.count("GET /crm/v2/Contacts") == 1  # not one listing per user
-    assert calls.count("GET /crm/v2/Contacts/deleted") == 1
+    assert calls.count("GET /crm/v8/Contacts") == 1  # not one listing per user
+    assert calls.count("GET /crm/v8/Contacts/deleted") == 1
     assert sum("/oauth/v2/token" in call for call in calls) == 1  # one token for the sweep
     for user in users:
         mine = world.side("exchange", user.crm_id, "contacts").records.values()
@@ -758,3 +759,15 @@ def test_a_sweep_listing_serves_later_reads_from_memory_unless_too_big_to_keep(
         assert requests == 0 and [r for page in later for r in page.records] == []
     else:
         assert requests >= 2  # too many to keep: each read lists for itself
+
+
+# v8 paging and headers ------------------------------------------------------------------------
+def test_a_listing_past_2000_records_follows_page_tokens(store: ZohoCrmStore, org: CrmOrg) -> None:
+    ids = {org.insert("Contacts", {"Last_Name": f"Person {n}"})["id"] for n in range(2150)}
+    since = datetime.now(UTC) - timedelta(days=1, microseconds=1)
+
+    pages = list(store.client.list_modified("Contacts", ("Last_Name",), since))
+
+    assert [r["id"] for p in pages for r in p.records] == sorted(ids, reverse=True)
+    assert len(pages) == 11
+    assert all(set(r) == {"id", "Last_Name"} for p in pages for r in p.records)

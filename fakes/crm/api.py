@@ -8,8 +8,10 @@ any other version, ``/crm/v2`` included, is a 404 ``INVALID_URL_PATTERN``):
 - ``GET|POST|PUT|DELETE /crm/v8/{Module}``: list (``fields``, ``page``, ``per_page``,
   ``page_token``, ``sort_order``, header ``If-Modified-Since``), insert, update, delete (``ids=a,b``).
 - ``POST /crm/v8/{Module}/upsert``, ``GET /crm/v8/{Module}/deleted``,
-  ``GET /crm/v8/{Module}/search?email=|criteria=``, ``GET /crm/v8/{Module}/{id}?fields=``,
-  ``GET /crm/v8/{Module}/{id}/Emails``.
+  ``GET /crm/v8/{Module}/search?email=|criteria=``, ``GET|PUT|DELETE /crm/v8/{Module}/{id}``,
+  ``GET /crm/v8/{Module}/{id}/Emails?owner_id=&index=`` (the Emails related list),
+  ``POST /crm/v8/{Module}/{id}/actions/associate_email``.
+- ``GET|POST /crm/v8/settings/fields?module=``: field metadata, Create Custom Fields.
 - ``POST /crm/v8/coql`` with ``{"select_query": "select A, B from Module where F in ('a', 'b')
   limit 200 offset 0"}``: criteria ``F = 'a'`` and ``F in (...)`` (at most 50 values) joined
   by ``or``, bracketed two at a time (``(A or (B or C))``), at most 25: the COQL exsync sends.
@@ -27,6 +29,32 @@ v8's rules for reading records (Zoho's v8 OpenAPI ``record.json`` and the Get Re
 - If-Modified-Since is accepted only in Zoho's format, ``2019-07-25T15:26:49+05:30``; an HTTP
   date, a fraction of a second or a missing offset is 400 ``INVALID_DATA``.
 - Every error is ``{"code", "details", "message", "status": "error"}``.
+
+v8's rules for writing (``fields.json``, ``record.json``, ``associate_email.json``; the checks
+themselves are in :mod:`fakes.crm.fields`):
+
+- Each module has field metadata (:data:`~fakes.crm.fields.STANDARD_FIELDS` plus custom
+  fields); ``GET /settings/fields?module=`` lists it (``module`` missing: 400
+  ``REQUIRED_PARAM_MISSING``; ``Emails`` or any other unknown module: ``INVALID_MODULE``).
+  ``POST /settings/fields?module=`` creates custom fields (``field_label``, ``data_type``,
+  ``length``; the API name is the label's words joined by ``_``): 201, or per field
+  ``MANDATORY_NOT_FOUND``, ``INVALID_DATA``, ``DUPLICATE_DATA`` (the name is taken).
+- Every written value is checked against its field: ``INVALID_DATA`` with ``api_name`` and
+  ``expected_data_type`` (and ``maximum_length`` when too long); a mandatory field missing is
+  ``MANDATORY_NOT_FOUND``; a unique field's value taken is ``DUPLICATE_DATA``. A field name the
+  module does not have is ignored: not stored, not echoed (unconfirmed: see the note below).
+- There is no Emails module (``INVALID_MODULE``): a mail is associated with a Contact, Lead,
+  Account or Deal (``associate_email``: ``from``, ``to``, ``original_message_id``, ``sent``,
+  ``date_time`` required, ``subject`` 1 to 250 characters) and listed in the record's Emails
+  related list, which needs ``owner_id``. An account's list shows its contacts' mails, a
+  deal's those of its contact and account's contacts. Each association is stored: the fake
+  does not merge two associations of the same Message-ID.
+- Upsert's ``duplicate_check_fields`` may name only the module's system duplicate-check
+  fields (Email for Contacts and Leads, Account_Name, Deal_Name) and its unique fields;
+  anything else is a top-level 400 ``INVALID_DATA``.
+- Throttling is Zoho's (:class:`~fakes.crm.model.ApiLimits`): more concurrent calls than the
+  edition allows (Free 5, Standard 10, Professional 15, Enterprise 20, Ultimate 25), or more
+  calls than the org's API credits in 24 hours, is 429 ``TOO_MANY_REQUESTS`` without Retry-After.
 
 Choices where Zoho's documentation is vague, and simplifications:
 
@@ -128,12 +156,21 @@ class CrmApi:
             ("GET", "deleted"): self._deleted,
             ("GET", "search"): self._search,
             ("GET", "{id}"): self._get,
+            ("PUT", "{id}"): self._update_one,
+            ("DELETE", "{id}"): self._delete_by_id,
             ("GET", "{id}", "Emails"): self._emails,
+            ("POST", "{id}", "actions", "associate_email"): self._associate_email,
         }
 
     def __call__(self, request: Request) -> Response:
         try:
-            return self._dispatch(request)
+            if not request.path.startswith("/crm/"):
+                return self._dispatch(request)
+            self.org.limits.begin()
+            try:
+                return self._dispatch(request)
+            finally:
+                self.org.limits.end()
         except CrmError as exc:
             return Response.json(exc.payload(), status=_HTTP_STATUS.get(exc.code, 400))
 
@@ -149,6 +186,8 @@ class CrmApi:
             return self._org() if head == "org" else self._users(request, user)
         if request.method == "POST" and not rest and head == "coql":
             return self._coql(request)
+        if head == "settings" and rest == ["fields"] and request.method in ("GET", "POST"):
+            return self._fields(request) if request.method == "GET" else self._create_fields(request)
         module = self.org.module_name(head)
         shape = (request.method, *("{id}" if p.isdigit() else p for p in rest))
         route = self._routes.get(shape)
@@ -266,9 +305,27 @@ class CrmApi:
 
         return _write(_body(call.request), apply)
 
+    def _update_one(self, call: _Call) -> Response:
+        """``PUT /{Module}/{id}``: the record of the path, from the one record of the body."""
+        body = _body(call.request)
+        records = _records(body)
+        if len(records) != 1:
+            raise CrmError("INVALID_DATA", "invalid data", {"param": "data"})
+        return _write(body, lambda r: ("update", self.org.update(call.module, call.record_id, r, call.user), None))
+
+    def _delete_by_id(self, call: _Call) -> Response:
+        """``DELETE /{Module}/{id}``."""
+        result = self._delete_one(call, call.record_id)
+        return Response.json({"data": [result]}, status=400 if result["status"] == "error" else 200)
+
     def _upsert(self, call: _Call) -> Response:
         body = _body(call.request)
         fields = body.get("duplicate_check_fields") or ()
+        allowed = self.org.duplicate_check_fields(call.module)
+        if not isinstance(fields, list | tuple) or any(f not in allowed for f in fields):
+            wrong = next((f for f in fields if f not in allowed), fields) if isinstance(fields, list) else fields
+            details = {"param": "duplicate_check_fields", "api_name": str(wrong), "allowed": allowed}
+            raise CrmError("INVALID_DATA", "the field given cannot be used to check duplicates", details)
         return _write(body, lambda r: self.org.upsert(call.module, r, fields, call.user))
 
     def _delete(self, call: _Call) -> Response:
@@ -323,9 +380,79 @@ class CrmApi:
         )
 
     def _emails(self, call: _Call) -> Response:
-        page, per_page = _paging(call.request)
-        mails = self.org.mails_of(call.module, call.record_id)
-        return _page_response(paginate(mails, page, per_page), page, per_page)
+        """The record's Emails related list, paged by ``index`` (``info.next_index``)."""
+        if not call.request.arg("owner_id"):
+            raise CrmError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", {"param": "owner_id"})
+        try:
+            start = int(call.request.arg("index") or 0)
+        except ValueError:
+            raise CrmError("INVALID_DATA", "invalid data", {"param_name": "index"}) from None
+        mails = self.org.mails_of(call.module, call.record_id)[start:]
+        if not mails:
+            return Response(204)
+        page, more = mails[:MAX_PER_PAGE], len(mails) > MAX_PER_PAGE
+        info = {
+            "count": len(page),
+            "next_index": str(start + len(page)) if more else None,
+            "prev_index": str(max(start - MAX_PER_PAGE, 0)) if start else None,
+            "per_page": MAX_PER_PAGE,
+            "more_records": more,
+        }
+        return Response.json({"Emails": page, "info": info})
+
+    def _associate_email(self, call: _Call) -> Response:
+        """``{"Emails": [mail]}`` associated with the record: 201 with each mail's ``message_id``."""
+        body = _body(call.request)
+        emails = body.get("Emails")
+        if not isinstance(emails, list) or not emails:
+            raise CrmError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", {"param": "Emails"})
+        results = []
+        for email in emails:
+            try:
+                message_id = self.org.associate_email(call.module, call.record_id, email, call.user)
+            except CrmError as exc:
+                if exc.code == "INVALID_MODULE":
+                    raise
+                results.append(exc.payload())
+                continue
+            details = {"message_id": message_id}
+            results.append({"code": "SUCCESS", "details": details, "message": "email associated", "status": "success"})
+        failed = all(r["status"] == "error" for r in results)
+        return Response.json({"Emails": results}, status=400 if failed else 201)
+
+    def _fields(self, request: Request) -> Response:
+        """``GET /settings/fields?module=``: the module's field metadata."""
+        return Response.json({"fields": self.org.field_resources(_module_param(request))})
+
+    def _create_fields(self, request: Request) -> Response:
+        """``POST /settings/fields?module=``: Zoho's Create Custom Fields API."""
+        module = _module_param(request)
+        fields = _body(request).get("fields")
+        if not isinstance(fields, list) or not fields:
+            raise CrmError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", {"param": "fields"})
+        results = [self._create_field(module, spec) for spec in fields]
+        failed = all(r["status"] == "error" for r in results)
+        return Response.json({"fields": results}, status=400 if failed else 201)
+
+    def _create_field(self, module: str, spec: Any) -> dict[str, Any]:
+        if not isinstance(spec, dict):
+            spec = {}
+        for key in ("field_label", "data_type"):
+            if not spec.get(key):
+                details = {"api_name": key, "json_path": f"$.fields[0].{key}"}
+                return CrmError("MANDATORY_NOT_FOUND", "required field not found", details).payload()
+        length = spec.get("length")
+        try:
+            created = self.org.create_field(
+                module, str(spec["field_label"]), str(spec["data_type"]), int(length) if length is not None else None
+            )
+        except (CrmError, ValueError) as exc:
+            if isinstance(exc, CrmError):
+                return exc.payload()
+            return CrmError(
+                "INVALID_DATA", "invalid data", {"api_name": "length", "expected_data_type": "integer"}
+            ).payload()
+        return {"code": "SUCCESS", "details": {"id": created.id}, "message": "field created", "status": "success"}
 
     def _since(self, request: Request) -> datetime | None:
         """If-Modified-Since in Zoho's format only (``2019-07-25T15:26:49+05:30``): anything
@@ -487,6 +614,13 @@ class _PageTokens:
         if issued[2] <= now:
             raise CrmError("INVALID_DATA", "the page token has expired", {"param": "page_token"})
         return issued[1]
+
+
+def _module_param(request: Request) -> str:
+    module = request.arg("module")
+    if not module:
+        raise CrmError("REQUIRED_PARAM_MISSING", "One of the expected parameter is missing", {"param": "module"})
+    return module
 
 
 def _bad_url() -> CrmError:

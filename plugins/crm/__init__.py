@@ -2,8 +2,8 @@
 
 The connector (:mod:`plugins.crm.connector`) logs in with a refresh token and opens
 :class:`~plugins.crm.store.ZohoCrmStore` objects, whose sides read and write Contacts,
-Tasks, Events and Emails records (:mod:`plugins.crm.mapping`) through
-:class:`~plugins.crm.client.CrmClient`.
+Tasks and Events records and associate mails with Contacts and Leads
+(:mod:`plugins.crm.mapping`) through :class:`~plugins.crm.client.CrmClient`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 It refreshes its access token with the refresh-token grant at ``{accounts_url}/oauth/v2/token``,
 calls the API at the ``api_domain`` the token reply names, refreshes once more when a call
 answers 401 ``INVALID_TOKEN``, and turns the service's failures into the exsync error
-taxonomy: throttling and server trouble are :class:`TransientError` (with ``Retry-After``),
+taxonomy: throttling and server trouble are :class:`TransientError` (with the wait
+``Retry-After`` asks for, or :data:`THROTTLE_WAIT` after Zoho's ``TOO_MANY_REQUESTS``),
 refused credentials :class:`AuthenticationFailed`, anything else :class:`CrmApiError`.
 One :class:`httpx.Client` with keep-alive serves every call.
 
@@ -34,6 +35,8 @@ MAX_CRITERIA = 10  # Zoho's limit of criteria in one search
 MAX_IN_VALUES = 50  # Zoho's limit of values in one COQL "in"
 MAX_IN_CLAUSES = 10  # "in" criteria one COQL query joins with "or" (Zoho allows 25 criteria)
 MAX_SELECT_VALUES = MAX_IN_VALUES * MAX_IN_CLAUSES
+THROTTLE_WAIT = 2.0  # seconds to wait after Zoho's TOO_MANY_REQUESTS, which carries no Retry-After
+PER_RECORD_KEYS = ("data", "Emails", "fields")  # where v8 reports each item's outcome
 LOGIN_HINT = "Run 'exsync crm login' again with a new refresh token."
 CLIENT_HINT = "Check the client id and client secret of the CRM's OAuth client."
 
@@ -106,7 +109,7 @@ class CrmClient:
         per_record: bool = False,
     ) -> dict[str, Any]:
         """Call ``/crm/v8/{path}``; 204 gives ``{}``. With ``per_record``, a 400 that reports
-        each record's outcome in ``data`` is returned instead of raised."""
+        each item's outcome (in ``data``, ``Emails`` or ``fields``) is returned instead of raised."""
         return _result(self._authorized(method, path, params, body, headers), per_record)
 
     def _authorized(
@@ -133,8 +136,8 @@ class CrmClient:
             raise TransientError(f"The CRM could not be reached ({type(exc).__name__}).") from exc
         if reply.status_code in (429, 503):
             raise TransientError(
-                f"The CRM is throttling requests (HTTP {reply.status_code}).",
-                retry_after=_retry_after(reply.headers.get("Retry-After")),
+                f"The CRM is throttling requests (HTTP {reply.status_code}{_code(reply)}).",
+                retry_after=_throttle_wait(reply),
             )
         if reply.status_code >= 500:
             raise TransientError(f"The CRM had a server error (HTTP {reply.status_code}).")
@@ -247,12 +250,37 @@ class CrmClient:
             if not records or not (reply.get("info") or {}).get("more_records"):
                 return found
 
-    def related_emails(self, module: str, record_id: str) -> list[dict[str, Any]]:
-        """The mail records in the related list "Emails" of a record."""
-        found: list[dict[str, Any]] = []
-        for page in self._pages(f"{module}/{record_id}/Emails", {}):
-            found.extend(page.records)
+    def related_emails(self, module: str, record_id: str, owner_id: str) -> Iterator[dict[str, Any]]:
+        """The mails in a record's Emails related list (``GET /{module}/{id}/Emails``), as
+        ``owner_id`` sees them, every page (v8 pages it by ``index``)."""
+        params: dict[str, Any] = {"owner_id": owner_id}
+        while True:
+            reply = self.call("GET", f"{module}/{record_id}/Emails", params=params)
+            yield from reply.get("Emails") or []
+            info = reply.get("info") or {}
+            if not info.get("more_records") or not info.get("next_index"):
+                return
+            params = {"owner_id": owner_id, "index": info["next_index"]}
+
+    def associate_email(self, module: str, record_id: str, email: dict[str, Any]) -> dict[str, Any]:
+        """Associate one mail with a record (``POST /{module}/{id}/actions/associate_email``,
+        scope ``ZohoCRM.modules.emails.ALL``); its outcome (``details.message_id`` on success)."""
+        reply = self.call(
+            "POST", f"{module}/{record_id}/actions/associate_email", body={"Emails": [email]}, per_record=True
+        )
+        return _outcomes(reply, 1, key="Emails")[0]
+
+    def fields(self, module: str) -> list[dict[str, Any]]:
+        """The field metadata of ``module`` (``GET /settings/fields?module=``)."""
+        found: list[dict[str, Any]] = self.call("GET", "settings/fields", params={"module": module}).get("fields") or []
         return found
+
+    def create_field(self, module: str, label: str, data_type: str, length: int) -> dict[str, Any]:
+        """Create a custom field with Zoho's Create Custom Fields API (``POST /settings/fields``,
+        scope ``ZohoCRM.settings.fields.ALL``); its outcome."""
+        body = {"fields": [{"field_label": label, "data_type": data_type, "length": length}]}
+        reply = self.call("POST", "settings/fields", params={"module": module}, body=body, per_record=True)
+        return _outcomes(reply, 1, key="fields")[0]
 
     def _write(self, method: str, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
         _check_size(body["data"])
@@ -303,7 +331,7 @@ def _result(reply: httpx.Response, per_record: bool) -> dict[str, Any]:
     if reply.status_code == 204 or not reply.content:
         return {}
     body = _json(reply)
-    if reply.status_code < 400 or (per_record and isinstance(body.get("data"), list)):
+    if reply.status_code < 400 or (per_record and any(isinstance(body.get(k), list) for k in PER_RECORD_KEYS)):
         return body
     code = str(body.get("code") or "")
     if code in ("INVALID_TOKEN", "AUTHENTICATION_FAILURE", "OAUTH_SCOPE_MISMATCH"):
@@ -312,8 +340,8 @@ def _result(reply: httpx.Response, per_record: bool) -> dict[str, Any]:
     raise CrmApiError(f"The CRM refused the call: {code or reply.status_code} ({message}).", code, body.get("details"))
 
 
-def _outcomes(reply: dict[str, Any], expected: int) -> list[dict[str, Any]]:
-    data = reply.get("data")
+def _outcomes(reply: dict[str, Any], expected: int, key: str = "data") -> list[dict[str, Any]]:
+    data = reply.get(key)
     if not isinstance(data, list) or len(data) != expected:
         raise CrmApiError(f"The CRM answered {len(data or [])} outcomes for {expected} records.")
     return data
@@ -334,6 +362,21 @@ def _json(reply: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _code(reply: httpx.Response) -> str:
+    code = _json(reply).get("code")
+    return f", {code}" if code else ""
+
+
+def _throttle_wait(reply: httpx.Response) -> float | None:
+    """How long to wait before calling again: the Retry-After, else :data:`THROTTLE_WAIT` for
+    Zoho's ``TOO_MANY_REQUESTS`` (too many concurrent calls, or the API credits spent), which
+    names no wait and means the call was refused unprocessed, so it is safe to repeat."""
+    asked = _retry_after(reply.headers.get("Retry-After"))
+    if asked is None and reply.status_code == 429 and _json(reply).get("code") == "TOO_MANY_REQUESTS":
+        return THROTTLE_WAIT
+    return asked
 
 
 def _retry_after(value: str | None) -> float | None:

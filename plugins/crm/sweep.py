@@ -50,6 +50,8 @@ class Listings:
         self._fetching: dict[tuple[Kind, str], threading.Event] = {}  # listings being fetched now
         self._lock = threading.Lock()
         self.org: OrgInfo | None = None  # the org, asked once a sweep
+        self.fields: dict[str, set[str]] = {}  # API names of each module's fields, asked once a sweep
+        self.fields_lock = threading.Lock()  # held while they are asked: the other users wait
 
     def pages(self, kind: Kind, module: str, since: datetime | None) -> Iterator[Page]:
         """Pages of the listing, newest first as the CRM gives them. While another user's read

@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
 
 from fakes.crm import CLIENT_ID, CLIENT_SECRET, CrmApi, CrmError, CrmOrg, new_org, seed_org
-from fakes.crm.seed import add_default_users
+from fakes.crm.seed import add_default_users, add_exsync_fields
 from fakes.server import FakeCA, FakeServer
 
 T0 = datetime(2026, 11, 25, 10, 0, 0, 200_000, tzinfo=UTC)
@@ -43,6 +44,7 @@ def clock() -> Clock:
 def org(clock: Clock) -> CrmOrg:
     org = CrmOrg("Zylker", "Enterprise", client_id=CLIENT_ID, client_secret=CLIENT_SECRET, clock=clock)
     add_default_users(org)
+    add_exsync_fields(org)
     return org
 
 
@@ -311,10 +313,10 @@ def test_insert_reports_a_status_per_record(crm: httpx.Client, org: CrmOrg) -> N
     assert _codes(reply) == ["SUCCESS", "MANDATORY_NOT_FOUND", "INVALID_DATA", "INVALID_DATA", "INVALID_DATA"]
     assert data[0]["action"] == "insert"
     assert data[1]["details"] == {"api_name": "Last_Name"}
-    assert data[2]["details"] == {"api_name": "Email"}
+    assert data[2]["details"] == {"api_name": "Email", "expected_data_type": "email"}
     assert data[2]["message"] == "invalid data"
-    assert data[3]["details"] == {"api_name": "Title", "maximum_length": 255}
-    assert data[4]["details"] == {"api_name": "Description", "maximum_length": 32000}
+    assert data[3]["details"] == {"api_name": "Title", "maximum_length": 100, "expected_data_type": "text"}
+    assert data[4]["details"] == {"api_name": "Description", "maximum_length": 32000, "expected_data_type": "textarea"}
     stored = crm.get(f"/crm/v8/Contacts/{data[0]['details']['id']}").json()["data"][0]
     assert stored["Exsync_Link"] == "ex-42"
     assert stored["Owner"] == {"name": org.admin.full_name, "id": org.admin.id}
@@ -566,53 +568,220 @@ def test_org_reports_edition_and_sales_inbox(crm: httpx.Client, org: CrmOrg, edi
 
 
 # mails ------------------------------------------------------------------------------------------
-def _mail(org: CrmOrg, message_id: str, *links: tuple[str, str]) -> str:
-    record = {
-        "Message_Id": message_id,
-        "Subject": f"About {message_id}",
-        "From": "kim@example.com",
-        "To": ["sam.standard@contoso.example"],
-        "Cc": [],
-        "Sent_Time": "2026-11-20T09:00:00+00:00",
-        "Content": "Hello",
-        "Attachments": [{"name": "offer.pdf", "size": 1200}],
-        "Folder": "Inbox",
-        "Linked_Records": [{"module": m, "id": i} for m, i in links],
+def _mail(message_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "from": {"user_name": "Kim", "email": "kim@example.com"},
+        "to": [{"user_name": "Sam", "email": "sam.standard@contoso.example"}],
+        "cc": [],
+        "subject": f"About {message_id}",
+        "content": "Hello",
+        "mail_format": "text",
+        "original_message_id": message_id,
+        "sent": False,
+        "date_time": "2026-11-20T09:00:00+00:00",
+        **extra,
     }
-    mail_id: str = org.insert("Emails", record)["id"]
-    return mail_id
 
 
-def test_related_emails_reach_accounts_and_deals_through_contacts(crm: httpx.Client, org: CrmOrg) -> None:
+DATETIME = "datetime"
+
+
+def _associate(crm: httpx.Client, module: str, record_id: str, mail: dict[str, Any]) -> httpx.Response:
+    return crm.post(f"/crm/v8/{module}/{record_id}/actions/associate_email", json={"Emails": [mail]})
+
+
+def _related(crm: httpx.Client, module: str, record_id: str) -> list[str]:
+    reply = crm.get(f"/crm/v8/{module}/{record_id}/Emails", params={"owner_id": "1"})
+    return [] if reply.status_code == 204 else [m["message_id"] for m in reply.json()["Emails"]]
+
+
+def test_mails_associated_with_contacts_reach_their_accounts_and_deals(crm: httpx.Client, org: CrmOrg) -> None:
     account = org.insert("Accounts", {"Account_Name": "Zylker"})["id"]
     contact = org.insert("Contacts", {"Last_Name": "Kim", "Account_Name": {"id": account}})["id"]
     loner = org.insert("Contacts", {"Last_Name": "Loner"})["id"]
-    by_account = org.insert("Deals", {"Deal_Name": "Big", "Account_Name": {"id": account}})["id"]
-    by_contact = org.insert("Deals", {"Deal_Name": "Small", "Contact_Name": {"id": loner}})["id"]
+    deal = {"Stage": "Qualification", "Closing_Date": "2026-12-31"}
+    by_account = org.insert("Deals", {**deal, "Deal_Name": "Big", "Account_Name": {"id": account}})["id"]
+    by_contact = org.insert("Deals", {**deal, "Deal_Name": "Small", "Contact_Name": {"id": loner}})["id"]
     lead = org.insert("Leads", {"Last_Name": "Lead", "Company": "Acme"})["id"]
-    kim_mail = _mail(org, "<m1@example.com>", ("Contacts", contact))
-    loner_mail = _mail(org, "<m2@example.com>", ("Contacts", loner), ("Leads", lead))
 
-    def mails(module: str, record_id: str) -> list[str]:
-        reply = crm.get(f"/crm/v8/{module}/{record_id}/Emails")
-        return [] if reply.status_code == 204 else _ids(reply)
+    reply = _associate(crm, "Contacts", contact, _mail("<m1@example.com>"))
+    kim_mail = reply.json()["Emails"][0]["details"]["message_id"]
+    loner_mail = _associate(crm, "Contacts", loner, _mail("<m2@example.com>")).json()["Emails"][0]["details"]
+    lead_mail = _associate(crm, "Leads", lead, _mail("<m2@example.com>")).json()["Emails"][0]["details"]
 
-    assert mails("Contacts", contact) == [kim_mail]
-    assert mails("Accounts", account) == [kim_mail]
-    assert mails("Deals", by_account) == [kim_mail]
-    assert mails("Deals", by_contact) == [loner_mail]
-    assert mails("Leads", lead) == [loner_mail]
-    assert org.mails_of("Contacts", loner)[0]["Attachments"] == [{"name": "offer.pdf", "size": 1200}]
-    assert mails("Accounts", org.insert("Accounts", {"Account_Name": "Quiet"})["id"]) == []
+    assert reply.status_code == 201
+    assert reply.json()["Emails"][0]["code"] == "SUCCESS"
+    assert _related(crm, "Contacts", contact) == [kim_mail]
+    assert _related(crm, "Accounts", account) == [kim_mail]
+    assert _related(crm, "Deals", by_account) == [kim_mail]
+    assert _related(crm, "Deals", by_contact) == [loner_mail["message_id"]]
+    assert _related(crm, "Leads", lead) == [lead_mail["message_id"]]
+    assert _related(crm, "Accounts", org.insert("Accounts", {"Account_Name": "Quiet"})["id"]) == []
+    listed = org.mails_of("Contacts", contact)[0]
+    assert (listed["from"], listed["subject"], listed["sent_time"]) == (
+        {"user_name": "Kim", "email": "kim@example.com"},
+        "About <m1@example.com>",
+        "2026-11-20T09:00:00+00:00",
+    )
 
 
-def test_duplicate_message_id_is_duplicate_data(org: CrmOrg) -> None:
-    _mail(org, "<same@example.com>")
+def test_the_emails_related_list_needs_an_owner_id(crm: httpx.Client, org: CrmOrg) -> None:
+    contact = org.insert("Contacts", {"Last_Name": "Kim"})["id"]
 
-    with pytest.raises(CrmError) as caught:
-        _mail(org, "<SAME@example.com>")
+    reply = crm.get(f"/crm/v8/Contacts/{contact}/Emails")
 
-    assert caught.value.code == "DUPLICATE_DATA"
+    assert (reply.status_code, reply.json()["details"]) == (400, {"param": "owner_id"})
+
+
+def test_there_is_no_emails_module(crm: httpx.Client) -> None:
+    for reply in (crm.get("/crm/v8/Emails"), crm.post("/crm/v8/Emails", json={"data": [{"Subject": "x"}]})):
+        assert (reply.status_code, reply.json()["code"]) == (400, "INVALID_MODULE")
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "details"),
+    [
+        ({"from": None}, "REQUIRED_PARAM_MISSING", {"api_name": "from"}),
+        ({"original_message_id": ""}, "REQUIRED_PARAM_MISSING", {"api_name": "original_message_id"}),
+        ({"sent": None}, "REQUIRED_PARAM_MISSING", {"api_name": "sent"}),
+        ({"to": [{"email": "not-an-address"}]}, "INVALID_DATA", {"api_name": "to", "expected_data_type": "jsonarray"}),
+        ({"subject": "s" * 251}, "INVALID_DATA", {"api_name": "subject", "expected_data_type": "text"}),
+        (
+            {"date_time": "2026-11-20 09:00"},
+            "INVALID_DATA",
+            {"api_name": "date_time", "expected_data_type": "datetime"},
+        ),
+        ({"sent": "yes"}, "INVALID_DATA", {"api_name": "sent", "expected_data_type": "boolean"}),
+    ],
+)
+def test_associate_email_refuses_what_the_v8_schema_refuses(
+    crm: httpx.Client, org: CrmOrg, change: dict[str, Any], code: str, details: dict[str, Any]
+) -> None:
+    contact = org.insert("Contacts", {"Last_Name": "Kim"})["id"]
+
+    reply = _associate(crm, "Contacts", contact, _mail("<m@example.com>", **change))
+
+    assert reply.status_code == 400
+    assert reply.json()["Emails"][0] == {"code": code, "details": details, "message": ANY, "status": "error"}
+    assert org.all_mails() == []
+
+
+def test_associate_email_only_on_records_that_hold_mails(crm: httpx.Client, org: CrmOrg) -> None:
+    task = org.insert("Tasks", {"Subject": "Call"})["id"]
+
+    reply = _associate(crm, "Tasks", task, _mail("<m@example.com>"))
+
+    assert (reply.status_code, reply.json()["code"]) == (400, "INVALID_MODULE")
+
+
+# field metadata and strict values -----------------------------------------------------------------
+def test_field_metadata_lists_types_lengths_picklists_and_mandatory(crm: httpx.Client) -> None:
+    fields = {
+        f["api_name"]: f for f in crm.get("/crm/v8/settings/fields", params={"module": "Events"}).json()["fields"]
+    }
+    tasks = {f["api_name"]: f for f in crm.get("/crm/v8/settings/fields", params={"module": "Tasks"}).json()["fields"]}
+
+    assert fields["Start_DateTime"]["data_type"] == "datetime"
+    assert fields["Start_DateTime"]["system_mandatory"] is True
+    assert fields["Exsync_UID"]["custom_field"] is True
+    assert (fields["Exsync_UID"]["data_type"], fields["Exsync_UID"]["length"]) == ("text", 255)
+    assert [v["actual_value"] for v in tasks["Priority"]["pick_list_values"]] == [
+        "Highest",
+        "High",
+        "Normal",
+        "Low",
+        "Lowest",
+    ]
+    missing = crm.get("/crm/v8/settings/fields")
+    assert (missing.status_code, missing.json()["details"]) == (400, {"param": "module"})
+    assert crm.get("/crm/v8/settings/fields", params={"module": "Emails"}).json()["code"] == "INVALID_MODULE"
+
+
+def test_custom_fields_are_created_through_the_api(crm: httpx.Client, org: CrmOrg) -> None:
+    body = {"fields": [{"field_label": "Exsync Extra", "data_type": "text", "length": 100}]}
+
+    created = crm.post("/crm/v8/settings/fields", params={"module": "Contacts"}, json=body)
+    again = crm.post("/crm/v8/settings/fields", params={"module": "Contacts"}, json=body)
+
+    assert created.status_code == 201
+    assert created.json()["fields"][0]["code"] == "SUCCESS"
+    assert (again.status_code, again.json()["fields"][0]["code"]) == (400, "DUPLICATE_DATA")
+    inserted = org.insert("Contacts", {"Last_Name": "Kim", "Exsync_Extra": "x" * 100})
+    assert inserted["Exsync_Extra"] == "x" * 100
+
+
+@pytest.mark.parametrize(
+    ("module", "record", "code", "details"),
+    [
+        ("Events", {"Event_Title": "No times"}, "MANDATORY_NOT_FOUND", {"api_name": "Start_DateTime"}),
+        (
+            "Tasks",
+            {"Subject": "Bad day", "Due_Date": "2026-02-30"},
+            "INVALID_DATA",
+            {"api_name": "Due_Date", "expected_data_type": "date"},
+        ),
+        (
+            "Tasks",
+            {"Subject": "Odd status", "Status": "Sort of done"},
+            "INVALID_DATA",
+            {"api_name": "Status", "expected_data_type": "picklist"},
+        ),
+        (
+            "Events",
+            {"Event_Title": "T", "Start_DateTime": "2026-11-20T09:00:00", "End_DateTime": "2026-11-20T10:00:00+00:00"},
+            "INVALID_DATA",
+            {"api_name": "Start_DateTime", "expected_data_type": "datetime"},
+        ),
+        (
+            "Events",
+            {
+                "Event_Title": "T",
+                "Start_DateTime": "2026-11-20T09:00:00+00:00",
+                "End_DateTime": "2026-11-20T10:00:00+00:00",
+                "All_day": "no",
+            },
+            "INVALID_DATA",
+            {"api_name": "All_day", "expected_data_type": "boolean"},
+        ),
+        (
+            "Deals",
+            {"Deal_Name": "No stage", "Closing_Date": "2026-12-01"},
+            "MANDATORY_NOT_FOUND",
+            {"api_name": "Stage"},
+        ),
+    ],
+)
+def test_written_values_are_checked_against_the_field_metadata(
+    crm: httpx.Client, module: str, record: dict[str, Any], code: str, details: dict[str, Any]
+) -> None:
+    reply = crm.post(f"/crm/v8/{module}", json={"data": [record]})
+
+    assert reply.status_code == 400
+    assert (reply.json()["data"][0]["code"], reply.json()["data"][0]["details"]) == (code, details)
+
+
+def test_a_field_the_module_does_not_have_is_not_stored(crm: httpx.Client, org: CrmOrg) -> None:
+    org.drop_field("Contacts", "Exsync_Link")
+
+    reply = crm.post("/crm/v8/Contacts", json={"data": [{"Last_Name": "Kim", "Exsync_Link": "ex-1", "Nope": 1}]})
+
+    stored = org.get("Contacts", reply.json()["data"][0]["details"]["id"])
+    assert reply.status_code == 201
+    assert "Exsync_Link" not in stored
+    assert "Nope" not in stored
+
+
+def test_upsert_checks_duplicates_only_on_system_and_unique_fields(crm: httpx.Client) -> None:
+    allowed = crm.post(
+        "/crm/v8/Contacts/upsert", json={"data": [{"Last_Name": "Kim"}], "duplicate_check_fields": ["Email"]}
+    )
+    refused = crm.post(
+        "/crm/v8/Contacts/upsert", json={"data": [{"Last_Name": "Kim"}], "duplicate_check_fields": ["Last_Name"]}
+    )
+
+    assert allowed.status_code == 201
+    assert refused.status_code == 400
+    assert refused.json()["details"]["api_name"] == "Last_Name"
 
 
 # routing and faults ---------------------------------------------------------------------------------
@@ -677,3 +846,28 @@ def test_only_v8_is_served(crm: httpx.Client) -> None:
     assert reply.status_code == 404
     assert reply.json()["code"] == "INVALID_URL_PATTERN"
     assert set(reply.json()) == {"code", "details", "message", "status"}
+
+
+def test_calls_beyond_the_orgs_concurrency_are_too_many_requests_without_retry_after(
+    crm: httpx.Client, org: CrmOrg
+) -> None:
+    assert org.limits.concurrency == 20  # Enterprise
+    org.limits.concurrency = 0
+
+    reply = crm.get("/crm/v8/org")
+
+    assert reply.status_code == 429
+    assert reply.json()["code"] == "TOO_MANY_REQUESTS"
+    assert "Retry-After" not in reply.headers
+    org.limits.concurrency = 1
+    assert crm.get("/crm/v8/org").status_code == 200  # a finished call frees its place
+
+
+def test_api_credits_are_counted_over_a_rolling_day(crm: httpx.Client, org: CrmOrg, clock: Clock) -> None:
+    org.limits.credits = 2
+    assert [crm.get("/crm/v8/org").status_code for _ in range(3)] == [200, 200, 429]
+
+    clock.now += timedelta(hours=24)
+    crm.headers["Authorization"] = _auth(crm, org.issue_refresh_token(org.admin.id))  # the old token expired
+
+    assert crm.get("/crm/v8/org").status_code == 200

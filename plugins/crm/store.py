@@ -461,6 +461,11 @@ class MailSide(ModuleSide):
         self._sent[record] = native
         return WriteResult(id=first)
 
+    def people(self, mails: Sequence[Record]) -> list[list[tuple[str, str]]]:
+        """The (module, id) of the contacts and leads each of ``mails`` is to be associated with."""
+        self._prepare(list(mails))
+        return [self._targets(mail) for mail in mails]
+
     def _targets(self, record: Record) -> list[tuple[str, str]]:
         assert isinstance(record, Mail)
         return sorted({(link["module"], link["id"]) for a in record.addresses() for link in self._people.get(a, [])})

@@ -1,10 +1,12 @@
 """The fake CRM's state and rules: one Zoho-CRM-v8-shaped organisation.
 
 :class:`CrmOrg` holds the org (name, edition, SalesInbox flag), its users with their OAuth
-tokens, and the records of the modules in :data:`MODULES`. A record is a dict keyed by Zoho
-field API names. Fields the fake does not know, such as the custom field ``Exsync_Link``,
-are stored and returned as given. Every write is validated the way Zoho does it, and a
-broken rule raises :class:`CrmError` with Zoho's error code and details.
+tokens, each module's field metadata (:mod:`fakes.crm.fields`), the records of the modules
+in :data:`MODULES`, the mails associated with records, and the org's API limits
+(:class:`ApiLimits`). A record is a dict keyed by Zoho field API names. A field the module
+does not have (a custom field such as ``Exsync_Link`` before it is created) is ignored. Every
+write is checked against the field metadata, and a broken rule raises :class:`CrmError` with
+Zoho's error code and details.
 
 Time: each write takes the next instant of one monotonic org clock, at least one microsecond
 after the previous write, so modification order and modification time always agree.
@@ -14,8 +16,9 @@ sends back the last ``Modified_Time`` it saw therefore never misses a later chan
 the same second, though it may see a record twice.
 
 Indexing: each module keeps its records in a dict by id and in a list ordered by
-modification. A "modified since" page is then a bisect plus a slice. E-mail, lookups, unique
-fields and mail links are indexed, so matching and related lists do not scan the module.
+modification. A "modified since" page is then a bisect plus a slice. E-mail, lookups and
+unique fields are indexed, and mails by the records they are associated with, so matching and
+related lists do not scan the module.
 """
 
 from __future__ import annotations
@@ -340,11 +343,6 @@ class CrmOrg:
         self.limits = ApiLimits(CONCURRENCY.get(edition, CONCURRENCY["Enterprise"]), self._clock)
         self._mails: list[Mail] = []
         self._mail_links: dict[tuple[str, str], list[Mail]] = {}
-
-    @property
-    def unique_fields(self) -> dict[str, tuple[str, ...]]:
-        """The fields of each module whose values must be unique."""
-        return {m: tuple(self.fields[m].unique) for m in MODULES}
 
     def _standard_fields(self, module: str, unique: Sequence[str]) -> ModuleFields:
         table = ModuleFields(module)
@@ -686,7 +684,7 @@ class CrmOrg:
                 raise CrmError.of(exc) from None
             linked = self._linked_record(checked.get("linked_record"))
             mail = Mail(
-                secrets.token_hex(16),
+                secrets.token_hex(32),  # Zoho's message ids are 64 hex digits
                 (store.name, entry.id),
                 linked,
                 checked,
@@ -856,13 +854,11 @@ def _slice(total: int, offset: int, limit: int, descending: bool) -> tuple[int, 
 
 
 def _keys(value: Any) -> list[str]:
-    """Index keys of a field value: text lower-cased, a lookup by id, a link list by module:id."""
+    """Index keys of a field value: text lower-cased, a lookup by id."""
     if value is None or value == "":
         return []
     if isinstance(value, dict):
         return [str(value["id"])] if value.get("id") else []
-    if isinstance(value, list):
-        return [f"{v.get('module')}:{v.get('id')}" for v in value if isinstance(v, dict)]
     return [str(value).strip().lower()]
 
 

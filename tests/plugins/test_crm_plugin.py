@@ -396,10 +396,10 @@ def test_the_echo_of_a_record_written_reuses_its_payload(store: ZohoCrmStore, mo
         Contact,
         first_name=st.text(max_size=40),
         last_name=st.text(max_size=40),
-        email=st.one_of(st.just(""), st.emails().filter(lambda e: len(e) <= 255)),
+        email=st.one_of(st.just(""), st.emails().filter(lambda e: len(e) <= 100)),
         phone=st.text(max_size=30),
         company=st.text(max_size=255),
-        title=st.text(max_size=255),
+        title=st.text(max_size=100),
         street=st.text(max_size=60),
         notes=st.text(max_size=2000),
     )

@@ -78,6 +78,16 @@ Choices where Zoho's documentation is vague, and simplifications:
   backslashes inside): anything else is 400 ``SYNTAX_ERROR``. ``in`` takes at most 50 values
   and ``limit`` at most 2,000 (v8's limits), more is 400 ``LIMIT_EXCEEDED``. Records come in id
   order with ``id`` and the selected fields; ``info`` has ``count`` and ``more_records``.
+- Not confirmed in Zoho's documents, and chosen here: a field name the module does not have
+  is ignored; the codes and details of a wrong If-Modified-Since, of ``page`` past 2,000
+  records (``DISCRETE_PAGINATION_LIMIT_EXCEEDED``), of a refused ``duplicate_check_fields``
+  and of throttling (``TOO_MANY_REQUESTS`` with empty details; Zoho may name the credits
+  differently); that a picklist value not in the list is refused (Zoho may keep unrestricted
+  picklists open); that the Emails related list of an account shows its contacts' mails and
+  that of a deal those of its contact and account (Zoho documents a deal's list as the mails
+  linked to the deal, with its contacts' mails in a second view); that associating the same
+  Message-ID twice stores it twice. Zoho's Create Custom Fields API takes many more data
+  types and properties than the nine types here.
 """
 
 from __future__ import annotations

@@ -281,8 +281,12 @@ def mail_from_native(native: Native) -> Mail:
 def mail_fingerprint(native: Native) -> tuple[str, str, str]:
     """What tells one associated mail from another in an Emails related list, which does not
     show the Internet Message-ID: the sender, the subject and the time, to the second, in UTC."""
-    moment = parse_time(native.get("date_time") or native.get("sent_time"))
-    when = moment.astimezone(UTC).replace(microsecond=0).isoformat() if moment else ""
+    stamp = native.get("date_time") or native.get("sent_time")
+    try:
+        moment = parse_time(stamp)
+    except ValueError:  # a time in another form is compared as it is written
+        moment = None
+    when = moment.astimezone(UTC).replace(microsecond=0).isoformat() if moment else _text(stamp)
     return _address_of(native.get("from")).strip().lower(), _text(native.get("subject")), when
 
 

@@ -397,9 +397,10 @@ class MailSide(ModuleSide):
     """Mails associated with every Contact and Lead whose address they carry (B21, B23).
 
     Zoho keeps no module of mails: ``POST /{module}/{id}/actions/associate_email`` links a mail
-    to a record, and the record's Emails related list shows it. Zoho shows the mails of an
-    account's contacts in the account's related list, and those of a deal's contact in the
-    deal's, so associating the people is enough and a mail is never associated twice.
+    to a record, and the record's Emails related list shows it. Zoho links mails to contacts
+    and shows a deal's contacts' mails from the deal (its Emails related list, "associated
+    with the contact"; Zoho's help on email association with deals), and the fake shows an
+    account's contacts' mails from the account, so the people are associated and nothing else.
 
     A mail is associated once per person: before associating, the person's Emails related
     list is read (once a side) and a mail already there (same sender, subject and time: the

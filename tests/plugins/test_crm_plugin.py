@@ -32,7 +32,14 @@ from framework.state import User
 from framework.testing import MemoryWorld, memory_settings
 from plugins.crm.client import CrmClient
 from plugins.crm.connector import ZohoCrmConnector
-from plugins.crm.mapping import LINK_FIELD, MAPPINGS, WRITTEN_FIELDS, contact_from_native, contact_to_native
+from plugins.crm.mapping import (
+    LINK_FIELD,
+    MAPPINGS,
+    WRITTEN_FIELDS,
+    contact_from_native,
+    contact_to_native,
+    mail_fingerprint,
+)
 from plugins.crm.store import MailSide, ModuleSide, ZohoCrmStore
 from plugins.crm.sweep import Listings
 
@@ -897,3 +904,12 @@ def test_every_field_the_product_writes_exists_in_the_fake_with_the_type_written
         sent = {*native, "Owner", LINK_FIELD}
         assert sent <= set(WRITTEN_FIELDS[module]), sent - set(WRITTEN_FIELDS[module])
         assert {name: metadata.get(name) for name in WRITTEN_FIELDS[module]} == WRITTEN_FIELDS[module]
+
+
+def test_a_mail_fingerprint_ignores_the_time_zone_and_survives_an_odd_time() -> None:
+    utc = {"from": {"email": "A@x.example"}, "subject": "Hi", "date_time": "2030-01-01T09:00:00+00:00"}
+    listed = {"from": {"email": "a@x.example"}, "subject": "Hi", "sent_time": "2030-01-01T14:30:00+05:30"}
+    odd = {"from": {"email": "a@x.example"}, "subject": "Hi", "sent_time": "Jan 1, 2030 09:00 AM"}
+
+    assert mail_fingerprint(utc) == mail_fingerprint(listed)
+    assert mail_fingerprint(odd) == ("a@x.example", "Hi", "Jan 1, 2030 09:00 AM")

@@ -53,8 +53,9 @@ themselves are in :mod:`fakes.crm.fields`):
   fields (Email for Contacts and Leads, Account_Name, Deal_Name) and its unique fields;
   anything else is a top-level 400 ``INVALID_DATA``.
 - Throttling is Zoho's (:class:`~fakes.crm.model.ApiLimits`): more concurrent calls than the
-  edition allows (Free 5, Standard 10, Professional 15, Enterprise 20, Ultimate 25), or more
-  calls than the org's API credits in 24 hours, is 429 ``TOO_MANY_REQUESTS`` without Retry-After.
+  edition allows (Free 5, Standard 10, Professional 15, Enterprise 20, Ultimate 25), more
+  than 10 concurrent COQL queries (a sub-concurrency limit), or more calls than the org's API
+  credits in 24 hours, is 429 ``TOO_MANY_REQUESTS`` without Retry-After.
 
 Choices where Zoho's documentation is vague, and simplifications:
 
@@ -176,11 +177,12 @@ class CrmApi:
         try:
             if not request.path.startswith("/crm/"):
                 return self._dispatch(request)
-            self.org.limits.begin()
+            heavy = request.path.rstrip("/").endswith("/coql")
+            self.org.limits.begin(heavy)
             try:
                 return self._dispatch(request)
             finally:
-                self.org.limits.end()
+                self.org.limits.end(heavy)
         except CrmError as exc:
             return Response.json(exc.payload(), status=_HTTP_STATUS.get(exc.code, 400))
 

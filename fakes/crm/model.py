@@ -161,35 +161,42 @@ CREDIT_WINDOW = timedelta(hours=24)
 
 
 class ApiLimits:
-    """Zoho's limits on one org's API calls: ``concurrency`` calls in flight at once, and
-    ``credits`` calls (one credit each) in any rolling 24 hours (None: no credit limit).
-    A call over either limit is refused with 429 ``TOO_MANY_REQUESTS`` and no Retry-After."""
+    """Zoho's limits on one org's API calls: ``concurrency`` calls in flight at once, of which
+    at most ``sub_concurrency`` to a resource-intensive API (COQL queries here), and ``credits``
+    calls (one credit each) in any rolling 24 hours (None: no credit limit). A call over any
+    limit is refused with 429 ``TOO_MANY_REQUESTS`` and no Retry-After."""
 
-    def __init__(self, concurrency: int, clock: Callable[[], datetime], api_credits: int | None = None) -> None:
+    def __init__(
+        self, concurrency: int, clock: Callable[[], datetime], api_credits: int | None = None, sub_concurrency: int = 10
+    ) -> None:
         self.concurrency = concurrency
+        self.sub_concurrency = sub_concurrency
         self.credits = api_credits
         self._clock = clock
         self._in_flight = 0
+        self._heavy_in_flight = 0
         self._spent: collections.deque[datetime] = collections.deque()
         self._lock = threading.Lock()
 
-    def begin(self) -> None:
-        """Admit one call, or raise CrmError TOO_MANY_REQUESTS."""
+    def begin(self, heavy: bool = False) -> None:
+        """Admit one call (``heavy``: to a resource-intensive API), or raise CrmError TOO_MANY_REQUESTS."""
         with self._lock:
             now = self._clock()
             while self._spent and self._spent[0] <= now - CREDIT_WINDOW:
                 self._spent.popleft()
             if self.credits is not None and len(self._spent) >= self.credits:
                 raise CrmError("TOO_MANY_REQUESTS", "the API credits of the org for 24 hours are used up", {})
-            if self._in_flight >= self.concurrency:
+            if self._in_flight >= self.concurrency or (heavy and self._heavy_in_flight >= self.sub_concurrency):
                 raise CrmError("TOO_MANY_REQUESTS", "too many concurrent requests", {})
             self._in_flight += 1
+            self._heavy_in_flight += heavy
             if self.credits is not None:
                 self._spent.append(now)
 
-    def end(self) -> None:
+    def end(self, heavy: bool = False) -> None:
         with self._lock:
             self._in_flight -= 1
+            self._heavy_in_flight -= heavy
 
 
 @dataclass

@@ -871,3 +871,15 @@ def test_api_credits_are_counted_over_a_rolling_day(crm: httpx.Client, org: CrmO
     crm.headers["Authorization"] = _auth(crm, org.issue_refresh_token(org.admin.id))  # the old token expired
 
     assert crm.get("/crm/v8/org").status_code == 200
+
+
+def test_coql_queries_have_their_own_concurrency_limit(crm: httpx.Client, org: CrmOrg) -> None:
+    org.limits.sub_concurrency = 0
+    query = {"select_query": "select Email from Contacts where Email = 'a@x.example' limit 10"}
+
+    refused = crm.post("/crm/v8/coql", json=query)
+
+    assert (refused.status_code, refused.json()["code"]) == (429, "TOO_MANY_REQUESTS")
+    assert crm.get("/crm/v8/org").status_code == 200  # other calls are not held back
+    org.limits.sub_concurrency = 10
+    assert crm.post("/crm/v8/coql", json=query).status_code == 204

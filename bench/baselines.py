@@ -33,6 +33,8 @@ from framework.contracts import Window
 from framework.model import Mail, Record
 from plugins.crm.client import CrmClient
 from plugins.crm.mapping import MAPPINGS
+from plugins.crm.store import MailSide
+from plugins.crm.sweep import Listings
 from plugins.entities import EVENTS, MAILS, TASKS
 from plugins.ews import mapping as ews_mapping
 from plugins.ews.store import MAX_CHANGES
@@ -92,7 +94,7 @@ class _Crm:
 
     def records(self, entity: str, window: Window) -> Iterator[Record]:
         mapping = MAPPINGS[entity]
-        for page in self.client.list_modified(mapping.module):
+        for page in self.client.list_modified(mapping.module, mapping.read_fields):
             for native in page.records:
                 if (native.get("Owner") or {}).get("id") == self.owner["id"]:
                     record = mapping.from_native(native)
@@ -103,8 +105,20 @@ class _Crm:
         return {**MAPPINGS[entity].to_native(record), "Owner": self.owner}
 
     def insert(self, entity: str, records: list[Record]) -> None:
+        if entity == "mails":
+            self.associate(records)
+            return
         outcomes = self.client.insert(MAPPINGS[entity].module, [self.payload(entity, r) for r in records])
         _check(all(o.get("status") == "success" for o in outcomes), f"CRM insert of {entity}")
+
+    def associate(self, mails: list[Record]) -> None:
+        """Each mail associated with the contacts and leads of its addresses: the mail side's
+        look-ups, then one associate_email call per mail and person (no related list read)."""
+        side = MailSide(Listings(self.client), MAPPINGS["mails"], self.owner["id"], None)
+        for mail, people in zip(mails, side.people(mails), strict=True):
+            for module, record_id in people:
+                outcome = self.client.associate_email(module, record_id, MAPPINGS["mails"].to_native(mail))
+                _check(outcome.get("status") == "success", "CRM association of a mail")
 
     # naive: one request per record
     def ids(self, entity: str) -> list[str]:
@@ -116,8 +130,9 @@ class _Crm:
 
     def get(self, entity: str, record_id: str) -> Record:
         mapping = MAPPINGS[entity]
-        native = self.client.call("GET", f"{mapping.module}/{record_id}")["data"][0]
-        record: Record = mapping.from_native(native)
+        native = self.client.get(mapping.module, record_id, mapping.read_fields)
+        _check(native is not None, f"CRM read of {entity}")
+        record: Record = mapping.from_native(native or {})
         return record
 
 

@@ -7,11 +7,14 @@ import json
 import os
 import shlex
 import signal
+import ssl
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import click
+import httpx
 from rich.console import Console
 from rich.rule import Rule
 
@@ -26,8 +29,10 @@ from fakes.cloud import (
 )
 from fakes.crm.seed import CLIENT_ID, CLIENT_SECRET
 from framework import hookimpl
+from framework.state import data_dir
 
 console = Console()
+FAULT_SERVICES = ("crm", "login", "graph", "ews")
 
 
 @click.group()
@@ -54,6 +59,7 @@ def serve(
     try:
         cloud.seed(size, seed)
         description = cloud.description()
+        _write_running(cloud)
         if as_json:
             click.echo(json.dumps(description), nl=True)
         else:
@@ -64,7 +70,89 @@ def serve(
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
     finally:
+        running_file().unlink(missing_ok=True)
         cloud.stop()
+
+
+def running_file() -> Path:
+    """Where ``exsync fakes serve`` says its fakes listen, for ``exsync fakes fault``."""
+    return data_dir() / "fakes.json"
+
+
+def _write_running(cloud: FakeCloud) -> None:
+    """Where the served fakes listen (readable by this user only)."""
+    path = running_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    servers = {name: server.base_url for name, server in cloud.servers.items()}
+    path.write_text(json.dumps({"ca_bundle": str(cloud.ca.bundle_path), "servers": servers}))
+    path.chmod(0o600)
+
+
+@fakes.command()
+@click.argument("service", type=click.Choice(FAULT_SERVICES))
+@click.option("--path", default="", help="Only requests whose path contains this (default: every request).")
+@click.option("--method", help="Only requests with this HTTP method.")
+@click.option("--status", type=int, help="Answer with this HTTP status (e.g. 429, 503).")
+@click.option("--retry-after", type=float, help="With --status: the Retry-After header, in seconds.")
+@click.option("--body", help="With --status: the JSON body to answer with.")
+@click.option("--latency", type=float, default=0.0, help="Answer this many seconds late.")
+@click.option("--drop", is_flag=True, help="Close the connection without answering.")
+@click.option("--times", type=int, help="Fire this many times only (default: until cleared).")
+@click.option("--list", "list_", is_flag=True, help="List the fault rules of SERVICE and how often each fired.")
+@click.option("--clear", is_flag=True, help="Remove every fault rule of SERVICE.")
+def fault(
+    service: str,
+    path: str,
+    method: str | None,
+    status: int | None,
+    retry_after: float | None,
+    body: str | None,
+    latency: float,
+    drop: bool,
+    times: int | None,
+    list_: bool,
+    clear: bool,
+) -> None:
+    """Make a fake served by 'exsync fakes serve' throttle, fail, slow down or drop connections.
+
+    SERVICE is crm, login (the Microsoft identity platform), graph or ews. For example
+    'exsync fakes fault crm --status 429 --body '{"code": "TOO_MANY_REQUESTS"}' --times 3'."""
+    base, verify = _running(service)
+    with httpx.Client(base_url=f"{base}/_fake/faults", verify=verify, timeout=10) as client:
+        if clear:
+            client.delete("")
+            click.echo(f"The fault rules of {service} are cleared.")
+            return
+        if list_:
+            click.echo(json.dumps(client.get("").json()["faults"], indent=2))
+            return
+        if not (status or latency or drop):
+            raise click.UsageError("Say what goes wrong: --status, --latency or --drop (or --list, --clear).")
+        rule: dict[str, Any] = {"path": path, "method": method, "status": status, "retry_after": retry_after}
+        rule["latency"] = latency
+        rule.update({"drop": drop, "times": times, "body": _json_body(body)})
+        reply = client.post("", json=rule)
+        if reply.status_code != 201:
+            raise click.UsageError(f"The fake refused the rule: {reply.json().get('error')}")
+        click.echo(f"Added to {service}: {json.dumps(reply.json())}")
+
+
+def _running(service: str) -> tuple[str, ssl.SSLContext]:
+    """The base URL of ``service`` and a TLS context trusting the served fakes' CA."""
+    try:
+        info = json.loads(running_file().read_text())
+    except (OSError, ValueError):
+        raise click.UsageError("No fakes are being served here; start them with 'exsync fakes serve'.") from None
+    return info["servers"][service], ssl.create_default_context(cafile=info["ca_bundle"])
+
+
+def _json_body(text: str | None) -> object:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise click.BadParameter("--body must be JSON") from None
 
 
 @click.command()

@@ -4,11 +4,13 @@ A fake is a model (state and the service's rules) plus a *handler*: a function f
 :class:`Request` to :class:`Response`. :class:`FakeServer` serves one handler over HTTPS
 with a certificate issued by the fakes' own CA (:class:`FakeCA`), or over plain HTTP when
 asked. Fault rules sit in front of every handler, so each fake gets latency, throttling,
-server errors and dropped connections for free.
+server errors and dropped connections for free; tests add them in process, testers through
+``/_fake/faults`` on any running fake (``exsync fakes fault``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import ssl
@@ -65,6 +67,7 @@ class Response:
 
 
 Handler = Callable[[Request], Response]
+ADMIN_PATH = "/_fake/"  # the fakes' own admin routes, answered before any fault rule
 
 
 @dataclass
@@ -111,6 +114,10 @@ class Faults:
     def clear(self) -> None:
         with self._lock:
             self._rules.clear()
+
+    def rules(self) -> list[FaultRule]:
+        with self._lock:
+            return list(self._rules)
 
     def take(self, request: Request) -> FaultRule | None:
         """The first rule that matches ``request``, counted as fired."""
@@ -209,6 +216,9 @@ class FakeServer:
             base_url=self.base_url,
             connection=getattr(raw, "connection_number", 0),
         )
+        if request.path.startswith(ADMIN_PATH):
+            self._answer(raw, self._admin(request))
+            return
         self.requests += 1
         rule = self.faults.take(request)
         if rule and rule.latency:
@@ -224,12 +234,48 @@ class FakeServer:
                 response = self.handler(request)
             except Exception as exc:  # a fake's bug must surface as a 500, not a hang
                 response = Response.json({"error": f"fake server error: {exc!r}"}, status=500)
+        self._answer(raw, response)
+
+    def _admin(self, request: Request) -> Response:
+        """``/_fake/faults``: GET lists the fault rules (with how often each fired), POST adds
+        one (a JSON object of :class:`FaultRule` fields), DELETE removes them all. This is how
+        a tester injects faults into served fakes from outside the process."""
+        if request.path.rstrip("/") != f"{ADMIN_PATH}faults":
+            return Response.json({"error": f"unknown admin path {request.path}"}, status=404)
+        if request.method == "DELETE":
+            self.faults.clear()
+            return Response(204)
+        if request.method == "POST":
+            try:
+                rule = self.faults.add(fault_rule(request.json()))
+            except (ValueError, TypeError) as exc:
+                return Response.json({"error": str(exc)}, status=400)
+            return Response.json(dataclasses.asdict(rule), status=201)
+        return Response.json({"faults": [dataclasses.asdict(r) for r in self.faults.rules()]})
+
+    def _answer(self, raw: BaseHTTPRequestHandler, response: Response) -> None:
         raw.send_response(response.status)
         for name, value in [*response.headers.items(), *response.repeated]:
             raw.send_header(name, value)
         raw.send_header("Content-Length", str(len(response.body)))
         raw.end_headers()
         raw.wfile.write(response.body)
+
+
+def fault_rule(data: Any) -> FaultRule:
+    """A :class:`FaultRule` from a JSON object of its fields; ValueError naming what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError("a fault rule is a JSON object")
+    known = {f.name for f in dataclasses.fields(FaultRule)} - {"fired"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown fault rule fields: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    rule = FaultRule(**data)
+    if rule.status is not None and not 100 <= int(rule.status) <= 599:
+        raise ValueError(f"status {rule.status} is no HTTP status")
+    if rule.latency < 0 or (rule.times is not None and rule.times < 1):
+        raise ValueError("latency must be at least 0 and times at least 1")
+    return rule
 
 
 def _fault_response(rule: FaultRule) -> Response:

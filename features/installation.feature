@@ -53,3 +53,22 @@ Feature: Installation
       | exsync auth ews | endpoint                    |
       | exsync auth graph | client-credentials        |
       | exsync dashboard | summary                    |
+
+  @B04
+  Scenario: Install names the custom fields the CRM org lacks
+    Given a CRM org on the "Enterprise" edition
+    And the CRM org lacks the custom field "Contacts.Exsync_Link"
+    And the administrator has logged in to the CRM
+    When the administrator runs "exsync install --scope all --accept-terms"
+    Then the command succeeds
+    And the output mentions "Contacts.Exsync_Link (text, 255)"
+    And the audit log has an "ok" entry for action "install"
+
+  @B04
+  Scenario: Install creates the missing custom fields when asked to
+    Given a CRM org on the "Enterprise" edition
+    And the CRM org lacks the custom field "Events.Exsync_UID"
+    And the administrator has logged in to the CRM
+    When the administrator runs "exsync install --scope all --accept-terms --create-fields"
+    Then the command succeeds
+    And the CRM org has the custom field "Events.Exsync_UID"

@@ -98,6 +98,18 @@ Feature: Sync settings and "Sync now"
       | graph    |
 
   @B16
+  Scenario: Nothing syncs into a CRM module whose custom fields the org lacks
+    Given an org synced over "ews"
+    And the CRM org lacks the custom field "Contacts.Exsync_Link"
+    And the mailbox of "amelia.admin" has a contact "Bob Ray" with e-mail "bob@example.com"
+    When the administrator runs "exsync sync"
+    Then the command fails
+    And the output mentions "lacks the custom fields exsync writes to Contacts"
+    And the output mentions "Contacts.Exsync_Link (text, 255)"
+    And the output mentions "--create-fields"
+    And the CRM has no contact with e-mail "bob@example.com"
+
+  @B16
   Scenario: A dry run prints the plan and writes nothing
     Given an org synced over "graph"
     And the mailbox of "amelia.admin" has a contact "Bob Ray" with e-mail "bob@example.com"

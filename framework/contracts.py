@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from framework.errors import SyncError
+from framework.errors import ConfigurationError, SyncError
 from framework.model import Record
 
 if TYPE_CHECKING:
@@ -228,8 +228,26 @@ class CrmConnector(ABC):
         return nullcontext()
 
 
+@dataclass(frozen=True)
+class RequiredField:
+    """A custom field a CRM store writes, which the org must have: where, its API name, the
+    label it is created with, its data type and length."""
+
+    module: str
+    api_name: str
+    label: str
+    data_type: str
+    length: int
+
+    def describe(self) -> str:
+        """``Contacts.Exsync_Link (text, 255)``."""
+        return f"{self.module}.{self.api_name} ({self.data_type}, {self.length})"
+
+
 class CrmStore(Store):
-    """A CRM store also answers questions about the org and its users."""
+    """A CRM store also answers questions about the org and its users, and about the custom
+    fields it needs: :meth:`missing_fields` names those the org lacks, :meth:`create_field`
+    creates one (``exsync install --create-fields``)."""
 
     @abstractmethod
     def org(self) -> OrgInfo: ...
@@ -239,6 +257,19 @@ class CrmStore(Store):
 
     @abstractmethod
     def current_user(self) -> CrmUser: ...
+
+    def missing_fields(self) -> list[RequiredField]:
+        """The custom fields this store writes that the org does not have (none by default)."""
+        return []
+
+    def create_field(self, required: RequiredField) -> None:
+        """Create ``required`` in the org; ConfigurationError if the CRM cannot."""
+        raise ConfigurationError(f"This CRM cannot create the field {required.describe()}; create it by hand.")
+
+    def mails(self, window: Window) -> list[Record]:
+        """The user's mails as the CRM holds them, within ``window`` (``exsync mails``); by
+        default what the ``mails`` side reads."""
+        return [item.record for item in self.side("mails").read(None, window).items]
 
 
 # -- Exchange ---------------------------------------------------------------------------------

@@ -24,7 +24,15 @@ from typing import Any, TypeVar
 
 from framework.context import Context
 from framework.contracts import SIDES, Changes, Create, Delete, Item, Side, SideName, Update, Window, WriteResult
-from framework.errors import AuthenticationFailed, ExsyncError, RecordRejected, SyncError, SyncStateLost, TransientError
+from framework.errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    ExsyncError,
+    RecordRejected,
+    SyncError,
+    SyncStateLost,
+    TransientError,
+)
 from framework.model import content_hash, describe, from_plain, to_plain
 from framework.overlap import THREADS_PER_JOB, Sender, read_ahead
 from framework.plan import Plan, PlanInput, Write, plan
@@ -223,7 +231,15 @@ class Engine:
             report.outcome, report.skipped_reason = "skipped", reason
             self.ctx.audit.record("sync-entity", "skipped", user_id=user.crm_id, entity=entity, reason=reason)
             return report
-        sides: dict[SideName, Side] = {"crm": crm.side(entity), "exchange": exchange.side(entity)}
+        try:
+            sides: dict[SideName, Side] = {"crm": crm.side(entity), "exchange": exchange.side(entity)}
+        except ConfigurationError as exc:  # e.g. the CRM org lacks a field this entity writes
+            report.outcome = "failed"
+            report.errors.append(f"{exc.message} {exc.hint}".strip())
+            self.ctx.audit.record(
+                "sync-entity", "failed", user_id=user.crm_id, entity=entity, error=exc.message, hint=exc.hint
+            )
+            return report
         job = _Job(self, user, entity, sides, report, progress, io)
         try:
             job.run(dry_run, force)

@@ -50,7 +50,7 @@ def exsync_crm_connectors() -> list[CrmConnector]:
     A :class:`~framework.contracts.CrmConnector` keeps its login in the vault and opens
     :class:`~framework.contracts.CrmStore` objects, which also answer for the org (edition,
     SalesInbox) and its users (roles, profiles). The bundled ``crm`` connector speaks the
-    Zoho CRM v2 API; a plugin for another CRM implements the same two classes.
+    Zoho CRM v8 API; a plugin for another CRM implements the same two classes.
     """
 
 

@@ -1,10 +1,12 @@
-"""The fake CRM's state and rules: one Zoho-CRM-v2-shaped organisation.
+"""The fake CRM's state and rules: one Zoho-CRM-v8-shaped organisation.
 
 :class:`CrmOrg` holds the org (name, edition, SalesInbox flag), its users with their OAuth
-tokens, and the records of the modules in :data:`MODULES`. A record is a dict keyed by Zoho
-field API names. Fields the fake does not know, such as the custom field ``Exsync_Link``,
-are stored and returned as given. Every write is validated the way Zoho does it, and a
-broken rule raises :class:`CrmError` with Zoho's error code and details.
+tokens, each module's field metadata (:mod:`fakes.crm.fields`), the records of the modules
+in :data:`MODULES`, the mails associated with records, and the org's API limits
+(:class:`ApiLimits`). A record is a dict keyed by Zoho field API names. A field the module
+does not have (a custom field such as ``Exsync_Link`` before it is created) is ignored. Every
+write is checked against the field metadata, and a broken rule raises :class:`CrmError` with
+Zoho's error code and details.
 
 Time: each write takes the next instant of one monotonic org clock, at least one microsecond
 after the previous write, so modification order and modification time always agree.
@@ -14,15 +16,17 @@ sends back the last ``Modified_Time`` it saw therefore never misses a later chan
 the same second, though it may see a record twice.
 
 Indexing: each module keeps its records in a dict by id and in a list ordered by
-modification. A "modified since" page is then a bisect plus a slice. E-mail, lookups, unique
-fields and mail links are indexed, so matching and related lists do not scan the module.
+modification. A "modified since" page is then a bisect plus a slice. E-mail, lookups and
+unique fields are indexed, and mails by the records they are associated with, so matching and
+related lists do not scan the module.
 """
 
 from __future__ import annotations
 
 import bisect
+import collections
+import dataclasses
 import itertools
-import re
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,51 +34,46 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-MODULES = ("Contacts", "Leads", "Accounts", "Deals", "Tasks", "Events", "Emails")
-MANDATORY: dict[str, tuple[str, ...]] = {
-    "Contacts": ("Last_Name",),
-    "Leads": ("Last_Name", "Company"),
-    "Accounts": ("Account_Name",),
-    "Deals": ("Deal_Name",),
-    "Tasks": ("Subject",),
-    "Events": ("Event_Title",),
-    "Emails": ("Message_Id",),
-}
-LOOKUPS: dict[str, dict[str, str]] = {
-    "Contacts": {"Account_Name": "Accounts"},
-    "Deals": {"Account_Name": "Accounts", "Contact_Name": "Contacts"},
-}
-DEFAULT_UNIQUE_FIELDS: dict[str, tuple[str, ...]] = {"Accounts": ("Account_Name",), "Emails": ("Message_Id",)}
+from fakes.crm.fields import (
+    CUSTOM_TYPES,
+    STANDARD_FIELDS,
+    Field,
+    FieldError,
+    ModuleFields,
+    api_name_of,
+    check_mail,
+    check_value,
+    custom_field,
+    field_resource,
+)
+
+MODULES = ("Contacts", "Leads", "Accounts", "Deals", "Tasks", "Events")
+DEFAULT_UNIQUE_FIELDS: dict[str, tuple[str, ...]] = {"Accounts": ("Account_Name",)}
+# the system-defined duplicate check fields of upsert, by module (Zoho's Upsert Records page)
 UPSERT_FIELDS: dict[str, tuple[str, ...]] = {
     "Contacts": ("Email",),
     "Leads": ("Email",),
     "Accounts": ("Account_Name",),
     "Deals": ("Deal_Name",),
-    "Emails": ("Message_Id",),
 }
 ADMIN_ROLES = frozenset({"CEO", "Administrator"})
-EMAIL_FIELDS = ("Email", "Secondary_Email")
-MULTI_LINE_FIELDS = ("Description", "Content")
-SINGLE_LINE_MAX = 255
-MULTI_LINE_MAX = 32000
 READ_ONLY_FIELDS = frozenset({"id", "Created_Time", "Modified_Time", "Created_By", "Modified_By", "Full_Name"})
 DELETED_TYPES = ("all", "recycle", "permanent")
+MAIL_MODULES = ("Contacts", "Leads", "Accounts", "Deals")  # modules mails can be associated with
 
 _INDEXED: dict[str, tuple[str, ...]] = {
     "Contacts": ("Email", "Account_Name"),
     "Leads": ("Email",),
     "Deals": ("Account_Name", "Contact_Name"),
-    "Emails": ("Linked_Records",),
 }
 _DISPLAY_FIELD = {
     "Accounts": "Account_Name",
     "Deals": "Deal_Name",
     "Tasks": "Subject",
     "Events": "Event_Title",
-    "Emails": "Subject",
 }
 _PERSON_MODULES = ("Contacts", "Leads")
-_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+_CLEARABLE = frozenset({"text", "textarea", "email", "phone", "website"})  # "" clears them as null does
 _ID_BASE = 4150868000000000000  # ids are 19-digit numbers, like Zoho's
 
 
@@ -86,6 +85,10 @@ class CrmError(Exception):
         self.code = code
         self.message = message
         self.details = details or {}
+
+    @classmethod
+    def of(cls, error: FieldError) -> CrmError:
+        return cls(error.code, error.message, error.details)
 
     def payload(self) -> dict[str, Any]:
         """The error as Zoho writes it on the wire."""
@@ -111,7 +114,7 @@ class CrmUser:
         return {"name": self.full_name, "id": self.id}
 
     def resource(self) -> dict[str, Any]:
-        """The user as ``GET /crm/v2/users`` shows it."""
+        """The user as ``GET /crm/v8/users`` shows it."""
         return {
             "id": self.id,
             "full_name": self.full_name,
@@ -150,6 +153,97 @@ class Page:
 
     records: list[dict[str, Any]]
     more: bool
+
+
+# concurrent API calls an org may have in flight, by edition (Zoho's API limits page)
+CONCURRENCY = {"Free": 5, "Standard": 10, "Professional": 15, "Enterprise": 20, "Ultimate": 25}
+CREDIT_WINDOW = timedelta(hours=24)
+
+
+class ApiLimits:
+    """Zoho's limits on one org's API calls: ``concurrency`` calls in flight at once, of which
+    at most ``sub_concurrency`` to a resource-intensive API (COQL queries here), and ``credits``
+    calls (one credit each) in any rolling 24 hours (None: no credit limit). A call over any
+    limit is refused with 429 ``TOO_MANY_REQUESTS`` and no Retry-After."""
+
+    def __init__(
+        self, concurrency: int, clock: Callable[[], datetime], api_credits: int | None = None, sub_concurrency: int = 10
+    ) -> None:
+        self.concurrency = concurrency
+        self.sub_concurrency = sub_concurrency
+        self.credits = api_credits
+        self._clock = clock
+        self._in_flight = 0
+        self._heavy_in_flight = 0
+        self._spent: collections.deque[datetime] = collections.deque()
+        self._lock = threading.Lock()
+
+    def begin(self, heavy: bool = False) -> None:
+        """Admit one call (``heavy``: to a resource-intensive API), or raise CrmError TOO_MANY_REQUESTS."""
+        with self._lock:
+            now = self._clock()
+            while self._spent and self._spent[0] <= now - CREDIT_WINDOW:
+                self._spent.popleft()
+            if self.credits is not None and len(self._spent) >= self.credits:
+                raise CrmError("TOO_MANY_REQUESTS", "the API credits of the org for 24 hours are used up", {})
+            if self._in_flight >= self.concurrency or (heavy and self._heavy_in_flight >= self.sub_concurrency):
+                raise CrmError("TOO_MANY_REQUESTS", "too many concurrent requests", {})
+            self._in_flight += 1
+            self._heavy_in_flight += heavy
+            if self.credits is not None:
+                self._spent.append(now)
+
+    def end(self, heavy: bool = False) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._heavy_in_flight -= heavy
+
+
+@dataclass
+class Mail:
+    """A mail associated with a record (and optionally linked to another): ``email`` is the
+    associate_email payload as checked by :func:`check_mail`."""
+
+    id: str
+    record: tuple[str, str]
+    linked: tuple[str, str] | None
+    email: dict[str, Any]
+    owner: dict[str, str]
+    time: datetime
+
+    def resource(self, tz: tzinfo, name_of: Callable[[str, str], str]) -> dict[str, Any]:
+        """The mail as the Emails related list shows it (Zoho's ``email`` schema)."""
+        email = self.email
+        module, record_id = self.linked or self.record
+        sent_time = str(email["date_time"])
+        return {
+            "message_id": self.id,
+            "owner": dict(self.owner),
+            "from": dict(email["from"]),
+            "to": [dict(a) for a in email["to"]],
+            "cc": [dict(a) for a in email.get("cc") or []],
+            "subject": email.get("subject"),
+            "content": email.get("content"),
+            "summary": (email.get("content") or "")[:200] or None,
+            "sent": bool(email["sent"]),
+            "sent_time": sent_time,
+            "time": sent_time,
+            "read": None,
+            "source": "associated",
+            "mail_format": email.get("mail_format") or "html",
+            "has_attachment": bool(email.get("attachments")),
+            "has_thread_attachment": False,
+            "status": [{"type": "sent" if email["sent"] else "received", "bounced_time": None, "bounced_reason": None}],
+            "linked_record": {
+                "id": record_id,
+                "name": name_of(module, record_id),
+                "module": {"api_name": module, "id": ""},
+            },
+            "intent": None,
+            "sentiment_info": None,
+            "emotion": None,
+            "activity_info": None,
+        }
 
 
 @dataclass
@@ -213,7 +307,10 @@ class CrmOrg:
     ``clock`` returns the current aware datetime (the real UTC clock by default), ``tz`` is
     the org's time zone for the times it shows, ``token_lifetime`` the access-token lifetime
     in seconds. ``unique_fields`` maps a module to fields whose values must be unique
-    (case-insensitive); by default Account_Name in Accounts and Message_Id in Emails.
+    (case-insensitive); by default Account_Name in Accounts. Each module has the fields of
+    :data:`~fakes.crm.fields.STANDARD_FIELDS`; custom ones are added with :meth:`create_field`.
+    Mails are not records: they are associated with records (:meth:`associate_email`) and
+    listed in a record's Emails related list (:meth:`mails_of`).
     """
 
     def __init__(
@@ -246,9 +343,63 @@ class CrmOrg:
         self._refresh_tokens: dict[str, str] = {}
         self._access_tokens: dict[str, _AccessToken] = {}
         unique = DEFAULT_UNIQUE_FIELDS if unique_fields is None else unique_fields
-        self.unique_fields = {m: tuple(unique.get(m, ())) for m in MODULES}
-        self._modules = {m: _Module(m, {*_INDEXED.get(m, ()), *self.unique_fields[m]}) for m in MODULES}
+        self.fields = {m: self._standard_fields(m, unique.get(m, ())) for m in MODULES}
+        self._modules = {m: _Module(m, {*_INDEXED.get(m, ()), *self.fields[m].unique}) for m in MODULES}
         self._module_names = {m.lower(): m for m in MODULES}
+        self.module_ids = {m: self._new_id() for m in MODULES}
+        self.limits = ApiLimits(CONCURRENCY.get(edition, CONCURRENCY["Enterprise"]), self._clock)
+        self._mails: list[Mail] = []
+        self._mail_links: dict[tuple[str, str], list[Mail]] = {}
+
+    def _standard_fields(self, module: str, unique: Sequence[str]) -> ModuleFields:
+        table = ModuleFields(module)
+        for spec in STANDARD_FIELDS[module]:
+            table.add(dataclasses.replace(spec, unique=spec.api_name in unique, id=self._new_id()))
+        return table
+
+    # field metadata ------------------------------------------------------------------------
+    def field_resources(self, module: str) -> list[dict[str, Any]]:
+        """The fields of ``module`` as ``GET /crm/v8/settings/fields?module=`` lists them."""
+        with self._lock:
+            name = self.module_name(module)
+            return [field_resource(f, self.module_ids.get(f.lookup, "")) for f in self.fields[name].by_name.values()]
+
+    def create_field(self, module: str, label: str, data_type: str, length: int | None = None) -> Field:
+        """A new custom field of ``module`` named from ``label`` (``Exsync Link`` -> ``Exsync_Link``).
+
+        Raises CrmError INVALID_DATA for a data type the fake does not create or a length out
+        of range, DUPLICATE_DATA for a label already taken."""
+        with self._lock:
+            name = self.module_name(module)
+            if data_type not in CUSTOM_TYPES:
+                raise CrmError(
+                    "INVALID_DATA", "invalid data", {"api_name": "data_type", "json_path": "$.fields[0].data_type"}
+                )
+            if length is not None and not 1 <= length <= max(CUSTOM_TYPES[data_type], 1):
+                raise CrmError(
+                    "INVALID_DATA", "invalid data", {"api_name": "length", "json_path": "$.fields[0].length"}
+                )
+            api_name = api_name_of(label)
+            if not api_name:
+                raise CrmError(
+                    "MANDATORY_NOT_FOUND",
+                    "required field not found",
+                    {"api_name": "field_label", "json_path": "$.fields[0].field_label"},
+                )
+            if self.fields[name].get(api_name) is not None:
+                raise CrmError(
+                    "DUPLICATE_DATA",
+                    "duplicate data",
+                    {"api_name": "field_label", "json_path": "$.fields[0].field_label"},
+                )
+            spec = dataclasses.replace(custom_field(api_name, data_type, length, self._new_id()), label=label)
+            self.fields[name].add(spec)
+            return spec
+
+    def drop_field(self, module: str, api_name: str) -> None:
+        """Remove a custom field (as an admin deleting it in the CRM's setup)."""
+        with self._lock:
+            self.fields[self.module_name(module)].by_name.pop(api_name, None)
 
     # org and users -------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -400,12 +551,19 @@ class CrmOrg:
         """
         with self._lock:
             store = self._module(module)
-            fields = duplicate_check_fields or (*UPSERT_FIELDS.get(store.name, ()), *self.unique_fields[store.name])
+            fields = duplicate_check_fields or self.duplicate_check_fields(store.name)
             for field in fields:
                 matches = store.find(field, data.get(field))
                 if matches:
                     return "update", self.update(store.name, matches[0].id, data, actor), field
             return "insert", self.insert(store.name, data, actor), None
+
+    def duplicate_check_fields(self, module: str) -> list[str]:
+        """The fields upsert may check duplicates on: the module's system-defined ones
+        (:data:`UPSERT_FIELDS`) and its unique fields."""
+        with self._lock:
+            name = self.module_name(module)
+            return list(dict.fromkeys((*UPSERT_FIELDS.get(name, ()), *self.fields[name].unique)))
 
     def delete(self, module: str, record_id: str, actor: CrmUser | None = None) -> None:
         """Move a record to the recycle bin, leaving a tombstone."""
@@ -435,13 +593,16 @@ class CrmOrg:
         page: int = 1,
         per_page: int = 200,
         descending: bool = False,
+        offset: int | None = None,
     ) -> Page:
-        """Records modified at or after the aware instant ``since`` (all when None), one
-        page of them in modification order (oldest first unless ``descending``)."""
+        """Records modified at or after the aware instant ``since`` (all when None), page
+        ``page`` of ``per_page`` (or ``per_page`` from ``offset``) in modification order
+        (oldest first unless ``descending``)."""
         with self._lock:
             store = self._module(module)
             start = 0 if since is None else bisect.bisect_left(store.order, since, key=_modified)
-            first, last, more = _window(len(store.order) - start, page, per_page, descending)
+            skip = (page - 1) * per_page if offset is None else offset
+            first, last, more = _slice(len(store.order) - start, skip, per_page, descending)
             entries = store.order[start + first : start + last]
             if descending:
                 entries.reverse()
@@ -511,20 +672,68 @@ class CrmOrg:
             views = [self._view(store, e) for e in entries[offset : offset + limit]]
         return Page([{c: v.get(c) for c in ("id", *columns)} for v in views], offset + limit < len(entries))
 
+    def associate_email(
+        self, module: str, record_id: str, email: Mapping[str, Any], actor: CrmUser | None = None
+    ) -> str:
+        """Associate a mail with a record (``POST /{module}/{id}/actions/associate_email``);
+        returns the mail's id in the CRM (Zoho's ``message_id``). Each call stores the mail
+        once more: de-duplicating is the caller's business."""
+        with self._lock:
+            store = self._module(module)
+            if store.name not in MAIL_MODULES:
+                raise CrmError(
+                    "INVALID_MODULE", "the module name given seems to be invalid", {"resource_path_index": 0}
+                )
+            entry = self._entry(store, record_id)
+            try:
+                checked = check_mail(email)
+            except FieldError as exc:
+                raise CrmError.of(exc) from None
+            linked = self._linked_record(checked.get("linked_record"))
+            mail = Mail(
+                secrets.token_hex(32),  # Zoho's message ids are 64 hex digits
+                (store.name, entry.id),
+                linked,
+                checked,
+                (actor or self.admin).ref(),
+                self._tick(),
+            )
+            self._mails.append(mail)
+            for key in {mail.record, *([linked] if linked else [])}:
+                self._mail_links.setdefault(key, []).append(mail)
+            return mail.id
+
     def mails_of(self, module: str, record_id: str) -> list[dict[str, Any]]:
-        """Mail records linked to a record, or (Accounts, Deals) to one of its contacts:
-        an account's contacts are those whose Account_Name is it; a deal's are its
-        Contact_Name and the contacts of its Account_Name. Oldest change first."""
+        """The Emails related list of a record: mails associated with it (or linked to it), and
+        for Accounts and Deals those of their contacts (an account's contacts are those whose
+        Account_Name is it; a deal's are its Contact_Name and the contacts of its
+        Account_Name). Oldest first, as ``GET /{module}/{id}/Emails`` shows them."""
         with self._lock:
             store = self._module(module)
             entry = self._entry(store, record_id)
             targets = [(store.name, entry.id)] + [("Contacts", c.id) for c in self._contacts_of(store.name, entry)]
-            mails = self._modules["Emails"]
-            found: dict[str, _Entry] = {}
-            for target_module, target_id in targets:
-                for mail in mails.find("Linked_Records", [{"module": target_module, "id": target_id}]):
-                    found[mail.id] = mail
-            return [self._view(mails, m) for m in sorted(found.values(), key=_modified)]
+            found = {m.id: m for target in targets for m in self._mail_links.get(target, ())}
+            return [m.resource(self.tz, self._name_of) for m in sorted(found.values(), key=lambda m: m.time)]
+
+    def all_mails(self) -> list[dict[str, Any]]:
+        """Every association made, oldest first (one per associate_email call)."""
+        with self._lock:
+            return [m.resource(self.tz, self._name_of) for m in self._mails]
+
+    def _linked_record(self, value: Any) -> tuple[str, str] | None:
+        if value is None:
+            return None
+        module = value.get("module") if isinstance(value, dict) else None
+        name = self._module_names.get(str(module.get("api_name") or "").lower()) if isinstance(module, dict) else None
+        record_id = str(value.get("id") or "") if isinstance(value, dict) else ""
+        if name is None or record_id not in self._modules[name].records:
+            details = {"api_name": "linked_record", "expected_data_type": "jsonobject"}
+            raise CrmError("INVALID_DATA", "invalid data", details)
+        return name, record_id
+
+    def _name_of(self, module: str, record_id: str) -> str:
+        entry = self._modules[module].records.get(record_id)
+        return _display_name(module, entry.data) if entry else ""
 
     # internals -----------------------------------------------------------------------------
     def _module(self, name: str) -> _Module:
@@ -549,15 +758,24 @@ class CrmOrg:
     def _validated(
         self, store: _Module, current: Mapping[str, Any], patch: dict[str, Any], record_id: str | None
     ) -> dict[str, Any]:
-        """``current`` merged with ``patch``, checked, with references resolved."""
+        """``current`` merged with ``patch``, checked against the module's fields, with
+        references resolved. A field the module does not have is ignored, not stored (as
+        Zoho does with API names it does not know)."""
+        table = self.fields[store.name]
+        patch = {name: value for name, value in patch.items() if table.get(name) is not None}
+        for name, value in patch.items():
+            spec = table.get(name)
+            if value is not None and spec is not None and not (spec.data_type in _CLEARABLE and value == ""):
+                try:
+                    check_value(spec, value)
+                except FieldError as exc:
+                    raise CrmError.of(exc) from None
         merged = {**current, **patch}
-        for name in MANDATORY[store.name]:
+        for name in table.mandatory:
             if merged.get(name) in (None, "", [], {}):
                 raise CrmError("MANDATORY_NOT_FOUND", "required field not found", {"api_name": name})
-        for name, value in patch.items():
-            _check_value(name, value)
         merged.update(self._resolved(store.name, patch))
-        for name in (n for n in self.unique_fields[store.name] if n in patch):
+        for name in (n for n in table.unique if n in patch):
             clash = [e for e in store.find(name, merged.get(name)) if e.id != record_id]
             if clash:
                 raise CrmError("DUPLICATE_DATA", "duplicate data", {"api_name": name, "id": clash[0].id})
@@ -566,13 +784,11 @@ class CrmOrg:
     def _resolved(self, module: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """Reference fields of ``patch`` in stored form: lookups and Owner as {name, id}."""
         out: dict[str, Any] = {}
-        for name, target in LOOKUPS.get(module, {}).items():
-            if patch.get(name) is not None:
-                out[name] = self._lookup(name, target, patch[name])
+        for spec in self.fields[module].by_name.values():
+            if spec.data_type == "lookup" and patch.get(spec.api_name) is not None:
+                out[spec.api_name] = self._lookup(spec.api_name, spec.lookup, patch[spec.api_name])
         if "Owner" in patch:
             out["Owner"] = self._owner(patch["Owner"])
-        if module == "Emails" and patch.get("Linked_Records") is not None:
-            out["Linked_Records"] = self._links(patch["Linked_Records"])
         return out
 
     def _lookup(self, api_name: str, target: str, value: Any) -> dict[str, str]:
@@ -588,18 +804,6 @@ class CrmOrg:
             raise CrmError("INVALID_DATA", "invalid data", {"api_name": "Owner"})
         return user.ref()
 
-    def _links(self, value: Any) -> list[dict[str, str]]:
-        if not isinstance(value, list):
-            raise CrmError("INVALID_DATA", "invalid data", {"api_name": "Linked_Records"})
-        links = []
-        for link in value:
-            module = self._module_names.get(str(link.get("module")).lower()) if isinstance(link, dict) else None
-            link_id = str(link.get("id")) if module else ""
-            if module is None or module == "Emails" or link_id not in self._modules[module].records:
-                raise CrmError("INVALID_DATA", "invalid data", {"api_name": "Linked_Records"})
-            links.append({"module": module, "id": link_id})
-        return links
-
     def _view(self, store: _Module, entry: _Entry) -> dict[str, Any]:
         out = _clone(entry.data)
         out["id"] = entry.id
@@ -609,11 +813,11 @@ class CrmOrg:
         out["Modified_By"] = dict(entry.modified_by)
         if store.name in _PERSON_MODULES:
             out["Full_Name"] = _display_name(store.name, entry.data)
-        for name, target in LOOKUPS.get(store.name, {}).items():
-            ref = out.get(name)
-            linked = self._modules[target].records.get(ref["id"]) if isinstance(ref, dict) else None
-            if linked:  # the name as it is now, as Zoho shows it
-                ref["name"] = _display_name(target, linked.data)
+        for spec in self.fields[store.name].by_name.values():
+            ref = out.get(spec.api_name) if spec.data_type == "lookup" else None
+            linked = self._modules[spec.lookup].records.get(ref["id"]) if isinstance(ref, dict) else None
+            if linked and isinstance(ref, dict):  # the name as it is now, as Zoho shows it
+                ref["name"] = _display_name(spec.lookup, linked.data)
         return out
 
     def _tick(self) -> datetime:
@@ -642,8 +846,14 @@ def format_time(instant: datetime, tz: tzinfo) -> str:
 
 def _window(total: int, page: int, per_page: int, descending: bool) -> tuple[int, int, bool]:
     """Slice bounds of a page over ``total`` ascending items, and whether more follow."""
-    first = min((page - 1) * per_page, total)
-    last = min(first + per_page, total)
+    return _slice(total, (page - 1) * per_page, per_page, descending)
+
+
+def _slice(total: int, offset: int, limit: int, descending: bool) -> tuple[int, int, bool]:
+    """Slice bounds of ``limit`` items from ``offset`` over ``total`` ascending items (read
+    from the end when ``descending``), and whether more follow."""
+    first = min(offset, total)
+    last = min(first + limit, total)
     if descending:
         first, last = total - last, total - first
         return first, last, first > 0
@@ -651,27 +861,12 @@ def _window(total: int, page: int, per_page: int, descending: bool) -> tuple[int
 
 
 def _keys(value: Any) -> list[str]:
-    """Index keys of a field value: text lower-cased, a lookup by id, a link list by module:id."""
+    """Index keys of a field value: text lower-cased, a lookup by id."""
     if value is None or value == "":
         return []
     if isinstance(value, dict):
         return [str(value["id"])] if value.get("id") else []
-    if isinstance(value, list):
-        return [f"{v.get('module')}:{v.get('id')}" for v in value if isinstance(v, dict)]
     return [str(value).strip().lower()]
-
-
-def _check_value(name: str, value: Any) -> None:
-    if name in EMAIL_FIELDS and value not in (None, "") and not _is_email(value):
-        raise CrmError("INVALID_DATA", "invalid data", {"api_name": name})
-    if isinstance(value, str):
-        limit = MULTI_LINE_MAX if name in MULTI_LINE_FIELDS else SINGLE_LINE_MAX
-        if len(value) > limit:
-            raise CrmError("INVALID_DATA", "invalid data", {"api_name": name, "maximum_length": limit})
-
-
-def _is_email(value: Any) -> bool:
-    return isinstance(value, str) and _EMAIL_RE.fullmatch(value) is not None
 
 
 def _writable(data: Mapping[str, Any]) -> dict[str, Any]:

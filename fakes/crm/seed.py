@@ -25,6 +25,12 @@ DEFAULT_USERS = (
     ("Sam Standard", "sam.standard", "Manager", "Standard"),
     ("Sofia Sales", "sofia.sales", "Manager", "Standard"),
 )
+# the custom fields of an org set up for exsync, by module (labels; API names replace spaces with _)
+EXSYNC_FIELDS = {
+    "Contacts": ("Exsync Link", "Exsync Company"),
+    "Tasks": ("Exsync Link",),
+    "Events": ("Exsync Link", "Exsync UID"),
+}
 TASK_STATUSES = ("Not Started", "In Progress", "Completed", "Waiting for input", "Deferred")
 TASK_PRIORITIES = ("Highest", "High", "Normal", "Low", "Lowest")
 DEAL_STAGES = ("Qualification", "Needs Analysis", "Proposal/Price Quote", "Negotiation/Review", "Closed Won")
@@ -52,12 +58,27 @@ _POOLED = (
 
 
 def new_org(
-    edition: str = "Enterprise", sales_inbox: bool = False, *, name: str = "Zylker", domain: str = "contoso.example"
+    edition: str = "Enterprise",
+    sales_inbox: bool = False,
+    *,
+    name: str = "Zylker",
+    domain: str = "contoso.example",
+    custom_fields: bool = True,
 ) -> CrmOrg:
-    """An empty org with the well-known OAuth client and :data:`DEFAULT_USERS` at ``domain``."""
+    """An empty org with the well-known OAuth client and :data:`DEFAULT_USERS` at ``domain``;
+    with ``custom_fields``, set up for exsync (the fields of :data:`EXSYNC_FIELDS` exist)."""
     org = CrmOrg(name, edition, sales_inbox=sales_inbox, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
     add_default_users(org, domain)
+    if custom_fields:
+        add_exsync_fields(org)
     return org
+
+
+def add_exsync_fields(org: CrmOrg) -> None:
+    """Create the custom fields an org set up for exsync has (single lines of 255)."""
+    for module, labels in EXSYNC_FIELDS.items():
+        for label in labels:
+            org.create_field(module, label, "text", 255)
 
 
 def add_default_users(org: CrmOrg, domain: str = "contoso.example") -> list[CrmUser]:
@@ -115,7 +136,7 @@ class _Seeder:
             account = self.rng.choice(accounts)
             contact = self.rng.choice(members.get(account["id"]) or contacts)
             deal = {
-                "Deal_Name": f"{account['Account_Name']}: {self._pick('bs')}"[:255],
+                "Deal_Name": f"{account['Account_Name']}: {self._pick('bs')}"[:120],
                 "Stage": self.rng.choice(DEAL_STAGES),
                 "Closing_Date": self._day().isoformat(),
                 "Amount": self.rng.randrange(1_000, 200_000, 500),
@@ -155,13 +176,13 @@ class _Seeder:
             "Email": self._email(first, last),
             "Phone": self._pick("phone_number"),
             "Mobile": self._pick("phone_number"),
-            "Title": self._pick("job")[:255],
+            "Title": self._pick("job")[:100],
             "Department": self.rng.choice(("Sales", "Marketing", "Finance", "Operations", "IT")),
             "Mailing_Street": self._pick("street_address"),
             "Mailing_City": self._pick("city"),
             "Mailing_State": self._pick("state"),
-            "Mailing_Zip": self._pick("postcode"),
-            "Mailing_Country": self._pick("country")[:255],
+            "Mailing_Country": self._pick("country")[:100],
+            "Mailing_Zip": self._pick("postcode")[:30],
         }
         if self.rng.random() < 0.6:
             data["Account_Name"] = {"id": self.rng.choice(accounts)["id"]}

@@ -11,7 +11,7 @@ import click
 from framework.cli import cli
 from framework.cli_support import emit, json_mode, pass_context, say
 from framework.context import Context
-from framework.contracts import CrmStore
+from framework.contracts import CrmStore, RequiredField
 from framework.errors import ConfigurationError, NotAllowed, UsageError
 from framework.host import plugin_infos
 from framework.report import print_dashboard
@@ -77,12 +77,18 @@ def _provided_names(ctx: Context) -> dict[str, list[str]]:
     "--profile", "profiles", multiple=True, help="A CRM profile allowed to use exsync (with --scope profiles)."
 )
 @click.option("--accept-terms", is_flag=True, help="Accept the terms of service (required).")
+@click.option("--create-fields", is_flag=True, help="Create the custom fields exsync writes that the CRM org lacks.")
 @pass_context
-def install(ctx: Context, scope: str, profiles: tuple[str, ...], accept_terms: bool) -> None:
-    """Install exsync in the CRM org (administrators; Enterprise edition or higher)."""
+def install(ctx: Context, scope: str, profiles: tuple[str, ...], accept_terms: bool, create_fields: bool) -> None:
+    """Install exsync in the CRM org (administrators; Enterprise edition or higher).
+
+    The CRM's field metadata is checked for every custom field exsync writes; with
+    --create-fields the missing ones are created, otherwise they are named and nothing syncs
+    into a module until its fields exist."""
     actor = ctx.require_admin("install")
     with ctx.org_crm() as crm:
         org, crm_users = crm.org(), _active_users(crm)
+        missing = crm.missing_fields()
     if org.edition.lower() not in EDITIONS_ALLOWED:
         ctx.audit.record("install", "refused", actor=actor.email, edition=org.edition)
         raise NotAllowed(
@@ -94,13 +100,32 @@ def install(ctx: Context, scope: str, profiles: tuple[str, ...], accept_terms: b
         raise UsageError("The terms of service were not accepted; nothing was installed.", hint="Pass --accept-terms.")
     if scope == "profiles" and not profiles:
         raise UsageError("--scope profiles needs at least one --profile.", hint="e.g. --profile Standard")
+    if missing and create_fields:
+        missing = _create_fields(ctx, actor.email, missing)
     settings = ctx.settings
     settings.installed, settings.scope, settings.profiles = True, scope, list(profiles)
     settings.terms_accepted_by = actor.email
     settings.save(ctx.state)
     ctx.state.upsert_users(crm_users)
-    ctx.audit.record("install", "ok", actor=actor.email, scope=scope, profiles=list(profiles))
+    lacking = [f.describe() for f in missing]
+    ctx.audit.record("install", "ok", actor=actor.email, scope=scope, profiles=list(profiles), missing_fields=lacking)
     say(f"exsync is installed for {scope}. Next: 'exsync auth ews' or 'exsync auth graph', then 'exsync settings'.")
+    if lacking:
+        say(
+            "The CRM org lacks these custom fields, and nothing syncs into their modules until they exist: "
+            f"{', '.join(lacking)}. Create them in the CRM (Setup > Modules and Fields) with these API names, "
+            "or run 'exsync install --accept-terms --create-fields'."
+        )
+
+
+def _create_fields(ctx: Context, actor: str, missing: list[RequiredField]) -> list[RequiredField]:
+    """Create each missing field through the CRM; the ones still missing (named) if any failed."""
+    with ctx.org_crm() as crm:
+        for required in missing:
+            crm.create_field(required)
+            ctx.audit.record("create-field", "ok", actor=actor, field=required.describe())
+            say(f"Created the custom field {required.describe()}.")
+        return crm.missing_fields()
 
 
 @cli.command()

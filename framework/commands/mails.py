@@ -19,11 +19,11 @@ def mails(ctx: Context, limit: int) -> None:
     actor = ctx.require_in_scope("read-mails")
     store = ctx.crm(actor)
     try:
-        changes = store.side("mails").read(None, Window.months_back(ctx.settings.window_months))
+        held = store.mails(Window.months_back(ctx.settings.window_months))
     finally:
         store.close()
     found = sorted(
-        (i.record for i in changes.items if isinstance(i.record, Mail)),
+        (m for m in held if isinstance(m, Mail)),
         key=lambda m: m.sent_at.isoformat() if m.sent_at else "",
         reverse=True,
     )[:limit]

@@ -1,9 +1,9 @@
-"""The bundled CRM plugin: a Zoho CRM v2 connector and the ``exsync crm`` commands.
+"""The bundled CRM plugin: a Zoho CRM v8 connector and the ``exsync crm`` commands.
 
 The connector (:mod:`plugins.crm.connector`) logs in with a refresh token and opens
 :class:`~plugins.crm.store.ZohoCrmStore` objects, whose sides read and write Contacts,
-Tasks, Events and Emails records (:mod:`plugins.crm.mapping`) through
-:class:`~plugins.crm.client.CrmClient`.
+Tasks and Events records and associate mails with Contacts and Leads
+(:mod:`plugins.crm.mapping`) through :class:`~plugins.crm.client.CrmClient`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from plugins.crm.connector import ZohoCrmConnector, crm_group
 
 @hookimpl
 def exsync_crm_connectors() -> list[CrmConnector]:
-    """The Zoho CRM v2 connector, named ``crm``."""
+    """The Zoho CRM v8 connector, named ``crm``."""
     return [ZohoCrmConnector()]
 
 

@@ -1,11 +1,17 @@
-"""A small httpx client for the Zoho CRM v2 API, as the CRM plugin needs it.
+"""A small httpx client for the Zoho CRM v8 API, as the CRM plugin needs it.
 
 It refreshes its access token with the refresh-token grant at ``{accounts_url}/oauth/v2/token``,
 calls the API at the ``api_domain`` the token reply names, refreshes once more when a call
 answers 401 ``INVALID_TOKEN``, and turns the service's failures into the exsync error
-taxonomy: throttling and server trouble are :class:`TransientError` (with ``Retry-After``),
+taxonomy: throttling and server trouble are :class:`TransientError` (with the wait
+``Retry-After`` asks for, or :data:`THROTTLE_WAIT` after Zoho's ``TOO_MANY_REQUESTS``),
 refused credentials :class:`AuthenticationFailed`, anything else :class:`CrmApiError`.
 One :class:`httpx.Client` with keep-alive serves every call.
+
+Listings follow v8's paging: ``page`` and ``per_page`` (at most 200) reach the first 2,000
+records; the ``next_page_token`` of a page's ``info`` reaches the rest, so the client follows
+the token whenever a page gives one. Record reads always name their ``fields`` (v8 requires
+it), and If-Modified-Since is sent in Zoho's format (``2019-07-25T15:26:49+05:30``).
 """
 
 from __future__ import annotations
@@ -20,13 +26,17 @@ import httpx
 
 from framework.errors import AuthenticationFailed, SyncError, TransientError
 from framework.tls import ssl_context
+from plugins.crm.mapping import format_time
 
+API_ROOT = "/crm/v8"
 PER_PAGE = 200
 MAX_WRITE = 100
 MAX_CRITERIA = 10  # Zoho's limit of criteria in one search
 MAX_IN_VALUES = 50  # Zoho's limit of values in one COQL "in"
 MAX_IN_CLAUSES = 10  # "in" criteria one COQL query joins with "or" (Zoho allows 25 criteria)
 MAX_SELECT_VALUES = MAX_IN_VALUES * MAX_IN_CLAUSES
+THROTTLE_WAIT = 2.0  # seconds to wait after Zoho's TOO_MANY_REQUESTS, which carries no Retry-After
+PER_RECORD_KEYS = ("data", "Emails", "fields")  # where v8 reports each item's outcome
 LOGIN_HINT = "Run 'exsync crm login' again with a new refresh token."
 CLIENT_HINT = "Check the client id and client secret of the CRM's OAuth client."
 
@@ -50,7 +60,7 @@ class Page:
 
 
 class CrmClient:
-    """Zoho CRM v2 over one keep-alive connection pool; ``verify`` is a CA bundle path or a bool."""
+    """Zoho CRM v8 over one keep-alive connection pool; ``verify`` is a CA bundle path or a bool."""
 
     def __init__(
         self,
@@ -98,8 +108,8 @@ class CrmClient:
         headers: dict[str, str] | None = None,
         per_record: bool = False,
     ) -> dict[str, Any]:
-        """Call ``/crm/v2/{path}``; 204 gives ``{}``. With ``per_record``, a 400 that reports
-        each record's outcome in ``data`` is returned instead of raised."""
+        """Call ``/crm/v8/{path}``; 204 gives ``{}``. With ``per_record``, a 400 that reports
+        each item's outcome (in ``data``, ``Emails`` or ``fields``) is returned instead of raised."""
         return _result(self._authorized(method, path, params, body, headers), per_record)
 
     def _authorized(
@@ -117,7 +127,7 @@ class CrmClient:
         self, method: str, path: str, params: dict[str, Any] | None, body: Any, headers: dict[str, str] | None
     ) -> httpx.Response:
         auth = {"Authorization": f"Zoho-oauthtoken {self._token}", **(headers or {})}
-        return self._send(method, f"{self.api_domain}/crm/v2/{path}", params=params, json=body, headers=auth)
+        return self._send(method, f"{self.api_domain}{API_ROOT}/{path}", params=params, json=body, headers=auth)
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -126,8 +136,8 @@ class CrmClient:
             raise TransientError(f"The CRM could not be reached ({type(exc).__name__}).") from exc
         if reply.status_code in (429, 503):
             raise TransientError(
-                f"The CRM is throttling requests (HTTP {reply.status_code}).",
-                retry_after=_retry_after(reply.headers.get("Retry-After")),
+                f"The CRM is throttling requests (HTTP {reply.status_code}{_code(reply)}).",
+                retry_after=_throttle_wait(reply),
             )
         if reply.status_code >= 500:
             raise TransientError(f"The CRM had a server error (HTTP {reply.status_code}).")
@@ -153,19 +163,29 @@ class CrmClient:
         return users[0]
 
     # records ------------------------------------------------------------------------------
-    def list_modified(self, module: str, since: datetime | None = None) -> Iterator[Page]:
-        """Pages of ``module``'s records modified at or after ``since`` (all when None), newest first.
+    def list_modified(self, module: str, fields: Sequence[str], since: datetime | None = None) -> Iterator[Page]:
+        """Pages of ``module``'s records (with ``id`` and ``fields``) modified at or after
+        ``since`` (all when None), newest first.
 
         Newest first, a record changed while the pages are read moves to a page already read
         (it is seen next time) instead of pushing an unread record onto one (missing it)."""
-        headers = {"If-Modified-Since": since.isoformat()} if since else None
-        params = {"sort_by": "Modified_Time", "sort_order": "desc"}
-        return self._pages(module, params, headers=headers)
+        params = {"fields": ",".join(fields), "sort_by": "Modified_Time", "sort_order": "desc"}
+        return self._pages(module, params, headers=_modified_since(since))
 
     def deleted(self, module: str, since: datetime | None = None) -> Iterator[Page]:
         """Pages of ``module``'s deleted-record entries (id, deleted_time...) since ``since``."""
-        headers = {"If-Modified-Since": since.isoformat()} if since else None
-        return self._pages(f"{module}/deleted", {"type": "all"}, headers=headers)
+        return self._pages(f"{module}/deleted", {"type": "all"}, headers=_modified_since(since))
+
+    def get(self, module: str, record_id: str, fields: Sequence[str]) -> dict[str, Any] | None:
+        """One record with ``id`` and ``fields``; None if there is no such record."""
+        try:
+            reply = self.call("GET", f"{module}/{record_id}", params={"fields": ",".join(fields)})
+        except CrmApiError as exc:
+            if exc.code == "INVALID_DATA" and exc.details.get("api_name") == "id":
+                return None
+            raise
+        records = reply.get("data") or [None]
+        return records[0]
 
     def insert(self, module: str, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Create up to 100 records; one outcome per record, in order."""
@@ -191,7 +211,7 @@ class CrmClient:
     def search(self, module: str, *, email: str) -> list[dict[str, Any]]:
         """Records of ``module`` whose Email is ``email`` (any case)."""
         found: list[dict[str, Any]] = []
-        for page in self._pages(f"{module}/search", {"email": email}):
+        for page in self._pages(f"{module}/search", {"email": email, "fields": "Email"}):
             found.extend(page.records)
         return found
 
@@ -203,7 +223,7 @@ class CrmClient:
             raise ValueError(f"at most {MAX_CRITERIA} criteria per search, got {len(values)}")
         criteria = "or".join(f"({field}:equals:{_escape(v)})" for v in values)
         found: list[dict[str, Any]] = []
-        for page in self._pages(f"{module}/search", {"criteria": f"({criteria})"}):
+        for page in self._pages(f"{module}/search", {"criteria": f"({criteria})", "fields": field}):
             found.extend(page.records)
         return found
 
@@ -212,7 +232,7 @@ class CrmClient:
     ) -> list[dict[str, Any]]:
         """Records of ``module`` whose ``field`` is one of ``values`` (at most
         :data:`MAX_SELECT_VALUES`, each :func:`quotable`), with ``id`` and ``columns``: one COQL
-        query (``POST /crm/v2/coql``) for every 200 records found, its ``in`` criteria of
+        query (``POST /crm/v8/coql``) for every 200 records found, its ``in`` criteria of
         :data:`MAX_IN_VALUES` joined by ``or``."""
         if len(values) > MAX_SELECT_VALUES or not all(map(quotable, values)):
             raise ValueError(f"at most {MAX_SELECT_VALUES} values without quotes or backslashes, got {values!r}")
@@ -230,12 +250,37 @@ class CrmClient:
             if not records or not (reply.get("info") or {}).get("more_records"):
                 return found
 
-    def related_emails(self, module: str, record_id: str) -> list[dict[str, Any]]:
-        """The mail records in the related list "Emails" of a record."""
-        found: list[dict[str, Any]] = []
-        for page in self._pages(f"{module}/{record_id}/Emails", {}):
-            found.extend(page.records)
+    def related_emails(self, module: str, record_id: str, owner_id: str) -> Iterator[dict[str, Any]]:
+        """The mails in a record's Emails related list (``GET /{module}/{id}/Emails``), as
+        ``owner_id`` sees them, every page (v8 pages it by ``index``)."""
+        params: dict[str, Any] = {"owner_id": owner_id}
+        while True:
+            reply = self.call("GET", f"{module}/{record_id}/Emails", params=params)
+            yield from reply.get("Emails") or []
+            info = reply.get("info") or {}
+            if not info.get("more_records") or not info.get("next_index"):
+                return
+            params = {"owner_id": owner_id, "index": info["next_index"]}
+
+    def associate_email(self, module: str, record_id: str, email: dict[str, Any]) -> dict[str, Any]:
+        """Associate one mail with a record (``POST /{module}/{id}/actions/associate_email``,
+        scope ``ZohoCRM.modules.emails.ALL``); its outcome (``details.message_id`` on success)."""
+        reply = self.call(
+            "POST", f"{module}/{record_id}/actions/associate_email", body={"Emails": [email]}, per_record=True
+        )
+        return _outcomes(reply, 1, key="Emails")[0]
+
+    def fields(self, module: str) -> list[dict[str, Any]]:
+        """The field metadata of ``module`` (``GET /settings/fields?module=``)."""
+        found: list[dict[str, Any]] = self.call("GET", "settings/fields", params={"module": module}).get("fields") or []
         return found
+
+    def create_field(self, module: str, label: str, data_type: str, length: int) -> dict[str, Any]:
+        """Create a custom field with Zoho's Create Custom Fields API (``POST /settings/fields``,
+        scope ``ZohoCRM.settings.fields.ALL``); its outcome."""
+        body = {"fields": [{"field_label": label, "data_type": data_type, "length": length}]}
+        reply = self.call("POST", "settings/fields", params={"module": module}, body=body, per_record=True)
+        return _outcomes(reply, 1, key="fields")[0]
 
     def _write(self, method: str, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
         _check_size(body["data"])
@@ -244,16 +289,25 @@ class CrmClient:
     def _pages(
         self, path: str, params: dict[str, Any], *, key: str = "data", headers: dict[str, str] | None = None
     ) -> Iterator[Page]:
-        page = 1
+        """Every page of a listing: by page number, or by the page token the last page gave."""
+        position: dict[str, Any] = {"page": 1}
         while True:
-            answer = self._authorized("GET", path, {**params, "page": page, "per_page": PER_PAGE}, None, headers)
+            answer = self._authorized("GET", path, {**params, **position, "per_page": PER_PAGE}, None, headers)
             reply = _result(answer, per_record=False)
             records = reply.get(key) or []
-            more = bool((reply.get("info") or {}).get("more_records")) and bool(records)
+            info = reply.get("info") or {}
+            more = bool(info.get("more_records")) and bool(records)
             yield Page(records, more, _served_at(answer))
             if not more:
                 return
-            page += 1
+            token = info.get("next_page_token")
+            position = {"page_token": token} if token else {"page": int(info.get("page") or position["page"]) + 1}
+
+
+def _modified_since(since: datetime | None) -> dict[str, str] | None:
+    """The If-Modified-Since header for ``since``, in Zoho's format, to the second (rounded
+    down, so nothing modified within that second is missed)."""
+    return {"If-Modified-Since": str(format_time(since))} if since else None
 
 
 def quotable(value: str) -> bool:
@@ -277,7 +331,7 @@ def _result(reply: httpx.Response, per_record: bool) -> dict[str, Any]:
     if reply.status_code == 204 or not reply.content:
         return {}
     body = _json(reply)
-    if reply.status_code < 400 or (per_record and isinstance(body.get("data"), list)):
+    if reply.status_code < 400 or (per_record and any(isinstance(body.get(k), list) for k in PER_RECORD_KEYS)):
         return body
     code = str(body.get("code") or "")
     if code in ("INVALID_TOKEN", "AUTHENTICATION_FAILURE", "OAUTH_SCOPE_MISMATCH"):
@@ -286,8 +340,8 @@ def _result(reply: httpx.Response, per_record: bool) -> dict[str, Any]:
     raise CrmApiError(f"The CRM refused the call: {code or reply.status_code} ({message}).", code, body.get("details"))
 
 
-def _outcomes(reply: dict[str, Any], expected: int) -> list[dict[str, Any]]:
-    data = reply.get("data")
+def _outcomes(reply: dict[str, Any], expected: int, key: str = "data") -> list[dict[str, Any]]:
+    data = reply.get(key)
     if not isinstance(data, list) or len(data) != expected:
         raise CrmApiError(f"The CRM answered {len(data or [])} outcomes for {expected} records.")
     return data
@@ -308,6 +362,21 @@ def _json(reply: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _code(reply: httpx.Response) -> str:
+    code = _json(reply).get("code")
+    return f", {code}" if code else ""
+
+
+def _throttle_wait(reply: httpx.Response) -> float | None:
+    """How long to wait before calling again: the Retry-After, else :data:`THROTTLE_WAIT` for
+    Zoho's ``TOO_MANY_REQUESTS`` (too many concurrent calls, or the API credits spent), which
+    names no wait and means the call was refused unprocessed, so it is safe to repeat."""
+    asked = _retry_after(reply.headers.get("Retry-After"))
+    if asked is None and reply.status_code == 429 and _json(reply).get("code") == "TOO_MANY_REQUESTS":
+        return THROTTLE_WAIT
+    return asked
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -33,10 +33,10 @@ def vault_name(crm_user_id: str) -> str:
 
 
 class ZohoCrmConnector(CrmConnector):
-    """Zoho CRM v2 (and the fake CRM): refresh-token logins, one store per user."""
+    """Zoho CRM v8 (and the fake CRM): refresh-token logins, one store per user."""
 
     name: ClassVar[str] = "crm"
-    description: ClassVar[str] = "Zoho CRM v2 API, signed in with an OAuth client and a refresh token."
+    description: ClassVar[str] = "Zoho CRM v8 API, signed in with an OAuth client and a refresh token."
 
     def __init__(self) -> None:
         self._sweep: Listings | None = None  # while a sweep runs: its client, org and listings

@@ -1,9 +1,10 @@
-"""Canonical records <-> Zoho CRM v2 records, one :class:`ModuleMapping` per entity.
+"""Canonical records <-> Zoho CRM v8 records, one :class:`ModuleMapping` per entity.
 
-Fields the canonical model has and Zoho has not are kept in custom fields, which a real
-org must create once (Setup > Modules and Fields) with these API names:
+Fields the canonical model has and Zoho has not are kept in custom fields
+(:data:`CUSTOM_FIELDS`, single lines of 255), which ``exsync install --create-fields``
+creates through Zoho's Create Custom Fields API, or an admin in Setup > Modules and Fields:
 
-- ``Exsync_Link`` (single line, every module): the Exchange id of the counterpart
+- ``Exsync_Link`` (Contacts, Tasks, Events): the Exchange id of the counterpart
   (:attr:`framework.contracts.Item.link`), so a sync that lost its state re-pairs records.
 - ``Exsync_Company`` (Contacts, single line): the company as Exchange knows it. Zoho's
   ``Account_Name`` is a lookup to an Account, which exsync never creates from a free-text
@@ -15,16 +16,21 @@ Zoho insists on ``Last_Name``: a contact without one gets its first name moved t
 without either, the local part of its e-mail address). :func:`to_native` followed by
 :func:`from_native` is exactly what reading a written record back gives, which is how the
 sides' ``echo`` predicts their own writes. Times go to Zoho to the second, with their offset.
+:data:`WRITTEN_FIELDS` names every field written, with the Zoho data type of what is written.
+
+Mails are no records in Zoho: :func:`mail_to_native` is the entry of an ``associate_email``
+call, and :func:`mail_from_native` reads it, or a mail of an Emails related list, back.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from framework.model import Attachment, Contact, Event, Mail, Task
+from framework.model import Contact, Event, Mail, Task
 
 LINK_FIELD = "Exsync_Link"
 COMPANY_FIELD = "Exsync_Company"
@@ -33,6 +39,7 @@ SINGLE_LINE_MAX = 255
 MULTI_LINE_MAX = 32000
 
 Native = dict[str, Any]
+COMMON_FIELDS = ("Owner", "Modified_Time", LINK_FIELD)  # read from every synced module
 
 TASK_STATUS_TO_ZOHO = {
     "not_started": "Not Started",
@@ -65,14 +72,22 @@ CONTACT_FIELDS = {
 class ModuleMapping:
     """How one entity is stored in one Zoho module.
 
-    ``dated`` gives the moment the six-month window applies to (None: not windowed).
+    ``fields`` are the API names :attr:`from_native` reads (every read names them, as v8
+    requires), besides :data:`COMMON_FIELDS`; ``dated`` gives the moment the six-month window
+    applies to (None: not windowed).
     """
 
     entity: str
     module: str
     to_native: Callable[[Any], Native]
     from_native: Callable[[Native], Any]
+    fields: tuple[str, ...] = ()
     dated: Callable[[Any], datetime | date | None] | None = None
+
+    @property
+    def read_fields(self) -> tuple[str, ...]:
+        """Every field a listing of the module asks for."""
+        return (*self.fields, *COMMON_FIELDS)
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -224,47 +239,153 @@ def event_date(event: Event) -> datetime | None:
 
 
 # -- mails ------------------------------------------------------------------------------------
+_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+MAIL_SUBJECT_MAX = 250  # associate_email takes subjects of 1 to 250 characters
+SENT_FOLDER = "sentitems"
+
+
 def mail_to_native(mail: Mail) -> Native:
-    """The Emails record of ``mail``; subject and body are cut to what Zoho holds (a mail
-    is an archived copy, better shortened than refused)."""
+    """The associate_email entry of ``mail`` (Zoho's v8 ``associate_email`` schema): a mail from
+    the Sent Items folder is ``sent``, any other received. The subject is cut to what Zoho
+    holds (a mail is an archived copy, better shortened than refused); recipients that are no
+    mail address (``undisclosed-recipients:;``) are left out; attachments are not carried
+    (associate_email takes only files already uploaded to Zoho)."""
     return {
-        "Message_Id": _out(mail.message_id),
-        "Subject": _out(mail.subject[:SINGLE_LINE_MAX]),
-        "From": _out(mail.sender),
-        "To": list(mail.to),
-        "Cc": list(mail.cc),
-        "Sent_Time": format_time(mail.sent_at),
-        "Content": _out(mail.body[:MULTI_LINE_MAX]),
-        "Attachments": [{"name": a.name, "size": a.size} for a in mail.attachments],
-        "Folder": _out(mail.folder),
+        "from": _mail_address(mail.sender),
+        "to": [_mail_address(a) for a in mail.to if is_address(a)],
+        "cc": [_mail_address(a) for a in mail.cc if is_address(a)],
+        "subject": _out(mail.subject[:MAIL_SUBJECT_MAX]),
+        "content": _out(mail.body[:MULTI_LINE_MAX]),
+        "mail_format": "text",
+        "original_message_id": mail.message_id,
+        "sent": mail.folder == SENT_FOLDER,
+        "date_time": format_time(mail.sent_at),
     }
 
 
 def mail_from_native(native: Native) -> Mail:
+    """A mail from an associate_email entry or from an entry of an Emails related list."""
+    sent = bool(native.get("sent"))
     return Mail(
-        message_id=_text(native.get("Message_Id")),
-        subject=_text(native.get("Subject")),
-        sender=_text(native.get("From")),
-        to=tuple(_text(a) for a in native.get("To") or []),
-        cc=tuple(_text(a) for a in native.get("Cc") or []),
-        sent_at=parse_time(native.get("Sent_Time")),
-        body=_text(native.get("Content")),
-        folder=_text(native.get("Folder")),
-        attachments=tuple(
-            Attachment(_text(a.get("name")), int(a.get("size") or 0))
-            for a in native.get("Attachments") or []
-            if isinstance(a, dict)
-        ),
+        message_id=_text(native.get("original_message_id")),
+        subject=_text(native.get("subject")),
+        sender=_address_of(native.get("from")),
+        to=tuple(_address_of(a) for a in native.get("to") or []),
+        cc=tuple(_address_of(a) for a in native.get("cc") or []),
+        sent_at=parse_time(native.get("date_time") or native.get("sent_time")),
+        body=_text(native.get("content")),
+        folder=SENT_FOLDER if sent else "inbox",
     )
+
+
+def mail_fingerprint(native: Native) -> tuple[str, str, str]:
+    """What tells one associated mail from another in an Emails related list, which does not
+    show the Internet Message-ID: the sender, the subject and the time, to the second, in UTC."""
+    stamp = native.get("date_time") or native.get("sent_time")
+    try:
+        moment = parse_time(stamp)
+    except ValueError:  # a time in another form is compared as it is written
+        moment = None
+    when = moment.astimezone(UTC).replace(microsecond=0).isoformat() if moment else _text(stamp)
+    return _address_of(native.get("from")).strip().lower(), _text(native.get("subject")), when
+
+
+def is_address(text: str) -> bool:
+    """Whether ``text`` looks like a mail address (Zoho refuses anything else)."""
+    return _ADDRESS.fullmatch(text) is not None
+
+
+def _mail_address(address: str) -> dict[str, str]:
+    return {"user_name": address.partition("@")[0], "email": address}
+
+
+def _address_of(value: Any) -> str:
+    return _text(value.get("email")) if isinstance(value, dict) else ""
 
 
 def mail_date(mail: Mail) -> datetime | None:
     return mail.sent_at
 
 
+TASK_FIELDS = ("Subject", "Due_Date", "Status", "Priority", "Description")
+EVENT_FIELDS = (
+    "Event_Title",
+    "Start_DateTime",
+    "End_DateTime",
+    "All_day",
+    "Venue",
+    "Description",
+    "Participants",
+    "Recurring_Activity",
+    UID_FIELD,
+)
+
 MAPPINGS: dict[str, ModuleMapping] = {
-    "contacts": ModuleMapping("contacts", "Contacts", contact_to_native, contact_from_native),
-    "tasks": ModuleMapping("tasks", "Tasks", task_to_native, task_from_native, task_date),
-    "events": ModuleMapping("events", "Events", event_to_native, event_from_native, event_date),
-    "mails": ModuleMapping("mails", "Emails", mail_to_native, mail_from_native, mail_date),
+    "contacts": ModuleMapping(
+        "contacts",
+        "Contacts",
+        contact_to_native,
+        contact_from_native,
+        (*CONTACT_FIELDS.values(), "Last_Name", "Account_Name", COMPANY_FIELD),
+    ),
+    "tasks": ModuleMapping("tasks", "Tasks", task_to_native, task_from_native, TASK_FIELDS, task_date),
+    "events": ModuleMapping("events", "Events", event_to_native, event_from_native, EVENT_FIELDS, event_date),
+    "mails": ModuleMapping("mails", "Emails", mail_to_native, mail_from_native, (), mail_date),
 }
+
+
+# the custom fields exsync writes, by module: (API name, label); each a single line of 255
+CUSTOM_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "Contacts": ((LINK_FIELD, "Exsync Link"), (COMPANY_FIELD, "Exsync Company")),
+    "Tasks": ((LINK_FIELD, "Exsync Link"),),
+    "Events": ((LINK_FIELD, "Exsync Link"), (UID_FIELD, "Exsync UID")),
+}
+CUSTOM_TYPE, CUSTOM_LENGTH = "text", SINGLE_LINE_MAX
+
+_OWNED = {"Owner": "ownerlookup", LINK_FIELD: "text"}
+# every field exsync writes, by module, with the Zoho data type of the value it writes
+WRITTEN_FIELDS: dict[str, dict[str, str]] = {
+    "Contacts": {
+        **_OWNED,
+        "First_Name": "text",
+        "Last_Name": "text",
+        "Email": "email",
+        "Phone": "phone",
+        "Mobile": "phone",
+        "Title": "text",
+        "Department": "text",
+        "Mailing_Street": "text",
+        "Mailing_City": "text",
+        "Mailing_State": "text",
+        "Mailing_Zip": "text",
+        "Mailing_Country": "text",
+        "Description": "textarea",
+        COMPANY_FIELD: "text",
+    },
+    "Tasks": {
+        **_OWNED,
+        "Subject": "text",
+        "Due_Date": "date",
+        "Status": "picklist",
+        "Priority": "picklist",
+        "Description": "textarea",
+    },
+    "Events": {
+        **_OWNED,
+        "Event_Title": "text",
+        "Start_DateTime": "datetime",
+        "End_DateTime": "datetime",
+        "All_day": "boolean",
+        "Venue": "text",
+        "Description": "textarea",
+        "Participants": "participants",
+        "Recurring_Activity": "RRULE",
+        UID_FIELD: "text",
+    },
+}
+
+
+def read_fields(module: str) -> tuple[str, ...]:
+    """The fields a listing of ``module`` asks for (``id`` and ``Email`` for the people mails
+    are associated with)."""
+    return next((m.read_fields for m in MAPPINGS.values() if m.module == module), ("Email", "Owner"))

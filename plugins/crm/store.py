@@ -1,4 +1,4 @@
-"""The CRM store: a Zoho CRM v2 org seen by one user, with one side per entity.
+"""The CRM store: a Zoho CRM v8 org seen by one user, with one side per entity.
 
 Reading. The cursor of a side is JSON ``{"modified": ISO, "deleted": ISO, "edge": {id:
 fingerprint}}``: the latest ``Modified_Time`` seen, the latest ``deleted_time`` seen (null
@@ -34,6 +34,7 @@ from framework.contracts import (
     Delete,
     Item,
     OrgInfo,
+    RequiredField,
     Side,
     Update,
     Window,
@@ -44,13 +45,25 @@ from framework.errors import AuthenticationFailed, ConfigurationError, RecordRej
 from framework.model import Mail, Record
 from framework.state import User
 from plugins.crm.client import MAX_CRITERIA, MAX_SELECT_VALUES, CrmApiError, CrmClient, quotable
-from plugins.crm.mapping import LINK_FIELD, MAPPINGS, ModuleMapping, Native, parse_time
+from plugins.crm.mapping import (
+    CUSTOM_FIELDS,
+    CUSTOM_LENGTH,
+    CUSTOM_TYPE,
+    LINK_FIELD,
+    MAPPINGS,
+    ModuleMapping,
+    Native,
+    mail_fingerprint,
+    parse_time,
+)
 from plugins.crm.sweep import Listings
 
 OVERLAP = timedelta(seconds=1)
 EDGE_MAX = 1000
 LINKED_MODULES = ("Contacts", "Leads")
 PEOPLE_CACHE = 5_000  # addresses whose Contacts and Leads a mail side remembers
+MAILS_CURSOR = "associated"  # the cursor of a mail side, which lists nothing
+UNLINKED = "unlinked:"  # the CRM id of a mail associated with nobody: unlinked:<Message-ID>
 
 Adjust = Callable[..., Any]  # the ``exsync_adjust_native`` hook caller
 
@@ -137,13 +150,59 @@ class ZohoCrmStore(CrmStore):
         return crm_user(me, admins)
 
     def side(self, entity: str) -> Side:
+        """The side of ``entity``; ConfigurationError if the org lacks a custom field it writes."""
         mapping = MAPPINGS.get(entity)
         if mapping is None:
             raise ConfigurationError(f"The CRM store does not carry {entity!r}.")
         if self.user is None:
             raise ConfigurationError("A CRM side needs the user whose records it holds.")
+        missing = self._missing_in(mapping.module)
+        if missing:
+            names = ", ".join(f.describe() for f in missing)
+            raise ConfigurationError(
+                f"The CRM org lacks the custom fields exsync writes to {mapping.module}: {names}; "
+                f"{entity} are not synced until they exist.",
+                hint="Run 'exsync install --accept-terms --create-fields', or create them in the CRM "
+                "(Setup > Modules and Fields) with these API names.",
+            )
         kind = MailSide if entity == "mails" else ModuleSide
         return kind(self.listings, mapping, self.user.crm_id, self._adjust)
+
+    def missing_fields(self) -> list[RequiredField]:
+        """The custom fields of :data:`CUSTOM_FIELDS` the org lacks (read from /settings/fields)."""
+        return [f for module in CUSTOM_FIELDS for f in self._missing_in(module, fresh=True)]
+
+    def create_field(self, required: RequiredField) -> None:
+        """Create ``required`` with Zoho's Create Custom Fields API."""
+        outcome = self.client.create_field(required.module, required.label, required.data_type, required.length)
+        if not _ok(outcome):
+            raise ConfigurationError(
+                f"The CRM did not create the field {required.describe()}: "
+                f"{outcome.get('code', 'ERROR')} ({outcome.get('message') or 'refused'}).",
+                hint="The login needs the scope ZohoCRM.settings.fields.ALL; or create the field in the CRM.",
+            )
+        self.listings.fields.pop(required.module, None)
+
+    def _missing_in(self, module: str, fresh: bool = False) -> list[RequiredField]:
+        """The custom fields of ``module`` the org lacks; the metadata is read once a sweep."""
+        wanted = CUSTOM_FIELDS.get(module, ())
+        if not wanted:
+            return []
+        with self.listings.fields_lock:
+            if fresh or module not in self.listings.fields:
+                self.listings.fields[module] = {str(f.get("api_name")) for f in self.client.fields(module)}
+            present = self.listings.fields[module]
+        return [
+            RequiredField(module, name, label, CUSTOM_TYPE, CUSTOM_LENGTH)
+            for name, label in wanted
+            if name not in present
+        ]
+
+    def mails(self, window: Window) -> list[Record]:
+        """The user's mails, read back through the Emails related lists of their contacts and leads."""
+        side = self.side("mails")
+        assert isinstance(side, MailSide)
+        return list(side.mails(window))
 
     def close(self) -> None:
         if not self._shared:
@@ -335,30 +394,95 @@ class ModuleSide(Side):
 
 
 class MailSide(ModuleSide):
-    """Mails stored as Emails records linked to every Contact and Lead they involve (B21, B23).
+    """Mails associated with every Contact and Lead whose address they carry (B21, B23).
 
-    Accounts and Deals show the mails of their contacts in their related list, so linking
-    the people is enough. A mail whose Message-ID is already stored (the same mail in
-    another user's mailbox) is not stored twice: its write succeeds with the existing record.
+    Zoho keeps no module of mails: ``POST /{module}/{id}/actions/associate_email`` links a mail
+    to a record, and the record's Emails related list shows it. Zoho links mails to contacts
+    and shows a deal's contacts' mails from the deal (its Emails related list, "associated
+    with the contact"; Zoho's help on email association with deals), and the fake shows an
+    account's contacts' mails from the account, so the people are associated and nothing else.
+
+    A mail is associated once per person: before associating, the person's Emails related
+    list is read (once a side) and a mail already there (same sender, subject and time: the
+    list does not show Message-IDs) is not associated again, so a run that lost its state
+    adds nothing twice. The pair's CRM id is Zoho's ``message_id`` of the first association;
+    a mail whose addresses match no contact or lead has nothing to be associated with and is
+    paired with ``unlinked:<Message-ID>``. Mails flow from Exchange only: reading this side
+    lists nothing, an update changes nothing (an associated mail cannot be edited) and a
+    deletion is never asked for (mails keep deleted).
     """
 
     def __init__(self, listings: Listings, mapping: ModuleMapping, owner_id: str, adjust: Adjust | None) -> None:
         super().__init__(listings, mapping, owner_id, adjust)
         self._people: dict[str, list[dict[str, str]]] = {}
+        self._associated: dict[tuple[str, str], dict[tuple[str, str, str], str]] = {}
         self._coql = True
 
+    def pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
+        yield Changes([], [], MAILS_CURSOR, cursor is None)
+
     def _create(self, ops: list[Create]) -> list[WriteResult]:
-        seen: set[str] = set()
-        unique: list[int] = []
-        for index, op in enumerate(ops):
+        self._prepare([op.record for op in ops])
+        done: dict[str, WriteResult] = {}
+        results = []
+        for op in ops:
             key = _message_id(op.record)
-            if not key or key not in seen:
-                seen.add(key)
-                unique.append(index)
-        results = [_same_mail_twice() for _ in ops]
-        for index, result in zip(unique, super()._create([ops[i] for i in unique]), strict=True):
-            results[index] = result
+            if key and key in done:
+                results.append(_same_mail_twice())
+                continue
+            result = self._associate(op.record)
+            done[key] = result
+            results.append(result)
         return results
+
+    def _associate(self, record: Record) -> WriteResult:
+        """Associate ``record`` with each of its people it is not associated with yet."""
+        native = self._payload(record, "")
+        native.pop(LINK_FIELD, None)
+        targets = self._targets(record)
+        if not targets:
+            return WriteResult(id=f"{UNLINKED}{_message_id(record)}")
+        mine = mail_fingerprint(native)
+        first = ""
+        for target in targets:
+            known = self._known_mails(target)
+            if mine in known:
+                first = first or known[mine]
+                continue
+            try:
+                outcome = self.client.associate_email(*target, native)
+            except AuthenticationFailed:
+                raise
+            except SyncError as exc:
+                return WriteResult(error=exc)
+            if not _ok(outcome):
+                return WriteResult(error=self._rejected(outcome))
+            known[mine] = str((outcome.get("details") or {}).get("message_id") or "")
+            first = first or known[mine]
+        self._sent[record] = native
+        return WriteResult(id=first)
+
+    def people(self, mails: Sequence[Record]) -> list[list[tuple[str, str]]]:
+        """The (module, id) of the contacts and leads each of ``mails`` is to be associated with."""
+        self._prepare(list(mails))
+        return [self._targets(mail) for mail in mails]
+
+    def _targets(self, record: Record) -> list[tuple[str, str]]:
+        assert isinstance(record, Mail)
+        return sorted({(link["module"], link["id"]) for a in record.addresses() for link in self._people.get(a, [])})
+
+    def _known_mails(self, target: tuple[str, str]) -> dict[tuple[str, str, str], str]:
+        """The mails already in ``target``'s Emails related list, by fingerprint (read once)."""
+        if target not in self._associated:
+            listed = self.client.related_emails(*target, owner_id=self.owner_id)
+            self._associated[target] = {mail_fingerprint(m): str(m.get("message_id") or "") for m in listed}
+        return self._associated[target]
+
+    def _update(self, ops: list[Update]) -> list[WriteResult]:
+        return [WriteResult(id=op.id) for op in ops]
+
+    def _delete(self, ops: list[Delete]) -> list[WriteResult]:
+        return [WriteResult(id=op.id) for op in ops]
 
     def _prepare(self, records: list[Record]) -> None:
         """Look up the Contacts and Leads of every new address, in as few calls as the CRM allows."""
@@ -401,18 +525,17 @@ class MailSide(ModuleSide):
                 return []
             return [found for address in addresses for found in self._search(module, [address])]
 
-    def _native(self, record: Record) -> Native:
-        native = super()._native(record)
-        assert isinstance(record, Mail)
-        links = {(link["module"], link["id"]) for a in record.addresses() for link in self._people.get(a, [])}
-        native["Linked_Records"] = [{"module": module, "id": record_id} for module, record_id in sorted(links)]
-        return native
-
-    def _created(self, outcome: dict[str, Any]) -> WriteResult:
-        details = outcome.get("details") or {}
-        if outcome.get("code") == "DUPLICATE_DATA" and details.get("api_name") == "Message_Id" and details.get("id"):
-            return WriteResult(id=str(details["id"]))
-        return super()._created(outcome)
+    def mails(self, window: Window) -> list[Mail]:
+        """The mails in the Emails related lists of the user's contacts and leads, each once."""
+        found: dict[tuple[str, str, str], Mail] = {}
+        for module in LINKED_MODULES:
+            for page in self.client.list_modified(module, ("Email", "Owner")):
+                for person in filter(self._owned, page.records):
+                    for listed in self.client.related_emails(module, str(person["id"]), owner_id=self.owner_id):
+                        mail = self.mapping.from_native(listed)
+                        if window.contains(mail.sent_at):
+                            found.setdefault(mail_fingerprint(listed), mail)
+        return list(found.values())
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

@@ -23,7 +23,7 @@ from typing import Literal
 
 from framework.contracts import OrgInfo
 from plugins.crm.client import CrmClient, Page
-from plugins.crm.mapping import Native, parse_time
+from plugins.crm.mapping import Native, parse_time, read_fields
 
 KEEP = 5_000  # records of one module's listing a sweep keeps; beyond it each read lists for itself
 WAIT = 120.0  # seconds a read waits for another read fetching the same listing
@@ -50,6 +50,8 @@ class Listings:
         self._fetching: dict[tuple[Kind, str], threading.Event] = {}  # listings being fetched now
         self._lock = threading.Lock()
         self.org: OrgInfo | None = None  # the org, asked once a sweep
+        self.fields: dict[str, set[str]] = {}  # API names of each module's fields, asked once a sweep
+        self.fields_lock = threading.Lock()  # held while they are asked: the other users wait
 
     def pages(self, kind: Kind, module: str, since: datetime | None) -> Iterator[Page]:
         """Pages of the listing, newest first as the CRM gives them. While another user's read
@@ -100,7 +102,7 @@ class Listings:
 
     def _fetch(self, kind: Kind, module: str, since: datetime | None) -> Iterator[Page]:
         if kind == "modified":
-            return self.client.list_modified(module, since)
+            return self.client.list_modified(module, read_fields(module), since)
         return self.client.deleted(module, since)
 
 

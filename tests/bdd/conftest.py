@@ -24,6 +24,18 @@ def org_on_edition(world: World, edition: str) -> None:
     world.cloud.reset(Options(edition=edition))
 
 
+@given(parsers.parse('the CRM org lacks the custom field "{name}"'))
+def crm_lacks_field(world: World, name: str) -> None:
+    module, _, api_name = name.partition(".")
+    world.cloud.crm.drop_field(module, api_name)
+
+
+@then(parsers.parse('the CRM org has the custom field "{name}"'))
+def crm_has_field(world: World, name: str) -> None:
+    module, _, api_name = name.partition(".")
+    assert api_name in [f["api_name"] for f in world.cloud.crm.field_resources(module)]
+
+
 @given("the administrator has logged in to the CRM")
 def admin_logged_in(world: World) -> None:
     world.crm_login(address(ADMIN))
@@ -419,6 +431,7 @@ def crm_contact_with_account(world: World, name: str, email: str, account: str, 
         {
             "Deal_Name": deal,
             "Stage": "Qualification",
+            "Closing_Date": "2030-12-31",
             "Account_Name": {"id": acct["id"]},
             "Contact_Name": {"id": contact["id"]},
         },
@@ -473,7 +486,7 @@ def crm_has_no_event(world: World, subject: str) -> None:
 
 @then(parsers.parse('the CRM has no mail "{subject}"'))
 def crm_has_no_mail(world: World, subject: str) -> None:
-    assert not _crm_find(world, "Emails", "Subject", subject)
+    assert subject not in [m["subject"] for m in world.cloud.crm.all_mails()]
 
 
 MAIL_LISTED = (
@@ -490,7 +503,7 @@ def mail_listed_under(world: World, subject: str, kind: str, key: str) -> None:
         "deal": ("Deals", "Deal_Name"),
     }[kind]
     (record,) = _crm_find(world, module, field, key)
-    subjects = [m["Subject"] for m in world.cloud.crm.mails_of(module, record["id"])]
+    subjects = [m["subject"] for m in world.cloud.crm.mails_of(module, record["id"])]
     assert subject in subjects, subjects
 
 

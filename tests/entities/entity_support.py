@@ -10,6 +10,7 @@ from typing import Any
 
 from fakes.cloud import Options
 from fakes.harness import ADMIN, World, address
+from framework.state import cursors_table, pairs_table, retries_table
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 OLD = timedelta(days=200)  # well beyond the six-month window
@@ -47,6 +48,12 @@ class Org:
         (report,) = json.loads(result.stdout)
         assert report["outcome"] in ("ok", "partial"), report
         return dict(report)
+
+    def forget_state(self) -> None:
+        """Lose what exsync knew: every pair, cursor and pending retry."""
+        with self.world.state.transaction() as conn:
+            for table in (pairs_table, cursors_table, retries_table):
+                conn.execute(table.delete())
 
     def only(self, *entities: str) -> None:
         """Sync only these entities."""

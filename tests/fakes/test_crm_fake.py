@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
 
 from fakes.crm import CLIENT_ID, CLIENT_SECRET, CrmApi, CrmError, CrmOrg, new_org, seed_org
-from fakes.crm.seed import add_default_users
+from fakes.crm.seed import add_default_users, add_exsync_fields
 from fakes.server import FakeCA, FakeServer
 
 T0 = datetime(2026, 11, 25, 10, 0, 0, 200_000, tzinfo=UTC)
@@ -43,6 +44,7 @@ def clock() -> Clock:
 def org(clock: Clock) -> CrmOrg:
     org = CrmOrg("Zylker", "Enterprise", client_id=CLIENT_ID, client_secret=CLIENT_SECRET, clock=clock)
     add_default_users(org)
+    add_exsync_fields(org)
     return org
 
 
@@ -68,10 +70,14 @@ def http(server: FakeServer, ca: FakeCA) -> Iterator[httpx.Client]:
         yield client
 
 
+FIELDS = "First_Name,Last_Name,Full_Name,Email,Title,Description,Subject,Account_Name,Owner,Modified_Time,Exsync_Link"
+
+
 @pytest.fixture
 def crm(http: httpx.Client, org: CrmOrg) -> httpx.Client:
-    """The client, signed in as the org's admin."""
+    """The client, signed in as the org's admin, asking for :data:`FIELDS` on every read."""
     http.headers["Authorization"] = _auth(http, org.issue_refresh_token(org.admin.id))
+    http.params = httpx.QueryParams({"fields": FIELDS})
     return http
 
 
@@ -108,7 +114,7 @@ def test_refresh_token_gets_an_access_token_and_the_fakes_api_domain(
     assert reply["api_domain"] == server.base_url
     assert reply["token_type"] == "Bearer"
     assert reply["expires_in"] == 3600
-    assert http.get("/crm/v2/org", headers={"Authorization": f"Zoho-oauthtoken {reply['access_token']}"}).is_success
+    assert http.get("/crm/v8/org", headers={"Authorization": f"Zoho-oauthtoken {reply['access_token']}"}).is_success
 
 
 def test_unknown_refresh_token_is_http_200_invalid_code(http: httpx.Client) -> None:
@@ -123,7 +129,7 @@ def test_wrong_client_secret_is_invalid_client(http: httpx.Client, org: CrmOrg) 
 
 @pytest.mark.parametrize("header", [None, "Bearer abc", "Zoho-oauthtoken 1000.unknown.token"])
 def test_missing_or_bad_token_is_401_invalid_token(http: httpx.Client, header: str | None) -> None:
-    reply = http.get("/crm/v2/Contacts", headers={"Authorization": header} if header else {})
+    reply = http.get("/crm/v8/Contacts", headers={"Authorization": header} if header else {})
 
     assert reply.status_code == 401
     assert reply.json() == {"code": "INVALID_TOKEN", "details": {}, "message": "invalid oauth token", "status": "error"}
@@ -132,19 +138,19 @@ def test_missing_or_bad_token_is_401_invalid_token(http: httpx.Client, header: s
 def test_expired_token_is_401_until_refreshed(crm: httpx.Client, org: CrmOrg) -> None:
     org.expire_tokens()
 
-    expired = crm.get("/crm/v2/Contacts")
+    expired = crm.get("/crm/v8/Contacts")
     crm.headers["Authorization"] = _auth(crm, org.issue_refresh_token(org.admin.id))
 
     assert expired.status_code == 401
     assert expired.json()["code"] == "INVALID_TOKEN"
     assert "expired" in expired.json()["message"]
-    assert crm.get("/crm/v2/Contacts").status_code == 204
+    assert crm.get("/crm/v8/Contacts").status_code == 204
 
 
 def test_token_lifetime_runs_on_the_org_clock(crm: httpx.Client, clock: Clock) -> None:
     clock.now = T0 + timedelta(seconds=3601)
 
-    assert crm.get("/crm/v2/Contacts").status_code == 401
+    assert crm.get("/crm/v8/Contacts").status_code == 401
 
 
 def test_revoked_refresh_token_no_longer_works_nor_its_access_tokens(http: httpx.Client, org: CrmOrg) -> None:
@@ -153,7 +159,7 @@ def test_revoked_refresh_token_no_longer_works_nor_its_access_tokens(http: httpx
 
     org.revoke_refresh_token(refresh)
 
-    assert http.get("/crm/v2/Contacts", headers={"Authorization": auth}).status_code == 401
+    assert http.get("/crm/v8/Contacts", headers={"Authorization": auth}).status_code == 401
     assert _token_reply(http, refresh) == {"error": "invalid_code"}
 
 
@@ -161,7 +167,7 @@ def test_revoked_refresh_token_no_longer_works_nor_its_access_tokens(http: httpx
 def test_listing_pages_with_more_records(crm: httpx.Client, org: CrmOrg) -> None:
     ids = _contacts(org, 450)
 
-    pages = [crm.get("/crm/v2/Contacts", params={"page": n, "per_page": 200}) for n in (1, 2, 3, 4)]
+    pages = [crm.get("/crm/v8/Contacts", params={"page": n, "per_page": 200}) for n in (1, 2, 3, 4)]
 
     infos = [(i["count"], i["more_records"], i["page"]) for i in (p.json()["info"] for p in pages[:3])]
     assert infos == [(200, True, 1), (200, True, 2), (50, False, 3)]
@@ -173,7 +179,7 @@ def test_listing_pages_with_more_records(crm: httpx.Client, org: CrmOrg) -> None
 def test_per_page_above_200_is_clamped(crm: httpx.Client, org: CrmOrg) -> None:
     _contacts(org, 250)
 
-    reply = crm.get("/crm/v2/Contacts", params={"per_page": 500})
+    reply = crm.get("/crm/v8/Contacts", params={"per_page": 500})
 
     assert len(reply.json()["data"]) == 200
     assert reply.json()["info"]["per_page"] == 200
@@ -184,8 +190,8 @@ def test_listing_follows_modification_order_and_selects_fields(crm: httpx.Client
     first, second = _contacts(org, 2)
     org.update("Contacts", first, {"Title": "CTO"})
 
-    ascending = crm.get("/crm/v2/Contacts", params={"fields": "Last_Name,Title"})
-    descending = crm.get("/crm/v2/Contacts", params={"sort_by": "Modified_Time", "sort_order": "desc"})
+    ascending = crm.get("/crm/v8/Contacts", params={"fields": "Last_Name,Title"})
+    descending = crm.get("/crm/v8/Contacts", params={"sort_by": "Modified_Time", "sort_order": "desc"})
 
     assert ascending.json()["data"] == [
         {"id": second, "Last_Name": "Person 1", "Title": None},
@@ -194,8 +200,54 @@ def test_listing_follows_modification_order_and_selects_fields(crm: httpx.Client
     assert _ids(descending) == [first, second]
 
 
+def test_every_record_read_names_its_fields(crm: httpx.Client, org: CrmOrg) -> None:
+    (record_id,) = _contacts(org, 1)
+    crm.params = httpx.QueryParams()
+
+    for path in ("/crm/v8/Contacts", f"/crm/v8/Contacts/{record_id}"):
+        reply = crm.get(path)
+        assert reply.status_code == 400
+        assert reply.json() == {
+            "code": "REQUIRED_PARAM_MISSING",
+            "details": {"param": "fields"},
+            "message": "One of the expected parameter is missing",
+            "status": "error",
+        }
+    too_many = ",".join(f"Field_{n}" for n in range(51))
+    assert crm.get("/crm/v8/Contacts", params={"fields": too_many}).json()["code"] == "LIMIT_EXCEEDED"
+
+
+def test_page_reaches_2000_records_and_page_token_the_rest(crm: httpx.Client, org: CrmOrg) -> None:
+    ids = _contacts(org, 2150)
+
+    last_by_page = crm.get("/crm/v8/Contacts", params={"page": 10, "per_page": 200})
+    beyond = crm.get("/crm/v8/Contacts", params={"page": 11, "per_page": 200})
+    token = last_by_page.json()["info"]["next_page_token"]
+    by_token = crm.get("/crm/v8/Contacts", params={"page_token": token, "per_page": 200})
+    both = crm.get("/crm/v8/Contacts", params={"page_token": token, "page": 11})
+
+    assert _ids(last_by_page) == ids[1800:2000]
+    assert (beyond.status_code, beyond.json()["code"]) == (400, "DISCRETE_PAGINATION_LIMIT_EXCEEDED")
+    assert _ids(by_token) == ids[2000:2150]
+    assert by_token.json()["info"]["more_records"] is False
+    assert "next_page_token" not in by_token.json()["info"]
+    assert both.status_code == 400
+    unknown = crm.get("/crm/v8/Contacts", params={"page_token": "forged"})
+    assert (unknown.status_code, unknown.json()["details"]) == (400, {"param": "page_token"})
+
+
+def test_a_page_token_belongs_to_its_listing(crm: httpx.Client, org: CrmOrg) -> None:
+    _contacts(org, 3)
+    first = crm.get("/crm/v8/Contacts", params={"per_page": 2})
+    token = first.json()["info"]["next_page_token"]
+
+    other = crm.get("/crm/v8/Contacts", params={"page_token": token, "per_page": 2, "sort_order": "desc"})
+
+    assert other.status_code == 400
+
+
 def test_empty_module_lists_as_204(crm: httpx.Client) -> None:
-    reply = crm.get("/crm/v2/Tasks")
+    reply = crm.get("/crm/v8/Tasks")
 
     assert (reply.status_code, reply.content) == (204, b"")
 
@@ -212,20 +264,34 @@ def test_if_modified_since_never_misses_a_change_in_the_same_second(
     org.update("Contacts", older, {"Title": "Later"})
 
     def since(value: str) -> httpx.Response:
-        return crm.get("/crm/v2/Contacts", headers={"If-Modified-Since": value})
+        return crm.get("/crm/v8/Contacts", headers={"If-Modified-Since": value})
 
     assert cursor == "2026-11-25T10:00:00+00:00"
     assert _ids(since(cursor)) == [first["id"], older]
-    assert _ids(since("2026-11-25T10:00:00.5+00:00")) == [older]
-    assert _ids(since("2026-11-25T15:30:00.5+05:30")) == [older]
+    assert _ids(since("2026-11-25T15:30:00+05:30")) == [first["id"], older]
     assert since("2026-11-25T10:00:01+00:00").status_code == 204
-    assert since("yesterday").status_code == 400
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["yesterday", "Wed, 25 Nov 2026 10:00:00 GMT", "2026-11-25T10:00:00.5+00:00", "2026-11-25T10:00:00", "2026-11-25"],
+)
+def test_if_modified_since_in_any_other_form_than_zohos_is_refused(crm: httpx.Client, value: str) -> None:
+    reply = crm.get("/crm/v8/Contacts", headers={"If-Modified-Since": value})
+
+    assert reply.status_code == 400
+    assert reply.json() == {
+        "code": "INVALID_DATA",
+        "details": {"header": "If-Modified-Since", "expected_data_type": "datetime"},
+        "message": "the header If-Modified-Since must be in the format yyyy-MM-ddTHH:mm:ss±HH:mm",
+        "status": "error",
+    }
 
 
 def test_writes_in_one_frozen_instant_still_order_and_filter(crm: httpx.Client, org: CrmOrg) -> None:
     a, b = _contacts(org, 2)  # the clock does not move between them
 
-    reply = crm.get("/crm/v2/Contacts", headers={"If-Modified-Since": "2026-11-25T10:00:00.2+00:00"})
+    reply = crm.get("/crm/v8/Contacts", headers={"If-Modified-Since": "2026-11-25T10:00:00+00:00"})
 
     assert _ids(reply) == [a, b]
 
@@ -240,18 +306,18 @@ def test_insert_reports_a_status_per_record(crm: httpx.Client, org: CrmOrg) -> N
         {"Last_Name": "Long text", "Description": "d" * 32001},
     ]
 
-    reply = crm.post("/crm/v2/Contacts", json={"data": records})
+    reply = crm.post("/crm/v8/Contacts", json={"data": records})
 
     data = reply.json()["data"]
     assert reply.status_code == 201
     assert _codes(reply) == ["SUCCESS", "MANDATORY_NOT_FOUND", "INVALID_DATA", "INVALID_DATA", "INVALID_DATA"]
     assert data[0]["action"] == "insert"
     assert data[1]["details"] == {"api_name": "Last_Name"}
-    assert data[2]["details"] == {"api_name": "Email"}
+    assert data[2]["details"] == {"api_name": "Email", "expected_data_type": "email"}
     assert data[2]["message"] == "invalid data"
-    assert data[3]["details"] == {"api_name": "Title", "maximum_length": 255}
-    assert data[4]["details"] == {"api_name": "Description", "maximum_length": 32000}
-    stored = crm.get(f"/crm/v2/Contacts/{data[0]['details']['id']}").json()["data"][0]
+    assert data[3]["details"] == {"api_name": "Title", "maximum_length": 100, "expected_data_type": "text"}
+    assert data[4]["details"] == {"api_name": "Description", "maximum_length": 32000, "expected_data_type": "textarea"}
+    stored = crm.get(f"/crm/v8/Contacts/{data[0]['details']['id']}").json()["data"][0]
     assert stored["Exsync_Link"] == "ex-42"
     assert stored["Owner"] == {"name": org.admin.full_name, "id": org.admin.id}
     assert len(stored["id"]) == 19
@@ -259,7 +325,7 @@ def test_insert_reports_a_status_per_record(crm: httpx.Client, org: CrmOrg) -> N
 
 
 def test_insert_with_every_record_invalid_is_400(crm: httpx.Client) -> None:
-    reply = crm.post("/crm/v2/Leads", json={"data": [{"Last_Name": "No company"}]})
+    reply = crm.post("/crm/v8/Leads", json={"data": [{"Last_Name": "No company"}]})
 
     assert reply.status_code == 400
     assert reply.json()["data"][0]["details"] == {"api_name": "Company"}
@@ -275,7 +341,7 @@ def test_update_reports_a_status_per_record(crm: httpx.Client, org: CrmOrg) -> N
         {"id": second, "Last_Name": ""},
     ]
 
-    reply = crm.put("/crm/v2/Contacts", json={"data": records})
+    reply = crm.put("/crm/v8/Contacts", json={"data": records})
 
     assert reply.status_code == 200
     assert _codes(reply) == ["SUCCESS", "INVALID_DATA", "MANDATORY_NOT_FOUND", "INVALID_DATA", "MANDATORY_NOT_FOUND"]
@@ -288,7 +354,7 @@ def test_upsert_updates_matches_and_inserts_the_rest(crm: httpx.Client, org: Crm
     existing = org.insert("Contacts", {"Last_Name": "Old", "Email": "kim@example.com"})["id"]
     records = [{"Last_Name": "Kim", "Email": "KIM@example.com"}, {"Last_Name": "New", "Email": "new@example.com"}]
 
-    reply = crm.post("/crm/v2/Contacts/upsert", json={"data": records, "duplicate_check_fields": ["Email"]})
+    reply = crm.post("/crm/v8/Contacts/upsert", json={"data": records, "duplicate_check_fields": ["Email"]})
 
     data = reply.json()["data"]
     assert reply.status_code == 201
@@ -299,7 +365,7 @@ def test_upsert_updates_matches_and_inserts_the_rest(crm: httpx.Client, org: Crm
 
 
 def test_duplicate_account_name_is_duplicate_data(crm: httpx.Client) -> None:
-    reply = crm.post("/crm/v2/Accounts", json={"data": [{"Account_Name": "Zylker"}, {"Account_Name": "zylker"}]})
+    reply = crm.post("/crm/v8/Accounts", json={"data": [{"Account_Name": "Zylker"}, {"Account_Name": "zylker"}]})
 
     assert _codes(reply) == ["SUCCESS", "DUPLICATE_DATA"]
     assert reply.json()["data"][1]["details"]["api_name"] == "Account_Name"
@@ -337,7 +403,7 @@ def test_concurrent_writes_get_distinct_ids_and_ordered_times() -> None:
 def test_more_than_100_records_is_limit_exceeded(crm: httpx.Client, method: str) -> None:
     records = [{"id": str(n), "Last_Name": f"P{n}"} for n in range(101)]
 
-    reply = crm.request(method, "/crm/v2/Contacts", json={"data": records})
+    reply = crm.request(method, "/crm/v8/Contacts", json={"data": records})
 
     assert reply.status_code == 400
     assert reply.json()["code"] == "LIMIT_EXCEEDED"
@@ -346,7 +412,7 @@ def test_more_than_100_records_is_limit_exceeded(crm: httpx.Client, method: str)
 def test_deleting_more_than_100_ids_is_limit_exceeded(crm: httpx.Client) -> None:
     ids = ",".join(str(4150868000000000000 + n) for n in range(101))
 
-    reply = crm.delete("/crm/v2/Contacts", params={"ids": ids})
+    reply = crm.delete("/crm/v8/Contacts", params={"ids": ids})
 
     assert (reply.status_code, reply.json()["code"]) == (400, "LIMIT_EXCEEDED")
 
@@ -356,12 +422,12 @@ def test_delete_leaves_a_tombstone_in_the_deleted_listing(crm: httpx.Client, org
     target = org.insert("Contacts", {"First_Name": "Ada", "Last_Name": "Lovelace"})["id"]
     clock.now = T0 + timedelta(minutes=5)
 
-    reply = crm.delete("/crm/v2/Contacts", params={"ids": f"{target},4150868000999999999"})
+    reply = crm.delete("/crm/v8/Contacts", params={"ids": f"{target},4150868000999999999"})
 
     assert reply.status_code == 200
     assert _codes(reply) == ["SUCCESS", "INVALID_DATA"]
-    assert crm.get(f"/crm/v2/Contacts/{target}").json()["code"] == "INVALID_DATA"
-    deleted = crm.get("/crm/v2/Contacts/deleted", params={"type": "all"}).json()["data"]
+    assert crm.get(f"/crm/v8/Contacts/{target}").json()["code"] == "INVALID_DATA"
+    deleted = crm.get("/crm/v8/Contacts/deleted", params={"type": "all"}).json()["data"]
     assert deleted == [
         {
             "id": target,
@@ -372,9 +438,9 @@ def test_delete_leaves_a_tombstone_in_the_deleted_listing(crm: httpx.Client, org
             "deleted_time": "2026-11-25T10:05:00+00:00",
         }
     ]
-    later = crm.get("/crm/v2/Contacts/deleted", headers={"If-Modified-Since": "2026-11-25T10:05:01+00:00"})
+    later = crm.get("/crm/v8/Contacts/deleted", headers={"If-Modified-Since": "2026-11-25T10:05:01+00:00"})
     assert later.status_code == 204
-    assert crm.get("/crm/v2/Contacts/deleted", params={"type": "permanent"}).status_code == 204
+    assert crm.get("/crm/v8/Contacts/deleted", params={"type": "permanent"}).status_code == 204
 
 
 # search, users, org --------------------------------------------------------------------------------
@@ -382,14 +448,14 @@ def test_search_by_email_and_by_criteria(crm: httpx.Client, org: CrmOrg) -> None
     kim = org.insert("Contacts", {"First_Name": "Kim", "Last_Name": "Lee", "Email": "kim.lee@example.com"})["id"]
     org.insert("Contacts", {"First_Name": "Ann", "Last_Name": "Lee", "Email": "ann.lee@example.com"})
 
-    by_email = crm.get("/crm/v2/Contacts/search", params={"email": "Kim.Lee@Example.com"})
+    by_email = crm.get("/crm/v8/Contacts/search", params={"email": "Kim.Lee@Example.com"})
     criteria = "((Last_Name:equals:lee)and(First_Name:equals:Kim))"
-    by_criteria = crm.get("/crm/v2/Contacts/search", params={"criteria": criteria})
+    by_criteria = crm.get("/crm/v8/Contacts/search", params={"criteria": criteria})
 
     assert _ids(by_email) == [kim]
     assert _ids(by_criteria) == [kim]
-    assert crm.get("/crm/v2/Contacts/search", params={"email": "nobody@example.com"}).status_code == 204
-    unsupported = crm.get("/crm/v2/Contacts/search", params={"criteria": "(Last_Name:starts_with:L)"})
+    assert crm.get("/crm/v8/Contacts/search", params={"email": "nobody@example.com"}).status_code == 204
+    unsupported = crm.get("/crm/v8/Contacts/search", params={"criteria": "(Last_Name:starts_with:L)"})
     assert (unsupported.status_code, unsupported.json()["code"]) == (400, "INVALID_QUERY")
 
 
@@ -399,7 +465,7 @@ def test_search_by_criteria_joined_by_or(crm: httpx.Client, org: CrmOrg) -> None
     org.insert("Contacts", {"Last_Name": "Roe", "Email": "bo.roe@example.com"})
 
     def search(criteria: str) -> httpx.Response:
-        return crm.get("/crm/v2/Contacts/search", params={"criteria": criteria})
+        return crm.get("/crm/v8/Contacts/search", params={"criteria": criteria})
 
     either = search(r"((Email:equals:KIM.lee@example.com)or(Email:equals:ann\(x\)@example.com)or(Email:equals:no@x))")
     too_many = search("(" + "or".join(f"(Email:equals:{n}@x)" for n in range(11)) + ")")
@@ -416,7 +482,7 @@ def test_coql_selects_records_whose_field_is_in_a_list_page_by_page(crm: httpx.C
     wanted = ", ".join(f"'P{n}@X.example'" for n in range(0, 250, 5))  # 50 values, matched in any case
 
     def query(text: str) -> httpx.Response:
-        return crm.post("/crm/v2/coql", json={"select_query": text})
+        return crm.post("/crm/v8/coql", json={"select_query": text})
 
     first = query(f"SELECT Email FROM Contacts WHERE Email IN ({wanted}) LIMIT 20 OFFSET 0")
     last = query(f"select Email, Last_Name from Contacts where Email in ({wanted}) limit 20 offset 40")
@@ -434,7 +500,7 @@ def test_coql_joins_criteria_with_or_bracketed_two_at_a_time(crm: httpx.Client, 
     ids = [org.insert("Contacts", {"Last_Name": f"P{n}", "Email": f"p{n}@x.example"})["id"] for n in range(120)]
 
     def found(where: str) -> list[str]:
-        reply = crm.post("/crm/v2/coql", json={"select_query": f"select Email from Contacts where {where}"})
+        reply = crm.post("/crm/v8/coql", json={"select_query": f"select Email from Contacts where {where}"})
         return [r["id"] for r in reply.json()["data"]]
 
     fifty = [", ".join(f"'p{n}@x.example'" for n in range(start, start + 50)) for start in (0, 50)]
@@ -455,7 +521,7 @@ def test_coql_joins_criteria_with_or_bracketed_two_at_a_time(crm: httpx.Client, 
             "select Email from Contacts where Email in (" + ", ".join(f"'{n}@x'" for n in range(51)) + ")",
             "LIMIT_EXCEEDED",
         ),
-        ("select Email from Contacts where Email = 'a@x' limit 201", "LIMIT_EXCEEDED"),
+        ("select Email from Contacts where Email = 'a@x' limit 2001", "LIMIT_EXCEEDED"),
         ("select Email from Contacts where Email = 'a@x' or Email = 'b@x' or Email = 'c@x'", "SYNTAX_ERROR"),
         ("select Email from Contacts where (Email = 'a@x' and Last_Name = 'A')", "SYNTAX_ERROR"),
         ("select Email from Contacts where (Email = 'a@x' or (Email = 'b@x')", "SYNTAX_ERROR"),
@@ -470,7 +536,7 @@ def test_coql_joins_criteria_with_or_bracketed_two_at_a_time(crm: httpx.Client, 
     ],
 )
 def test_coql_refuses_what_it_cannot_run(crm: httpx.Client, query: str, code: str) -> None:
-    reply = crm.post("/crm/v2/coql", json={"select_query": query})
+    reply = crm.post("/crm/v8/coql", json={"select_query": query})
 
     assert (reply.status_code, reply.json()["code"]) == (400, code)
 
@@ -479,7 +545,7 @@ def test_users_listing_by_type(crm: httpx.Client, org: CrmOrg) -> None:
     standard = next(u for u in org.users() if not u.is_admin)
 
     def users(kind: str, **headers: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = crm.get("/crm/v2/users", params={"type": kind}, headers=headers).json()["users"]
+        result: list[dict[str, Any]] = crm.get("/crm/v8/users", params={"type": kind}, headers=headers).json()["users"]
         return result
 
     me = users("CurrentUser", Authorization=_auth(crm, org.issue_refresh_token(standard.id)))
@@ -494,7 +560,7 @@ def test_users_listing_by_type(crm: httpx.Client, org: CrmOrg) -> None:
 def test_org_reports_edition_and_sales_inbox(crm: httpx.Client, org: CrmOrg, edition: str, sales_inbox: bool) -> None:
     org.edition, org.sales_inbox = edition, sales_inbox
 
-    resource = crm.get("/crm/v2/org").json()["org"][0]
+    resource = crm.get("/crm/v8/org").json()["org"][0]
 
     assert resource["license_details"]["paid_type"] == resource["edition"] == edition
     assert resource["sales_inbox_enabled"] is sales_inbox
@@ -502,59 +568,226 @@ def test_org_reports_edition_and_sales_inbox(crm: httpx.Client, org: CrmOrg, edi
 
 
 # mails ------------------------------------------------------------------------------------------
-def _mail(org: CrmOrg, message_id: str, *links: tuple[str, str]) -> str:
-    record = {
-        "Message_Id": message_id,
-        "Subject": f"About {message_id}",
-        "From": "kim@example.com",
-        "To": ["sam.standard@contoso.example"],
-        "Cc": [],
-        "Sent_Time": "2026-11-20T09:00:00+00:00",
-        "Content": "Hello",
-        "Attachments": [{"name": "offer.pdf", "size": 1200}],
-        "Folder": "Inbox",
-        "Linked_Records": [{"module": m, "id": i} for m, i in links],
+def _mail(message_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "from": {"user_name": "Kim", "email": "kim@example.com"},
+        "to": [{"user_name": "Sam", "email": "sam.standard@contoso.example"}],
+        "cc": [],
+        "subject": f"About {message_id}",
+        "content": "Hello",
+        "mail_format": "text",
+        "original_message_id": message_id,
+        "sent": False,
+        "date_time": "2026-11-20T09:00:00+00:00",
+        **extra,
     }
-    mail_id: str = org.insert("Emails", record)["id"]
-    return mail_id
 
 
-def test_related_emails_reach_accounts_and_deals_through_contacts(crm: httpx.Client, org: CrmOrg) -> None:
+DATETIME = "datetime"
+
+
+def _associate(crm: httpx.Client, module: str, record_id: str, mail: dict[str, Any]) -> httpx.Response:
+    return crm.post(f"/crm/v8/{module}/{record_id}/actions/associate_email", json={"Emails": [mail]})
+
+
+def _related(crm: httpx.Client, module: str, record_id: str) -> list[str]:
+    reply = crm.get(f"/crm/v8/{module}/{record_id}/Emails", params={"owner_id": "1"})
+    return [] if reply.status_code == 204 else [m["message_id"] for m in reply.json()["Emails"]]
+
+
+def test_mails_associated_with_contacts_reach_their_accounts_and_deals(crm: httpx.Client, org: CrmOrg) -> None:
     account = org.insert("Accounts", {"Account_Name": "Zylker"})["id"]
     contact = org.insert("Contacts", {"Last_Name": "Kim", "Account_Name": {"id": account}})["id"]
     loner = org.insert("Contacts", {"Last_Name": "Loner"})["id"]
-    by_account = org.insert("Deals", {"Deal_Name": "Big", "Account_Name": {"id": account}})["id"]
-    by_contact = org.insert("Deals", {"Deal_Name": "Small", "Contact_Name": {"id": loner}})["id"]
+    deal = {"Stage": "Qualification", "Closing_Date": "2026-12-31"}
+    by_account = org.insert("Deals", {**deal, "Deal_Name": "Big", "Account_Name": {"id": account}})["id"]
+    by_contact = org.insert("Deals", {**deal, "Deal_Name": "Small", "Contact_Name": {"id": loner}})["id"]
     lead = org.insert("Leads", {"Last_Name": "Lead", "Company": "Acme"})["id"]
-    kim_mail = _mail(org, "<m1@example.com>", ("Contacts", contact))
-    loner_mail = _mail(org, "<m2@example.com>", ("Contacts", loner), ("Leads", lead))
 
-    def mails(module: str, record_id: str) -> list[str]:
-        reply = crm.get(f"/crm/v2/{module}/{record_id}/Emails")
-        return [] if reply.status_code == 204 else _ids(reply)
+    reply = _associate(crm, "Contacts", contact, _mail("<m1@example.com>"))
+    kim_mail = reply.json()["Emails"][0]["details"]["message_id"]
+    loner_mail = _associate(crm, "Contacts", loner, _mail("<m2@example.com>")).json()["Emails"][0]["details"]
+    lead_mail = _associate(crm, "Leads", lead, _mail("<m2@example.com>")).json()["Emails"][0]["details"]
 
-    assert mails("Contacts", contact) == [kim_mail]
-    assert mails("Accounts", account) == [kim_mail]
-    assert mails("Deals", by_account) == [kim_mail]
-    assert mails("Deals", by_contact) == [loner_mail]
-    assert mails("Leads", lead) == [loner_mail]
-    assert org.mails_of("Contacts", loner)[0]["Attachments"] == [{"name": "offer.pdf", "size": 1200}]
-    assert mails("Accounts", org.insert("Accounts", {"Account_Name": "Quiet"})["id"]) == []
+    assert reply.status_code == 201
+    assert reply.json()["Emails"][0]["code"] == "SUCCESS"
+    assert _related(crm, "Contacts", contact) == [kim_mail]
+    assert _related(crm, "Accounts", account) == [kim_mail]
+    assert _related(crm, "Deals", by_account) == [kim_mail]
+    assert _related(crm, "Deals", by_contact) == [loner_mail["message_id"]]
+    assert _related(crm, "Leads", lead) == [lead_mail["message_id"]]
+    assert _related(crm, "Accounts", org.insert("Accounts", {"Account_Name": "Quiet"})["id"]) == []
+    listed = org.mails_of("Contacts", contact)[0]
+    assert (listed["from"], listed["subject"], listed["sent_time"]) == (
+        {"user_name": "Kim", "email": "kim@example.com"},
+        "About <m1@example.com>",
+        "2026-11-20T09:00:00+00:00",
+    )
 
 
-def test_duplicate_message_id_is_duplicate_data(org: CrmOrg) -> None:
-    _mail(org, "<same@example.com>")
+def test_the_emails_related_list_needs_an_owner_id(crm: httpx.Client, org: CrmOrg) -> None:
+    contact = org.insert("Contacts", {"Last_Name": "Kim"})["id"]
 
-    with pytest.raises(CrmError) as caught:
-        _mail(org, "<SAME@example.com>")
+    reply = crm.get(f"/crm/v8/Contacts/{contact}/Emails")
 
-    assert caught.value.code == "DUPLICATE_DATA"
+    assert (reply.status_code, reply.json()["details"]) == (400, {"param": "owner_id"})
+
+
+def test_there_is_no_emails_module(crm: httpx.Client) -> None:
+    for reply in (crm.get("/crm/v8/Emails"), crm.post("/crm/v8/Emails", json={"data": [{"Subject": "x"}]})):
+        assert (reply.status_code, reply.json()["code"]) == (400, "INVALID_MODULE")
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "details"),
+    [
+        ({"from": None}, "REQUIRED_PARAM_MISSING", {"api_name": "from"}),
+        ({"original_message_id": ""}, "REQUIRED_PARAM_MISSING", {"api_name": "original_message_id"}),
+        ({"sent": None}, "REQUIRED_PARAM_MISSING", {"api_name": "sent"}),
+        ({"to": [{"email": "not-an-address"}]}, "INVALID_DATA", {"api_name": "to", "expected_data_type": "jsonarray"}),
+        ({"subject": "s" * 251}, "INVALID_DATA", {"api_name": "subject", "expected_data_type": "text"}),
+        (
+            {"date_time": "2026-11-20 09:00"},
+            "INVALID_DATA",
+            {"api_name": "date_time", "expected_data_type": "datetime"},
+        ),
+        ({"sent": "yes"}, "INVALID_DATA", {"api_name": "sent", "expected_data_type": "boolean"}),
+    ],
+)
+def test_associate_email_refuses_what_the_v8_schema_refuses(
+    crm: httpx.Client, org: CrmOrg, change: dict[str, Any], code: str, details: dict[str, Any]
+) -> None:
+    contact = org.insert("Contacts", {"Last_Name": "Kim"})["id"]
+
+    reply = _associate(crm, "Contacts", contact, _mail("<m@example.com>", **change))
+
+    assert reply.status_code == 400
+    assert reply.json()["Emails"][0] == {"code": code, "details": details, "message": ANY, "status": "error"}
+    assert org.all_mails() == []
+
+
+def test_associate_email_only_on_records_that_hold_mails(crm: httpx.Client, org: CrmOrg) -> None:
+    task = org.insert("Tasks", {"Subject": "Call"})["id"]
+
+    reply = _associate(crm, "Tasks", task, _mail("<m@example.com>"))
+
+    assert (reply.status_code, reply.json()["code"]) == (400, "INVALID_MODULE")
+
+
+# field metadata and strict values -----------------------------------------------------------------
+def test_field_metadata_lists_types_lengths_picklists_and_mandatory(crm: httpx.Client) -> None:
+    fields = {
+        f["api_name"]: f for f in crm.get("/crm/v8/settings/fields", params={"module": "Events"}).json()["fields"]
+    }
+    tasks = {f["api_name"]: f for f in crm.get("/crm/v8/settings/fields", params={"module": "Tasks"}).json()["fields"]}
+
+    assert fields["Start_DateTime"]["data_type"] == "datetime"
+    assert fields["Start_DateTime"]["system_mandatory"] is True
+    assert fields["Exsync_UID"]["custom_field"] is True
+    assert (fields["Exsync_UID"]["data_type"], fields["Exsync_UID"]["length"]) == ("text", 255)
+    assert [v["actual_value"] for v in tasks["Priority"]["pick_list_values"]] == [
+        "Highest",
+        "High",
+        "Normal",
+        "Low",
+        "Lowest",
+    ]
+    missing = crm.get("/crm/v8/settings/fields")
+    assert (missing.status_code, missing.json()["details"]) == (400, {"param": "module"})
+    assert crm.get("/crm/v8/settings/fields", params={"module": "Emails"}).json()["code"] == "INVALID_MODULE"
+
+
+def test_custom_fields_are_created_through_the_api(crm: httpx.Client, org: CrmOrg) -> None:
+    body = {"fields": [{"field_label": "Exsync Extra", "data_type": "text", "length": 100}]}
+
+    created = crm.post("/crm/v8/settings/fields", params={"module": "Contacts"}, json=body)
+    again = crm.post("/crm/v8/settings/fields", params={"module": "Contacts"}, json=body)
+
+    assert created.status_code == 201
+    assert created.json()["fields"][0]["code"] == "SUCCESS"
+    assert (again.status_code, again.json()["fields"][0]["code"]) == (400, "DUPLICATE_DATA")
+    inserted = org.insert("Contacts", {"Last_Name": "Kim", "Exsync_Extra": "x" * 100})
+    assert inserted["Exsync_Extra"] == "x" * 100
+
+
+@pytest.mark.parametrize(
+    ("module", "record", "code", "details"),
+    [
+        ("Events", {"Event_Title": "No times"}, "MANDATORY_NOT_FOUND", {"api_name": "Start_DateTime"}),
+        (
+            "Tasks",
+            {"Subject": "Bad day", "Due_Date": "2026-02-30"},
+            "INVALID_DATA",
+            {"api_name": "Due_Date", "expected_data_type": "date"},
+        ),
+        (
+            "Tasks",
+            {"Subject": "Odd status", "Status": "Sort of done"},
+            "INVALID_DATA",
+            {"api_name": "Status", "expected_data_type": "picklist"},
+        ),
+        (
+            "Events",
+            {"Event_Title": "T", "Start_DateTime": "2026-11-20T09:00:00", "End_DateTime": "2026-11-20T10:00:00+00:00"},
+            "INVALID_DATA",
+            {"api_name": "Start_DateTime", "expected_data_type": "datetime"},
+        ),
+        (
+            "Events",
+            {
+                "Event_Title": "T",
+                "Start_DateTime": "2026-11-20T09:00:00+00:00",
+                "End_DateTime": "2026-11-20T10:00:00+00:00",
+                "All_day": "no",
+            },
+            "INVALID_DATA",
+            {"api_name": "All_day", "expected_data_type": "boolean"},
+        ),
+        (
+            "Deals",
+            {"Deal_Name": "No stage", "Closing_Date": "2026-12-01"},
+            "MANDATORY_NOT_FOUND",
+            {"api_name": "Stage"},
+        ),
+    ],
+)
+def test_written_values_are_checked_against_the_field_metadata(
+    crm: httpx.Client, module: str, record: dict[str, Any], code: str, details: dict[str, Any]
+) -> None:
+    reply = crm.post(f"/crm/v8/{module}", json={"data": [record]})
+
+    assert reply.status_code == 400
+    assert (reply.json()["data"][0]["code"], reply.json()["data"][0]["details"]) == (code, details)
+
+
+def test_a_field_the_module_does_not_have_is_not_stored(crm: httpx.Client, org: CrmOrg) -> None:
+    org.drop_field("Contacts", "Exsync_Link")
+
+    reply = crm.post("/crm/v8/Contacts", json={"data": [{"Last_Name": "Kim", "Exsync_Link": "ex-1", "Nope": 1}]})
+
+    stored = org.get("Contacts", reply.json()["data"][0]["details"]["id"])
+    assert reply.status_code == 201
+    assert "Exsync_Link" not in stored
+    assert "Nope" not in stored
+
+
+def test_upsert_checks_duplicates_only_on_system_and_unique_fields(crm: httpx.Client) -> None:
+    allowed = crm.post(
+        "/crm/v8/Contacts/upsert", json={"data": [{"Last_Name": "Kim"}], "duplicate_check_fields": ["Email"]}
+    )
+    refused = crm.post(
+        "/crm/v8/Contacts/upsert", json={"data": [{"Last_Name": "Kim"}], "duplicate_check_fields": ["Last_Name"]}
+    )
+
+    assert allowed.status_code == 201
+    assert refused.status_code == 400
+    assert refused.json()["details"]["api_name"] == "Last_Name"
 
 
 # routing and faults ---------------------------------------------------------------------------------
 def test_unknown_module_and_unknown_path(crm: httpx.Client) -> None:
-    module = crm.get("/crm/v2/Widgets")
-    path = crm.get("/crm/v2/Contacts/123/Notes")
+    module = crm.get("/crm/v8/Widgets")
+    path = crm.get("/crm/v8/Contacts/123/Notes")
     outside = crm.get("/somewhere")
 
     assert (module.status_code, module.json()["code"]) == (400, "INVALID_MODULE")
@@ -563,12 +796,12 @@ def test_unknown_module_and_unknown_path(crm: httpx.Client) -> None:
 
 
 def test_throttling_with_retry_after_is_honoured_by_waiting(crm: httpx.Client, server: FakeServer) -> None:
-    rule = server.faults.add(path="/crm/v2/Contacts", status=429, retry_after=1, times=1)
+    rule = server.faults.add(path="/crm/v8/Contacts", status=429, retry_after=1, times=1)
     started = time.monotonic()
 
-    throttled = crm.get("/crm/v2/Contacts")
+    throttled = crm.get("/crm/v8/Contacts")
     time.sleep(float(throttled.headers["Retry-After"]))
-    retried = crm.get("/crm/v2/Contacts")
+    retried = crm.get("/crm/v8/Contacts")
 
     assert throttled.status_code == 429
     assert retried.status_code == 204
@@ -605,3 +838,48 @@ def test_seed_org_is_reproducible_and_spreads_dates(org: CrmOrg) -> None:
     assert any(d > today for d in due)
     assert all(today - timedelta(days=365) <= d <= today + timedelta(days=60) for d in due)
     assert any(c.get("Account_Name") for c in org.list_records("Contacts").records)
+
+
+def test_only_v8_is_served(crm: httpx.Client) -> None:
+    reply = crm.get("/crm/v2/Contacts")
+
+    assert reply.status_code == 404
+    assert reply.json()["code"] == "INVALID_URL_PATTERN"
+    assert set(reply.json()) == {"code", "details", "message", "status"}
+
+
+def test_calls_beyond_the_orgs_concurrency_are_too_many_requests_without_retry_after(
+    crm: httpx.Client, org: CrmOrg
+) -> None:
+    assert org.limits.concurrency == 20  # Enterprise
+    org.limits.concurrency = 0
+
+    reply = crm.get("/crm/v8/org")
+
+    assert reply.status_code == 429
+    assert reply.json()["code"] == "TOO_MANY_REQUESTS"
+    assert "Retry-After" not in reply.headers
+    org.limits.concurrency = 1
+    assert crm.get("/crm/v8/org").status_code == 200  # a finished call frees its place
+
+
+def test_api_credits_are_counted_over_a_rolling_day(crm: httpx.Client, org: CrmOrg, clock: Clock) -> None:
+    org.limits.credits = 2
+    assert [crm.get("/crm/v8/org").status_code for _ in range(3)] == [200, 200, 429]
+
+    clock.now += timedelta(hours=24)
+    crm.headers["Authorization"] = _auth(crm, org.issue_refresh_token(org.admin.id))  # the old token expired
+
+    assert crm.get("/crm/v8/org").status_code == 200
+
+
+def test_coql_queries_have_their_own_concurrency_limit(crm: httpx.Client, org: CrmOrg) -> None:
+    org.limits.sub_concurrency = 0
+    query = {"select_query": "select Email from Contacts where Email = 'a@x.example' limit 10"}
+
+    refused = crm.post("/crm/v8/coql", json=query)
+
+    assert (refused.status_code, refused.json()["code"]) == (429, "TOO_MANY_REQUESTS")
+    assert crm.get("/crm/v8/org").status_code == 200  # other calls are not held back
+    org.limits.sub_concurrency = 10
+    assert crm.post("/crm/v8/coql", json=query).status_code == 204

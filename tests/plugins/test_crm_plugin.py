@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -17,21 +18,28 @@ from hypothesis import strategies as st
 import plugins.conflicts
 import plugins.crm
 import plugins.entities
-from fakes.crm import CLIENT_ID, CLIENT_SECRET, CrmApi, CrmOrg, new_org
+from fakes.crm import CLIENT_ID, CLIENT_SECRET, CrmApi, CrmOrg, add_exsync_fields, new_org
 from fakes.server import FakeCA, FakeServer
 from framework import hookimpl
 from framework.cli import cli
 from framework.context import Context
 from framework.contracts import Create, Delete, Item, Update, Window
 from framework.engine import Engine, SideCounts
-from framework.errors import AuthenticationFailed, RecordRejected, TransientError
+from framework.errors import AuthenticationFailed, ConfigurationError, RecordRejected, TransientError
 from framework.host import Host
 from framework.model import Attachment, Contact, Event, Mail, Record, Task, content_hash
 from framework.state import User
 from framework.testing import MemoryWorld, memory_settings
 from plugins.crm.client import CrmClient
 from plugins.crm.connector import ZohoCrmConnector
-from plugins.crm.mapping import contact_from_native, contact_to_native
+from plugins.crm.mapping import (
+    LINK_FIELD,
+    MAPPINGS,
+    WRITTEN_FIELDS,
+    contact_from_native,
+    contact_to_native,
+    mail_fingerprint,
+)
 from plugins.crm.store import MailSide, ModuleSide, ZohoCrmStore
 from plugins.crm.sweep import Listings
 
@@ -46,6 +54,9 @@ class Adjuster:
         if entity == "contacts" and side == "crm" and isinstance(record, Contact) and record.department:
             native["Custom_Department"] = record.department.upper()
             native["Title"] = native.get("Title") or "(none)"
+
+
+DEAL = {"Stage": "Qualification", "Closing_Date": "2030-12-31"}
 
 
 # fixtures -------------------------------------------------------------------------------------
@@ -123,7 +134,8 @@ def side(store: ZohoCrmStore, entity: str) -> ModuleSide:
 
 def read_back(store: ZohoCrmStore, entity: str, record_id: str) -> Record:
     chosen = side(store, entity)
-    native = store.client.call("GET", f"{chosen.module}/{record_id}")["data"][0]
+    native = store.client.get(chosen.module, record_id, chosen.mapping.read_fields)
+    assert native is not None
     record: Record = chosen.mapping.from_native(native)
     return record
 
@@ -344,7 +356,7 @@ def test_rejected_records_come_back_one_by_one_while_the_rest_succeed(store: Zoh
     messages = [r.error.message for r in results if r.error]
     assert isinstance(results[1].error, RecordRejected)
     assert "Email" in messages[0] and "Last_Name" in messages[1]
-    assert "Title" in messages[2] and "255" in messages[2]
+    assert "Title" in messages[2] and "100" in messages[2]
     assert org.count("Contacts") == 2
 
 
@@ -360,6 +372,7 @@ def test_contact_without_a_last_name_reads_back_as_echo_predicts(store: ZohoCrmS
 def test_adjust_native_hook_changes_the_payload_and_echo_predicts_it(store: ZohoCrmStore, org: CrmOrg) -> None:
     contacts = side(store, "contacts")
     record = Contact(last_name="Hook", department="sales")
+    org.create_field("Contacts", "Custom Department", "text", 100)
 
     (result,) = contacts.write([Create(record, "")])
 
@@ -390,10 +403,10 @@ def test_the_echo_of_a_record_written_reuses_its_payload(store: ZohoCrmStore, mo
         Contact,
         first_name=st.text(max_size=40),
         last_name=st.text(max_size=40),
-        email=st.one_of(st.just(""), st.emails().filter(lambda e: len(e) <= 255)),
+        email=st.one_of(st.just(""), st.emails().filter(lambda e: len(e) <= 100)),
         phone=st.text(max_size=30),
         company=st.text(max_size=255),
-        title=st.text(max_size=255),
+        title=st.text(max_size=100),
         street=st.text(max_size=60),
         notes=st.text(max_size=2000),
     )
@@ -429,20 +442,6 @@ def test_echo_hash_equals_the_hash_read_back_for_any_contact(store: ZohoCrmStore
             ),
         ),
         ("events", Event("All day", datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 1, 2, tzinfo=UTC), all_day=True)),
-        (
-            "mails",
-            Mail(
-                "<m1@example.com>",
-                "s" * 300,
-                "a@example.com",
-                ("b@example.com",),
-                ("c@example.com",),
-                datetime(2030, 1, 1, 8, tzinfo=UTC),
-                "b" * 40000,
-                "sent",
-                (Attachment("a.pdf", 12),),
-            ),
-        ),
     ],
 )
 def test_echo_matches_the_record_read_back(store: ZohoCrmStore, entity: str, record: Record) -> None:
@@ -455,6 +454,30 @@ def test_echo_matches_the_record_read_back(store: ZohoCrmStore, entity: str, rec
     assert content_hash(read_back(store, entity, result.id or "")) == content_hash(chosen.echo(record))
 
 
+def test_mail_echo_matches_the_mail_in_the_related_list(store: ZohoCrmStore, org: CrmOrg, sam: User) -> None:
+    contact = org.insert("Contacts", {"Last_Name": "B", "Email": "b@example.com"}, crm_user(org, sam.email))["id"]
+    mails = side(store, "mails")
+    record = Mail(
+        "<m1@example.com>",
+        "s" * 300,
+        "a@example.com",
+        ("b@example.com", "undisclosed-recipients:;"),
+        ("c@example.com",),
+        datetime(2030, 1, 1, 8, tzinfo=UTC),
+        "b" * 40000,
+        "sentitems",
+        (Attachment("a.pdf", 12),),
+    )
+
+    (result,) = mails.write([Create(record, "EX")])
+
+    (listed,) = store.client.related_emails("Contacts", contact, sam.crm_id)
+    assert result.id == listed["message_id"]
+    read = mails.mapping.from_native(listed)
+    assert read == replace(mails.echo(record), message_id="")
+    assert (read.subject, read.body, read.folder, read.to) == ("s" * 250, "b" * 32000, "sentitems", ("b@example.com",))
+
+
 def test_mapping_prefers_the_linked_account_name_for_the_company() -> None:
     native = {**contact_to_native(Contact(last_name="X", company="Typed")), "Account_Name": {"id": "1", "name": "Acme"}}
 
@@ -465,7 +488,7 @@ def test_mapping_prefers_the_linked_account_name_for_the_company() -> None:
 # failures -------------------------------------------------------------------------------------
 def test_throttling_is_transient_with_retry_after(store: ZohoCrmStore, server: FakeServer) -> None:
     contacts = side(store, "contacts")
-    server.faults.add(path="/crm/v2/Contacts", status=429, retry_after=7, times=1)
+    server.faults.add(path="/crm/v8/Contacts", status=429, retry_after=7, times=1)
 
     with pytest.raises(TransientError) as failure:
         contacts.read(None, WINDOW)
@@ -476,7 +499,7 @@ def test_throttling_is_transient_with_retry_after(store: ZohoCrmStore, server: F
 def test_throttled_write_is_a_transient_result_per_record(store: ZohoCrmStore, server: FakeServer) -> None:
     contacts = side(store, "contacts")
     contacts.read(None, WINDOW)
-    server.faults.add(path="/crm/v2/Contacts", method="POST", status=503, retry_after=2, times=1)
+    server.faults.add(path="/crm/v8/Contacts", method="POST", status=503, retry_after=2, times=1)
 
     results = contacts.write([Create(Contact(last_name="A"), ""), Create(Contact(last_name="B"), "")])
 
@@ -489,7 +512,7 @@ def test_server_errors_and_dropped_connections_are_transient(
 ) -> None:
     contacts = side(store, "contacts")
     contacts.read(None, WINDOW)
-    server.faults.add(path="/crm/v2/Contacts", times=1, **fault)
+    server.faults.add(path="/crm/v8/Contacts", times=1, **fault)
 
     with pytest.raises(TransientError) as failure:
         contacts.read(None, WINDOW)
@@ -509,38 +532,36 @@ def test_expired_access_token_is_refreshed_once_transparently(store: ZohoCrmStor
 def test_mails_are_linked_to_contacts_leads_accounts_and_deals(
     store: ZohoCrmStore, org: CrmOrg, server: FakeServer, sam: User
 ) -> None:
+    me = crm_user(org, sam.email)
     account = org.insert("Accounts", {"Account_Name": "Acme"})["id"]
-    contact = org.insert("Contacts", {"Last_Name": "Cho", "Email": "cho@acme.example", "Account_Name": {"id": account}})
-    lead = org.insert("Leads", {"Last_Name": "Lee", "Company": "Lee Ltd", "Email": "lee@lead.example"})["id"]
-    deal = org.insert("Deals", {"Deal_Name": "Big", "Contact_Name": {"id": contact["id"]}})["id"]
+    contact = org.insert(
+        "Contacts", {"Last_Name": "Cho", "Email": "cho@acme.example", "Account_Name": {"id": account}}, me
+    )
+    lead = org.insert("Leads", {"Last_Name": "Lee", "Company": "Lee Ltd", "Email": "lee@lead.example"}, me)["id"]
+    deal = org.insert("Deals", {**DEAL, "Deal_Name": "Big", "Contact_Name": {"id": contact["id"]}})["id"]
     mails = store.side("mails")
     assert isinstance(mails, MailSide)
-    mails.read(None, WINDOW)  # signs in
+    store.client.refresh()  # signs in
     sent = datetime.now(UTC).replace(microsecond=0)
     first = Mail("<1@x>", "Hello", sam.email, ("CHO@acme.example",), ("lee@lead.example",), sent, "hi")
     second = Mail("<2@x>", "Again", "cho@acme.example", (sam.email,), (), sent, "re")
+    queries, listed = server.faults.add(path="/coql"), server.faults.add(path="/Emails")
 
     before = server.requests
     (one,) = mails.write([Create(first, "ex-1")])
-    searches = server.requests - before - 1
     (two,) = mails.write([Create(second, "ex-2")])
 
-    assert searches == 2  # three addresses in one COQL query of Contacts and one of Leads
-    assert server.requests - before == searches + 2  # the second mail's addresses are cached
+    assert queries.fired == 2  # three addresses in one COQL query of Contacts and one of Leads
+    assert listed.fired == 2  # each person's related list is read once, before the first association
+    assert server.requests - before == 2 + 2 + 3  # and three associations: the second mail's people are cached
     related = {
-        module: [m["id"] for m in store.client.related_emails(module, record_id)]
-        for module, record_id in (("Contacts", contact["id"]), ("Leads", lead), ("Accounts", account), ("Deals", deal))
+        module: [m["message_id"] for m in store.client.related_emails(module, record_id, sam.crm_id)]
+        for module, record_id in (("Contacts", contact["id"]), ("Accounts", account), ("Deals", deal))
     }
-    assert related == {
-        "Contacts": [one.id, two.id],
-        "Leads": [one.id],
-        "Accounts": [one.id, two.id],
-        "Deals": [one.id, two.id],
-    }
-    assert sorted(i.record.message_id for i in mails.read(None, WINDOW).items if isinstance(i.record, Mail)) == [
-        "<1@x>",
-        "<2@x>",
-    ]
+    assert related == {"Contacts": [one.id, two.id], "Accounts": [one.id, two.id], "Deals": [one.id, two.id]}
+    assert len(list(store.client.related_emails("Leads", lead, sam.crm_id))) == 1
+    assert [a["linked_record"]["module"]["api_name"] for a in org.all_mails()] == ["Contacts", "Leads", "Contacts"]
+    assert sorted(m.subject for m in store.mails(WINDOW) if isinstance(m, Mail)) == ["Again", "Hello"]
 
 
 def _mails_to(sam: User, addresses: list[str]) -> list[Create]:
@@ -597,6 +618,7 @@ def test_a_crm_refusing_coql_links_mails_through_searches_and_is_not_asked_again
 def test_a_mail_already_stored_is_not_stored_twice(admin_ctx: Context, store: ZohoCrmStore, org: CrmOrg) -> None:
     sofia = admin_ctx.state.user("sofia.sales@contoso.example")
     assert sofia is not None
+    org.insert("Contacts", {"Last_Name": "Sofia", "Email": "sofia@x.example"})
     mail = Mail("<shared@x>", "Shared", "sam@x.example", ("sofia@x.example",), (), datetime(2030, 1, 1, tzinfo=UTC))
     (mine,) = store.side("mails").write([Create(mail, "sam-copy")])
 
@@ -606,7 +628,26 @@ def test_a_mail_already_stored_is_not_stored_twice(admin_ctx: Context, store: Zo
 
     assert results[0].id == mine.id
     assert isinstance(results[1].error, RecordRejected)
-    assert org.count("Emails") == 1
+    assert len(org.all_mails()) == 1
+
+
+def test_a_mail_involving_no_contact_or_lead_is_associated_with_nothing(store: ZohoCrmStore, org: CrmOrg) -> None:
+    mail = Mail("<alone@x>", "Alone", "nobody@x.example", ("no-one@x.example",), (), datetime(2030, 1, 1, tzinfo=UTC))
+
+    (result,) = store.side("mails").write([Create(mail, "ex")])
+
+    assert result.id == "unlinked:<alone@x>"
+    assert org.all_mails() == []
+
+
+def test_the_mail_side_lists_nothing_as_mails_flow_from_exchange_only(store: ZohoCrmStore, server: FakeServer) -> None:
+    mails = store.side("mails")
+    store.client.refresh()  # signs in
+    before = server.requests
+
+    changes = mails.read(None, WINDOW)
+
+    assert (changes.items, changes.deleted, server.requests - before) == ([], [], 0)
 
 
 def test_reading_items_carries_the_link(store: ZohoCrmStore) -> None:
@@ -623,8 +664,15 @@ def test_reading_items_carries_the_link(store: ZohoCrmStore) -> None:
     [
         ("contacts", "Contacts", {"Last_Name": "Kim"}),
         ("tasks", "Tasks", {"Subject": "Call"}),
-        ("events", "Events", {"Event_Title": "Meet", "Start_DateTime": "2030-01-01T09:00:00+00:00"}),
-        ("mails", "Emails", {"Message_Id": "<m@x>", "Sent_Time": "2030-01-01T09:00:00+00:00"}),
+        (
+            "events",
+            "Events",
+            {
+                "Event_Title": "Meet",
+                "Start_DateTime": "2030-01-01T09:00:00+00:00",
+                "End_DateTime": "2030-01-01T10:00:00+00:00",
+            },
+        ),
     ],
 )
 def test_every_side_reads_full_then_modified_and_deleted(
@@ -632,11 +680,11 @@ def test_every_side_reads_full_then_modified_and_deleted(
 ) -> None:
     me = crm_user(org, sam.email)
     kept = org.insert(module, native, me)["id"]
-    dropped = org.insert(module, {**native, "Message_Id": "<n@x>"} if module == "Emails" else native, me)["id"]
+    dropped = org.insert(module, native, me)["id"]
     chosen = side(store, entity)
 
     full = chosen.read(None, WINDOW)
-    org.update(module, kept, {"Description": "changed"} if module != "Emails" else {"Subject": "changed"})
+    org.update(module, kept, {"Description": "changed"})
     org.delete(module, dropped)
     incremental = chosen.read(full.cursor, WINDOW)
 
@@ -648,6 +696,7 @@ def test_every_side_reads_full_then_modified_and_deleted(
 def test_no_change_read_costs_two_calls_even_when_everything_changed_in_one_second(ca: FakeCA) -> None:
     frozen = datetime(2030, 5, 1, 12, 0, 0, 500_000, tzinfo=UTC)
     org = CrmOrg(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, clock=lambda: frozen)  # writes 1 µs apart
+    add_exsync_fields(org)
     me = org.add_user("Amelia Admin", "amelia@contoso.example", role="CEO")
     ids = [org.insert("Contacts", {"Last_Name": f"N{n}"}, me)["id"] for n in range(450)]
     server = FakeServer(CrmApi(org), ca=ca).start()
@@ -725,8 +774,8 @@ def test_a_sweep_lists_each_module_once_for_all_users_and_each_user_keeps_their_
     reports = engine.run(users, ["contacts"])
 
     assert len(users) == 3 and all(r.outcome == "ok" for r in reports)
-    assert calls.count("GET /crm/v2/Contacts") == 1  # not one listing per user
-    assert calls.count("GET /crm/v2/Contacts/deleted") == 1
+    assert calls.count("GET /crm/v8/Contacts") == 1  # not one listing per user
+    assert calls.count("GET /crm/v8/Contacts/deleted") == 1
     assert sum("/oauth/v2/token" in call for call in calls) == 1  # one token for the sweep
     for user in users:
         mine = world.side("exchange", user.crm_id, "contacts").records.values()
@@ -758,3 +807,109 @@ def test_a_sweep_listing_serves_later_reads_from_memory_unless_too_big_to_keep(
         assert requests == 0 and [r for page in later for r in page.records] == []
     else:
         assert requests >= 2  # too many to keep: each read lists for itself
+
+
+# v8 paging and headers ------------------------------------------------------------------------
+def test_a_listing_past_2000_records_follows_page_tokens(store: ZohoCrmStore, org: CrmOrg) -> None:
+    ids = {org.insert("Contacts", {"Last_Name": f"Person {n}"})["id"] for n in range(2150)}
+    since = datetime.now(UTC) - timedelta(days=1, microseconds=1)
+
+    pages = list(store.client.list_modified("Contacts", ("Last_Name",), since))
+
+    assert [r["id"] for p in pages for r in p.records] == sorted(ids, reverse=True)
+    assert len(pages) == 11
+    assert all(set(r) == {"id", "Last_Name"} for p in pages for r in p.records)
+
+
+# Zoho's throttling ----------------------------------------------------------------------------------
+def test_zohos_too_many_requests_is_waited_out_without_a_retry_after(
+    admin_ctx: Context, host: Host, org: CrmOrg, server: FakeServer, sam: User
+) -> None:
+    """Zoho answers calls beyond the org's concurrency with TOO_MANY_REQUESTS and no
+    Retry-After; the run waits and repeats them (even writes: the refused call did nothing)."""
+    world = memory_exchange(admin_ctx, host)
+    world.side("exchange", sam.crm_id, "contacts").put(Contact(last_name="Waited", email="w@example.com"))
+    waits: list[float] = []
+    body = {"code": "TOO_MANY_REQUESTS", "details": {}, "message": "too many concurrent requests", "status": "error"}
+    refused = server.faults.add(path="/crm/v8/Contacts", method="POST", status=429, body=body, times=2)
+    engine = Engine(admin_ctx, sleep=waits.append)
+
+    (report,) = engine.run([sam], ["contacts"])
+
+    assert report.entities["contacts"].sides["crm"].created == 1, report
+    assert (refused.fired, waits) == (2, [2.0, 2.0])
+    assert [c["Last_Name"] for c in org.list_records("Contacts").records] == ["Waited"]
+
+
+def test_api_credits_spent_are_too_many_requests_until_the_day_has_passed(org: CrmOrg, server: FakeServer) -> None:
+    org.limits.credits = 1
+    token = org.refresh_access_token(CLIENT_ID, CLIENT_SECRET, org.issue_refresh_token(org.admin.id))
+    client = CrmClient(server.base_url, CLIENT_ID, CLIENT_SECRET, "", False)
+    client._token, client.api_domain = token, server.base_url
+
+    client.org()
+    with pytest.raises(TransientError) as throttled:
+        client.org()
+
+    assert "TOO_MANY_REQUESTS" in throttled.value.message
+    assert throttled.value.retry_after == 2.0
+
+
+# custom fields ------------------------------------------------------------------------------------
+def test_missing_custom_fields_are_named_and_stop_their_module(store: ZohoCrmStore, org: CrmOrg) -> None:
+    org.drop_field("Events", "Exsync_UID")
+
+    missing = store.missing_fields()
+    with pytest.raises(ConfigurationError) as refused:
+        ZohoCrmStore(store.client, store.user).side("events")
+
+    assert [f.describe() for f in missing] == ["Events.Exsync_UID (text, 255)"]
+    assert "Events.Exsync_UID (text, 255)" in refused.value.message
+    assert "--create-fields" in refused.value.hint
+    store.side("contacts")  # the other modules sync on
+
+
+def test_missing_custom_fields_are_created_through_the_api(store: ZohoCrmStore, org: CrmOrg) -> None:
+    org.drop_field("Contacts", "Exsync_Link")
+    org.drop_field("Contacts", "Exsync_Company")
+
+    for required in store.missing_fields():
+        store.create_field(required)
+
+    assert store.missing_fields() == []
+    fields = {f["api_name"]: f for f in org.field_resources("Contacts")}
+    assert (fields["Exsync_Link"]["data_type"], fields["Exsync_Link"]["length"]) == ("text", 255)
+    assert fields["Exsync_Company"]["custom_field"] is True
+
+
+def test_every_field_the_product_writes_exists_in_the_fake_with_the_type_written(org: CrmOrg) -> None:
+    written = {
+        "Contacts": contact_to_native(
+            Contact("Ann", "Lee", "a@example.com", "1", "2", "CTO", "IT", "Acme", "St", "C", "S", "Z", "JP", "n")
+        ),
+        "Tasks": MAPPINGS["tasks"].to_native(Task("Call", date(2030, 1, 2), "waiting", "high", "notes")),
+        "Events": MAPPINGS["events"].to_native(
+            Event(
+                "Meet",
+                datetime(2030, 1, 1, 9, tzinfo=UTC),
+                datetime(2030, 1, 1, 10, tzinfo=UTC),
+                attendees=("a@example.com",),
+                recurrence="FREQ=DAILY;COUNT=2",
+                ical_uid="u",
+            )
+        ),
+    }
+    for module, native in written.items():
+        metadata = {f["api_name"]: f["data_type"] for f in org.field_resources(module)}
+        sent = {*native, "Owner", LINK_FIELD}
+        assert sent <= set(WRITTEN_FIELDS[module]), sent - set(WRITTEN_FIELDS[module])
+        assert {name: metadata.get(name) for name in WRITTEN_FIELDS[module]} == WRITTEN_FIELDS[module]
+
+
+def test_a_mail_fingerprint_ignores_the_time_zone_and_survives_an_odd_time() -> None:
+    utc = {"from": {"email": "A@x.example"}, "subject": "Hi", "date_time": "2030-01-01T09:00:00+00:00"}
+    listed = {"from": {"email": "a@x.example"}, "subject": "Hi", "sent_time": "2030-01-01T14:30:00+05:30"}
+    odd = {"from": {"email": "a@x.example"}, "subject": "Hi", "sent_time": "Jan 1, 2030 09:00 AM"}
+
+    assert mail_fingerprint(utc) == mail_fingerprint(listed)
+    assert mail_fingerprint(odd) == ("a@x.example", "Hi", "Jan 1, 2030 09:00 AM")

@@ -160,7 +160,7 @@ def test_a_dropped_connection_on_a_write_is_finished_by_the_next_run(fresh_org, 
     org = fresh_org(kind)
     history(org)
     if server == "crm":
-        rule = DropNthWrite(path="/crm/v2/Contacts", drop=True, nth=nth)
+        rule = DropNthWrite(path="/crm/v8/Contacts", drop=True, nth=nth)
         org.cloud.servers["crm"].faults.add(rule)
     elif kind == "graph":
         rule = DropNthWrite(path="/$batch", drop=True, nth=nth)

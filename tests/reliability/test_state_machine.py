@@ -143,7 +143,7 @@ class SyncMachine(RuleBasedStateMachine):
         cloud, kind = self.org.cloud, self.org.kind
         exchange = cloud.servers["graph" if kind == "graph" else "ews"].faults
         if fault == "crm-429":
-            cloud.servers["crm"].faults.add(FaultRule(path="/crm/v2/", status=429, retry_after=30, times=2))
+            cloud.servers["crm"].faults.add(FaultRule(path="/crm/v8/", status=429, retry_after=30, times=2))
         elif fault == "exchange-429" and kind == "graph":
             exchange.add(FaultRule(path="/v1.0/", status=503, retry_after=12, times=2))
         elif fault == "exchange-429":
@@ -151,7 +151,7 @@ class SyncMachine(RuleBasedStateMachine):
         elif fault == "batch-items" and kind == "graph":
             cloud.graph.throttle_batch_items(3, retry_after=5)
         elif fault == "crm-drop-write":
-            cloud.servers["crm"].faults.add(DropNextWrite(path="/crm/v2/Contacts", drop=True))
+            cloud.servers["crm"].faults.add(DropNextWrite(path="/crm/v8/Contacts", drop=True))
         elif fault == "exchange-drop-write":
             exchange.add(DropNextWrite(path="/v1.0/$batch" if kind == "graph" else "/EWS/", drop=True))
         elif fault == "lost-delta" and kind == "graph":

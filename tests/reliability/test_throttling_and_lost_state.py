@@ -46,7 +46,7 @@ def test_graph_throttling_of_reads_batches_and_batch_items_is_waited_out(org):
     crm = org.cloud.servers["crm"].faults
     graph = org.cloud.servers["graph"].faults
     rules = [
-        crm.add(FaultRule(path="/crm/v2/Contacts", status=429, retry_after=3, times=2)),
+        crm.add(FaultRule(path="/crm/v8/Contacts", status=429, retry_after=3, times=2)),
         graph.add(FaultRule(path="/delta", status=429, retry_after=7, times=2)),
         graph.add(FaultRule(path="/$batch", status=503, retry_after=5, times=1)),
     ]

@@ -12,11 +12,14 @@ from framework.contracts import CRM_LOGIN_PREFIX, AuthProvider, ConflictPolicy, 
 from framework.errors import ConfigurationError, NotAllowed
 from framework.host import Host, build_host, collect
 from framework.settings import Settings
-from framework.state import StateStore, User
+from framework.state import Run, StateStore, User
 from framework.vault import Vault
 
 if TYPE_CHECKING:
     from framework.contracts import Store
+
+
+ABANDONED = "interrupted: its process stopped (killed or crashed) before the run finished"
 
 
 class Context:
@@ -55,6 +58,18 @@ class Context:
     @cached_property
     def audit(self) -> AuditLog:
         return AuditLog(self.state, observers=self.hook.exsync_audit_event)
+
+    def settle_abandoned_runs(self) -> list[Run]:
+        """Mark runs left "running" by a process that no longer exists (killed, crashed) as
+        interrupted, each with an audit entry; the next sync finishes what they left."""
+        settled = []
+        for run in self.state.running_runs():
+            if run.abandoned() and self.state.interrupt_run(run.id, ABANDONED):
+                self.audit.record(
+                    "sync", "interrupted", actor="exsync", user_id=run.user_id, run=run.id, error=ABANDONED
+                )
+                settled.append(run)
+        return settled
 
     @property
     def settings(self) -> Settings:

@@ -15,6 +15,7 @@ import functools
 import itertools
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -45,6 +46,10 @@ CHUNK = 500  # records planned together: with the page and batch sizes, what bou
 
 class MassDeleteRefused(ExsyncError):
     """A run would delete more than the configured share of one side."""
+
+
+class RunInterrupted(ExsyncError):
+    """The run was stopped (Ctrl-C, a stop signal) before it finished; the next run finishes it."""
 
 
 @dataclass
@@ -117,6 +122,7 @@ class Engine:
         self.sleep = sleep
         self.concurrency = max(1, concurrency)
         self.chunk = max(1, chunk)
+        self.stopping = threading.Event()  # set on Ctrl-C: every user's run stops at its next chunk
 
     def run(
         self,
@@ -140,10 +146,14 @@ class Engine:
             def one(user: User) -> RunReport:
                 return self._run_user(user, wanted, dry_run, force, progress, io)
 
-            if self.concurrency == 1 or len(users) < 2:
-                return [one(user) for user in users]
-            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                return list(pool.map(one, users))
+            try:
+                if self.concurrency == 1 or len(users) < 2:
+                    return [one(user) for user in users]
+                with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                    return list(pool.map(one, users))
+            except BaseException:
+                self.stopping.set()  # the users' threads stop at their next chunk, their runs interrupted
+                raise
 
     def _sweep(self) -> AbstractContextManager[None]:
         try:
@@ -157,9 +167,31 @@ class Engine:
         self, user: User, entities: list[str], dry_run: bool, force: bool, progress: Progress | None, io: Executor
     ) -> RunReport:
         report = RunReport(user, dry_run)
+        if self.stopping.is_set():
+            raise RunInterrupted(f"The sync was interrupted before {user.email}'s run began.")
         if not dry_run:
             report.run_id = self.ctx.state.start_run(user.crm_id)
         self.ctx.hook.exsync_run_started(user=user.crm_id, entities=entities, dry_run=dry_run)
+        try:
+            self._run_entities(report, entities, dry_run, force, progress, io)
+        except BaseException as exc:  # Ctrl-C, a stop signal, a crash: the run must not stay "running"
+            self._interrupted(report, exc)
+            raise
+        if report.outcome == "ok" and any(e.outcome in ("failed", "partial") for e in report.entities.values()):
+            report.outcome = "partial"
+        self._finish(report)
+        return report
+
+    def _run_entities(
+        self,
+        report: RunReport,
+        entities: list[str],
+        dry_run: bool,
+        force: bool,
+        progress: Progress | None,
+        io: Executor,
+    ) -> None:
+        user = report.user
         try:
             with ExitStack() as stores:
                 crm = stores.enter_context(closing(self.ctx.crm(user)))
@@ -171,10 +203,23 @@ class Engine:
         except AuthenticationFailed as exc:
             self._needs_attention(user, exc)
             report.outcome, report.error = "failed", exc.message
-        if report.outcome == "ok" and any(e.outcome in ("failed", "partial") for e in report.entities.values()):
-            report.outcome = "partial"
-        self._finish(report)
-        return report
+
+    def _interrupted(self, report: RunReport, exc: BaseException) -> None:
+        """Record a run stopped before it finished as interrupted, with an audit entry."""
+        if isinstance(exc, KeyboardInterrupt | RunInterrupted):
+            report.error = "interrupted (Ctrl-C or a stop signal) before it finished"
+        else:
+            report.error = f"stopped by an unexpected {type(exc).__name__} before it finished"
+        report.outcome = "interrupted"
+        if report.run_id is not None:
+            self.ctx.state.interrupt_run(report.run_id, report.error)
+        self.ctx.audit.record(
+            "sync" if not report.dry_run else "sync-dry-run",
+            "interrupted",
+            actor=self._actor_email(),
+            user_id=report.user.crm_id,
+            error=report.error,
+        )
 
     def _finish(self, report: RunReport) -> None:
         summary = report.as_dict()
@@ -321,6 +366,8 @@ class _Job:
             self._guard_mass_delete(spool, force)
             total = spool.count()
             for the_plan in self._plans(spool):
+                if self.engine.stopping.is_set():
+                    raise RunInterrupted(f"The {self.entity} of {self.user.email} were interrupted.")
                 self._count_plan(the_plan)
                 if dry_run:
                     self._report_planned(the_plan)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from framework.contracts import CrmUser
 from framework.errors import ConfigurationError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -86,6 +87,7 @@ runs_table = sa.Table(
     sa.Column("outcome", sa.String(16), nullable=False, default="running"),
     sa.Column("summary", sa.Text, nullable=False, default="{}"),
     sa.Column("error", sa.Text, nullable=False, default=""),
+    sa.Column("owner", sa.String(300), nullable=False, default=""),  # host:pid of the process running it
 )
 audit_table = sa.Table(
     "audit",
@@ -106,8 +108,14 @@ secrets_table = sa.Table(
     sa.Column("ciphertext", sa.LargeBinary, nullable=False),
 )
 
+
+def _add_run_owner(conn: Connection) -> None:
+    """Version 2: each run names the process that runs it, so a run whose process died is recognised."""
+    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN owner VARCHAR(300) NOT NULL DEFAULT ''"))
+
+
 #: version -> function that lifts a database from that version to the next one.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_run_owner}
 
 
 def default_state_url() -> str:
@@ -172,6 +180,15 @@ class Run:
     outcome: str
     summary: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    owner: str = ""
+
+    def abandoned(self) -> bool:
+        """Still marked running, by a process of this machine that no longer exists (killed,
+        crashed). A run of another machine cannot be checked from here and counts as alive."""
+        if self.outcome != "running" or not self.owner:
+            return False
+        host, _, pid = self.owner.rpartition(":")
+        return host == socket.gethostname() and pid.isdigit() and not _process_alive(int(pid))
 
 
 class StateStore:
@@ -425,13 +442,29 @@ class StateStore:
 
     # runs ---------------------------------------------------------------------------------
     def start_run(self, user_id: str) -> int:
+        """A run of ``user_id``, marked running and owned by this process until it finishes."""
         with self.transaction() as conn:
             result = conn.execute(
                 runs_table.insert().values(
-                    user_id=user_id, started_at=_now(), outcome="running", summary="{}", error=""
+                    user_id=user_id, started_at=_now(), outcome="running", summary="{}", error="", owner=this_process()
                 )
             )
             return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def running_runs(self) -> list[Run]:
+        """Every run still marked running, of any process."""
+        return self._runs(sa.select(runs_table).where(runs_table.c.outcome == "running").order_by(runs_table.c.id))
+
+    def interrupt_run(self, run_id: int, error: str) -> bool:
+        """Mark a run that stopped without finishing as interrupted; False if it was no longer running."""
+        t = runs_table
+        with self.transaction() as conn:
+            done = conn.execute(
+                t.update()
+                .where(t.c.id == run_id, t.c.outcome == "running")
+                .values(finished_at=_now(), outcome="interrupted", error=error)
+            )
+        return bool(done.rowcount)
 
     def finish_run(self, run_id: int, outcome: str, summary: dict[str, Any], error: str = "") -> None:
         with self.transaction() as conn:
@@ -446,16 +479,43 @@ class StateStore:
         query = sa.select(t).order_by(t.c.id.desc()).limit(limit)
         if user_id:
             query = query.where(t.c.user_id == user_id)
+        return self._runs(query)
+
+    def _runs(self, query: sa.Select[Any]) -> list[Run]:
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [
-            Run(r.id, r.user_id, _aware(r.started_at), _aware(r.finished_at), r.outcome, json.loads(r.summary), r.error)
+            Run(
+                r.id,
+                r.user_id,
+                _aware(r.started_at),
+                _aware(r.finished_at),
+                r.outcome,
+                json.loads(r.summary),
+                r.error,
+                r.owner,
+            )
             for r in rows
         ]
 
     def last_run(self, user_id: str) -> Run | None:
         runs = self.runs(user_id, limit=1)
         return runs[0] if runs else None
+
+
+def this_process() -> str:
+    """``host:pid``: who owns a run while it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def _create_engine(url: str) -> Engine:

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from framework.audit import OUTCOMES
 from framework.cli import cli
 from framework.cli_support import emit, json_mode, pass_context, say
 from framework.context import Context
@@ -265,6 +266,7 @@ def _set_enabled(ctx: Context, keys: tuple[str, ...], enabled: bool, mailbox: st
 def users_show(ctx: Context, user_key: str | None) -> None:
     """Every sync detail of one user (yourself by default)."""
     actor = ctx.require_in_scope("view-user")
+    ctx.settle_abandoned_runs()
     user = _user_or_fail(ctx, user_key) if user_key else actor
     if user.crm_id != actor.crm_id:
         ctx.require_admin("view-user")
@@ -352,6 +354,7 @@ def _next_run(ctx: Context, user: User, last_finished: datetime | None) -> str:
 def status(ctx: Context) -> None:
     """The sync status of every user: last run, result, counts, last error, next run."""
     ctx.require_admin("view-status")
+    ctx.settle_abandoned_runs()
     data = [{"email": u.email, "enabled": u.enabled, **_status_dict(ctx, u)} for u in ctx.state.users()]
     emit(
         data,
@@ -369,6 +372,7 @@ def status(ctx: Context) -> None:
 def dashboard(ctx: Context) -> None:
     """The summary after a sync: settings, totals per entity, recent runs, open errors."""
     actor = ctx.require_in_scope("view-dashboard")
+    ctx.settle_abandoned_runs()
     user_id = None if actor.is_admin else actor.crm_id
     runs = ctx.state.runs(user_id, limit=10)
     users = {u.crm_id: u.email for u in ctx.state.users()}
@@ -416,7 +420,7 @@ def parse_since(text: str) -> datetime:
 @click.option("--user", "user_key", help="Only this user (e-mail or CRM id).")
 @click.option("--entity", type=click.Choice(ENTITY_NAMES), help="Only this entity.")
 @click.option("--action", help="Only this action (sync, authenticate, install...).")
-@click.option("--outcome", type=click.Choice(["ok", "failed", "refused", "skipped"]), help="Only this outcome.")
+@click.option("--outcome", type=click.Choice(OUTCOMES), help="Only this outcome.")
 @click.option("--limit", default=200, show_default=True, help="At most this many entries.")
 @pass_context
 def audit(
@@ -430,16 +434,19 @@ def audit(
 ) -> None:
     """The audit log of the last month: every operation done through exsync."""
     ctx.require_admin("view-audit")
+    ctx.settle_abandoned_runs()
     user_id = _user_or_fail(ctx, user_key).crm_id if user_key else None
     ctx.audit.prune()
     events = ctx.audit.query(
         since=parse_since(since), user_id=user_id, entity=entity, action=action, outcome=outcome, limit=limit
     )
+    emails = {u.crm_id: u.email for u in ctx.state.users()}
     data = [
         {
             "at": e.at.isoformat(timespec="seconds"),
             "actor": e.actor,
-            "user": e.user_id,
+            "user": emails.get(e.user_id, e.user_id),
+            "user_id": e.user_id,
             "entity": e.entity,
             "action": e.action,
             "outcome": e.outcome,
@@ -451,5 +458,5 @@ def audit(
         data,
         title="Audit log",
         columns=["at", "actor", "user", "entity", "action", "outcome", "detail"],
-        rows=[tuple(d.values()) for d in data],
+        rows=[tuple(v for k, v in d.items() if k != "user_id") for d in data],
     )

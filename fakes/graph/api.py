@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import html
 import itertools
 import json
 import operator
@@ -79,7 +78,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fakes.graph.authority import GRAPH_RESOURCE, Authority, TokenError, TokenInfo
 from fakes.server import FaultRule, Request, Response
-from fakes.tenant import Item, Mailbox, Tenant, TenantError
+from fakes.tenant import Item, Mailbox, Tenant, TenantError, html_to_text
 
 MAIL_FOLDERS = ("inbox", "sentitems")
 CONTACT_FOLDER_ID = "contacts"
@@ -255,17 +254,10 @@ class _Query:
             _present_event(res, self.zone)
         body = res.get("body")
         if self.text_body and isinstance(body, dict) and str(body.get("contentType")).lower() == "html":
-            res["body"] = {"contentType": "text", "content": _html_to_text(str(body.get("content") or ""))}
+            res["body"] = {"contentType": "text", "content": html_to_text(str(body.get("content") or ""))}
         if self.select is None:
             return res
         return {k: v for k, v in res.items() if k.lower() in self.select or k in _ALWAYS}
-
-
-def _html_to_text(markup: str) -> str:
-    """Roughly what Outlook makes of an HTML body when text is preferred."""
-    text = re.sub(r"<(br|/p|/div|/li|/tr|/h\d)\b[^>]*>", "\n", markup, flags=re.IGNORECASE)
-    text = html.unescape(re.sub(r"<[^>]+>", "", text))
-    return re.sub(r"\n\s*\n+", "\n\n", text).strip()
 
 
 def _parse_filter(text: str) -> tuple[_Clause, ...]:

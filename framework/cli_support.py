@@ -26,7 +26,7 @@ class Options:
 
     def __init__(self, state: str | None, json_output: bool, acting_as: str | None, ca_bundle: str | None) -> None:
         self.json = json_output
-        self.context = Context(state, acting_as=acting_as, ca_bundle=ca_bundle)
+        self.context = Context(state, acting_as=acting_as, ca_bundle=ca_bundle, create_state=False)
 
 
 def pass_context(func: F) -> F:
@@ -37,6 +37,20 @@ def pass_context(func: F) -> F:
         options = click.get_current_context().find_object(Options)
         assert options is not None, "exsync commands run under the exsync group"
         return func(options.context, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def creates_state(func: F) -> F:
+    """Let a command start a new state database (``crm login``): every other command refuses a
+    ``--state`` that does not exist, rather than working on an empty one."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        options = click.get_current_context().find_object(Options)
+        if options is not None:
+            options.context.create_state = True
+        return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 

@@ -12,7 +12,7 @@ from framework.contracts import CRM_LOGIN_PREFIX, AuthProvider, ConflictPolicy, 
 from framework.errors import ConfigurationError, NotAllowed
 from framework.host import Host, build_host, collect
 from framework.settings import Settings
-from framework.state import Run, StateStore, User
+from framework.state import Run, StateStore, User, default_state_url
 from framework.vault import Vault
 
 if TYPE_CHECKING:
@@ -32,11 +32,13 @@ class Context:
         host: Host | None = None,
         acting_as: str | None = None,
         ca_bundle: str | None = None,
+        create_state: bool = True,
     ) -> None:
         self._state_url = state_url
         self._host = host
         self.acting_as = acting_as
         self.ca_bundle = ca_bundle
+        self.create_state = create_state  # False: a state database that does not exist is refused
 
     # infrastructure ----------------------------------------------------------------------
     @cached_property
@@ -47,9 +49,14 @@ class Context:
     def hook(self) -> Any:
         return self.host.hook
 
+    @property
+    def state_url(self) -> str:
+        """The state database's URL: ``--state``, else ``EXSYNC_STATE``, else the default file."""
+        return self._state_url or default_state_url()
+
     @cached_property
     def state(self) -> StateStore:
-        return StateStore(self._state_url)
+        return StateStore(self._state_url, create=self.create_state)
 
     @cached_property
     def vault(self) -> Vault:

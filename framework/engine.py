@@ -25,7 +25,15 @@ from typing import Any, TypeVar
 
 from framework.context import Context
 from framework.contracts import SIDES, Changes, Create, Delete, Item, Side, SideName, Update, Window, WriteResult
-from framework.errors import AuthenticationFailed, ExsyncError, RecordRejected, SyncError, SyncStateLost, TransientError
+from framework.errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    ExsyncError,
+    RecordRejected,
+    SyncError,
+    SyncStateLost,
+    TransientError,
+)
 from framework.model import content_hash, describe, from_plain, to_plain
 from framework.overlap import THREADS_PER_JOB, Sender, read_ahead
 from framework.plan import Plan, PlanInput, Write, plan
@@ -203,6 +211,8 @@ class Engine:
         except AuthenticationFailed as exc:
             self._needs_attention(user, exc)
             report.outcome, report.error = "failed", exc.message
+        except ConfigurationError as exc:  # e.g. a certificate not trusted: the run fails, with what to do
+            report.outcome, report.error = "failed", f"{exc.message} {exc.hint}".strip()
 
     def _interrupted(self, report: RunReport, exc: BaseException) -> None:
         """Record a run stopped before it finished as interrupted, with an audit entry."""
@@ -588,7 +598,7 @@ class _Job:
                 counts.updated += 1
             else:
                 counts.deleted += 1
-            what = describe(write.source.record) if write.source else write.op.id  # type: ignore[union-attr]
+            what = describe(write.source.record) if write.source else _deleted_label(write)
             self.report.planned.append(f"{type(write.op).__name__.lower()} on {write.side}: {what}")
 
     # applying -----------------------------------------------------------------------------
@@ -723,10 +733,11 @@ class _Job:
         assert source is not None and result.id is not None
         target_hash = self._echo_hash(write.side, source)
         source_hash = content_hash(source.record)
+        label = describe(source.record)
         if write.side == "crm":
-            self.upserts.append(Pair(result.id, source.id, target_hash, source_hash))
+            self.upserts.append(Pair(result.id, source.id, target_hash, source_hash, label=label))
         else:
-            self.upserts.append(Pair(source.id, result.id, source_hash, target_hash))
+            self.upserts.append(Pair(source.id, result.id, source_hash, target_hash, label=label))
         if isinstance(write.op, Create):
             counts.created += 1
         elif isinstance(write.op, Update):
@@ -765,6 +776,13 @@ def _wait_for(error: SyncError | None) -> float | None:
     if isinstance(error, TransientError) and error.retry_after is not None and error.retry_after <= MAX_RETRY_AFTER:
         return error.retry_after
     return None
+
+
+def _deleted_label(write: Write) -> str:
+    """A deletion for people: the record as last synced, and its id on the side it leaves."""
+    assert isinstance(write.op, Delete)
+    label = write.pair.label if write.pair else ""
+    return f"{label} ({write.op.id})" if label else write.op.id
 
 
 def _describe(write: Write, error: SyncError) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -113,8 +114,9 @@ def uninstall(ctx: Context, yes: bool) -> None:
     if not yes:
         click.confirm("Uninstall exsync? Credentials and settings are removed; synced data stays.", abort=True)
     removed = ctx.vault.delete_prefix("auth/")
+    ca_bundle = ctx.settings.ca_bundle
     ctx.state.clear_settings()
-    ctx.state.set_settings({"crm_login_user": actor.crm_id})
+    ctx.state.set_settings({"crm_login_user": actor.crm_id, "ca_bundle": ca_bundle or None})
     ctx.state.forget_cursors()
     ctx.audit.record("uninstall", "ok", actor=actor.email, secrets_removed=removed)
     say("exsync is uninstalled: nothing syncs any more; CRM and Exchange data are untouched.")
@@ -147,6 +149,13 @@ def settings_show(ctx: Context) -> None:
 @click.option(
     "--interval", type=click.IntRange(0, 10080), help="Minutes between syncs under 'exsync sync --watch' (0: off)."
 )
+@click.option(
+    "--ca-bundle",
+    "ca_bundle",
+    metavar="PEM",
+    type=click.Path(exists=True, dir_okay=False, resolve_path=True),
+    help="Trust the CAs of this PEM file from now on (an internal CA's, or the fakes').",
+)
 @pass_context
 def settings_set(
     ctx: Context,
@@ -157,12 +166,14 @@ def settings_set(
     disable: tuple[str, ...],
     mass_delete_ratio: float | None,
     interval: int | None,
+    ca_bundle: str | None,
 ) -> None:
     """Change settings (administrators)."""
     actor = ctx.require_admin("configure")
     current = ctx.settings
-    _require_installed(current)
     changes: dict[str, Any] = {}
+    if ca_bundle is not None:  # needed to reach the CRM at all: allowed before install
+        changes["ca_bundle"] = _checked_ca_bundle(ca_bundle)
     if sync_type:
         changes["sync_type"] = sync_type
     if direction:
@@ -175,6 +186,8 @@ def settings_set(
         changes["interval_minutes"] = interval
     if enable or disable:
         changes["entities"] = _toggle(ctx, current, enable, disable)
+    if set(changes) != {"ca_bundle"}:
+        _require_installed(current)
     if not changes:
         raise UsageError("Nothing to change.", hint="See 'exsync settings set --help'.")
     for key, value in changes.items():
@@ -182,6 +195,18 @@ def settings_set(
     current.save(ctx.state)
     ctx.audit.record("configure", "ok", actor=actor.email, **changes)
     emit(current.describe(), title="Settings")
+
+
+def _checked_ca_bundle(path: str) -> str:
+    """``path`` if it holds PEM certificates Python can trust."""
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, ValueError, OSError) as exc:
+        raise UsageError(
+            f"{path} holds no PEM certificate ({type(exc).__name__}).",
+            hint="Give the CA certificate in PEM form (-----BEGIN CERTIFICATE-----).",
+        ) from None
+    return path
 
 
 def _toggle(ctx: Context, settings: Settings, enable: tuple[str, ...], disable: tuple[str, ...]) -> dict[str, bool]:

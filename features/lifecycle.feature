@@ -39,7 +39,11 @@ Feature: Revoke, change of authentication and uninstall
     Then the command succeeds
     And exsync is not installed
     And the vault holds no Exchange credentials
+    And the vault holds no CRM login
     And the mailbox of "amelia.admin" has exactly 1 contact with e-mail "ann@example.com"
     And the CRM has exactly 1 contact with e-mail "ann@example.com"
     When the administrator runs "exsync sync"
+    Then the command fails with "has not logged in to the CRM"
+    When the administrator logs in to the CRM again
+    And the administrator runs "exsync sync"
     Then the command fails with "not installed"

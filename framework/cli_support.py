@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -74,11 +75,14 @@ def emit(
         for key, value in data.items() if isinstance(data, dict) else []:
             table.add_row(str(key), _cell(value))
     else:
-        table = Table(title=title or None)
-        for column in columns:
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*(_cell(v) for v in row))
+        cells = [[_cell(v) for v in row] for row in rows]
+        table = Table(title=title or None, box=box.SIMPLE_HEAD, title_justify="left")
+        for index, column in enumerate(columns):
+            # a column of single words (e-mails, ids, dates) is never split; text wraps at spaces
+            words = all(" " not in row[index] and len(row[index]) <= 40 for row in cells)
+            table.add_column(column, no_wrap=words, overflow="ellipsis" if words else "fold")
+        for row in cells:
+            table.add_row(*row)
     console.print(table)
 
 
@@ -103,7 +107,28 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
+        return key_values(value)
     if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value)
+        return ", ".join(_cell(v) for v in value)
     return "" if value is None else str(value)
+
+
+def key_values(data: dict[str, Any], *, most: int = 60) -> str:
+    """A dict as short ``key=value`` text for people: nested keys joined with dots, empty values
+    left out, long values cut to ``most`` characters."""
+    parts = []
+    for key, value in _flat(data):
+        text = _cell(value)
+        if text:
+            parts.append(f"{key}={text if len(text) <= most else text[: most - 1] + '…'}")
+    return " ".join(parts)
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    pairs: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            pairs.extend(_flat(value, f"{prefix}{key}."))
+        elif value not in (None, "", [], {}):
+            pairs.append((f"{prefix}{key}", value))
+    return pairs

@@ -82,12 +82,14 @@ class EntityReport:
     skipped_reason: str = ""
     outcome: str = "ok"
     planned: list[str] = field(default_factory=list)  # a dry run's actions, one line each
+    outside_window: int = 0  # records read but dated outside the sync window (counted as skipped)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "outcome": self.outcome,
             "conflicts": self.conflicts,
             "skipped_reason": self.skipped_reason,
+            "outside_window": self.outside_window,
             "errors": self.errors,
             "planned": self.planned,
             **{side: vars(counts) for side, counts in self.sides.items()},
@@ -243,7 +245,7 @@ class Engine:
             outcome,
             actor=self._actor_email(),
             user_id=report.user.crm_id,
-            entities=summary["entities"],
+            entities={name: _without_plan(entity) for name, entity in summary["entities"].items()},
             error=report.error,
         )
         self.ctx.hook.exsync_run_finished(report=report)
@@ -443,6 +445,7 @@ class _Job:
             if self.definition.dated is None:
                 self._absent_are_deleted(spool, side)
         self.report.sides[side].skipped += read.outside_window
+        self.report.outside_window += read.outside_window
         if retries:  # once a run: a record refused in this run waits for the next
             self._add_retries(spool, side)
         return read
@@ -776,6 +779,11 @@ def _wait_for(error: SyncError | None) -> float | None:
     if isinstance(error, TransientError) and error.retry_after is not None and error.retry_after <= MAX_RETRY_AFTER:
         return error.retry_after
     return None
+
+
+def _without_plan(entity: dict[str, Any]) -> dict[str, Any]:
+    """An entity's summary for the audit log: counts and errors, not a dry run's every line."""
+    return {key: value for key, value in entity.items() if key != "planned"}
 
 
 def _deleted_label(write: Write) -> str:

@@ -13,10 +13,10 @@ from framework.audit import OUTCOMES
 from framework.cli import cli
 from framework.cli_support import emit, json_mode, pass_context, say
 from framework.context import Context
-from framework.contracts import CrmStore
+from framework.contracts import CRM_LOGIN_PREFIX, CrmStore
 from framework.errors import ConfigurationError, NotAllowed, UsageError
 from framework.host import plugin_infos
-from framework.report import print_dashboard
+from framework.report import print_audit, print_dashboard, print_status
 from framework.settings import DIRECTIONS, EDITIONS_ALLOWED, ENTITY_NAMES, SCOPES, SYNC_TYPES, Settings, check_choice
 from framework.state import User
 
@@ -109,17 +109,24 @@ def install(ctx: Context, scope: str, profiles: tuple[str, ...], accept_terms: b
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_context
 def uninstall(ctx: Context, yes: bool) -> None:
-    """Stop syncing and remove credentials and settings; synced data stays on both sides."""
+    """Stop syncing; remove Exchange credentials, the CRM logins and the settings. Synced data stays on both sides."""
     actor = ctx.require_admin("uninstall")
     if not yes:
-        click.confirm("Uninstall exsync? Credentials and settings are removed; synced data stays.", abort=True)
+        click.confirm(
+            "Uninstall exsync? Credentials, CRM logins and settings are removed; synced data stays.", abort=True
+        )
     removed = ctx.vault.delete_prefix("auth/")
     ca_bundle = ctx.settings.ca_bundle
     ctx.state.clear_settings()
-    ctx.state.set_settings({"crm_login_user": actor.crm_id, "ca_bundle": ca_bundle or None})
+    ctx.state.set_settings({"ca_bundle": ca_bundle or None})
     ctx.state.forget_cursors()
     ctx.audit.record("uninstall", "ok", actor=actor.email, secrets_removed=removed)
-    say("exsync is uninstalled: nothing syncs any more; CRM and Exchange data are untouched.")
+    logins = ctx.vault.delete_prefix(CRM_LOGIN_PREFIX)  # last: the audit entry above still names the actor
+    say(
+        f"exsync is uninstalled: nothing syncs any more; {removed} Exchange credential(s) and "
+        f"{logins} CRM login(s) are removed, with the settings; CRM and Exchange data are untouched. "
+        "To start again: 'exsync crm login', then 'exsync install'."
+    )
 
 
 # -- settings ---------------------------------------------------------------------------------
@@ -314,7 +321,7 @@ def users_show(ctx: Context, user_key: str | None) -> None:
 def _credential_state(ctx: Context, user: User) -> str:
     settings = ctx.settings
     if not settings.auth_method:
-        return "none"
+        return "none (not authenticated)"
     provider = ctx.auth_provider()
     if provider.org_wide:
         return "org-wide" if provider.has_credentials(ctx, None) else "missing (org)"
@@ -355,19 +362,38 @@ def _status_dict(ctx: Context, user: User) -> dict[str, Any]:
             for side in ("crm", "exchange"):
                 for key, value in counts.get(side, {}).items():
                     totals[key] = totals.get(key, 0) + value
+    credentials = _credential_state(ctx, user)
     return {
         "last_run": run.finished_at.isoformat(timespec="seconds") if run and run.finished_at else "never",
         "result": run.outcome if run else "",
         "counts": totals,
+        "credentials": credentials,
         "last_error": user.needs_attention or (run.error if run else "") or (errors[-1]["error"] if errors else ""),
         "needs_attention": bool(user.needs_attention),
-        "next_run": _next_run(ctx, user, run.finished_at if run else None),
+        "next_run": _next_run(ctx, user, run.finished_at if run else None, credentials),
     }
 
 
-def _next_run(ctx: Context, user: User, last_finished: datetime | None) -> str:
+def authentication_state(ctx: Context) -> str:
+    """The org's Exchange authentication in a few words, saying when it is missing and what to do."""
+    settings = ctx.settings
+    provider = ctx.auth_providers.get(settings.auth_method)
+    if not settings.auth_method or provider is None:
+        return "missing: nothing syncs until 'exsync auth ews' or 'exsync auth graph'"
+    if provider.org_wide:
+        if provider.has_credentials(ctx, None):
+            return f"{settings.auth_method} (org-wide)"
+        return f"{settings.auth_method}: credentials missing; authenticate again"
+    enabled = [u for u in ctx.state.users() if u.enabled]
+    ready = sum(1 for u in enabled if provider.has_credentials(ctx, u))
+    return f"{settings.auth_method} (each user's own: {ready} of {len(enabled)} enabled users authenticated)"
+
+
+def _next_run(ctx: Context, user: User, last_finished: datetime | None, credentials: str) -> str:
     if not user.enabled:
         return "not scheduled (disabled)"
+    if credentials.startswith(("none", "missing")):
+        return "not scheduled (no authentication)"
     due = ctx.settings.next_run(last_finished)
     if due is None:
         return "manual ('exsync sync')"
@@ -381,15 +407,10 @@ def status(ctx: Context) -> None:
     ctx.require_admin("view-status")
     ctx.settle_abandoned_runs()
     data = [{"email": u.email, "enabled": u.enabled, **_status_dict(ctx, u)} for u in ctx.state.users()]
-    emit(
-        data,
-        title="Sync status",
-        columns=["user", "sync", "last run", "result", "counts", "last error", "next run"],
-        rows=[
-            (d["email"], d["enabled"], d["last_run"], d["result"], d["counts"], d["last_error"], d["next_run"])
-            for d in data
-        ],
-    )
+    if json_mode():
+        emit(data)
+    else:
+        print_status(data, authentication_state(ctx))
 
 
 @cli.command()
@@ -402,6 +423,7 @@ def dashboard(ctx: Context) -> None:
     runs = ctx.state.runs(user_id, limit=10)
     users = {u.crm_id: u.email for u in ctx.state.users()}
     data = {
+        "authentication": authentication_state(ctx),
         "settings": ctx.settings.describe(),
         "synced_pairs": ctx.state.count_pairs(user_id),
         "recent_runs": [
@@ -413,7 +435,7 @@ def dashboard(ctx: Context) -> None:
             }
             for r in runs
         ],
-        "open_errors": ctx.state.open_errors(user_id),
+        "open_errors": [{"user": users.get(e["user_id"], e["user_id"]), **e} for e in ctx.state.open_errors(user_id)],
     }
     if json_mode():
         emit(data)
@@ -479,9 +501,7 @@ def audit(
         }
         for e in events
     ]
-    emit(
-        data,
-        title="Audit log",
-        columns=["at", "actor", "user", "entity", "action", "outcome", "detail"],
-        rows=[tuple(v for k, v in d.items() if k != "user_id") for d in data],
-    )
+    if json_mode():
+        emit(data)
+    else:
+        print_audit(data)

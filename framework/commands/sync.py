@@ -163,8 +163,11 @@ def _users_to_sync(ctx: Context, keys: tuple[str, ...]) -> list[User]:
 
 @contextmanager
 def _progress() -> Iterator[ProgressCallback | None]:
-    if json_mode() or not console.is_terminal:
+    if json_mode():
         yield None
+        return
+    if not console.is_terminal:  # piped, cron, a service manager: plain lines as the work goes
+        yield _progress_lines
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, transient=True) as bar:
@@ -177,3 +180,14 @@ def _progress() -> Iterator[ProgressCallback | None]:
             bar.update(tasks[key], completed=done if total else 1)
 
         yield update
+
+
+def _progress_lines(user: str, entity: str, done: int, total: int) -> None:
+    """One plain line per chunk planned: who, what, how far."""
+    if total and not done:
+        return
+    console.print(
+        f"{user} {entity}: {done} of {total} records" if total else f"{user} {entity}: no changes",
+        highlight=False,
+        markup=False,
+    )

@@ -11,6 +11,10 @@ Feature: Revoke, change of authentication and uninstall
     Then the command succeeds
     And no Exchange authentication is set up
     And the vault holds no Exchange credentials
+    When the administrator runs "exsync status"
+    Then the output mentions "Authentication: missing"
+    When the administrator runs "exsync dashboard"
+    Then the output mentions "authentication missing"
     When the administrator runs "exsync sync"
     Then the command fails with "No Exchange authentication"
     When the administrator authenticates EWS with impersonation

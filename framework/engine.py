@@ -156,14 +156,14 @@ class Engine:
             def one(user: User) -> RunReport:
                 return self._run_user(user, wanted, dry_run, force, progress, io)
 
-            try:
-                if self.concurrency == 1 or len(users) < 2:
-                    return [one(user) for user in users]
-                with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            if self.concurrency == 1 or len(users) < 2:
+                return [one(user) for user in users]
+            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                try:
                     return list(pool.map(one, users))
-            except BaseException:
-                self.stopping.set()  # the users' threads stop at their next chunk, their runs interrupted
-                raise
+                except BaseException:  # Ctrl-C (or one run's crash): set before the pool waits for the others
+                    self.stopping.set()  # the other users' runs stop at their next chunk, interrupted
+                    raise
 
     def _sweep(self) -> AbstractContextManager[None]:
         try:
@@ -389,6 +389,8 @@ class _Job:
                     self.progress(self.user.email, self.entity, spool.done, total)
             if dry_run:
                 return False
+            if self.engine.stopping.is_set():  # nothing more is sent once the sync is stopped
+                raise RunInterrupted(f"The {self.entity} of {self.user.email} were interrupted.")
             self._flush(everything=True)
             for sender in self.senders.values():
                 sender.finish()

@@ -85,6 +85,7 @@ def test_change_auth_from_ews_to_graph_writes_nothing_unchanged_and_never_duplic
 
     org.ok(world.run(ADMIN, "exsync change-auth --yes"))
     org.ok(world.graph_client_credentials())
+    assert org.wrote_nothing(org.sync("--dry-run"))
     assert org.wrote_nothing(org.sync())
     assert org.wrote_nothing(org.sync())
     _no_duplicates(org)

@@ -100,3 +100,26 @@ def test_a_run_of_a_live_process_or_another_machine_is_left_running(world):
             runs_table.insert().values(user_id="u2", started_at=datetime.now(UTC), owner="elsewhere.example:1")
         )
     assert [r.abandoned() for r in state.running_runs()] == [False]
+
+
+@pytest.mark.parametrize("kind", ["graph"])
+def test_ctrl_c_while_users_sync_side_by_side_interrupts_every_run_under_way(two_users):
+    for i in range(4):
+        two_users.crm_add(f"Par{i}", first="P", email=f"par{i}@example.com")
+        two_users.crm_add(f"Std{i}", first="S", email=f"std{i}@example.com", user="sam.standard")
+    engine = two_users.engine()
+    engine.concurrency = 2
+
+    def stop(user: str, entity: str, done: int, total: int) -> None:
+        if user == address(ADMIN):
+            raise KeyboardInterrupt  # Ctrl-C reaches the admin's run
+        engine.stopping.wait(60)  # the other run is under way meanwhile
+
+    users = sorted((u for u in engine.ctx.state.users() if u.enabled), key=lambda u: u.email != address(ADMIN))
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(users, progress=stop)
+    runs = engine.ctx.state.runs()
+    assert runs and not engine.ctx.state.running_runs()
+    assert {run.outcome for run in runs} == {"interrupted"} and len(runs) == 2
+    two_users.sync()
+    assert two_users.world.state.last_run(users[0].crm_id).outcome == "ok"

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import ssl
 import tempfile
@@ -170,6 +171,23 @@ def demo(exchange: str, size: int, seed: int, keep: bool) -> None:
     """Run the whole job on the built-in fakes: install, authenticate, enable users, sync, dashboard."""
     directory = Path(tempfile.mkdtemp(prefix="exsync-demo-"))
     os.environ["EXSYNC_KEY_FILE"] = str(directory / "key")
+    fate = "kept afterwards (--keep)" if keep else "removed when the demo ends (--keep keeps them)"
+    console.print(
+        f"The demo keeps everything in {directory}, away from your own exsync data: the state database "
+        f"{directory / 'state.db'}, its key, and the fake servers' CA in {directory / 'fakes'}; the fakes "
+        f"serve on free ports of 127.0.0.1 while it runs. All of it is temporary: {fate}.",
+        highlight=False,
+    )
+    try:
+        _demo_steps(directory, exchange, size, seed)
+    finally:
+        if not keep:
+            shutil.rmtree(directory, ignore_errors=True)
+    if keep:
+        console.print(f"State kept in {directory}: e.g. 'exsync --state sqlite:///{directory / 'state.db'} status'")
+
+
+def _demo_steps(directory: Path, exchange: str, size: int, seed: int) -> None:
     with FakeCloud(directory / "fakes") as cloud:
         cloud.seed(size, seed)
         admin = cloud.crm.admin.email
@@ -186,8 +204,6 @@ def demo(exchange: str, size: int, seed: int, keep: bool) -> None:
         ]
         for step in steps:
             _run(base, step, may_fail=step == "sync")
-    if keep:
-        console.print(f"State kept in {directory}")
 
 
 def _auth_step(cloud: FakeCloud, exchange: str) -> str:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import bisect
 import copy
+import html
+import re
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -231,3 +233,11 @@ def _change_key(seq: int) -> str:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def html_to_text(markup: str) -> str:
+    """Roughly what Exchange makes of an HTML body when text is asked for (Graph's
+    ``Prefer: outlook.body-content-type="text"``, EWS's ``TextBody``): the same text both ways."""
+    text = re.sub(r"<(br|/p|/div|/li|/tr|/h\d)\b[^>]*>", "\n", markup, flags=re.IGNORECASE)
+    text = html.unescape(re.sub(r"<[^>]+>", "", text))
+    return re.sub(r"\n\s*\n+", "\n\n", text).strip()

@@ -35,6 +35,13 @@ Feature: User management, status and audit
     And the JSON status of "sam.standard" has result "" and last run "never"
 
   @B27
+  Scenario: --json works after the command too, as people type it
+    Given an org synced over "graph"
+    And the administrator runs "exsync sync"
+    When the administrator runs "exsync status --json"
+    Then the JSON status of "amelia.admin" has result "ok" and created 0
+
+  @B27
   Scenario: With an interval set, sync --watch runs on schedule and the status shows the next run
     Given an org synced over "graph"
     And the administrator runs "exsync settings set --interval 15"

@@ -11,6 +11,10 @@ Feature: Revoke, change of authentication and uninstall
     Then the command succeeds
     And no Exchange authentication is set up
     And the vault holds no Exchange credentials
+    When the administrator runs "exsync status"
+    Then the output mentions "Authentication: missing"
+    When the administrator runs "exsync dashboard"
+    Then the output mentions "authentication missing"
     When the administrator runs "exsync sync"
     Then the command fails with "No Exchange authentication"
     When the administrator authenticates EWS with impersonation
@@ -39,7 +43,11 @@ Feature: Revoke, change of authentication and uninstall
     Then the command succeeds
     And exsync is not installed
     And the vault holds no Exchange credentials
+    And the vault holds no CRM login
     And the mailbox of "amelia.admin" has exactly 1 contact with e-mail "ann@example.com"
     And the CRM has exactly 1 contact with e-mail "ann@example.com"
     When the administrator runs "exsync sync"
+    Then the command fails with "has not logged in to the CRM"
+    When the administrator logs in to the CRM again
+    And the administrator runs "exsync sync"
     Then the command fails with "not installed"

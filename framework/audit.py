@@ -16,7 +16,7 @@ from framework.state import StateStore, audit_table
 from framework.vault import REDACTOR
 
 RETENTION = timedelta(days=30)
-OUTCOMES = ("ok", "failed", "refused", "skipped")
+OUTCOMES = ("ok", "failed", "refused", "skipped", "interrupted")
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,12 @@ import sys
 from typing import Any
 
 import click
+import sqlalchemy as sa
 
 from framework.cli_support import Options, fail
 from framework.errors import ExsyncError, UsageError
 from framework.host import build_host
+from framework.state import default_state_url, unreadable_state
 
 
 class ExsyncGroup(click.Group):
@@ -20,14 +22,19 @@ class ExsyncGroup(click.Group):
             return super().invoke(ctx)
         except ExsyncError as error:
             fail(error)
+        except sa.exc.DBAPIError as error:  # the state database broke under a command: one line, not a traceback
+            options = ctx.find_object(Options)
+            fail(unreadable_state(options.context.state_url if options else default_state_url(), error))
 
 
 @click.group(cls=ExsyncGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--state",
     envvar="EXSYNC_STATE",
+    show_envvar=True,
     metavar="URL",
-    help="State database (any SQLAlchemy URL). Default: a SQLite file in the data directory.",
+    help="State database (any SQLAlchemy URL). Default: a SQLite file in the data directory. "
+    "Only 'exsync crm login' starts a new one.",
 )
 @click.option("--json", "json_output", is_flag=True, help="Print machine-readable JSON instead of tables.")
 @click.option(
@@ -35,13 +42,17 @@ class ExsyncGroup(click.Group):
     "acting_as",
     metavar="USER",
     envvar="EXSYNC_AS",
+    show_envvar=True,
     help="Act as this CRM user (e-mail or id) of a stored CRM login.",
 )
 @click.option(
     "--ca-bundle",
     type=click.Path(exists=True, dir_okay=False),
     envvar="EXSYNC_CA_BUNDLE",
-    help="PEM file of CA certificates to trust (an internal CA, or the fakes').",
+    show_envvar=True,
+    metavar="PEM",
+    help="PEM file of CA certificates to trust (an internal CA, or the fakes'), for this command; "
+    "'exsync settings set --ca-bundle PEM' saves it.",
 )
 @click.version_option(package_name="exsync")
 @click.pass_context
@@ -79,8 +90,34 @@ def build_cli() -> click.Group:
 
     if not _mounted:
         _mount_plugin_commands(cli)
+        _accept_json_anywhere(cli)
         _mounted = True
     return cli
+
+
+def _accept_json_anywhere(group: click.Group) -> None:
+    """Give every command ``--json`` too, so that ``exsync users list --json`` works as
+    ``exsync --json users list`` does (a command with a ``--json`` of its own keeps it)."""
+    for command in group.commands.values():
+        if not any("--json" in getattr(param, "opts", ()) for param in command.params):
+            command.params.append(
+                click.Option(
+                    ["--json"],
+                    is_flag=True,
+                    expose_value=False,
+                    is_eager=True,
+                    callback=_json_wanted,
+                    help="Print machine-readable JSON instead of tables.",
+                )
+            )
+        if isinstance(command, click.Group):
+            _accept_json_anywhere(command)
+
+
+def _json_wanted(ctx: click.Context, _param: click.Parameter, wanted: bool) -> None:
+    options = ctx.find_object(Options)
+    if wanted and options is not None:
+        options.json = True
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -26,7 +27,7 @@ class Options:
 
     def __init__(self, state: str | None, json_output: bool, acting_as: str | None, ca_bundle: str | None) -> None:
         self.json = json_output
-        self.context = Context(state, acting_as=acting_as, ca_bundle=ca_bundle)
+        self.context = Context(state, acting_as=acting_as, ca_bundle=ca_bundle, create_state=False)
 
 
 def pass_context(func: F) -> F:
@@ -37,6 +38,20 @@ def pass_context(func: F) -> F:
         options = click.get_current_context().find_object(Options)
         assert options is not None, "exsync commands run under the exsync group"
         return func(options.context, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def creates_state(func: F) -> F:
+    """Let a command start a new state database (``crm login``): every other command refuses a
+    ``--state`` that does not exist, rather than working on an empty one."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        options = click.get_current_context().find_object(Options)
+        if options is not None:
+            options.context.create_state = True
+        return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
@@ -60,11 +75,14 @@ def emit(
         for key, value in data.items() if isinstance(data, dict) else []:
             table.add_row(str(key), _cell(value))
     else:
-        table = Table(title=title or None)
-        for column in columns:
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*(_cell(v) for v in row))
+        cells = [[_cell(v) for v in row] for row in rows]
+        table = Table(title=title or None, box=box.SIMPLE_HEAD, title_justify="left")
+        for index, column in enumerate(columns):
+            # a column of single words (e-mails, ids, dates) is never split; text wraps at spaces
+            words = all(" " not in row[index] and len(row[index]) <= 40 for row in cells)
+            table.add_column(column, no_wrap=words, overflow="ellipsis" if words else "fold")
+        for row in cells:
+            table.add_row(*row)
     console.print(table)
 
 
@@ -89,7 +107,28 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
+        return key_values(value)
     if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value)
+        return ", ".join(_cell(v) for v in value)
     return "" if value is None else str(value)
+
+
+def key_values(data: dict[str, Any], *, most: int = 60) -> str:
+    """A dict as short ``key=value`` text for people: nested keys joined with dots, empty values
+    left out, long values cut to ``most`` characters."""
+    parts = []
+    for key, value in _flat(data):
+        text = _cell(value)
+        if text:
+            parts.append(f"{key}={text if len(text) <= most else text[: most - 1] + '…'}")
+    return " ".join(parts)
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    pairs: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            pairs.extend(_flat(value, f"{prefix}{key}."))
+        elif value not in (None, "", [], {}):
+            pairs.append((f"{prefix}{key}", value))
+    return pairs

@@ -12,11 +12,14 @@ from framework.contracts import CRM_LOGIN_PREFIX, AuthProvider, ConflictPolicy, 
 from framework.errors import ConfigurationError, NotAllowed
 from framework.host import Host, build_host, collect
 from framework.settings import Settings
-from framework.state import StateStore, User
+from framework.state import Run, StateStore, User, default_state_url
 from framework.vault import Vault
 
 if TYPE_CHECKING:
     from framework.contracts import Store
+
+
+ABANDONED = "interrupted: its process stopped (killed or crashed) before the run finished"
 
 
 class Context:
@@ -29,11 +32,13 @@ class Context:
         host: Host | None = None,
         acting_as: str | None = None,
         ca_bundle: str | None = None,
+        create_state: bool = True,
     ) -> None:
         self._state_url = state_url
         self._host = host
         self.acting_as = acting_as
         self.ca_bundle = ca_bundle
+        self.create_state = create_state  # False: a state database that does not exist is refused
 
     # infrastructure ----------------------------------------------------------------------
     @cached_property
@@ -44,9 +49,14 @@ class Context:
     def hook(self) -> Any:
         return self.host.hook
 
+    @property
+    def state_url(self) -> str:
+        """The state database's URL: ``--state``, else ``EXSYNC_STATE``, else the default file."""
+        return self._state_url or default_state_url()
+
     @cached_property
     def state(self) -> StateStore:
-        return StateStore(self._state_url)
+        return StateStore(self._state_url, create=self.create_state)
 
     @cached_property
     def vault(self) -> Vault:
@@ -55,6 +65,18 @@ class Context:
     @cached_property
     def audit(self) -> AuditLog:
         return AuditLog(self.state, observers=self.hook.exsync_audit_event)
+
+    def settle_abandoned_runs(self) -> list[Run]:
+        """Mark runs left "running" by a process that no longer exists (killed, crashed) as
+        interrupted, each with an audit entry; the next sync finishes what they left."""
+        settled = []
+        for run in self.state.running_runs():
+            if run.abandoned() and self.state.interrupt_run(run.id, ABANDONED):
+                self.audit.record(
+                    "sync", "interrupted", actor="exsync", user_id=run.user_id, run=run.id, error=ABANDONED
+                )
+                settled.append(run)
+        return settled
 
     @property
     def settings(self) -> Settings:

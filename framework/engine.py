@@ -15,6 +15,7 @@ import functools
 import itertools
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -55,6 +56,10 @@ class MassDeleteRefused(ExsyncError):
     """A run would delete more than the configured share of one side."""
 
 
+class RunInterrupted(ExsyncError):
+    """The run was stopped (Ctrl-C, a stop signal) before it finished; the next run finishes it."""
+
+
 @dataclass
 class SideCounts:
     """What a run did to one side of one entity."""
@@ -77,12 +82,14 @@ class EntityReport:
     skipped_reason: str = ""
     outcome: str = "ok"
     planned: list[str] = field(default_factory=list)  # a dry run's actions, one line each
+    outside_window: int = 0  # records read but dated outside the sync window (counted as skipped)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "outcome": self.outcome,
             "conflicts": self.conflicts,
             "skipped_reason": self.skipped_reason,
+            "outside_window": self.outside_window,
             "errors": self.errors,
             "planned": self.planned,
             **{side: vars(counts) for side, counts in self.sides.items()},
@@ -125,6 +132,7 @@ class Engine:
         self.sleep = sleep
         self.concurrency = max(1, concurrency)
         self.chunk = max(1, chunk)
+        self.stopping = threading.Event()  # set on Ctrl-C: every user's run stops at its next chunk
 
     def run(
         self,
@@ -151,7 +159,11 @@ class Engine:
             if self.concurrency == 1 or len(users) < 2:
                 return [one(user) for user in users]
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                return list(pool.map(one, users))
+                try:
+                    return list(pool.map(one, users))
+                except BaseException:  # Ctrl-C (or one run's crash): set before the pool waits for the others
+                    self.stopping.set()  # the other users' runs stop at their next chunk, interrupted
+                    raise
 
     def _sweep(self) -> AbstractContextManager[None]:
         try:
@@ -165,9 +177,31 @@ class Engine:
         self, user: User, entities: list[str], dry_run: bool, force: bool, progress: Progress | None, io: Executor
     ) -> RunReport:
         report = RunReport(user, dry_run)
+        if self.stopping.is_set():
+            raise RunInterrupted(f"The sync was interrupted before {user.email}'s run began.")
         if not dry_run:
             report.run_id = self.ctx.state.start_run(user.crm_id)
         self.ctx.hook.exsync_run_started(user=user.crm_id, entities=entities, dry_run=dry_run)
+        try:
+            self._run_entities(report, entities, dry_run, force, progress, io)
+        except BaseException as exc:  # Ctrl-C, a stop signal, a crash: the run must not stay "running"
+            self._interrupted(report, exc)
+            raise
+        if report.outcome == "ok" and any(e.outcome in ("failed", "partial") for e in report.entities.values()):
+            report.outcome = "partial"
+        self._finish(report)
+        return report
+
+    def _run_entities(
+        self,
+        report: RunReport,
+        entities: list[str],
+        dry_run: bool,
+        force: bool,
+        progress: Progress | None,
+        io: Executor,
+    ) -> None:
+        user = report.user
         try:
             with ExitStack() as stores:
                 crm = stores.enter_context(closing(self.ctx.crm(user)))
@@ -179,10 +213,25 @@ class Engine:
         except AuthenticationFailed as exc:
             self._needs_attention(user, exc)
             report.outcome, report.error = "failed", exc.message
-        if report.outcome == "ok" and any(e.outcome in ("failed", "partial") for e in report.entities.values()):
-            report.outcome = "partial"
-        self._finish(report)
-        return report
+        except ConfigurationError as exc:  # e.g. a certificate not trusted: the run fails, with what to do
+            report.outcome, report.error = "failed", f"{exc.message} {exc.hint}".strip()
+
+    def _interrupted(self, report: RunReport, exc: BaseException) -> None:
+        """Record a run stopped before it finished as interrupted, with an audit entry."""
+        if isinstance(exc, KeyboardInterrupt | RunInterrupted):
+            report.error = "interrupted (Ctrl-C or a stop signal) before it finished"
+        else:
+            report.error = f"stopped by an unexpected {type(exc).__name__} before it finished"
+        report.outcome = "interrupted"
+        if report.run_id is not None:
+            self.ctx.state.interrupt_run(report.run_id, report.error)
+        self.ctx.audit.record(
+            "sync" if not report.dry_run else "sync-dry-run",
+            "interrupted",
+            actor=self._actor_email(),
+            user_id=report.user.crm_id,
+            error=report.error,
+        )
 
     def _finish(self, report: RunReport) -> None:
         summary = report.as_dict()
@@ -196,7 +245,7 @@ class Engine:
             outcome,
             actor=self._actor_email(),
             user_id=report.user.crm_id,
-            entities=summary["entities"],
+            entities={name: _without_plan(entity) for name, entity in summary["entities"].items()},
             error=report.error,
         )
         self.ctx.hook.exsync_run_finished(report=report)
@@ -337,6 +386,8 @@ class _Job:
             self._guard_mass_delete(spool, force)
             total = spool.count()
             for the_plan in self._plans(spool):
+                if self.engine.stopping.is_set():
+                    raise RunInterrupted(f"The {self.entity} of {self.user.email} were interrupted.")
                 self._count_plan(the_plan)
                 if dry_run:
                     self._report_planned(the_plan)
@@ -346,6 +397,8 @@ class _Job:
                     self.progress(self.user.email, self.entity, spool.done, total)
             if dry_run:
                 return False
+            if self.engine.stopping.is_set():  # nothing more is sent once the sync is stopped
+                raise RunInterrupted(f"The {self.entity} of {self.user.email} were interrupted.")
             self._flush(everything=True)
             for sender in self.senders.values():
                 sender.finish()
@@ -402,6 +455,7 @@ class _Job:
             if self.definition.dated is None:
                 self._absent_are_deleted(spool, side)
         self.report.sides[side].skipped += read.outside_window
+        self.report.outside_window += read.outside_window
         if retries:  # once a run: a record refused in this run waits for the next
             self._add_retries(spool, side)
         return read
@@ -557,7 +611,7 @@ class _Job:
                 counts.updated += 1
             else:
                 counts.deleted += 1
-            what = describe(write.source.record) if write.source else write.op.id  # type: ignore[union-attr]
+            what = describe(write.source.record) if write.source else _deleted_label(write)
             self.report.planned.append(f"{type(write.op).__name__.lower()} on {write.side}: {what}")
 
     # applying -----------------------------------------------------------------------------
@@ -692,10 +746,11 @@ class _Job:
         assert source is not None and result.id is not None
         target_hash = self._echo_hash(write.side, source)
         source_hash = content_hash(source.record)
+        label = describe(source.record)
         if write.side == "crm":
-            self.upserts.append(Pair(result.id, source.id, target_hash, source_hash))
+            self.upserts.append(Pair(result.id, source.id, target_hash, source_hash, label=label))
         else:
-            self.upserts.append(Pair(source.id, result.id, source_hash, target_hash))
+            self.upserts.append(Pair(source.id, result.id, source_hash, target_hash, label=label))
         if isinstance(write.op, Create):
             counts.created += 1
         elif isinstance(write.op, Update):
@@ -734,6 +789,18 @@ def _wait_for(error: SyncError | None) -> float | None:
     if isinstance(error, TransientError) and error.retry_after is not None and error.retry_after <= MAX_RETRY_AFTER:
         return error.retry_after
     return None
+
+
+def _without_plan(entity: dict[str, Any]) -> dict[str, Any]:
+    """An entity's summary for the audit log: counts and errors, not a dry run's every line."""
+    return {key: value for key, value in entity.items() if key != "planned"}
+
+
+def _deleted_label(write: Write) -> str:
+    """A deletion for people: the record as last synced, and its id on the side it leaves."""
+    assert isinstance(write.op, Delete)
+    label = write.pair.label if write.pair else ""
+    return f"{label} ({write.op.id})" if label else write.op.id
 
 
 def _describe(write: Write, error: SyncError) -> str:

@@ -69,6 +69,16 @@ class Event:
     recurrence: str = ""
     ical_uid: str = ""
 
+    def __post_init__(self) -> None:
+        # One attendee once: the same person may be listed twice by a store (in two attendee
+        # types, or in two spellings of the address), and the order differs between stores.
+        object.__setattr__(self, "attendees", attendee_set(self.attendees))
+
+
+def attendee_set(addresses: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Attendee addresses as the canonical model holds them: trimmed, lower-case, each once, sorted."""
+    return tuple(sorted({a.strip().lower() for a in addresses if a and a.strip()}))
+
 
 @dataclass(frozen=True, slots=True)
 class Attachment:

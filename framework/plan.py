@@ -27,7 +27,7 @@ from framework.contracts import (
     WriteOp,
     other,
 )
-from framework.model import content_hash
+from framework.model import content_hash, describe
 from framework.state import Pair
 
 
@@ -263,7 +263,9 @@ class _Planner:
             self.result.links.append(Link(pair))
 
     def _new_pair(self, crm: Item, exchange: Item) -> Pair:
-        return Pair(crm.id, exchange.id, content_hash(crm.record), content_hash(exchange.record))
+        return Pair(
+            crm.id, exchange.id, content_hash(crm.record), content_hash(exchange.record), label=describe(crm.record)
+        )
 
 
 def _index(items: Iterable[Item], entity: EntityDefinition) -> dict[str, list[Item]]:

@@ -35,6 +35,7 @@ class Settings:
     window_months: int = 6
     mass_delete_ratio: float = 0.5
     interval_minutes: int = 0  # 0: only when someone runs 'exsync sync'
+    ca_bundle: str = ""  # a PEM file of CAs to trust (an internal CA); --ca-bundle overrides it
 
     @classmethod
     def load(cls, state: StateStore) -> Settings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from sqlalchemy.engine import Connection, Engine
 from framework.contracts import CrmUser
 from framework.errors import ConfigurationError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+LABEL_LENGTH = 300
 
 metadata = sa.MetaData()
 
@@ -54,6 +56,7 @@ pairs_table = sa.Table(
     sa.Column("exchange_id", sa.String(512), nullable=False),
     sa.Column("crm_hash", sa.String(64), nullable=False),
     sa.Column("exchange_hash", sa.String(64), nullable=False),
+    sa.Column("label", sa.String(LABEL_LENGTH), nullable=False, default=""),  # the record, for people
     sa.UniqueConstraint("user_id", "entity", "crm_id", name="uq_pairs_crm"),
     sa.UniqueConstraint("user_id", "entity", "exchange_id", name="uq_pairs_exchange"),
 )
@@ -86,6 +89,7 @@ runs_table = sa.Table(
     sa.Column("outcome", sa.String(16), nullable=False, default="running"),
     sa.Column("summary", sa.Text, nullable=False, default="{}"),
     sa.Column("error", sa.Text, nullable=False, default=""),
+    sa.Column("owner", sa.String(300), nullable=False, default=""),  # host:pid of the process running it
 )
 audit_table = sa.Table(
     "audit",
@@ -106,8 +110,25 @@ secrets_table = sa.Table(
     sa.Column("ciphertext", sa.LargeBinary, nullable=False),
 )
 
+
+def _add_run_owner_and_pair_label(conn: Connection) -> None:
+    """Version 2: each run names the process that runs it (a run whose process died is recognised),
+    each pair a label of its record (a planned deletion names what it deletes)."""
+    conn.execute(sa.text("ALTER TABLE runs ADD COLUMN owner VARCHAR(300) NOT NULL DEFAULT ''"))
+    conn.execute(sa.text(f"ALTER TABLE pairs ADD COLUMN label VARCHAR({LABEL_LENGTH}) NOT NULL DEFAULT ''"))
+
+
+_PAIR_COLUMNS = (
+    pairs_table.c.id,
+    pairs_table.c.crm_id,
+    pairs_table.c.exchange_id,
+    pairs_table.c.crm_hash,
+    pairs_table.c.exchange_hash,
+    pairs_table.c.label,
+)
+
 #: version -> function that lifts a database from that version to the next one.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_run_owner_and_pair_label}
 
 
 def default_state_url() -> str:
@@ -159,6 +180,7 @@ class Pair:
     crm_hash: str
     exchange_hash: str
     id: int | None = None
+    label: str = ""  # the record for people ("Ann Lee <ann@example.com>"), as last synced
 
 
 @dataclass
@@ -172,23 +194,50 @@ class Run:
     outcome: str
     summary: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    owner: str = ""
+
+    def abandoned(self) -> bool:
+        """Still marked running, by a process of this machine that no longer exists (killed,
+        crashed). A run of another machine cannot be checked from here and counts as alive."""
+        if self.outcome != "running" or not self.owner:
+            return False
+        host, _, pid = self.owner.rpartition(":")
+        return host == socket.gethostname() and pid.isdigit() and not _process_alive(int(pid))
 
 
 class StateStore:
     """All persistent state, behind one SQLAlchemy engine."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, create: bool = True) -> None:
+        """Open the state at ``url`` (default: :func:`default_state_url`); without ``create``, a
+        database that does not exist yet, or holds no exsync state, is refused."""
         self.url = url or default_state_url()
-        self.engine = _create_engine(self.url)
-        self._prepare()
+        self.create = create
+        if not create:
+            _require_sqlite_file(self.url)
+        self.engine = _create_engine(self.url, create=create)
+        try:
+            self._prepare()
+        except sa.exc.DBAPIError as exc:
+            self.engine.dispose()
+            raise unreadable_state(self.url, exc) from exc
 
     # schema -------------------------------------------------------------------------------
     def _prepare(self) -> None:
         # The version is read before any other table is created: a database of a newer release
         # is refused untouched, and migrations run before tables new in this release exist.
         with self.engine.begin() as conn:
-            meta_table.create(conn, checkfirst=True)
+            if self.create:
+                meta_table.create(conn, checkfirst=True)
+            elif not sa.inspect(conn).has_table("meta"):
+                raise ConfigurationError(
+                    f"The state database {self.safe_url} holds no exsync state.", hint=_NEW_STATE_HINT
+                )
             version = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema")).scalar()
+            if version is None and not self.create:
+                raise ConfigurationError(
+                    f"The state database {self.safe_url} holds no exsync state.", hint=_NEW_STATE_HINT
+                )
             if version is None:
                 metadata.create_all(conn)
                 conn.execute(meta_table.insert().values(key="schema", value=str(SCHEMA_VERSION)))
@@ -286,12 +335,8 @@ class StateStore:
     def pairs(self, user_id: str, entity: str) -> list[Pair]:
         t = pairs_table
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(t.c.id, t.c.crm_id, t.c.exchange_id, t.c.crm_hash, t.c.exchange_hash).where(
-                    t.c.user_id == user_id, t.c.entity == entity
-                )
-            ).all()
-        return [Pair(r.crm_id, r.exchange_id, r.crm_hash, r.exchange_hash, r.id) for r in rows]
+            rows = conn.execute(sa.select(*_PAIR_COLUMNS).where(t.c.user_id == user_id, t.c.entity == entity)).all()
+        return [Pair(r.crm_id, r.exchange_id, r.crm_hash, r.exchange_hash, r.id, r.label) for r in rows]
 
     def pairs_touching(
         self, user_id: str, entity: str, crm_ids: Iterable[str], exchange_ids: Iterable[str]
@@ -301,12 +346,12 @@ class StateStore:
         found: dict[int, Pair] = {}
         for column, ids in ((t.c.crm_id, list(crm_ids)), (t.c.exchange_id, list(exchange_ids))):
             for start in range(0, len(ids), 500):
-                query = sa.select(t.c.id, t.c.crm_id, t.c.exchange_id, t.c.crm_hash, t.c.exchange_hash).where(
+                query = sa.select(*_PAIR_COLUMNS).where(
                     t.c.user_id == user_id, t.c.entity == entity, column.in_(ids[start : start + 500])
                 )
                 with self.engine.connect() as conn:
                     for r in conn.execute(query).all():
-                        found[r.id] = Pair(r.crm_id, r.exchange_id, r.crm_hash, r.exchange_hash, r.id)
+                        found[r.id] = Pair(r.crm_id, r.exchange_id, r.crm_hash, r.exchange_hash, r.id, r.label)
         return list(found.values())
 
     def count_pairs(self, user_id: str | None = None) -> dict[str, int]:
@@ -351,6 +396,7 @@ class StateStore:
                         "exchange_id": p.exchange_id,
                         "crm_hash": p.crm_hash,
                         "exchange_hash": p.exchange_hash,
+                        "label": p.label[:LABEL_LENGTH],
                     }
                     for p in pairs
                 ],
@@ -425,13 +471,29 @@ class StateStore:
 
     # runs ---------------------------------------------------------------------------------
     def start_run(self, user_id: str) -> int:
+        """A run of ``user_id``, marked running and owned by this process until it finishes."""
         with self.transaction() as conn:
             result = conn.execute(
                 runs_table.insert().values(
-                    user_id=user_id, started_at=_now(), outcome="running", summary="{}", error=""
+                    user_id=user_id, started_at=_now(), outcome="running", summary="{}", error="", owner=this_process()
                 )
             )
             return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def running_runs(self) -> list[Run]:
+        """Every run still marked running, of any process."""
+        return self._runs(sa.select(runs_table).where(runs_table.c.outcome == "running").order_by(runs_table.c.id))
+
+    def interrupt_run(self, run_id: int, error: str) -> bool:
+        """Mark a run that stopped without finishing as interrupted; False if it was no longer running."""
+        t = runs_table
+        with self.transaction() as conn:
+            done = conn.execute(
+                t.update()
+                .where(t.c.id == run_id, t.c.outcome == "running")
+                .values(finished_at=_now(), outcome="interrupted", error=error)
+            )
+        return bool(done.rowcount)
 
     def finish_run(self, run_id: int, outcome: str, summary: dict[str, Any], error: str = "") -> None:
         with self.transaction() as conn:
@@ -446,10 +508,22 @@ class StateStore:
         query = sa.select(t).order_by(t.c.id.desc()).limit(limit)
         if user_id:
             query = query.where(t.c.user_id == user_id)
+        return self._runs(query)
+
+    def _runs(self, query: sa.Select[Any]) -> list[Run]:
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [
-            Run(r.id, r.user_id, _aware(r.started_at), _aware(r.finished_at), r.outcome, json.loads(r.summary), r.error)
+            Run(
+                r.id,
+                r.user_id,
+                _aware(r.started_at),
+                _aware(r.finished_at),
+                r.outcome,
+                json.loads(r.summary),
+                r.error,
+                r.owner,
+            )
             for r in rows
         ]
 
@@ -458,12 +532,64 @@ class StateStore:
         return runs[0] if runs else None
 
 
-def _create_engine(url: str) -> Engine:
+def this_process() -> str:
+    """``host:pid``: who owns a run while it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+_NEW_STATE_HINT = (
+    "Check --state / EXSYNC_STATE; a new state is started by 'exsync crm login' (it may also be "
+    "another exsync's, or a backup's)."
+)
+
+
+def unreadable_state(url: str, exc: sa.exc.DBAPIError) -> ConfigurationError:
+    """The error for a state database that exists but cannot be read (damaged, not a database, locked)."""
+    return ConfigurationError(
+        f"The state database {_safe_url(url)} cannot be read: {_reason(exc)}.",
+        hint="Restore it from a backup, or point --state at another database; 'exsync crm login' starts a new one.",
+    )
+
+
+def _reason(exc: sa.exc.DBAPIError) -> str:
+    """The driver's own first line (no SQL, no parameters: they may hold secrets)."""
+    lines = str(exc.orig).strip().splitlines() if exc.orig is not None else []
+    return _safe_url(lines[0]) if lines else type(exc).__name__
+
+
+def _require_sqlite_file(url: str) -> None:
+    """Refuse a SQLite URL whose file (or directory) does not exist: SQLite would create it empty."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return  # reported with the URL by _create_engine
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database)
+    if not path.parent.is_dir():
+        raise ConfigurationError(
+            f"The directory {path.parent} of the state database does not exist.", hint=_NEW_STATE_HINT
+        )
+    if not path.is_file():
+        raise ConfigurationError(f"There is no state database at {path}.", hint=_NEW_STATE_HINT)
+
+
+def _create_engine(url: str, *, create: bool = True) -> Engine:
     # Everything that can fail on a bad URL is inside the try: an unparsable URL (ArgumentError),
     # a bad port (ValueError), a SQLite directory that cannot be created (OSError).
     try:
         parsed = sa.engine.make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if create and parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, future=True)
         if parsed.get_backend_name() == "sqlite":
@@ -474,6 +600,13 @@ def _create_engine(url: str) -> Engine:
         raise ConfigurationError(
             f"The database driver for {_safe_url(url)} is not installed ({exc.name}).",
             hint="Install it (e.g. 'pip install psycopg2-binary' and use postgresql+psycopg2://...).",
+        ) from exc
+    except sa.exc.DatabaseError as exc:
+        if not isinstance(exc, sa.exc.OperationalError):  # there, but not a database, or damaged
+            raise unreadable_state(url, exc) from exc
+        raise ConfigurationError(
+            f"Cannot open the state database {_safe_url(url)}: {_reason(exc)}",
+            hint="Check --state / EXSYNC_STATE (any SQLAlchemy URL, e.g. sqlite:///path/state.db).",
         ) from exc
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, sa.exc.DBAPIError, ValueError, OSError) as exc:
         raise ConfigurationError(

@@ -7,6 +7,39 @@ import ssl
 
 import httpx
 
+from framework.errors import ConfigurationError
+
+TRUST_HINT = (
+    "Trust the CA that issued it: pass --ca-bundle PEM (or set EXSYNC_CA_BUNDLE) for one command, "
+    "or save it once with 'exsync settings set --ca-bundle PEM'."
+)
+
+
+def untrusted_certificate(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind ``exc`` (an httpx or requests error), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        for arg in getattr(current, "args", ()):
+            if isinstance(arg, ssl.SSLCertVerificationError):
+                return arg
+            if isinstance(arg, BaseException) and "CERTIFICATE_VERIFY_FAILED" in str(arg):
+                return untrusted_certificate(arg) or ssl.SSLCertVerificationError(str(arg))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def certificate_error(host: str, exc: BaseException) -> ConfigurationError | None:
+    """A clear error when ``exc`` is ``host``'s TLS certificate not being trusted, else None."""
+    failure = untrusted_certificate(exc)
+    if failure is None:
+        return None
+    reason = getattr(failure, "verify_message", "") or "certificate verify failed"
+    return ConfigurationError(f"The TLS certificate of {host} is not trusted ({reason}).", hint=TRUST_HINT)
+
 
 @functools.lru_cache(maxsize=8)
 def ssl_context(verify: str | bool) -> ssl.SSLContext:

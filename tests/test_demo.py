@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,3 +26,15 @@ def test_demo_installs_authenticates_syncs_and_shows_the_dashboard(exchange, tmp
     for expected in ("exsync install", "exsync sync", "Sync summary", "exsync dashboard", "synced pairs"):
         assert expected in out
     assert "exsync-crm-secret" not in result.stdout + result.stderr
+    # where its state and fakes live, that they are temporary, and why records were skipped
+    where = re.search(r"The demo keeps everything in (\S+), away from your own exsync data", out)
+    assert where, out[:400]
+    assert f"the state database {where.group(1)}/state.db" in out
+    assert "All of it is temporary: removed when the demo ends" in out
+    assert not Path(where.group(1)).exists()
+    rows = re.findall(
+        r"^\s+(contacts|tasks|events|mails)\s+[+~\-\d ]+?\s+(\d+)\s+(\d+)\s+(\d+)\s*$", result.stdout, re.M
+    )
+    assert rows
+    for entity, _conflicts, skipped, _errors in rows:  # every skip is explained under its table
+        assert int(skipped) == 0 or f"{entity}: {skipped} skipped: " in result.stdout

@@ -51,6 +51,7 @@ READ_ONLY = frozenset(
         "LastOccurrence",
         "ModifiedOccurrences",
         "DeletedOccurrences",
+        "TextBody",
     }
 )
 UPDATE_KINDS = {"SetItemField": "set", "AppendToItemField": "append"}
@@ -122,7 +123,9 @@ def _common(body_path: str = "body") -> list[Field]:
         if body_path == "body"
         else Field("Body", "item:Body", body_path, f.read_text, f.write_notes)
     )
-    return [body, Field("Categories", "item:Categories", "categories", f.read_strings, f.write_strings)]
+    text_body = Field("TextBody", "item:TextBody", body_path, f.read_body, f.write_text_body)
+    texts = [text_body] if body_path == "body" else []
+    return [body, *texts, Field("Categories", "item:Categories", "categories", f.read_strings, f.write_strings)]
 
 
 def _importance() -> Field:

@@ -26,6 +26,7 @@ from fakes.ews.values import (
     private,
     set_path,
 )
+from fakes.tenant import html_to_text
 
 Reader = Callable[[Element], Any]
 Writer = Callable[[str, Any], Element | None]
@@ -90,6 +91,14 @@ def read_body(elem: Element) -> dict[str, str]:
 def write_body(tag: str, value: Any) -> Element:
     kind = "HTML" if str(value.get("contentType", "text")).lower() == "html" else "Text"
     return el(t(tag), str(value.get("content") or ""), BodyType=kind)
+
+
+def write_text_body(tag: str, value: Any) -> Element:
+    """TextBody (Exchange 2013 and later, read-only): the body as plain text, an HTML one converted."""
+    content = str(value.get("content") or "")
+    if str(value.get("contentType", "text")).lower() == "html":
+        content = html_to_text(content)
+    return el(t(tag), content, BodyType="Text")
 
 
 def write_notes(tag: str, value: Any) -> Element:

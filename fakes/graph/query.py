@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import functools
-import html
 import operator
 import re
 from collections.abc import Callable, Iterable
@@ -21,7 +20,7 @@ from typing import Any
 from fakes.graph.calendar import as_instant, instant, present_event
 from fakes.graph.errors import GraphError
 from fakes.graph.resources import raw_resource
-from fakes.tenant import Item
+from fakes.tenant import Item, html_to_text
 
 _ALWAYS = frozenset({"id", "@odata.etag", "@odata.type", "singleValueExtendedProperties"})
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
@@ -122,13 +121,6 @@ class Query:
         if self.select is None:
             return res
         return {k: v for k, v in res.items() if k.lower() in self.select or k in _ALWAYS}
-
-
-def html_to_text(markup: str) -> str:
-    """Roughly what Outlook makes of an HTML body when text is preferred."""
-    text = re.sub(r"<(br|/p|/div|/li|/tr|/h\d)\b[^>]*>", "\n", markup, flags=re.IGNORECASE)
-    text = html.unescape(re.sub(r"<[^>]+>", "", text))
-    return re.sub(r"\n\s*\n+", "\n\n", text).strip()
 
 
 def _parse_filter(text: str) -> tuple[_Clause, ...]:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import re
+import ssl
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 
+from framework.audit import OUTCOMES
 from framework.cli import cli
 from framework.cli_support import emit, json_mode, pass_context, say
 from framework.context import Context
-from framework.contracts import CrmStore, RequiredField
+from framework.contracts import CRM_LOGIN_PREFIX, CrmStore, RequiredField
 from framework.errors import ConfigurationError, NotAllowed, UsageError
 from framework.host import plugin_infos
-from framework.report import print_dashboard
+from framework.report import print_audit, print_dashboard, print_status
 from framework.settings import DIRECTIONS, EDITIONS_ALLOWED, ENTITY_NAMES, SCOPES, SYNC_TYPES, Settings, check_choice
 from framework.state import User
 
@@ -132,16 +134,24 @@ def _create_fields(ctx: Context, actor: str, missing: list[RequiredField]) -> li
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_context
 def uninstall(ctx: Context, yes: bool) -> None:
-    """Stop syncing and remove credentials and settings; synced data stays on both sides."""
+    """Stop syncing; remove Exchange credentials, the CRM logins and the settings. Synced data stays on both sides."""
     actor = ctx.require_admin("uninstall")
     if not yes:
-        click.confirm("Uninstall exsync? Credentials and settings are removed; synced data stays.", abort=True)
+        click.confirm(
+            "Uninstall exsync? Credentials, CRM logins and settings are removed; synced data stays.", abort=True
+        )
     removed = ctx.vault.delete_prefix("auth/")
+    ca_bundle = ctx.settings.ca_bundle
     ctx.state.clear_settings()
-    ctx.state.set_settings({"crm_login_user": actor.crm_id})
+    ctx.state.set_settings({"ca_bundle": ca_bundle or None})
     ctx.state.forget_cursors()
     ctx.audit.record("uninstall", "ok", actor=actor.email, secrets_removed=removed)
-    say("exsync is uninstalled: nothing syncs any more; CRM and Exchange data are untouched.")
+    logins = ctx.vault.delete_prefix(CRM_LOGIN_PREFIX)  # last: the audit entry above still names the actor
+    say(
+        f"exsync is uninstalled: nothing syncs any more; {removed} Exchange credential(s) and "
+        f"{logins} CRM login(s) are removed, with the settings; CRM and Exchange data are untouched. "
+        "To start again: 'exsync crm login', then 'exsync install'."
+    )
 
 
 # -- settings ---------------------------------------------------------------------------------
@@ -171,6 +181,13 @@ def settings_show(ctx: Context) -> None:
 @click.option(
     "--interval", type=click.IntRange(0, 10080), help="Minutes between syncs under 'exsync sync --watch' (0: off)."
 )
+@click.option(
+    "--ca-bundle",
+    "ca_bundle",
+    metavar="PEM",
+    type=click.Path(exists=True, dir_okay=False, resolve_path=True),
+    help="Trust the CAs of this PEM file from now on (an internal CA's, or the fakes').",
+)
 @pass_context
 def settings_set(
     ctx: Context,
@@ -181,12 +198,14 @@ def settings_set(
     disable: tuple[str, ...],
     mass_delete_ratio: float | None,
     interval: int | None,
+    ca_bundle: str | None,
 ) -> None:
     """Change settings (administrators)."""
     actor = ctx.require_admin("configure")
     current = ctx.settings
-    _require_installed(current)
     changes: dict[str, Any] = {}
+    if ca_bundle is not None:  # needed to reach the CRM at all: allowed before install
+        changes["ca_bundle"] = _checked_ca_bundle(ca_bundle)
     if sync_type:
         changes["sync_type"] = sync_type
     if direction:
@@ -199,6 +218,8 @@ def settings_set(
         changes["interval_minutes"] = interval
     if enable or disable:
         changes["entities"] = _toggle(ctx, current, enable, disable)
+    if set(changes) != {"ca_bundle"}:
+        _require_installed(current)
     if not changes:
         raise UsageError("Nothing to change.", hint="See 'exsync settings set --help'.")
     for key, value in changes.items():
@@ -206,6 +227,18 @@ def settings_set(
     current.save(ctx.state)
     ctx.audit.record("configure", "ok", actor=actor.email, **changes)
     emit(current.describe(), title="Settings")
+
+
+def _checked_ca_bundle(path: str) -> str:
+    """``path`` if it holds PEM certificates Python can trust."""
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, ValueError, OSError) as exc:
+        raise UsageError(
+            f"{path} holds no PEM certificate ({type(exc).__name__}).",
+            hint="Give the CA certificate in PEM form (-----BEGIN CERTIFICATE-----).",
+        ) from None
+    return path
 
 
 def _toggle(ctx: Context, settings: Settings, enable: tuple[str, ...], disable: tuple[str, ...]) -> dict[str, bool]:
@@ -291,6 +324,7 @@ def _set_enabled(ctx: Context, keys: tuple[str, ...], enabled: bool, mailbox: st
 def users_show(ctx: Context, user_key: str | None) -> None:
     """Every sync detail of one user (yourself by default)."""
     actor = ctx.require_in_scope("view-user")
+    ctx.settle_abandoned_runs()
     user = _user_or_fail(ctx, user_key) if user_key else actor
     if user.crm_id != actor.crm_id:
         ctx.require_admin("view-user")
@@ -313,7 +347,7 @@ def users_show(ctx: Context, user_key: str | None) -> None:
 def _credential_state(ctx: Context, user: User) -> str:
     settings = ctx.settings
     if not settings.auth_method:
-        return "none"
+        return "none (not authenticated)"
     provider = ctx.auth_provider()
     if provider.org_wide:
         return "org-wide" if provider.has_credentials(ctx, None) else "missing (org)"
@@ -354,19 +388,38 @@ def _status_dict(ctx: Context, user: User) -> dict[str, Any]:
             for side in ("crm", "exchange"):
                 for key, value in counts.get(side, {}).items():
                     totals[key] = totals.get(key, 0) + value
+    credentials = _credential_state(ctx, user)
     return {
         "last_run": run.finished_at.isoformat(timespec="seconds") if run and run.finished_at else "never",
         "result": run.outcome if run else "",
         "counts": totals,
+        "credentials": credentials,
         "last_error": user.needs_attention or (run.error if run else "") or (errors[-1]["error"] if errors else ""),
         "needs_attention": bool(user.needs_attention),
-        "next_run": _next_run(ctx, user, run.finished_at if run else None),
+        "next_run": _next_run(ctx, user, run.finished_at if run else None, credentials),
     }
 
 
-def _next_run(ctx: Context, user: User, last_finished: datetime | None) -> str:
+def authentication_state(ctx: Context) -> str:
+    """The org's Exchange authentication in a few words, saying when it is missing and what to do."""
+    settings = ctx.settings
+    provider = ctx.auth_providers.get(settings.auth_method)
+    if not settings.auth_method or provider is None:
+        return "missing: nothing syncs until 'exsync auth ews' or 'exsync auth graph'"
+    if provider.org_wide:
+        if provider.has_credentials(ctx, None):
+            return f"{settings.auth_method} (org-wide)"
+        return f"{settings.auth_method}: credentials missing; authenticate again"
+    enabled = [u for u in ctx.state.users() if u.enabled]
+    ready = sum(1 for u in enabled if provider.has_credentials(ctx, u))
+    return f"{settings.auth_method} (each user's own: {ready} of {len(enabled)} enabled users authenticated)"
+
+
+def _next_run(ctx: Context, user: User, last_finished: datetime | None, credentials: str) -> str:
     if not user.enabled:
         return "not scheduled (disabled)"
+    if credentials.startswith(("none", "missing")):
+        return "not scheduled (no authentication)"
     due = ctx.settings.next_run(last_finished)
     if due is None:
         return "manual ('exsync sync')"
@@ -378,16 +431,12 @@ def _next_run(ctx: Context, user: User, last_finished: datetime | None) -> str:
 def status(ctx: Context) -> None:
     """The sync status of every user: last run, result, counts, last error, next run."""
     ctx.require_admin("view-status")
+    ctx.settle_abandoned_runs()
     data = [{"email": u.email, "enabled": u.enabled, **_status_dict(ctx, u)} for u in ctx.state.users()]
-    emit(
-        data,
-        title="Sync status",
-        columns=["user", "sync", "last run", "result", "counts", "last error", "next run"],
-        rows=[
-            (d["email"], d["enabled"], d["last_run"], d["result"], d["counts"], d["last_error"], d["next_run"])
-            for d in data
-        ],
-    )
+    if json_mode():
+        emit(data)
+    else:
+        print_status(data, authentication_state(ctx))
 
 
 @cli.command()
@@ -395,10 +444,12 @@ def status(ctx: Context) -> None:
 def dashboard(ctx: Context) -> None:
     """The summary after a sync: settings, totals per entity, recent runs, open errors."""
     actor = ctx.require_in_scope("view-dashboard")
+    ctx.settle_abandoned_runs()
     user_id = None if actor.is_admin else actor.crm_id
     runs = ctx.state.runs(user_id, limit=10)
     users = {u.crm_id: u.email for u in ctx.state.users()}
     data = {
+        "authentication": authentication_state(ctx),
         "settings": ctx.settings.describe(),
         "synced_pairs": ctx.state.count_pairs(user_id),
         "recent_runs": [
@@ -410,7 +461,7 @@ def dashboard(ctx: Context) -> None:
             }
             for r in runs
         ],
-        "open_errors": ctx.state.open_errors(user_id),
+        "open_errors": [{"user": users.get(e["user_id"], e["user_id"]), **e} for e in ctx.state.open_errors(user_id)],
     }
     if json_mode():
         emit(data)
@@ -442,7 +493,7 @@ def parse_since(text: str) -> datetime:
 @click.option("--user", "user_key", help="Only this user (e-mail or CRM id).")
 @click.option("--entity", type=click.Choice(ENTITY_NAMES), help="Only this entity.")
 @click.option("--action", help="Only this action (sync, authenticate, install...).")
-@click.option("--outcome", type=click.Choice(["ok", "failed", "refused", "skipped"]), help="Only this outcome.")
+@click.option("--outcome", type=click.Choice(OUTCOMES), help="Only this outcome.")
 @click.option("--limit", default=200, show_default=True, help="At most this many entries.")
 @pass_context
 def audit(
@@ -456,16 +507,19 @@ def audit(
 ) -> None:
     """The audit log of the last month: every operation done through exsync."""
     ctx.require_admin("view-audit")
+    ctx.settle_abandoned_runs()
     user_id = _user_or_fail(ctx, user_key).crm_id if user_key else None
     ctx.audit.prune()
     events = ctx.audit.query(
         since=parse_since(since), user_id=user_id, entity=entity, action=action, outcome=outcome, limit=limit
     )
+    emails = {u.crm_id: u.email for u in ctx.state.users()}
     data = [
         {
             "at": e.at.isoformat(timespec="seconds"),
             "actor": e.actor,
-            "user": e.user_id,
+            "user": emails.get(e.user_id, e.user_id),
+            "user_id": e.user_id,
             "entity": e.entity,
             "action": e.action,
             "outcome": e.outcome,
@@ -473,9 +527,7 @@ def audit(
         }
         for e in events
     ]
-    emit(
-        data,
-        title="Audit log",
-        columns=["at", "actor", "user", "entity", "action", "outcome", "detail"],
-        rows=[tuple(d.values()) for d in data],
-    )
+    if json_mode():
+        emit(data)
+    else:
+        print_audit(data)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from framework.cli import cli
-from framework.cli_support import console, emit, json_mode
+from framework.cli_support import console, emit, json_mode, say
 from framework.cli_support import pass_context as pass_ctx
 from framework.context import Context
 from framework.engine import Engine, RunReport
@@ -49,18 +52,43 @@ def sync(
     ctx.auth_provider()  # fails early, with a hint, when no authentication is set up
     if watch and not settings.interval_minutes:
         raise UsageError("--watch needs an interval.", hint="Run 'exsync settings set --interval 15' first.")
+    ctx.settle_abandoned_runs()
     engine = Engine(ctx, concurrency=concurrency)
     done = 0
-    while True:
-        users = _users_to_sync(ctx, user_keys) if not watch else _due_users(ctx, user_keys)
-        reports = _sync_round(engine, users, list(entities) or None, dry_run, force)
-        ctx.audit.record("sync-now", "ok", actor=actor.email, users=len(users), dry_run=dry_run)
-        done += 1
-        if not watch or (rounds and done >= rounds):
-            break
-        time.sleep(_seconds_to_next(ctx))
+    with _stop_signal_interrupts():
+        try:
+            while True:
+                users = _users_to_sync(ctx, user_keys) if not watch else _due_users(ctx, user_keys)
+                reports = _sync_round(engine, users, list(entities) or None, dry_run, force)
+                ctx.audit.record("sync-now", "ok", actor=actor.email, users=len(users), dry_run=dry_run)
+                done += 1
+                if not watch or (rounds and done >= rounds):
+                    break
+                time.sleep(_seconds_to_next(ctx))
+        except KeyboardInterrupt:
+            ctx.audit.record("sync-now", "interrupted", actor=actor.email, dry_run=dry_run)
+            say("Interrupted: the runs under way are marked interrupted; the next sync finishes them.")
+            raise SystemExit(130) from None
     if any(r.outcome != "ok" for r in reports):
         raise SystemExit(1)
+
+
+@contextmanager
+def _stop_signal_interrupts() -> Iterator[None]:
+    """SIGTERM (a service manager stopping exsync) stops a sync as Ctrl-C does, so its runs
+    are recorded as interrupted; the previous handler is restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _sync_round(
@@ -135,8 +163,11 @@ def _users_to_sync(ctx: Context, keys: tuple[str, ...]) -> list[User]:
 
 @contextmanager
 def _progress() -> Iterator[ProgressCallback | None]:
-    if json_mode() or not console.is_terminal:
+    if json_mode():
         yield None
+        return
+    if not console.is_terminal:  # piped, cron, a service manager: plain lines as the work goes
+        yield _progress_lines
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, transient=True) as bar:
@@ -149,3 +180,14 @@ def _progress() -> Iterator[ProgressCallback | None]:
             bar.update(tasks[key], completed=done if total else 1)
 
         yield update
+
+
+def _progress_lines(user: str, entity: str, done: int, total: int) -> None:
+    """One plain line per chunk planned: who, what, how far."""
+    if total and not done:
+        return
+    console.print(
+        f"{user} {entity}: {done} of {total} records" if total else f"{user} {entity}: no changes",
+        highlight=False,
+        markup=False,
+    )

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from framework.errors import AuthenticationFailed, SyncError, TransientError
-from framework.tls import ssl_context
+from framework.tls import certificate_error, ssl_context
 from plugins.crm.mapping import format_time
 
 API_ROOT = "/crm/v8"
@@ -133,6 +133,9 @@ class CrmClient:
         try:
             reply = self._http.request(method, url, **kwargs)
         except httpx.TransportError as exc:
+            untrusted = certificate_error(httpx.URL(url).host, exc)
+            if untrusted is not None:
+                raise untrusted from exc
             raise TransientError(f"The CRM could not be reached ({type(exc).__name__}).") from exc
         if reply.status_code in (429, 503):
             raise TransientError(

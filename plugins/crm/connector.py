@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import click
 
-from framework.cli_support import emit, pass_context, say
+from framework.cli_support import creates_state, emit, pass_context, say
 from framework.context import Context
 from framework.contracts import CrmConnector, CrmUser
 from framework.errors import AuthenticationFailed, UsageError
@@ -137,6 +137,7 @@ def crm_group() -> None:
 @click.option("--client-id", required=True, help="The OAuth client id of the CRM's self client.")
 @click.option("--client-secret", prompt=True, hide_input=True, help="The OAuth client secret (prompted if absent).")
 @click.option("--refresh-token", prompt=True, hide_input=True, help="A CRM user's refresh token (prompted if absent).")
+@creates_state
 @pass_context
 def login_command(ctx: Context, accounts_url: str, client_id: str, client_secret: str, refresh_token: str) -> None:
     """Verify a CRM login, keep it encrypted in the vault, and refresh the CRM users."""

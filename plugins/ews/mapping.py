@@ -214,7 +214,20 @@ def task_from_native(item: NativeTask) -> Task:
 
 
 # events ----------------------------------------------------------------------------------------
-EVENT_FIELDS = ["subject", "start", "end", "is_all_day", "location", "body", "required_attendees", "recurrence"]
+# Every attendee is written as required; optional ones and resources are cleared on an update, so
+# an attendee Exchange held as optional is not listed twice afterwards.
+EVENT_FIELDS = [
+    "subject",
+    "start",
+    "end",
+    "is_all_day",
+    "location",
+    "body",
+    "required_attendees",
+    "optional_attendees",
+    "resources",
+    "recurrence",
+]
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")  # exchangelib numbers them 1..7 in this order
 
 
@@ -277,7 +290,8 @@ def _event_moment(value: Any, end: bool) -> dt.datetime | None:
 
 def event_from_native(item: CalendarItem) -> Event:
     """The canonical event of an exchangelib CalendarItem."""
-    attendees = tuple(a.mailbox.email_address for a in item.required_attendees or () if a.mailbox)
+    everyone = (*(item.required_attendees or ()), *(item.optional_attendees or ()), *(item.resources or ()))
+    attendees = tuple(a.mailbox.email_address for a in everyone if a.mailbox and a.mailbox.email_address)
     start = _event_moment(item.start, end=False)
     return Event(
         subject=_text(item.subject),
@@ -285,7 +299,7 @@ def event_from_native(item: CalendarItem) -> Event:
         end=_event_moment(item.end, end=True),
         all_day=bool(item.is_all_day),
         location=_text(item.location),
-        body=_body_text(item.body),
+        body=_lines(_text(item.text_body)) or _body_text(item.body),  # as Graph gives it (Exchange 2013+)
         attendees=attendees,
         recurrence=rrule_from_native(item.recurrence) if item.recurrence else "",
         ical_uid=_text(item.uid),

@@ -10,7 +10,9 @@ to Deleted Items (DeleteType MoveToDeletedItems), where the user can still resto
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, TypeVar
 
 from exchangelib import Account, CalendarItem, ItemId, Mailbox
@@ -153,6 +155,8 @@ class FolderSide(Side):
         self.to_native, self.from_native, self.fields = mapping.MAPPERS[entity]
         self.native_cls: Any = self.NATIVE[entity]
         self._echoes: dict[str, str] = {}  # id -> ChangeKey of items written since the last read
+        # the iCalendar UID given to each event created without one, until its echo is asked
+        self._uids: dict[Record, list[str]] = {}
 
     @property
     def account(self) -> Account:
@@ -199,9 +203,15 @@ class FolderSide(Side):
 
     def echo(self, record: Record) -> Record:
         try:
-            return self.from_native(self.to_native(record))
+            back = self.from_native(self.to_native(record))
         except ValueError:
             return record
+        uids = self._uids.get(record)
+        if uids and isinstance(back, Event):
+            back = replace(back, ical_uid=uids.pop(0))
+            if not uids:
+                del self._uids[record]
+        return back
 
     # writing -----------------------------------------------------------------------------------
     def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
@@ -229,6 +239,11 @@ class FolderSide(Side):
     def _native(self, op: Create | Update) -> Any:
         native = self.to_native(op.record)
         native.account = self.account
+        if isinstance(op, Create) and isinstance(native, CalendarItem) and not native.uid:
+            # CreateItem answers with the id alone: an event is given its UID here, so its echo is
+            # known (Exchange would make one up, to be read back, and the run would write it back)
+            native.uid = str(uuid.uuid4()).upper()
+            self._uids.setdefault(op.record, []).append(native.uid)
         setattr(native, mapping.LINK_FIELD, op.link or None)
         if isinstance(op, Update):
             native._id = ItemId(id=op.id)
@@ -295,8 +310,7 @@ class FolderSide(Side):
         if isinstance(native, ItemId):
             return WriteResult(id=native.id)
         item_id, change_key = answer if isinstance(answer, tuple) else (answer.id, answer.changekey)
-        if not isinstance(native, CalendarItem) or native.uid:  # else Exchange gives it a UID to read back
-            self._echoes[item_id] = change_key
+        self._echoes[item_id] = change_key
         return WriteResult(id=item_id)
 
     def _create(self, natives: list[Any]) -> list[Any]:

@@ -24,6 +24,7 @@ import requests
 
 from framework.contracts import AuthProvider
 from framework.errors import AuthenticationFailed, ConfigurationError, TransientError
+from framework.tls import certificate_error
 from plugins.graph.client import GraphClient
 from plugins.graph.store import GraphStore
 
@@ -138,6 +139,9 @@ def build_app(
             token_cache=cache or msal.SerializableTokenCache(),
         )
     except (ValueError, requests.RequestException) as exc:
+        untrusted = certificate_error(urlsplit(app.authority_url).hostname or app.authority_url, exc)
+        if untrusted is not None:
+            raise untrusted from exc
         raise AuthenticationFailed(
             f"The authority {app.authority_url} could not be used: {exc}",
             hint="Check --authority, --tenant and --ca-bundle.",
@@ -301,6 +305,9 @@ def _reaching(authority: str) -> Iterator[None]:
     try:
         yield
     except requests.RequestException as exc:
+        untrusted = certificate_error(urlsplit(authority).hostname or authority, exc)
+        if untrusted is not None:
+            raise untrusted from exc
         raise TransientError(f"{authority} could not be reached: {exc}") from exc
 
 

@@ -23,7 +23,7 @@ from framework.errors import (
     SyncStateLost,
     TransientError,
 )
-from framework.tls import ssl_context
+from framework.tls import certificate_error, ssl_context
 
 API_VERSION = "v1.0"
 BATCH_LIMIT = 20
@@ -175,6 +175,9 @@ class GraphClient:
         try:
             return self._http.request(method, url, params=params, json=json, headers=all_headers)
         except httpx.TransportError as exc:
+            untrusted = certificate_error(httpx.URL(url).host, exc)
+            if untrusted is not None:
+                raise untrusted from exc
             raise TransientError(f"Microsoft Graph could not be reached: {exc}") from exc
 
     def get(self, url: str, params: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> Json:

@@ -554,6 +554,16 @@ def vault_empty(world: World) -> None:
     assert world.vault_names("auth/") == []
 
 
+@then("the vault holds no CRM login")
+def vault_has_no_crm_login(world: World) -> None:
+    assert world.vault_names("crm/login/") == []
+
+
+@when("the administrator logs in to the CRM again")
+def admin_logs_in_again(world: World) -> None:
+    world.crm_login(address(ADMIN))
+
+
 @then(parsers.re(r'the audit log has an? "(?P<outcome>\w+)" entry for action "(?P<action>[\w-]+)"'))
 def audit_has(world: World, outcome: str, action: str) -> None:
     with world.state.engine.connect() as conn:

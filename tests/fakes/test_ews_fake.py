@@ -553,6 +553,27 @@ def test_graph_event_renders_over_ews(account: Account, tenant: Tenant, alice: A
     assert item.type == "Single"
 
 
+def test_an_html_body_is_served_as_text_too_and_optional_attendees_apart(
+    account: Account, tenant: Tenant, alice: Any
+) -> None:
+    """TextBody (Exchange 2013+, read-only) is the body as text, as Graph gives it when text is
+    preferred; optional attendees are listed apart from required ones, and cleared on request."""
+    attendees = [
+        {"type": "required", "emailAddress": {"address": BOB}},
+        {"type": "optional", "emailAddress": {"address": "opt@example.com"}},
+    ]
+    body = {"contentType": "html", "content": "<p>Agenda</p><p>Bring &amp; share</p>"}
+    created = tenant.create(alice, "calendar", _graph_event(body=body, attendees=attendees))
+    item = account.calendar.get(id=created.id)
+    assert item.text_body == "Agenda\nBring & share"
+    assert "<p>" in item.body
+    assert [a.mailbox.email_address for a in item.required_attendees] == [BOB]
+    assert [a.mailbox.email_address for a in item.optional_attendees] == ["opt@example.com"]
+    item.optional_attendees = None
+    item.save(update_fields=["optional_attendees"])
+    assert [a["emailAddress"]["address"] for a in tenant.get(alice, "calendar", created.id).data["attendees"]] == [BOB]
+
+
 # tasks and messages --------------------------------------------------------------------------------
 def test_task_round_trip(account: Account, tenant: Tenant, alice: Any) -> None:
     task = Task(

@@ -352,3 +352,20 @@ def test_runs_are_started_finished_and_listed_newest_first(store):
     assert last is not None and last.id == second
     assert len(store.runs()) == 3 and len(store.runs(limit=1)) == 1
     assert store.last_run("nobody") is None
+
+
+def test_a_version_1_database_gets_run_owners_and_pair_labels_and_keeps_its_rows(open_store):
+    old = open_store()
+    old.finish_run(old.start_run("u1"), "ok", {})
+    with old.transaction() as conn:
+        old.save_pairs(conn, "u1", "contacts", [Pair("c1", "x1", "h1", "h2", label="Ann")], [])
+    raw(old, "ALTER TABLE runs DROP COLUMN owner")
+    raw(old, "ALTER TABLE pairs DROP COLUMN label")
+    raw(old, "UPDATE meta SET value = '1' WHERE key = 'schema'")
+    old.engine.dispose()
+    new = open_store()
+    assert new.schema_version == SCHEMA_VERSION
+    assert [(r.outcome, r.owner) for r in new.runs("u1")] == [("ok", "")]
+    assert [(p.crm_id, p.label) for p in new.pairs("u1", "contacts")] == [("c1", "")]
+    new.start_run("u1")
+    assert new.running_runs()[0].owner.endswith(f":{os.getpid()}")

@@ -27,7 +27,7 @@ from framework.contracts import SIDES, Changes, Create, Delete, Item, Side, Side
 from framework.errors import AuthenticationFailed, ExsyncError, RecordRejected, SyncError, SyncStateLost, TransientError
 from framework.model import content_hash, describe, from_plain, to_plain
 from framework.overlap import THREADS_PER_JOB, Sender, read_ahead
-from framework.plan import Plan, PlanInput, Write, plan
+from framework.plan import Plan, PlanInput, Withdrawal, Write, plan
 from framework.spool import DONE, NEW, UNPAIRED, Entry, Spool
 from framework.state import Pair, User
 
@@ -69,11 +69,14 @@ class EntityReport:
     skipped_reason: str = ""
     outcome: str = "ok"
     planned: list[str] = field(default_factory=list)  # a dry run's actions, one line each
+    withheld: dict[str, int] = field(default_factory=dict)
+    """Records the privacy rules kept from crossing, per reason (counts only, never content)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "outcome": self.outcome,
             "conflicts": self.conflicts,
+            "withheld": dict(sorted(self.withheld.items())),
             "skipped_reason": self.skipped_reason,
             "errors": self.errors,
             "planned": self.planned,
@@ -289,6 +292,7 @@ class _Job:
         self.wrote_back = False  # this round wrote to a read_back side
         self.io = io  # the run's threads for reading ahead and sending behind
         self.senders: dict[SideName, Sender[list[WriteResult]]] = {}
+        self.privacy = self.settings.privacy_rules(user, self.ctx.state.users())
 
     def run(self, dry_run: bool, force: bool) -> None:
         """Read, plan, apply; then again while a round wrote to a ``read_back`` side (at most
@@ -488,6 +492,8 @@ class _Job:
                 policy=self.ctx.conflict_policies[self.settings.conflict_policy],
                 echo_hash=self._echo_hash,
                 copy_unmatched=copy,
+                withhold=functools.partial(self.privacy.withheld, self.entity),
+                stamp=functools.partial(self.privacy.stamped, self.entity),
             )
         )
 
@@ -517,6 +523,8 @@ class _Job:
 
     def _count_plan(self, the_plan: Plan) -> None:
         self.report.conflicts += len(the_plan.resolutions)
+        for reason, count in the_plan.withheld.items():
+            self.report.withheld[reason] = self.report.withheld.get(reason, 0) + count
         for side, count in the_plan.skipped.items():
             self.report.sides[side].skipped += count
         for resolution in the_plan.resolutions:
@@ -543,10 +551,25 @@ class _Job:
                 counts.deleted += 1
             what = describe(write.source.record) if write.source else write.op.id  # type: ignore[union-attr]
             self.report.planned.append(f"{type(write.op).__name__.lower()} on {write.side}: {what}")
+        for withdrawal in the_plan.withdrawals:  # ids and reasons only: a withheld record is not described
+            copy = "remove" if withdrawal.removed else "keep, no longer synced,"
+            self.report.planned.append(f"withhold ({withdrawal.reason}): {copy} the copy {_copy_id(withdrawal)}")
 
     # applying -----------------------------------------------------------------------------
     def _apply(self, the_plan: Plan) -> None:
         """Save a chunk's links, and queue its writes: each side's are sent in full batches."""
+        for withdrawal in the_plan.withdrawals:
+            self.ctx.audit.record(
+                "withhold-record",
+                "ok",
+                user_id=self.user.crm_id,
+                entity=self.entity,
+                side=withdrawal.side,
+                reason=withdrawal.reason,
+                copy="removed" if withdrawal.removed else "kept",
+                crm_id=withdrawal.pair.crm_id,
+                exchange_id=withdrawal.pair.exchange_id,
+            )
         if the_plan.links or the_plan.unlinks:
             with self.ctx.state.transaction() as conn:
                 self.ctx.state.save_pairs(
@@ -718,6 +741,12 @@ def _wait_for(error: SyncError | None) -> float | None:
     if isinstance(error, TransientError) and error.retry_after is not None and error.retry_after <= MAX_RETRY_AFTER:
         return error.retry_after
     return None
+
+
+def _copy_id(withdrawal: Withdrawal) -> str:
+    """The id of the copy a withdrawal concerns: on the side opposite the withheld record."""
+    pair = withdrawal.pair
+    return f"{pair.exchange_id} in Exchange" if withdrawal.side == "crm" else f"{pair.crm_id} in the CRM"
 
 
 def _describe(write: Write, error: SyncError) -> str:

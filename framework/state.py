@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from framework.contracts import CrmUser
 from framework.errors import ConfigurationError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -54,6 +54,7 @@ pairs_table = sa.Table(
     sa.Column("exchange_id", sa.String(512), nullable=False),
     sa.Column("crm_hash", sa.String(64), nullable=False),
     sa.Column("exchange_hash", sa.String(64), nullable=False),
+    sa.Column("withheld", sa.String(96), nullable=False, default=""),  # see Pair.withheld
     sa.UniqueConstraint("user_id", "entity", "crm_id", name="uq_pairs_crm"),
     sa.UniqueConstraint("user_id", "entity", "exchange_id", name="uq_pairs_exchange"),
 )
@@ -106,8 +107,14 @@ secrets_table = sa.Table(
     sa.Column("ciphertext", sa.LargeBinary, nullable=False),
 )
 
+
+def _add_withheld(conn: Connection) -> None:
+    """Version 2: a pair remembers that one of its records is withheld (framework/privacy.py)."""
+    conn.execute(sa.text("ALTER TABLE pairs ADD COLUMN withheld VARCHAR(96) NOT NULL DEFAULT ''"))
+
+
 #: version -> function that lifts a database from that version to the next one.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_withheld}
 
 
 def default_state_url() -> str:
@@ -159,6 +166,18 @@ class Pair:
     crm_hash: str
     exchange_hash: str
     id: int | None = None
+    withheld: str = ""
+    """``side:reason`` while the record of that side may not cross (framework/privacy.py):
+    nothing is written either way until it may again; '' for a pair that syncs."""
+
+    @property
+    def withheld_side(self) -> str:
+        """The side whose record is withheld ('' when none is)."""
+        return self.withheld.partition(":")[0]
+
+    @property
+    def withheld_reason(self) -> str:
+        return self.withheld.partition(":")[2]
 
 
 @dataclass
@@ -286,12 +305,8 @@ class StateStore:
     def pairs(self, user_id: str, entity: str) -> list[Pair]:
         t = pairs_table
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(t.c.id, t.c.crm_id, t.c.exchange_id, t.c.crm_hash, t.c.exchange_hash).where(
-                    t.c.user_id == user_id, t.c.entity == entity
-                )
-            ).all()
-        return [Pair(r.crm_id, r.exchange_id, r.crm_hash, r.exchange_hash, r.id) for r in rows]
+            rows = conn.execute(sa.select(*_PAIR_COLUMNS).where(t.c.user_id == user_id, t.c.entity == entity)).all()
+        return [_pair(r) for r in rows]
 
     def pairs_touching(
         self, user_id: str, entity: str, crm_ids: Iterable[str], exchange_ids: Iterable[str]
@@ -301,13 +316,22 @@ class StateStore:
         found: dict[int, Pair] = {}
         for column, ids in ((t.c.crm_id, list(crm_ids)), (t.c.exchange_id, list(exchange_ids))):
             for start in range(0, len(ids), 500):
-                query = sa.select(t.c.id, t.c.crm_id, t.c.exchange_id, t.c.crm_hash, t.c.exchange_hash).where(
+                query = sa.select(*_PAIR_COLUMNS).where(
                     t.c.user_id == user_id, t.c.entity == entity, column.in_(ids[start : start + 500])
                 )
                 with self.engine.connect() as conn:
                     for r in conn.execute(query).all():
-                        found[r.id] = Pair(r.crm_id, r.exchange_id, r.crm_hash, r.exchange_hash, r.id)
+                        found[r.id] = _pair(r)
         return list(found.values())
+
+    def count_withheld(self, user_id: str | None = None) -> dict[str, int]:
+        """Pairs whose record on one side is withheld, per entity (framework/privacy.py)."""
+        t = pairs_table
+        query = sa.select(t.c.entity, sa.func.count()).where(t.c.withheld != "").group_by(t.c.entity)
+        if user_id:
+            query = query.where(t.c.user_id == user_id)
+        with self.engine.connect() as conn:
+            return {str(row[0]): int(row[1]) for row in conn.execute(query).all()}
 
     def count_pairs(self, user_id: str | None = None) -> dict[str, int]:
         t = pairs_table
@@ -351,6 +375,7 @@ class StateStore:
                         "exchange_id": p.exchange_id,
                         "crm_hash": p.crm_hash,
                         "exchange_hash": p.exchange_hash,
+                        "withheld": p.withheld,
                     }
                     for p in pairs
                 ],
@@ -456,6 +481,20 @@ class StateStore:
     def last_run(self, user_id: str) -> Run | None:
         runs = self.runs(user_id, limit=1)
         return runs[0] if runs else None
+
+
+_PAIR_COLUMNS = (
+    pairs_table.c.id,
+    pairs_table.c.crm_id,
+    pairs_table.c.exchange_id,
+    pairs_table.c.crm_hash,
+    pairs_table.c.exchange_hash,
+    pairs_table.c.withheld,
+)
+
+
+def _pair(row: Any) -> Pair:
+    return Pair(row.crm_id, row.exchange_id, row.crm_hash, row.exchange_hash, row.id, row.withheld or "")
 
 
 def _create_engine(url: str) -> Engine:

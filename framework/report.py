@@ -28,16 +28,24 @@ def _user_table(report: RunReport) -> Table:
         table.add_row("-", "", "", "", "", "", report.error)
     for name, entity in report.entities.items():
         crm, exchange = entity.sides["crm"], entity.sides["exchange"]
+        notes = [entity.skipped_reason or "; ".join(entity.errors[:3]), withheld_words(entity.withheld)]
         table.add_row(
             name,
             _written(crm),
             _written(exchange),
             str(entity.conflicts),
-            str(crm.skipped + exchange.skipped),
+            str(crm.skipped + exchange.skipped + sum(entity.withheld.values())),
             str(crm.errors + exchange.errors),
-            entity.skipped_reason or "; ".join(entity.errors[:3]),
+            "; ".join(n for n in notes if n),
         )
     return table
+
+
+def withheld_words(withheld: dict[str, int]) -> str:
+    """``withheld: 2 private, 1 excluded domain`` (counts and reasons only), or ''."""
+    if not withheld:
+        return ""
+    return "withheld: " + ", ".join(f"{count} {reason}" for reason, count in sorted(withheld.items()))
 
 
 def _written(counts: SideCounts) -> str:
@@ -49,17 +57,19 @@ def print_dashboard(data: dict[str, Any]) -> None:
     settings = Table(show_header=False)
     for key, value in data["settings"].items():
         settings.add_row(key, ", ".join(k for k, v in value.items() if v) if isinstance(value, dict) else str(value))
-    totals = Table("entity", "synced pairs")
+    totals = Table("entity", "synced pairs", "withheld")
+    withheld_pairs = data.get("withheld_pairs", {})
     for entity, count in sorted(data["synced_pairs"].items()):
-        totals.add_row(entity, str(count))
+        totals.add_row(entity, str(count), str(withheld_pairs.get(entity, 0)))
     runs = Table(title="Recent runs")
-    for column in ("user", "finished", "outcome", "created", "updated", "deleted", "errors"):
+    for column in ("user", "finished", "outcome", "created", "updated", "deleted", "errors", "withheld"):
         runs.add_column(column, overflow="fold")
     for run in data["recent_runs"]:
-        sums = dict.fromkeys(("created", "updated", "deleted", "errors"), 0)
+        sums = dict.fromkeys(("created", "updated", "deleted", "errors", "withheld"), 0)
         for entity in run["entities"].values():
+            sums["withheld"] += sum(entity.get("withheld", {}).values())
             for side in ("crm", "exchange"):
-                for key in sums:
+                for key in ("created", "updated", "deleted", "errors"):
                     sums[key] += entity.get(side, {}).get(key, 0)
         finished = run["finished"].replace("T", " ")[:16]
         runs.add_row(run["user"], finished, run["outcome"], *(str(v) for v in sums.values()))

@@ -10,6 +10,7 @@ import click
 
 from framework.cli import cli
 from framework.cli_support import emit, json_mode, pass_context, say
+from framework.commands.privacy import privacy_changes, privacy_options
 from framework.context import Context
 from framework.contracts import CrmStore
 from framework.errors import ConfigurationError, NotAllowed, UsageError
@@ -146,6 +147,7 @@ def settings_show(ctx: Context) -> None:
 @click.option(
     "--interval", type=click.IntRange(0, 10080), help="Minutes between syncs under 'exsync sync --watch' (0: off)."
 )
+@privacy_options
 @pass_context
 def settings_set(
     ctx: Context,
@@ -156,8 +158,9 @@ def settings_set(
     disable: tuple[str, ...],
     mass_delete_ratio: float | None,
     interval: int | None,
+    **privacy: Any,
 ) -> None:
-    """Change settings (administrators)."""
+    """Change settings (administrators); the privacy options say what never leaves the mailbox."""
     actor = ctx.require_admin("configure")
     current = ctx.settings
     _require_installed(current)
@@ -174,6 +177,9 @@ def settings_set(
         changes["interval_minutes"] = interval
     if enable or disable:
         changes["entities"] = _toggle(ctx, current, enable, disable)
+    if privacy.get("user_key") and changes:
+        raise UsageError("--user applies only to exclusions and --track.", hint="Change org settings without --user.")
+    changes.update(privacy_changes(ctx, current, privacy))
     if not changes:
         raise UsageError("Nothing to change.", hint="See 'exsync settings set --help'.")
     for key, value in changes.items():
@@ -323,15 +329,21 @@ def _status_dict(ctx: Context, user: User) -> dict[str, Any]:
     run = ctx.state.last_run(user.crm_id)
     errors = ctx.state.open_errors(user.crm_id)
     totals: dict[str, int] = {}
+    withheld: dict[str, int] = {}
     if run:
         for counts in run.summary.get("entities", {}).values():
             for side in ("crm", "exchange"):
                 for key, value in counts.get(side, {}).items():
                     totals[key] = totals.get(key, 0) + value
+            for reason, value in counts.get("withheld", {}).items():
+                withheld[reason] = withheld.get(reason, 0) + value
+    if withheld:
+        totals["withheld"] = sum(withheld.values())
     return {
         "last_run": run.finished_at.isoformat(timespec="seconds") if run and run.finished_at else "never",
         "result": run.outcome if run else "",
         "counts": totals,
+        "withheld": dict(sorted(withheld.items())),
         "last_error": user.needs_attention or (run.error if run else "") or (errors[-1]["error"] if errors else ""),
         "needs_attention": bool(user.needs_attention),
         "next_run": _next_run(ctx, user, run.finished_at if run else None),
@@ -375,6 +387,7 @@ def dashboard(ctx: Context) -> None:
     data = {
         "settings": ctx.settings.describe(),
         "synced_pairs": ctx.state.count_pairs(user_id),
+        "withheld_pairs": ctx.state.count_withheld(user_id),
         "recent_runs": [
             {
                 "user": users.get(r.user_id, r.user_id),

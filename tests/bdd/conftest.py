@@ -533,3 +533,74 @@ def json_no_old_entries(world: World) -> None:
     entries = world.json()
     cutoff = datetime.now(UTC) - timedelta(days=30, minutes=1)
     assert entries and all(datetime.fromisoformat(e["at"]) >= cutoff for e in entries)
+
+
+# -- privacy: what never leaves the mailbox ------------------------------------------------------
+MARKED_EVENT = (
+    r'the mailbox of "(?P<user>[\w.]+)" has an event "(?P<subject>[^"]+)" in (?P<days>\d+) days'
+    r' (?:marked "(?P<sensitivity>\w+)"|in the category "(?P<category>[^"]+)")'
+)
+
+
+@given(parsers.re(MARKED_EVENT))
+def mailbox_event_marked(world: World, user: str, subject: str, days: str, sensitivity: str, category: str) -> None:
+    start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=int(days))
+    data = {
+        "subject": subject,
+        "start": _graph_time(start),
+        "end": _graph_time(start + timedelta(hours=1)),
+        "isAllDay": False,
+        "type": "singleInstance",
+        "sensitivity": sensitivity or "normal",
+        "categories": [category] if category else [],
+    }
+    world.cloud.tenant.create(_box(world, user), "calendar", data)
+
+
+def _mailbox_event(world: World, user: str, subject: str) -> Any:
+    return next(i for i in world.cloud.tenant.items(_box(world, user), "calendar") if i.data.get("subject") == subject)
+
+
+@when(parsers.parse('the event "{subject}" is marked "{sensitivity}" in the mailbox of "{user}"'))
+def event_marked(world: World, subject: str, sensitivity: str, user: str) -> None:
+    item = _mailbox_event(world, user, subject)
+    world.cloud.tenant.update(_box(world, user), "calendar", item.id, {"sensitivity": sensitivity})
+
+
+@when(parsers.parse('the event "{subject}" is renamed "{new}" in the CRM'))
+def crm_event_renamed(world: World, subject: str, new: str) -> None:
+    (record,) = _crm_find(world, "Events", "Event_Title", subject)
+    world.cloud.crm.update("Events", record["id"], {"Event_Title": new})
+
+
+@then(parsers.parse('the mailbox of "{user}" has no event "{subject}"'))
+def mailbox_has_no_event(world: World, user: str, subject: str) -> None:
+    assert not any(i.data.get("subject") == subject for i in world.cloud.tenant.items(_box(world, user), "calendar"))
+
+
+@then(parsers.parse('the CRM has a mail "{subject}"'))
+def crm_has_mail(world: World, subject: str) -> None:
+    assert _crm_find(world, "Emails", "Subject", subject), world.last.output
+
+
+@then(parsers.parse('no audit entry mentions "{text}"'))
+def audit_never_mentions(world: World, text: str) -> None:
+    with world.state.engine.connect() as conn:
+        details = [row.detail for row in conn.execute(sa.select(audit_table)).all()]
+    assert details and not [d for d in details if text.lower() in d.lower()]
+
+
+@then(parsers.parse('the status of "{user}" shows {count:d} withheld as "{reason}"'))
+def status_shows_withheld(world: World, user: str, count: int, reason: str) -> None:
+    world.run(ADMIN, "exsync --json status")
+    row = {row["email"]: row for row in world.json()}[address(user)]
+    assert row["withheld"].get(reason) == count, row
+
+
+@then(parsers.parse("the dashboard's last run withheld {count:d} and it shows {pairs:d} withheld pair"))
+def dashboard_shows_withheld(world: World, count: int, pairs: int) -> None:
+    world.run(ADMIN, "exsync --json dashboard")
+    data = world.json()
+    last = data["recent_runs"][0]["entities"]
+    assert sum(sum(e.get("withheld", {}).values()) for e in last.values()) == count, last
+    assert sum(data["withheld_pairs"].values()) == pairs, data["withheld_pairs"]

@@ -19,6 +19,17 @@ Feature: What never leaves the mailbox
       | ews      |
       | graph    |
 
+  Scenario: A contact and a mail marked Private in Outlook never reach the CRM (Exchange Server)
+    Given an org synced over "ews"
+    And the mailbox of "amelia.admin" has a contact "Jo Doe" with e-mail "jo@customer.example" marked "private" in Outlook
+    And the mailbox of "amelia.admin" has a contact "Ann Lee" with e-mail "ann@customer.example"
+    And the mailbox of "amelia.admin" received a mail "Personal matter" from "ann@customer.example" marked "private" in Outlook
+    When the administrator runs "exsync sync"
+    Then the CRM has no contact with e-mail "jo@customer.example"
+    And the CRM has a contact with e-mail "ann@customer.example" owned by "amelia.admin"
+    And the CRM has no mail "Personal matter"
+    And the status of "amelia.admin" shows 2 withheld as "private"
+
   Scenario Outline: An appointment made private after it synced is removed from the CRM, audit-logged
     Given an org synced over "<exchange>"
     And the mailbox of "amelia.admin" has an event "Lunch" in 3 days

@@ -604,3 +604,44 @@ def dashboard_shows_withheld(world: World, count: int, pairs: int) -> None:
     last = data["recent_runs"][0]["entities"]
     assert sum(sum(e.get("withheld", {}).values()) for e in last.values()) == count, last
     assert sum(data["withheld_pairs"].values()) == pairs, data["withheld_pairs"]
+
+
+def _as_marked_in_outlook(data: dict[str, Any], sensitivity: str) -> dict[str, Any]:
+    """``data`` as the fake keeps an item whose Sensitivity was set over EWS: Graph has no such
+    property on contacts and messages, so only EWS shows it."""
+    return {**data, "_ews": {"extra": {"Sensitivity": sensitivity.capitalize()}}}
+
+
+@given(
+    parsers.parse(
+        'the mailbox of "{user}" has a contact "{name}" with e-mail "{email}" marked "{sensitivity}" in Outlook'
+    )
+)
+def mailbox_contact_marked(world: World, user: str, name: str, email: str, sensitivity: str) -> None:
+    first, _, last = name.partition(" ")
+    data = {
+        "givenName": first,
+        "surname": last,
+        "displayName": name,
+        "emailAddresses": [{"name": name, "address": email}],
+    }
+    world.cloud.tenant.create(_box(world, user), "contacts", _as_marked_in_outlook(data, sensitivity))
+
+
+@given(
+    parsers.parse(
+        'the mailbox of "{user}" received a mail "{subject}" from "{sender}" marked "{sensitivity}" in Outlook'
+    )
+)
+def mailbox_mail_marked(world: World, user: str, subject: str, sender: str, sensitivity: str) -> None:
+    stamp = (datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    data = {
+        "subject": subject,
+        "internetMessageId": f"<{subject.replace(' ', '.').lower()}@example.com>",
+        "body": {"contentType": "text", "content": f"About {subject}"},
+        "from": {"emailAddress": {"address": sender, "name": sender}},
+        "toRecipients": [{"emailAddress": {"address": address(user), "name": user}}],
+        "sentDateTime": stamp,
+        "receivedDateTime": stamp,
+    }
+    world.cloud.tenant.create(_box(world, user), "inbox", _as_marked_in_outlook(data, sensitivity))

@@ -123,10 +123,14 @@ Feature: What never leaves the mailbox
     And the administrator runs "exsync settings set --user amelia.admin@contoso.example --track events=opt-in"
     And the mailbox of "amelia.admin" has an event "Deal review" in 3 days in the category "CRM"
     And the mailbox of "amelia.admin" has an event "Dentist" in 3 days
+    And the CRM has an event "Kickoff" in 5 days owned by "amelia.admin"
     When the administrator runs "exsync sync"
     Then the CRM has an event "Deal review"
     And the CRM has no event "Dentist"
     And the output mentions "withheld: 1 not opted in"
+    And the event "Kickoff" in the mailbox of "amelia.admin" is in the category "CRM"
+    When the administrator runs "exsync sync"
+    Then the last sync wrote nothing
 
     Examples:
       | exchange |

@@ -197,7 +197,9 @@ class _Planner:
             return True
         flag = f"{side}:{withheld.reason}"
         target = other(side)
+        # a mail record is shared by every mailbox holding the mail (keep_deleted): it is kept
         remove = withheld.remove_copy and target == "crm" and target in self._writable_for_entity()
+        remove = remove and not self.d.entity.keep_deleted
         if pair.withheld and not (listed and (remove or pair.withheld != flag)):
             return True  # withheld as it was: nothing crosses
         # flagged before any removal, so that a removal that fails leaves nothing syncing

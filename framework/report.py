@@ -41,6 +41,15 @@ def _user_table(report: RunReport) -> Table:
     return table
 
 
+def _setting_words(value: Any) -> str:
+    """A setting for people: toggles as the names switched on, other mappings as name=value."""
+    if not isinstance(value, dict):
+        return str(value)
+    if all(isinstance(v, bool) for v in value.values()):
+        return ", ".join(k for k, v in value.items() if v)
+    return ", ".join(f"{k}={v}" for k, v in value.items())
+
+
 def withheld_words(withheld: dict[str, int]) -> str:
     """``withheld: 2 private, 1 excluded domain`` (counts and reasons only), or ''."""
     if not withheld:
@@ -56,7 +65,7 @@ def print_dashboard(data: dict[str, Any]) -> None:
     """The dashboard as panels: settings, totals, recent runs, open errors."""
     settings = Table(show_header=False)
     for key, value in data["settings"].items():
-        settings.add_row(key, ", ".join(k for k, v in value.items() if v) if isinstance(value, dict) else str(value))
+        settings.add_row(key, _setting_words(value))
     totals = Table("entity", "synced pairs", "withheld")
     withheld_pairs = data.get("withheld_pairs", {})
     for entity, count in sorted(data["synced_pairs"].items()):

@@ -14,6 +14,7 @@ from fakes.cloud import NO_RIGHT_ACCOUNT, Options
 from fakes.ews.versions import SERVER_VERSIONS
 from fakes.harness import ADMIN, World, address
 from framework.state import audit_table
+from plugins.crm.mapping import format_time
 
 
 # -- the org ------------------------------------------------------------------------------------
@@ -645,3 +646,19 @@ def mailbox_mail_marked(world: World, user: str, subject: str, sender: str, sens
         "receivedDateTime": stamp,
     }
     world.cloud.tenant.create(_box(world, user), "inbox", _as_marked_in_outlook(data, sensitivity))
+
+
+@given(parsers.parse('the CRM has an event "{subject}" in {days:d} days owned by "{user}"'))
+def crm_event(world: World, subject: str, days: int, user: str) -> None:
+    start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=days)
+    data = {
+        "Event_Title": subject,
+        "Start_DateTime": format_time(start),
+        "End_DateTime": format_time(start + timedelta(hours=1)),
+    }
+    world.cloud.crm.insert("Events", data, _crm_user(world, user))
+
+
+@then(parsers.parse('the event "{subject}" in the mailbox of "{user}" is in the category "{category}"'))
+def mailbox_event_in_category(world: World, subject: str, user: str, category: str) -> None:
+    assert category in (_mailbox_event(world, user, subject).data.get("categories") or [])

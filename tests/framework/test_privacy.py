@@ -176,6 +176,21 @@ def test_internal_only_mails_are_skipped_unless_enabled():
     assert org.sync().entities["mails"].sides["crm"].created == 1
 
 
+def test_a_mail_in_the_crm_is_kept_when_its_mailbox_copy_is_withheld_later():
+    """A mail record is shared by every mailbox holding the mail: it is never removed for one."""
+    org = make_org()
+    crm, exchange = sides(org, "mails")
+    mail = Mail("<q@x>", "Quote", "ann@customer.example", ("admin@example.com",), sent_at=SOON - timedelta(1))
+    item = exchange.put(mail)
+    org.sync()
+    org.set(exclude_domains=["customer.example"])
+    exchange.put(dataclasses.replace(mail, categories=("Done",)), item)
+    report = org.sync()
+    assert len(crm.records) == 1 and report.entities["mails"].withheld == {"excluded domain": 1}
+    (entry,) = org.ctx.audit.query(action="withhold-record")
+    assert entry.detail["copy"] == "kept"
+
+
 def test_opt_in_copies_only_tagged_items_and_tags_what_the_crm_puts_in_the_mailbox():
     org = make_org()
     org.set(tracking={"events": "opt-in"})

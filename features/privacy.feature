@@ -128,6 +128,7 @@ Feature: What never leaves the mailbox
     Then the CRM has an event "Deal review"
     And the CRM has no event "Dentist"
     And the output mentions "withheld: 1 not opted in"
+    And the user profile of "amelia.admin" tracks events as "opt-in"
     And the event "Kickoff" in the mailbox of "amelia.admin" is in the category "CRM"
     When the administrator runs "exsync sync"
     Then the last sync wrote nothing

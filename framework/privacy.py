@@ -101,6 +101,18 @@ class PrivacyRules:
             domain_of(a) in self.internal_domains for a in addresses
         )
 
+    def describe(self) -> dict[str, object]:
+        """The rules as shown to people and scripts (``exsync users show``)."""
+        return {
+            "sensitivity": dict(self.sensitivity),
+            "excluded_addresses": sorted(self.excluded_addresses),
+            "excluded_domains": sorted(self.excluded_domains),
+            "internal_mails": "sync" if self.internal_mails else f"skip ({', '.join(sorted(self.internal_domains))})",
+            "tracking": dict(self.tracking) or "all",
+            "opt_in_category": self.opt_in_category,
+            "opt_out_category": self.opt_out_category,
+        }
+
     def stamped(self, entity: str, record: Record) -> Record:
         """``record`` as it is created in Exchange: carrying the opt-in category when the
         entity is opt-in, so that what the CRM put in the mailbox stays tracked."""

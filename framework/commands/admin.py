@@ -285,6 +285,7 @@ def users_show(ctx: Context, user_key: str | None) -> None:
         "conflict_policy": settings.conflict_policy,
         "entities": [e for e in settings.enabled_entities() if not provider or e not in provider.unsupported_entities],
         "synced_pairs": ctx.state.count_pairs(user.crm_id),
+        "privacy": settings.privacy_rules(user, ctx.state.users()).describe(),
         **_status_dict(ctx, user),
     }
     emit(data, title=f"User {user.email}")

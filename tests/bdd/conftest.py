@@ -662,3 +662,9 @@ def crm_event(world: World, subject: str, days: int, user: str) -> None:
 @then(parsers.parse('the event "{subject}" in the mailbox of "{user}" is in the category "{category}"'))
 def mailbox_event_in_category(world: World, subject: str, user: str, category: str) -> None:
     assert category in (_mailbox_event(world, user, subject).data.get("categories") or [])
+
+
+@then(parsers.parse('the user profile of "{user}" tracks {entity} as "{mode}"'))
+def profile_tracks(world: World, user: str, entity: str, mode: str) -> None:
+    world.run(ADMIN, f"exsync --json users show {address(user)}")
+    assert world.json()["privacy"]["tracking"][entity] == mode, world.last.output

@@ -91,6 +91,9 @@ def test_a_users_own_exclusions_and_tracking_add_to_the_orgs():
     assert rules.tracking == {"events": "opt-in"}
     assert rules.internal_domains == {"example.com", "mail.example"}  # the org's users' domains by default
     assert org.privacy_rules(bob, [ann, bob]).excluded_addresses == frozenset()
+    shown = rules.describe()
+    assert shown["tracking"] == {"events": "opt-in"} and shown["excluded_addresses"] == ["wife@home.example"]
+    assert shown["internal_mails"] == "skip (example.com, mail.example)"
 
 
 # -- the engine ---------------------------------------------------------------------------------

@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from framework.model import Contact, Event, Mail, Record, Task
 from framework.privacy import PrivacyRules, Withheld
 from framework.settings import Settings
-from framework.state import User
+from framework.state import SCHEMA_VERSION, Pair, StateStore, User
 from framework.testing import ADMIN, MemoryOrg, make_org
 
 SOON = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
@@ -324,3 +325,27 @@ class _Check:
             assert self.exchange.records.get(item_id, (None,))[0] == record, "a withheld item was written"
             if verdict.remove_copy:
                 assert _marker(record) not in in_crm, f"the CRM copy of a {verdict.reason} item was kept"
+
+
+def test_a_state_database_of_the_previous_schema_gains_the_withheld_flag_and_keeps_its_pairs(tmp_path):
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    old = StateStore(url)
+    with old.transaction() as conn:
+        conn.execute(sa.text("ALTER TABLE pairs DROP COLUMN withheld"))  # as version 1 made it
+        conn.execute(sa.text("UPDATE meta SET value = '1' WHERE key = 'schema'"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO pairs (user_id, entity, crm_id, exchange_id, crm_hash, exchange_hash)"
+                " VALUES ('u1', 'events', 'c1', 'x1', 'a', 'b')"
+            )
+        )
+    old.engine.dispose()
+    new = StateStore(url)
+    assert new.schema_version == SCHEMA_VERSION == 2
+    (pair,) = new.pairs("u1", "events")
+    assert (pair.crm_id, pair.withheld) == ("c1", "")
+    with new.transaction() as conn:
+        new.save_pairs(conn, "u1", "events", [Pair("c1", "x1", "a", "b", withheld="exchange:private")], [])
+    (pair,) = new.pairs_touching("u1", "events", ["c1"], [])
+    assert (pair.withheld_side, pair.withheld_reason) == ("exchange", "private")
+    assert new.count_withheld("u1") == {"events": 1}

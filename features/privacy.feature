@@ -3,6 +3,7 @@ Feature: What never leaves the mailbox
   not track are never copied to the CRM; the dry run, the audit log, the status and the
   dashboard say how many were skipped and why, never what they held.
 
+  @privacy
   Scenario Outline: A private appointment never reaches the CRM, and only its count is reported
     Given an org synced over "<exchange>"
     And the mailbox of "amelia.admin" has an event "Doctor visit" in 3 days marked "private"
@@ -19,6 +20,7 @@ Feature: What never leaves the mailbox
       | ews      |
       | graph    |
 
+  @privacy
   Scenario: A contact and a mail marked Private in Outlook never reach the CRM (Exchange Server)
     Given an org synced over "ews"
     And the mailbox of "amelia.admin" has a contact "Jo Doe" with e-mail "jo@customer.example" marked "private" in Outlook
@@ -30,6 +32,7 @@ Feature: What never leaves the mailbox
     And the CRM has no mail "Personal matter"
     And the status of "amelia.admin" shows 2 withheld as "private"
 
+  @privacy
   Scenario Outline: An appointment made private after it synced is removed from the CRM, audit-logged
     Given an org synced over "<exchange>"
     And the mailbox of "amelia.admin" has an event "Lunch" in 3 days
@@ -48,6 +51,7 @@ Feature: What never leaves the mailbox
       | ews      |
       | graph    |
 
+  @privacy
   Scenario Outline: With "--private keep" the CRM copy stays, and a CRM change never reaches the private item
     Given an org synced over "<exchange>"
     And the administrator runs "exsync settings set --private keep"
@@ -66,6 +70,7 @@ Feature: What never leaves the mailbox
       | ews      |
       | graph    |
 
+  @privacy
   Scenario Outline: Confidential appointments are withheld once the administrator says so
     Given an org synced over "<exchange>"
     And the administrator runs "exsync settings set --confidential remove"
@@ -80,6 +85,7 @@ Feature: What never leaves the mailbox
       | ews      |
       | graph    |
 
+  @privacy
   Scenario Outline: Mails from or to an excluded domain, and contacts at excluded addresses, are never copied
     Given an org synced over "<exchange>"
     And the administrator runs "exsync settings set --exclude-domain hr.example --exclude-address wife@home.example"
@@ -102,6 +108,7 @@ Feature: What never leaves the mailbox
       | ews      |
       | graph    |
 
+  @privacy
   Scenario Outline: Internal-only mails are skipped unless enabled
     Given an org synced over "<exchange>"
     And the mailbox of "amelia.admin" received a mail "Team lunch" from "bob@contoso.example" copied to "carol@contoso.example"
@@ -118,6 +125,7 @@ Feature: What never leaves the mailbox
       | ews      |
       | graph    |
 
+  @privacy
   Scenario Outline: A user who opts in has only appointments in the "CRM" category synced
     Given an org synced over "<exchange>"
     And the administrator runs "exsync settings set --user amelia.admin@contoso.example --track events=opt-in"
@@ -138,6 +146,7 @@ Feature: What never leaves the mailbox
       | ews      |
       | graph    |
 
+  @privacy
   Scenario: A user who opts out keeps the appointments in the opt-out category out of the CRM
     Given an org synced over "graph"
     And the administrator runs "exsync settings set --track events=opt-out --opt-out-category Personal"
@@ -147,6 +156,7 @@ Feature: What never leaves the mailbox
     Then the CRM has an event "Deal review"
     And the CRM has no event "Gym"
 
+  @privacy
   Scenario Outline: Bad privacy settings are refused with the reason
     Given an org synced over "graph"
     When the administrator runs "<command>"

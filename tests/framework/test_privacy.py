@@ -231,7 +231,7 @@ DOMAINS = ("customer.example", "hr.example")  # hr.example is excluded
 edits = st.lists(
     st.tuples(
         st.sampled_from(["crm", "exchange"]),
-        st.sampled_from(["create", "update", "mark", "delete", "sync"]),
+        st.sampled_from(["create", "update", "mark", "tag", "delete", "sync"]),
         st.sampled_from(NAMES),
         st.sampled_from(("normal", "private", "confidential", "personal")),
         st.sampled_from(DOMAINS),
@@ -258,16 +258,17 @@ def _marker(record: Record) -> str:
     policy=st.sampled_from(["crm-wins", "exchange-wins"]),
     private=st.sampled_from(["remove", "keep"]),
     confidential=st.sampled_from(["share", "remove", "keep"]),
+    tracking=st.sampled_from(["all", "opt-in"]),
 )
-def test_no_private_or_excluded_item_ever_reaches_the_crm(entity, history, policy, private, confidential):
-    """Random edits on both sides, sensitivity changes included. Every content version is
-    unique (a marker); the CRM may hold only what it made itself or what was in a shared
-    Exchange item when a sync began. A withheld Exchange item is never written, and one whose
-    copy is to be removed has none left in the CRM after the sync."""
+def test_no_private_or_excluded_item_ever_reaches_the_crm(entity, history, policy, private, confidential, tracking):
+    """Random edits on both sides, sensitivity and category changes included. Every content
+    version is unique (a marker); the CRM may hold only what it made itself or what was in a
+    shared Exchange item when a sync began. A withheld Exchange item is never written, and
+    one whose copy is to be removed has none left in the CRM after the sync."""
     org = make_org()
     org.set(conflict_policy=policy, sensitivity={"private": private, "confidential": confidential})
-    org.set(exclude_domains=["hr.example"])
-    check = _Check(org, entity, {"private": private, "confidential": confidential})
+    org.set(exclude_domains=["hr.example"], tracking={entity: tracking})
+    check = _Check(org, entity, {"private": private, "confidential": confidential}, opt_in=tracking == "opt-in")
     markers = itertools.count()
     for which, action, name, sensitivity, domain in history:
         side = check.crm if which == "crm" else check.exchange
@@ -285,6 +286,8 @@ def test_no_private_or_excluded_item_ever_reaches_the_crm(entity, history, polic
                 side.put(dataclasses.replace(record, **_marked(record, marker)), target)
             elif action == "mark" and which == "exchange":  # only Exchange carries a sensitivity
                 side.put(dataclasses.replace(record, sensitivity=sensitivity), target)
+            elif action == "tag" and which == "exchange":  # and categories: the opt-in one on or off
+                side.put(dataclasses.replace(record, categories=() if record.categories else ("crm",)), target)
             elif action == "delete":
                 side.remove(target)
     check.sync()
@@ -297,8 +300,8 @@ def _marked(record: Record, marker: str) -> dict[str, str]:
 class _Check:
     """Syncs, and checks the privacy invariants around each sync."""
 
-    def __init__(self, org: MemoryOrg, entity: str, treatments: dict[str, str]) -> None:
-        self.org, self.entity, self.treatments = org, entity, treatments
+    def __init__(self, org: MemoryOrg, entity: str, treatments: dict[str, str], *, opt_in: bool) -> None:
+        self.org, self.entity, self.treatments, self.opt_in = org, entity, treatments, opt_in
         self.crm, self.exchange = sides(org, entity)
         self.allowed: set[str] = set()  # markers the CRM may hold
 
@@ -306,6 +309,8 @@ class _Check:
         """The rules of this test, written out on their own (not through framework.privacy)."""
         if self.treatments.get(record.sensitivity, "share") != "share":
             return Withheld(record.sensitivity, self.treatments[record.sensitivity] == "remove")
+        if self.opt_in and "CRM" not in {c.upper() for c in record.categories}:
+            return Withheld("not opted in")
         if isinstance(record, Contact) and record.email.endswith("@hr.example"):
             return Withheld("excluded domain", True)
         return None

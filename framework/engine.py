@@ -120,6 +120,7 @@ class Engine:
         self.sleep = sleep
         self.concurrency = max(1, concurrency)
         self.chunk = max(1, chunk)
+        self.org_users: list[User] = []
 
     def run(
         self,
@@ -137,6 +138,7 @@ class Engine:
         """
         settings = self.ctx.settings
         wanted = [e for e in settings.enabled_entities() if entities is None or e in entities]
+        self.org_users = self.ctx.state.users()  # whose domains make a mail internal (privacy)
 
         with self._sweep(), ThreadPoolExecutor(self.concurrency * THREADS_PER_JOB, "exsync-io") as io:
 
@@ -292,7 +294,7 @@ class _Job:
         self.wrote_back = False  # this round wrote to a read_back side
         self.io = io  # the run's threads for reading ahead and sending behind
         self.senders: dict[SideName, Sender[list[WriteResult]]] = {}
-        self.privacy = self.settings.privacy_rules(user, self.ctx.state.users())
+        self.privacy = self.settings.privacy_rules(user, engine.org_users or self.ctx.state.users())
 
     def run(self, dry_run: bool, force: bool) -> None:
         """Read, plan, apply; then again while a round wrote to a ``read_back`` side (at most

@@ -36,7 +36,7 @@ from framework.errors import (
 )
 from framework.model import content_hash, describe, from_plain, to_plain
 from framework.overlap import THREADS_PER_JOB, Sender, read_ahead
-from framework.plan import Plan, PlanInput, Write, plan
+from framework.plan import Plan, PlanInput, Withdrawal, Write, plan
 from framework.spool import DONE, NEW, UNPAIRED, Entry, Spool
 from framework.state import Pair, User
 
@@ -83,11 +83,14 @@ class EntityReport:
     outcome: str = "ok"
     planned: list[str] = field(default_factory=list)  # a dry run's actions, one line each
     outside_window: int = 0  # records read but dated outside the sync window (counted as skipped)
+    withheld: dict[str, int] = field(default_factory=dict)
+    """Records the privacy rules kept from crossing, per reason (counts only, never content)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "outcome": self.outcome,
             "conflicts": self.conflicts,
+            "withheld": dict(sorted(self.withheld.items())),
             "skipped_reason": self.skipped_reason,
             "outside_window": self.outside_window,
             "errors": self.errors,
@@ -133,6 +136,7 @@ class Engine:
         self.concurrency = max(1, concurrency)
         self.chunk = max(1, chunk)
         self.stopping = threading.Event()  # set on Ctrl-C: every user's run stops at its next chunk
+        self.org_users: list[User] = []
 
     def run(
         self,
@@ -150,6 +154,7 @@ class Engine:
         """
         settings = self.ctx.settings
         wanted = [e for e in settings.enabled_entities() if entities is None or e in entities]
+        self.org_users = self.ctx.state.users()  # whose domains make a mail internal (privacy)
 
         with self._sweep(), ThreadPoolExecutor(self.concurrency * THREADS_PER_JOB, "exsync-io") as io:
 
@@ -354,6 +359,7 @@ class _Job:
         self.wrote_back = False  # this round wrote to a read_back side
         self.io = io  # the run's threads for reading ahead and sending behind
         self.senders: dict[SideName, Sender[list[WriteResult]]] = {}
+        self.privacy = self.settings.privacy_rules(user, engine.org_users or self.ctx.state.users())
 
     def run(self, dry_run: bool, force: bool) -> None:
         """Read, plan, apply; then again while a round wrote to a ``read_back`` side (at most
@@ -558,6 +564,8 @@ class _Job:
                 policy=self.ctx.conflict_policies[self.settings.conflict_policy],
                 echo_hash=self._echo_hash,
                 copy_unmatched=copy,
+                withhold=functools.partial(self.privacy.withheld, self.entity),
+                stamp=functools.partial(self.privacy.stamped, self.entity),
             )
         )
 
@@ -587,6 +595,8 @@ class _Job:
 
     def _count_plan(self, the_plan: Plan) -> None:
         self.report.conflicts += len(the_plan.resolutions)
+        for reason, count in the_plan.withheld.items():
+            self.report.withheld[reason] = self.report.withheld.get(reason, 0) + count
         for side, count in the_plan.skipped.items():
             self.report.sides[side].skipped += count
         for resolution in the_plan.resolutions:
@@ -613,10 +623,25 @@ class _Job:
                 counts.deleted += 1
             what = describe(write.source.record) if write.source else _deleted_label(write)
             self.report.planned.append(f"{type(write.op).__name__.lower()} on {write.side}: {what}")
+        for withdrawal in the_plan.withdrawals:  # ids and reasons only: a withheld record is not described
+            copy = "remove" if withdrawal.removed else "keep, no longer synced,"
+            self.report.planned.append(f"withhold ({withdrawal.reason}): {copy} the copy {_copy_id(withdrawal)}")
 
     # applying -----------------------------------------------------------------------------
     def _apply(self, the_plan: Plan) -> None:
         """Save a chunk's links, and queue its writes: each side's are sent in full batches."""
+        for withdrawal in the_plan.withdrawals:
+            self.ctx.audit.record(
+                "withhold-record",
+                "ok",
+                user_id=self.user.crm_id,
+                entity=self.entity,
+                side=withdrawal.side,
+                reason=withdrawal.reason,
+                copy="removed" if withdrawal.removed else "kept",
+                crm_id=withdrawal.pair.crm_id,
+                exchange_id=withdrawal.pair.exchange_id,
+            )
         if the_plan.links or the_plan.unlinks:
             with self.ctx.state.transaction() as conn:
                 self.ctx.state.save_pairs(
@@ -801,6 +826,12 @@ def _deleted_label(write: Write) -> str:
     assert isinstance(write.op, Delete)
     label = write.pair.label if write.pair else ""
     return f"{label} ({write.op.id})" if label else write.op.id
+
+
+def _copy_id(withdrawal: Withdrawal) -> str:
+    """The id of the copy a withdrawal concerns: on the side opposite the withheld record."""
+    pair = withdrawal.pair
+    return f"{pair.exchange_id} in Exchange" if withdrawal.side == "crm" else f"{pair.crm_id} in the CRM"
 
 
 def _describe(write: Write, error: SyncError) -> str:

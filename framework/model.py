@@ -17,6 +17,11 @@ from typing import Any, TypeAlias
 
 TASK_STATUSES = ("not_started", "in_progress", "completed", "waiting", "deferred")
 PRIORITIES = ("low", "normal", "high")
+SENSITIVITIES = ("normal", "personal", "private", "confidential")
+PRIVACY_FIELDS = ("sensitivity", "categories")
+"""Fields that say whether a record may leave the mailbox (Exchange's sensitivity and Outlook
+categories), not what it holds: the CRM carries neither, and :func:`content_hash` leaves them
+out, so marking an item private changes no hash (the privacy rules see it when it is listed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,8 @@ class Contact:
     postal_code: str = ""
     country: str = ""
     notes: str = ""
+    sensitivity: str = "normal"
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +55,8 @@ class Task:
     status: str = "not_started"
     priority: str = "normal"
     body: str = ""
+    sensitivity: str = "normal"
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +77,8 @@ class Event:
     attendees: tuple[str, ...] = ()
     recurrence: str = ""
     ical_uid: str = ""
+    sensitivity: str = "normal"
+    categories: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # One attendee once: the same person may be listed twice by a store (in two attendee
@@ -101,6 +112,8 @@ class Mail:
     body: str = ""
     folder: str = "inbox"
     attachments: tuple[Attachment, ...] = field(default_factory=tuple)
+    sensitivity: str = "normal"
+    categories: tuple[str, ...] = ()
 
     def addresses(self) -> set[str]:
         """Every address in from, to and cc, lower-cased."""
@@ -112,8 +125,13 @@ Record: TypeAlias = Contact | Task | Event | Mail
 
 @functools.lru_cache(maxsize=4096)  # a chunk's records: hashed by the planner, again once written
 def content_hash(record: Record) -> str:
-    """A stable digest of a record's content: equal content, equal hash, across runs and machines."""
-    payload = _JSON.encode(_plain(record))
+    """A stable digest of a record's content: equal content, equal hash, across runs and machines.
+
+    The :data:`PRIVACY_FIELDS` are not content: they are left out."""
+    plain = _plain(record)
+    for name in PRIVACY_FIELDS:
+        del plain[name]
+    payload = _JSON.encode(plain)
     # surrogatepass: a lone surrogate (a JSON "\ud83d" escape from a truncated text decodes to one)
     # must hash, not crash; every other string encodes exactly as plain UTF-8.
     return hashlib.sha256(f"{type(record).__name__}:{payload}".encode("utf-8", "surrogatepass")).hexdigest()
@@ -164,7 +182,7 @@ def describe(record: Record) -> str:
 
 
 _DATETIME_FIELDS = {"start", "end", "sent_at"}
-_TUPLE_FIELDS = {"attendees", "to", "cc"}
+_TUPLE_FIELDS = {"attendees", "to", "cc", "categories"}
 RECORD_TYPES: dict[str, type] = {cls.__name__: cls for cls in (Contact, Task, Event, Mail)}
 
 

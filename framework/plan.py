@@ -6,10 +6,17 @@ update the other. Changed on both: a conflict for the policy. Deleted: delete th
 Unpaired records are first paired by the cross-link a side stores, then by the entity's
 natural key, and only then created on the other side, so neither a first sync nor a sync
 after lost state duplicates anything.
+
+Privacy is decided here, in one place, before any of that: a record the privacy rules
+withhold (:mod:`framework.privacy`) is never copied, and a pair holding one writes nothing
+either way (its copy on the other side deleted or kept, as the rules say) until the record
+may cross again.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -27,7 +34,8 @@ from framework.contracts import (
     WriteOp,
     other,
 )
-from framework.model import content_hash, describe
+from framework.model import Record, content_hash, describe
+from framework.privacy import Withheld
 from framework.state import Pair
 
 
@@ -65,6 +73,16 @@ class Resolution:
     policy: str
 
 
+@dataclass(frozen=True)
+class Withdrawal:
+    """A synced pair whose ``side`` record is now withheld: its copy removed, or kept unsynced."""
+
+    pair: Pair
+    side: SideName
+    reason: str
+    removed: bool
+
+
 @dataclass
 class Plan:
     """What a run will do for one (user, entity)."""
@@ -76,6 +94,9 @@ class Plan:
     skipped: dict[SideName, int] = field(default_factory=lambda: dict.fromkeys(SIDES, 0))
     unmatched: dict[SideName, list[str]] = field(default_factory=lambda: {side: [] for side in SIDES})
     """Unpaired items left as they are because their side is not in ``copy_unmatched``."""
+    withheld: Counter[str] = field(default_factory=Counter)
+    """Records not copied (or pairs not written) because of the privacy rules, per reason."""
+    withdrawals: list[Withdrawal] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         return not (self.writes or self.links or self.unlinks)
@@ -99,6 +120,10 @@ class PlanInput:
     copy_unmatched: frozenset[SideName] = frozenset(SIDES)
     """The sides whose unpaired, unmatched items are copied to the other side (the engine
     plans in chunks, and an Exchange item a chunk did not match may match a later chunk)."""
+    withhold: Callable[[SideName, Record], Withheld | None] = lambda side, record: None
+    """Why a record read from a side may not be copied to the other (None: it may)."""
+    stamp: Callable[[Record], Record] = lambda record: record
+    """A record as it is created in Exchange (e.g. carrying the opt-in category)."""
 
 
 def plan(data: PlanInput) -> Plan:
@@ -122,17 +147,81 @@ class _Planner:
 
     def run(self) -> Plan:
         for pair in self._touched_pairs():
-            self._plan_pair(pair)
+            if not self._plan_withheld(pair):
+                self._plan_pair(pair)
         unpaired = {side: [i for i in self.items[side].values() if i.id not in self.pair_of[side]] for side in SIDES}
         crm_left, exchange_left = self._match(unpaired["crm"], unpaired["exchange"])
         leftovers: dict[SideName, list[Item]] = {"crm": crm_left, "exchange": exchange_left}
         for side, items in leftovers.items():
             for item in items:
                 if side in self.d.copy_unmatched:
-                    self._copy(item, side)
+                    withheld = self.d.withhold(side, item.record)
+                    if withheld is not None:
+                        self.result.withheld[withheld.reason] += 1
+                    else:
+                        self._copy(item, side)
                 else:
                     self.result.unmatched[side].append(item.id)
         return self.result
+
+    # privacy -------------------------------------------------------------------------------
+    def _verdict(self, pair: Pair) -> tuple[SideName, Withheld, bool] | None:
+        """The side whose record of ``pair`` is withheld, why, and whether it was listed now:
+        a listed record is judged afresh, one not listed keeps the pair's earlier verdict."""
+        judged: tuple[SideName, SideName] = ("exchange", "crm")
+        for side in judged:
+            item = self._item(side, pair)
+            if item is not None:
+                withheld = self.d.withhold(side, item.record)
+                if withheld is not None:
+                    return side, withheld, True
+            elif pair.withheld_side == side:
+                return side, Withheld(pair.withheld_reason), False
+        return None
+
+    def _plan_withheld(self, pair: Pair) -> bool:
+        """Plan a pair whose record on one side is (or was) withheld; False leaves it to the
+        ordinary three-way compare (a pair released, its flag cleared, goes there too)."""
+        verdict = self._verdict(pair)
+        if verdict is None:
+            if pair.withheld:  # it may cross again: changes made meanwhile sync as usual
+                released = dataclasses.replace(pair, withheld="")
+                self.result.links.append(Link(released))
+                self._plan_pair(released)
+                return True
+            return False
+        side, withheld, listed = verdict
+        self.result.withheld[withheld.reason] += 1
+        if "deleted" in (self._state("crm", pair), self._state("exchange", pair)):
+            self.result.unlinks.append(Unlink(pair))  # one side gone: forget the pair, write nothing
+            return True
+        flag = f"{side}:{withheld.reason}"
+        target = other(side)
+        # a mail record is shared by every mailbox holding the mail (keep_deleted): it is kept
+        remove = withheld.remove_copy and target == "crm" and target in self._writable_for_entity()
+        remove = remove and not self.d.entity.keep_deleted
+        if pair.withheld and not (listed and (remove or pair.withheld != flag)):
+            return True  # withheld as it was: nothing crosses
+        # flagged before any removal, so that a removal that fails leaves nothing syncing
+        self.result.links.append(Link(dataclasses.replace(pair, withheld=flag)))
+        if remove:
+            self.result.writes.append(Write(target, Delete(pair.crm_id), None, None, pair))
+        if remove or not pair.withheld:
+            self.result.withdrawals.append(Withdrawal(pair, side, withheld.reason, remove))
+        return True
+
+    def _match_withheld(self, crm: Item, exchange: Item) -> bool:
+        """Pair two matching records of which one is withheld, writing nothing: the other side
+        is never written with it, and never copied over it as a duplicate."""
+        judged: tuple[tuple[SideName, Item], ...] = (("exchange", exchange), ("crm", crm))
+        for side, item in judged:
+            withheld = self.d.withhold(side, item.record)
+            if withheld is not None:
+                self.result.withheld[withheld.reason] += 1
+                pair = dataclasses.replace(self._new_pair(crm, exchange), withheld=f"{side}:{withheld.reason}")
+                self.result.links.append(Link(pair))
+                return True
+        return False
 
     # pairs that one side reported on --------------------------------------------------------
     def _touched_pairs(self) -> list[Pair]:
@@ -217,6 +306,8 @@ class _Planner:
         if target not in self._writable_for_entity():
             self.result.skipped[source] += 1
             return
+        if target == "exchange":  # the stamp changes no hash: the source stays the same item
+            item = dataclasses.replace(item, record=self.d.stamp(item.record))
         self.result.writes.append(Write(target, Create(item.record, item.id), item, source, None))
 
     def _writable_for_entity(self) -> frozenset[SideName]:
@@ -253,6 +344,8 @@ class _Planner:
         return None
 
     def _plan_match(self, crm: Item, exchange: Item) -> None:
+        if self._match_withheld(crm, exchange):
+            return
         pair = self._new_pair(crm, exchange)
         if self.d.echo_hash("exchange", crm) == content_hash(exchange.record):
             self.result.links.append(Link(pair))

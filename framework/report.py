@@ -46,7 +46,7 @@ def _user_table(report: RunReport) -> Table:
             _written(crm),
             _written(exchange),
             str(entity.conflicts),
-            str(crm.skipped + exchange.skipped),
+            str(crm.skipped + exchange.skipped + sum(entity.withheld.values())),
             str(crm.errors + exchange.errors),
         )
     return table
@@ -62,10 +62,29 @@ def _notes(report: RunReport) -> Text:
         outside = entity.outside_window
         if outside:
             lines.append(f"  {name}: {outside} skipped: dated outside the sync window (older than six months)")
+        withheld = withheld_words(entity.withheld)
+        if withheld:
+            lines.append(f"  {name}: {sum(entity.withheld.values())} skipped, {withheld} (privacy settings)")
         left = sum(side.skipped for side in entity.sides.values()) - outside
         if left > 0:
             lines.append(f"  {name}: {left} skipped: not written to that side by the settings (one-way sync)")
     return Text("\n".join(lines))
+
+
+def _setting_words(value: Any) -> str:
+    """A setting for people: toggles as the names switched on, other mappings as name=value."""
+    if not isinstance(value, dict):
+        return str(value)
+    if all(isinstance(v, bool) for v in value.values()):
+        return ", ".join(k for k, v in value.items() if v)
+    return ", ".join(f"{k}={v}" for k, v in value.items())
+
+
+def withheld_words(withheld: dict[str, int]) -> str:
+    """``withheld: 2 private, 1 excluded domain`` (counts and reasons only), or ''."""
+    if not withheld:
+        return ""
+    return "withheld: " + ", ".join(f"{count} {reason}" for reason, count in sorted(withheld.items()))
 
 
 def _written(counts: SideCounts) -> str:
@@ -150,21 +169,30 @@ def print_dashboard(data: dict[str, Any]) -> None:
     settings = Table(show_header=False, box=box.SIMPLE)
     settings.add_row("authentication", data["authentication"])
     for key, value in data["settings"].items():
-        settings.add_row(key, ", ".join(k for k, v in value.items() if v) if isinstance(value, dict) else str(value))
-    totals = Table("entity", "synced pairs", box=box.SIMPLE_HEAD)
+        settings.add_row(key, _setting_words(value))
+    totals = Table("entity", "synced pairs", "withheld", box=box.SIMPLE_HEAD)
+    withheld_pairs = data.get("withheld_pairs", {})
     for entity, count in sorted(data["synced_pairs"].items()):
-        totals.add_row(entity, str(count))
+        totals.add_row(entity, str(count), str(withheld_pairs.get(entity, 0)))
     runs = Table(title="Recent runs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("user", "finished", "outcome", "written", "errors"):
+    for column in ("user", "finished", "outcome", "written", "errors", "withheld"):
         runs.add_column(column, no_wrap=True)
     for run in data["recent_runs"]:
-        sums = dict.fromkeys(("created", "updated", "deleted", "errors"), 0)
+        sums = dict.fromkeys(("created", "updated", "deleted", "errors", "withheld"), 0)
         for entity in run["entities"].values():
+            sums["withheld"] += sum(entity.get("withheld", {}).values())
             for side in ("crm", "exchange"):
-                for key in sums:
+                for key in ("created", "updated", "deleted", "errors"):
                     sums[key] += entity.get(side, {}).get(key, 0)
         written = f"+{sums['created']} ~{sums['updated']} -{sums['deleted']}"
-        runs.add_row(run["user"], short_time(run["finished"]), run["outcome"], written, str(sums["errors"]))
+        runs.add_row(
+            run["user"],
+            short_time(run["finished"]),
+            run["outcome"],
+            written,
+            str(sums["errors"]),
+            str(sums["withheld"]),
+        )
     errors = Text(
         "\n".join(
             f"{e['user']} {e['entity']} from {e['side']} (tried {e['attempts']}x): {e['error']}"

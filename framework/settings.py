@@ -9,7 +9,8 @@ from typing import Any
 
 from framework.contracts import SIDES, SideName
 from framework.errors import UsageError
-from framework.state import StateStore
+from framework.privacy import DEFAULT_SENSITIVITY, PrivacyRules, domain_of, lowered
+from framework.state import StateStore, User
 
 SCOPES = ("admins", "all", "profiles")
 SYNC_TYPES = ("two_way", "one_way")
@@ -36,6 +37,17 @@ class Settings:
     mass_delete_ratio: float = 0.5
     interval_minutes: int = 0  # 0: only when someone runs 'exsync sync'
     ca_bundle: str = ""  # a PEM file of CAs to trust (an internal CA); --ca-bundle overrides it
+    # privacy (framework/privacy.py): what never leaves the mailbox
+    sensitivity: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SENSITIVITY))
+    exclude_addresses: list[str] = field(default_factory=list)
+    exclude_domains: list[str] = field(default_factory=list)
+    internal_domains: list[str] = field(default_factory=list)  # empty: the domains of the org's users
+    internal_mails: bool = False
+    tracking: dict[str, str] = field(default_factory=dict)  # entity -> all | opt-in | opt-out
+    opt_in_category: str = "CRM"
+    opt_out_category: str = "Not in CRM"
+    user_privacy: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """CRM user id -> that user's own ``exclude_addresses``, ``exclude_domains`` and ``tracking``."""
 
     @classmethod
     def load(cls, state: StateStore) -> Settings:
@@ -54,6 +66,24 @@ class Settings:
 
     def enabled_entities(self) -> list[str]:
         return [name for name, on in self.entities.items() if on]
+
+    def privacy_rules(self, user: User, org_users: list[User]) -> PrivacyRules:
+        """The privacy rules for ``user``'s records: the org's, with the user's own added
+        (their exclusions too; their tracking choice per entity over the org's)."""
+        own = self.user_privacy.get(user.crm_id, {})
+        internal = self.internal_domains or [
+            domain_of(address) for u in org_users for address in (u.email, u.mailbox) if address
+        ]
+        return PrivacyRules(
+            sensitivity={**DEFAULT_SENSITIVITY, **self.sensitivity},
+            excluded_addresses=lowered([*self.exclude_addresses, *own.get("exclude_addresses", [])]),
+            excluded_domains=lowered([*self.exclude_domains, *own.get("exclude_domains", [])]),
+            internal_domains=lowered(internal),
+            internal_mails=self.internal_mails,
+            tracking={**self.tracking, **own.get("tracking", {})},
+            opt_in_category=self.opt_in_category,
+            opt_out_category=self.opt_out_category,
+        )
 
     def next_run(self, last_finished: datetime | None) -> datetime | None:
         """When ``exsync sync --watch`` next syncs a user who last finished then (None: manual only)."""

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from framework.contracts import CrmUser
 from framework.errors import ConfigurationError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LABEL_LENGTH = 300
 
 metadata = sa.MetaData()
@@ -57,6 +57,7 @@ pairs_table = sa.Table(
     sa.Column("crm_hash", sa.String(64), nullable=False),
     sa.Column("exchange_hash", sa.String(64), nullable=False),
     sa.Column("label", sa.String(LABEL_LENGTH), nullable=False, default=""),  # the record, for people
+    sa.Column("withheld", sa.String(96), nullable=False, default=""),  # see Pair.withheld
     sa.UniqueConstraint("user_id", "entity", "crm_id", name="uq_pairs_crm"),
     sa.UniqueConstraint("user_id", "entity", "exchange_id", name="uq_pairs_exchange"),
 )
@@ -118,6 +119,11 @@ def _add_run_owner_and_pair_label(conn: Connection) -> None:
     conn.execute(sa.text(f"ALTER TABLE pairs ADD COLUMN label VARCHAR({LABEL_LENGTH}) NOT NULL DEFAULT ''"))
 
 
+def _add_withheld(conn: Connection) -> None:
+    """Version 3: a pair remembers that one of its records is withheld (framework/privacy.py)."""
+    conn.execute(sa.text("ALTER TABLE pairs ADD COLUMN withheld VARCHAR(96) NOT NULL DEFAULT ''"))
+
+
 _PAIR_COLUMNS = (
     pairs_table.c.id,
     pairs_table.c.crm_id,
@@ -125,10 +131,11 @@ _PAIR_COLUMNS = (
     pairs_table.c.crm_hash,
     pairs_table.c.exchange_hash,
     pairs_table.c.label,
+    pairs_table.c.withheld,
 )
 
 #: version -> function that lifts a database from that version to the next one.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_run_owner_and_pair_label}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_run_owner_and_pair_label, 2: _add_withheld}
 
 
 def default_state_url() -> str:
@@ -181,6 +188,18 @@ class Pair:
     exchange_hash: str
     id: int | None = None
     label: str = ""  # the record for people ("Ann Lee <ann@example.com>"), as last synced
+    withheld: str = ""
+    """``side:reason`` while the record of that side may not cross (framework/privacy.py):
+    nothing is written either way until it may again; '' for a pair that syncs."""
+
+    @property
+    def withheld_side(self) -> str:
+        """The side whose record is withheld ('' when none is)."""
+        return self.withheld.partition(":")[0]
+
+    @property
+    def withheld_reason(self) -> str:
+        return self.withheld.partition(":")[2]
 
 
 @dataclass
@@ -336,7 +355,7 @@ class StateStore:
         t = pairs_table
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(*_PAIR_COLUMNS).where(t.c.user_id == user_id, t.c.entity == entity)).all()
-        return [Pair(r.crm_id, r.exchange_id, r.crm_hash, r.exchange_hash, r.id, r.label) for r in rows]
+        return [_pair(r) for r in rows]
 
     def pairs_touching(
         self, user_id: str, entity: str, crm_ids: Iterable[str], exchange_ids: Iterable[str]
@@ -351,8 +370,17 @@ class StateStore:
                 )
                 with self.engine.connect() as conn:
                     for r in conn.execute(query).all():
-                        found[r.id] = Pair(r.crm_id, r.exchange_id, r.crm_hash, r.exchange_hash, r.id, r.label)
+                        found[r.id] = _pair(r)
         return list(found.values())
+
+    def count_withheld(self, user_id: str | None = None) -> dict[str, int]:
+        """Pairs whose record on one side is withheld, per entity (framework/privacy.py)."""
+        t = pairs_table
+        query = sa.select(t.c.entity, sa.func.count()).where(t.c.withheld != "").group_by(t.c.entity)
+        if user_id:
+            query = query.where(t.c.user_id == user_id)
+        with self.engine.connect() as conn:
+            return {str(row[0]): int(row[1]) for row in conn.execute(query).all()}
 
     def count_pairs(self, user_id: str | None = None) -> dict[str, int]:
         t = pairs_table
@@ -397,6 +425,7 @@ class StateStore:
                         "crm_hash": p.crm_hash,
                         "exchange_hash": p.exchange_hash,
                         "label": p.label[:LABEL_LENGTH],
+                        "withheld": p.withheld,
                     }
                     for p in pairs
                 ],
@@ -530,6 +559,10 @@ class StateStore:
     def last_run(self, user_id: str) -> Run | None:
         runs = self.runs(user_id, limit=1)
         return runs[0] if runs else None
+
+
+def _pair(row: Any) -> Pair:
+    return Pair(row.crm_id, row.exchange_id, row.crm_hash, row.exchange_hash, row.id, row.label, row.withheld or "")
 
 
 def this_process() -> str:

@@ -12,6 +12,7 @@ import click
 from framework.audit import OUTCOMES
 from framework.cli import cli
 from framework.cli_support import emit, json_mode, pass_context, say
+from framework.commands.privacy import privacy_changes, privacy_options
 from framework.context import Context
 from framework.contracts import CRM_LOGIN_PREFIX, CrmStore, RequiredField
 from framework.errors import ConfigurationError, NotAllowed, UsageError
@@ -188,6 +189,7 @@ def settings_show(ctx: Context) -> None:
     type=click.Path(exists=True, dir_okay=False, resolve_path=True),
     help="Trust the CAs of this PEM file from now on (an internal CA's, or the fakes').",
 )
+@privacy_options
 @pass_context
 def settings_set(
     ctx: Context,
@@ -199,8 +201,9 @@ def settings_set(
     mass_delete_ratio: float | None,
     interval: int | None,
     ca_bundle: str | None,
+    **privacy: Any,
 ) -> None:
-    """Change settings (administrators)."""
+    """Change settings (administrators); the privacy options say what never leaves the mailbox."""
     actor = ctx.require_admin("configure")
     current = ctx.settings
     changes: dict[str, Any] = {}
@@ -218,6 +221,9 @@ def settings_set(
         changes["interval_minutes"] = interval
     if enable or disable:
         changes["entities"] = _toggle(ctx, current, enable, disable)
+    if privacy.get("user_key") and changes:
+        raise UsageError("--user applies only to exclusions and --track.", hint="Change org settings without --user.")
+    changes.update(privacy_changes(ctx, current, privacy))
     if set(changes) != {"ca_bundle"}:
         _require_installed(current)
     if not changes:
@@ -339,6 +345,7 @@ def users_show(ctx: Context, user_key: str | None) -> None:
         "conflict_policy": settings.conflict_policy,
         "entities": [e for e in settings.enabled_entities() if not provider or e not in provider.refused_entities(ctx)],
         "synced_pairs": ctx.state.count_pairs(user.crm_id),
+        "privacy": settings.privacy_rules(user, ctx.state.users()).describe(),
         **_status_dict(ctx, user),
     }
     emit(data, title=f"User {user.email}")
@@ -383,16 +390,22 @@ def _status_dict(ctx: Context, user: User) -> dict[str, Any]:
     run = ctx.state.last_run(user.crm_id)
     errors = ctx.state.open_errors(user.crm_id)
     totals: dict[str, int] = {}
+    withheld: dict[str, int] = {}
     if run:
         for counts in run.summary.get("entities", {}).values():
             for side in ("crm", "exchange"):
                 for key, value in counts.get(side, {}).items():
                     totals[key] = totals.get(key, 0) + value
+            for reason, value in counts.get("withheld", {}).items():
+                withheld[reason] = withheld.get(reason, 0) + value
+    if withheld:
+        totals["withheld"] = sum(withheld.values())
     credentials = _credential_state(ctx, user)
     return {
         "last_run": run.finished_at.isoformat(timespec="seconds") if run and run.finished_at else "never",
         "result": run.outcome if run else "",
         "counts": totals,
+        "withheld": dict(sorted(withheld.items())),
         "credentials": credentials,
         "last_error": user.needs_attention or (run.error if run else "") or (errors[-1]["error"] if errors else ""),
         "needs_attention": bool(user.needs_attention),
@@ -452,6 +465,7 @@ def dashboard(ctx: Context) -> None:
         "authentication": authentication_state(ctx),
         "settings": ctx.settings.describe(),
         "synced_pairs": ctx.state.count_pairs(user_id),
+        "withheld_pairs": ctx.state.count_withheld(user_id),
         "recent_runs": [
             {
                 "user": users.get(r.user_id, r.user_id),

@@ -140,7 +140,7 @@ def contact_to_native(contact: Contact) -> Native:
 
 
 def contact_from_native(native: Native) -> Contact:
-    values = {name: _text(native.get(api)) for name, api in CONTACT_FIELDS.items()}
+    values: dict[str, Any] = {name: _text(native.get(api)) for name, api in CONTACT_FIELDS.items()}
     company = _lookup_name(native.get("Account_Name")) or _text(native.get(COMPANY_FIELD))
     return Contact(last_name=_text(native.get("Last_Name")), company=company, **values)
 

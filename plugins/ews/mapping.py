@@ -96,6 +96,26 @@ def _body_text(value: Any) -> str:
     return _lines(_text(value))
 
 
+# sensitivity and categories: on every item; written when an item is created, never updated --------
+SENSITIVITY = {"normal": "Normal", "personal": "Personal", "private": "Private", "confidential": "Confidential"}
+
+
+def _privacy(item: Any) -> dict[str, Any]:
+    """The canonical ``sensitivity`` and ``categories`` of any exchangelib item."""
+    return {
+        "sensitivity": _reverse(SENSITIVITY).get(_text(getattr(item, "sensitivity", None)), "normal"),
+        "categories": tuple(_text(c) for c in getattr(item, "categories", None) or () if c),
+    }
+
+
+def _native_privacy(record: Record) -> dict[str, Any]:
+    """The exchangelib ``sensitivity`` and ``categories`` of a record, for a new item."""
+    return {
+        "sensitivity": SENSITIVITY.get(record.sensitivity, "Normal"),
+        "categories": [_clean(c) for c in record.categories if _clean(c)] or None,
+    }
+
+
 # contacts --------------------------------------------------------------------------------------
 CONTACT_FIELDS = [
     "given_name",
@@ -139,6 +159,7 @@ def contact_to_native(record: Contact) -> NativeContact:
         department=_or_none(record.department),
         physical_addresses=[address] if any(address_parts) else None,
         body=_body(record.notes),
+        **_native_privacy(record),
     )
 
 
@@ -167,6 +188,7 @@ def contact_from_native(item: NativeContact) -> Contact:
         postal_code=_text(address.zipcode if address else None),
         country=_text(address.country if address else None),
         notes=_body_text(item.body),
+        **_privacy(item),
     )
 
 
@@ -198,6 +220,7 @@ def task_to_native(record: Task) -> NativeTask:
         percent_complete=Decimal(100 if status == "Completed" else 0),
         importance=IMPORTANCE.get(record.priority, "Normal"),
         body=_body(record.body),
+        **_native_privacy(record),
     )
 
 
@@ -210,6 +233,7 @@ def task_from_native(item: NativeTask) -> Task:
         status=_reverse(TASK_STATUS).get(item.status or "", "not_started"),
         priority=_reverse(IMPORTANCE).get(item.importance or "", "normal"),
         body=_body_text(item.body),
+        **_privacy(item),
     )
 
 
@@ -274,6 +298,7 @@ def event_to_native(record: Event) -> CalendarItem:
         ]
         or None,
         recurrence=rrule_to_native(record.recurrence, _day(record.start)) if record.recurrence else None,
+        **_native_privacy(record),
     )
     if record.ical_uid:
         item.uid = record.ical_uid
@@ -303,6 +328,7 @@ def event_from_native(item: CalendarItem) -> Event:
         attendees=attendees,
         recurrence=rrule_from_native(item.recurrence) if item.recurrence else "",
         ical_uid=_text(item.uid),
+        **_privacy(item),
     )
 
 
@@ -398,6 +424,7 @@ def mail_from_native(item: NativeMessage, folder: str) -> Mail:
         body=_text(item.text_body) or _text(item.body),
         folder=folder,
         attachments=attachments,
+        **_privacy(item),
     )
 
 

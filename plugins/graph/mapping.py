@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from framework.errors import RecordRejected
-from framework.model import Attachment, Contact, Event, Mail, Record, Task
+from framework.model import SENSITIVITIES, Attachment, Contact, Event, Mail, Record, Task
 
 LINK_PROPERTY_ID = "String {c1a0e2b4-5f3d-4e8a-9b7c-2d6f8a1e4b90} Name exsyncLink"
 LINK_EXPAND = f"singleValueExtendedProperties($filter=id eq '{LINK_PROPERTY_ID}')"
@@ -108,6 +108,21 @@ def _create_body(payload: Json) -> Json:
     return {k: v for k, v in payload.items() if v is not None and v != []}
 
 
+def _categories(resource: Json) -> tuple[str, ...]:
+    """The Outlook categories of a contact, event, message or To Do task."""
+    return tuple(c for c in resource.get("categories") or () if isinstance(c, str) and c)
+
+
+def _with_privacy(payload: Json, record: Record, *, create: bool, sensitivity: bool = False) -> Json:
+    """A new item carries the record's categories (and, on events, its sensitivity); an
+    update leaves both as the mailbox has them."""
+    if create:
+        payload["categories"] = list(record.categories)
+        if sensitivity and record.sensitivity != "normal":
+            payload["sensitivity"] = record.sensitivity
+    return payload
+
+
 # -- contacts -----------------------------------------------------------------------------------
 
 
@@ -134,6 +149,7 @@ def contact_to_graph(contact: Contact, *, create: bool) -> Json:
         "businessAddress": address if any(address.values()) else ({} if not create else None),
         "personalNotes": _or_none(contact.notes),
     }
+    _with_privacy(payload, contact, create=create)
     return _create_body(payload) if create else payload
 
 
@@ -156,6 +172,7 @@ def contact_from_graph(resource: Json) -> Contact:
         postal_code=_text(address.get("postalCode")),
         country=_text(address.get("countryOrRegion")),
         notes=_text(resource.get("personalNotes")),
+        categories=_categories(resource),
     )
 
 
@@ -179,6 +196,7 @@ def task_to_graph(task: Task, *, create: bool) -> Json:
         "importance": task.priority if task.priority in ("low", "normal", "high") else "normal",
         "body": {"content": task.body, "contentType": "text"},
     }
+    _with_privacy(payload, task, create=create)
     return _create_body(payload) if create else payload
 
 
@@ -190,6 +208,7 @@ def task_from_graph(resource: Json) -> Task:
         status=_TASK_STATUS_BACK.get(_text(resource.get("status")), "not_started"),
         priority=importance if importance in ("low", "normal", "high") else "normal",
         body=_text((resource.get("body") or {}).get("content")),
+        categories=_categories(resource),
     )
 
 
@@ -328,6 +347,7 @@ def event_to_graph(event: Event, *, create: bool) -> Json:
         "attendees": [{"emailAddress": {"address": a}, "type": "required"} for a in event.attendees],
         "recurrence": rrule_to_graph(event.recurrence, start) if event.recurrence else None,
     }
+    _with_privacy(payload, event, create=create, sensitivity=True)
     return _create_body(payload) if create else payload
 
 
@@ -343,7 +363,14 @@ def event_from_graph(resource: Json) -> Event:
         attendees=tuple(a for a in attendees if a),
         recurrence=rrule_from_graph(resource.get("recurrence")),
         ical_uid=_text(resource.get("iCalUId")),
+        sensitivity=_sensitivity(resource),
+        categories=_categories(resource),
     )
+
+
+def _sensitivity(resource: Json) -> str:
+    value = _text(resource.get("sensitivity")).lower()
+    return value if value in SENSITIVITIES else "normal"
 
 
 # -- mails (read only) --------------------------------------------------------------------------
@@ -364,6 +391,7 @@ def mail_from_graph(resource: Json, folder: str, attachments: list[Json] | None 
         body=_text((resource.get("body") or {}).get("content")),
         folder=folder,
         attachments=tuple(Attachment(_text(a.get("name")), int(a.get("size") or 0)) for a in attachments or [] if a),
+        categories=_categories(resource),
     )
 
 

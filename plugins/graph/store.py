@@ -24,7 +24,7 @@ from plugins.graph.client import BATCH_LIMIT, BatchRequest, BatchResponse, Graph
 PAGE_SIZE = 999  # the largest page Graph serves
 UTC_PREFER = 'outlook.timezone="UTC", outlook.body-content-type="text"'
 MAIL_FOLDERS = ("inbox", "sentitems")
-MAIL_SELECT = "internetMessageId,subject,from,toRecipients,ccRecipients,sentDateTime,body,hasAttachments"
+MAIL_SELECT = "internetMessageId,subject,from,toRecipients,ccRecipients,sentDateTime,body,hasAttachments,categories"
 EVENT_HORIZON = timedelta(days=730)
 INSTANCE_TYPES = ("occurrence", "exception")
 

@@ -16,6 +16,7 @@ from fakes.cloud import GRAPH_CLIENT_ID, NO_RIGHT_ACCOUNT, Options
 from fakes.ews.versions import SERVER_VERSIONS
 from fakes.harness import ADMIN, World, address
 from framework.state import audit_table
+from plugins.crm.mapping import format_time
 
 
 # -- the org ------------------------------------------------------------------------------------
@@ -657,3 +658,137 @@ def json_no_old_entries(world: World) -> None:
     entries = world.json()
     cutoff = datetime.now(UTC) - timedelta(days=30, minutes=1)
     assert entries and all(datetime.fromisoformat(e["at"]) >= cutoff for e in entries)
+
+
+# -- privacy: what never leaves the mailbox ------------------------------------------------------
+MARKED_EVENT = (
+    r'the mailbox of "(?P<user>[\w.]+)" has an event "(?P<subject>[^"]+)" in (?P<days>\d+) days'
+    r' (?:marked "(?P<sensitivity>\w+)"|in the category "(?P<category>[^"]+)")'
+)
+
+
+@given(parsers.re(MARKED_EVENT))
+def mailbox_event_marked(world: World, user: str, subject: str, days: str, sensitivity: str, category: str) -> None:
+    start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=int(days))
+    data = {
+        "subject": subject,
+        "start": _graph_time(start),
+        "end": _graph_time(start + timedelta(hours=1)),
+        "isAllDay": False,
+        "type": "singleInstance",
+        "sensitivity": sensitivity or "normal",
+        "categories": [category] if category else [],
+    }
+    world.cloud.tenant.create(_box(world, user), "calendar", data)
+
+
+def _mailbox_event(world: World, user: str, subject: str) -> Any:
+    return next(i for i in world.cloud.tenant.items(_box(world, user), "calendar") if i.data.get("subject") == subject)
+
+
+@when(parsers.parse('the event "{subject}" is marked "{sensitivity}" in the mailbox of "{user}"'))
+def event_marked(world: World, subject: str, sensitivity: str, user: str) -> None:
+    item = _mailbox_event(world, user, subject)
+    world.cloud.tenant.update(_box(world, user), "calendar", item.id, {"sensitivity": sensitivity})
+
+
+@when(parsers.parse('the event "{subject}" is renamed "{new}" in the CRM'))
+def crm_event_renamed(world: World, subject: str, new: str) -> None:
+    (record,) = _crm_find(world, "Events", "Event_Title", subject)
+    world.cloud.crm.update("Events", record["id"], {"Event_Title": new})
+
+
+@then(parsers.parse('the mailbox of "{user}" has no event "{subject}"'))
+def mailbox_has_no_event(world: World, user: str, subject: str) -> None:
+    assert not any(i.data.get("subject") == subject for i in world.cloud.tenant.items(_box(world, user), "calendar"))
+
+
+@then(parsers.parse('the CRM has a mail "{subject}"'))
+def crm_has_mail(world: World, subject: str) -> None:
+    assert _crm_find(world, "Emails", "Subject", subject), world.last.output
+
+
+@then(parsers.parse('no audit entry mentions "{text}"'))
+def audit_never_mentions(world: World, text: str) -> None:
+    with world.state.engine.connect() as conn:
+        details = [row.detail for row in conn.execute(sa.select(audit_table)).all()]
+    assert details and not [d for d in details if text.lower() in d.lower()]
+
+
+@then(parsers.parse('the status of "{user}" shows {count:d} withheld as "{reason}"'))
+def status_shows_withheld(world: World, user: str, count: int, reason: str) -> None:
+    world.run(ADMIN, "exsync --json status")
+    row = {row["email"]: row for row in world.json()}[address(user)]
+    assert row["withheld"].get(reason) == count, row
+
+
+@then(parsers.parse("the dashboard's last run withheld {count:d} and it shows {pairs:d} withheld pair"))
+def dashboard_shows_withheld(world: World, count: int, pairs: int) -> None:
+    world.run(ADMIN, "exsync --json dashboard")
+    data = world.json()
+    last = data["recent_runs"][0]["entities"]
+    assert sum(sum(e.get("withheld", {}).values()) for e in last.values()) == count, last
+    assert sum(data["withheld_pairs"].values()) == pairs, data["withheld_pairs"]
+
+
+def _as_marked_in_outlook(data: dict[str, Any], sensitivity: str) -> dict[str, Any]:
+    """``data`` as the fake keeps an item whose Sensitivity was set over EWS: Graph has no such
+    property on contacts and messages, so only EWS shows it."""
+    return {**data, "_ews": {"extra": {"Sensitivity": sensitivity.capitalize()}}}
+
+
+@given(
+    parsers.parse(
+        'the mailbox of "{user}" has a contact "{name}" with e-mail "{email}" marked "{sensitivity}" in Outlook'
+    )
+)
+def mailbox_contact_marked(world: World, user: str, name: str, email: str, sensitivity: str) -> None:
+    first, _, last = name.partition(" ")
+    data = {
+        "givenName": first,
+        "surname": last,
+        "displayName": name,
+        "emailAddresses": [{"name": name, "address": email}],
+    }
+    world.cloud.tenant.create(_box(world, user), "contacts", _as_marked_in_outlook(data, sensitivity))
+
+
+@given(
+    parsers.parse(
+        'the mailbox of "{user}" received a mail "{subject}" from "{sender}" marked "{sensitivity}" in Outlook'
+    )
+)
+def mailbox_mail_marked(world: World, user: str, subject: str, sender: str, sensitivity: str) -> None:
+    stamp = (datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    data = {
+        "subject": subject,
+        "internetMessageId": f"<{subject.replace(' ', '.').lower()}@example.com>",
+        "body": {"contentType": "text", "content": f"About {subject}"},
+        "from": {"emailAddress": {"address": sender, "name": sender}},
+        "toRecipients": [{"emailAddress": {"address": address(user), "name": user}}],
+        "sentDateTime": stamp,
+        "receivedDateTime": stamp,
+    }
+    world.cloud.tenant.create(_box(world, user), "inbox", _as_marked_in_outlook(data, sensitivity))
+
+
+@given(parsers.parse('the CRM has an event "{subject}" in {days:d} days owned by "{user}"'))
+def crm_event(world: World, subject: str, days: int, user: str) -> None:
+    start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=days)
+    data = {
+        "Event_Title": subject,
+        "Start_DateTime": format_time(start),
+        "End_DateTime": format_time(start + timedelta(hours=1)),
+    }
+    world.cloud.crm.insert("Events", data, _crm_user(world, user))
+
+
+@then(parsers.parse('the event "{subject}" in the mailbox of "{user}" is in the category "{category}"'))
+def mailbox_event_in_category(world: World, subject: str, user: str, category: str) -> None:
+    assert category in (_mailbox_event(world, user, subject).data.get("categories") or [])
+
+
+@then(parsers.parse('the user profile of "{user}" tracks {entity} as "{mode}"'))
+def profile_tracks(world: World, user: str, entity: str, mode: str) -> None:
+    world.run(ADMIN, f"exsync --json users show {address(user)}")
+    assert world.json()["privacy"]["tracking"][entity] == mode, world.last.output

@@ -37,7 +37,7 @@ def record(entity: str, name: str, edited: bool) -> Record:
     return Mail(
         message_id=f"<{name.lower()}@example.com>",
         subject=name,
-        sender=f"{name.lower()}@example.com",
+        sender=f"{name.lower()}@customer.example",  # from outside the org: an internal-only mail stays
         to=("admin@example.com",),
         sent_at=SOON - timedelta(days=3),
         body=note,

@@ -361,6 +361,7 @@ def test_a_version_1_database_gets_run_owners_and_pair_labels_and_keeps_its_rows
         old.save_pairs(conn, "u1", "contacts", [Pair("c1", "x1", "h1", "h2", label="Ann")], [])
     raw(old, "ALTER TABLE runs DROP COLUMN owner")
     raw(old, "ALTER TABLE pairs DROP COLUMN label")
+    raw(old, "ALTER TABLE pairs DROP COLUMN withheld")
     raw(old, "UPDATE meta SET value = '1' WHERE key = 'schema'")
     old.engine.dispose()
     new = open_store()

@@ -17,6 +17,7 @@ from framework.vault import Vault
 
 if TYPE_CHECKING:
     from framework.contracts import Store
+    from framework.executors.jobs import SweepShare
 
 
 class Context:
@@ -34,6 +35,8 @@ class Context:
         self._host = host
         self.acting_as = acting_as
         self.ca_bundle = ca_bundle
+        #: on a worker: what the jobs of the current distributed sweep share (None: one process)
+        self.sweep_share: SweepShare | None = None
 
     # infrastructure ----------------------------------------------------------------------
     @cached_property

@@ -35,6 +35,8 @@ class Settings:
     window_months: int = 6
     mass_delete_ratio: float = 0.5
     interval_minutes: int = 0  # 0: only when someone runs 'exsync sync'
+    executor: str = "in-process"  # or "celery": jobs run by 'exsync worker' processes
+    broker: str = ""  # the Celery broker, password hidden (the URL itself is in the vault)
 
     @classmethod
     def load(cls, state: StateStore) -> Settings:

@@ -13,6 +13,7 @@ from framework.cli_support import emit, json_mode, pass_context, say
 from framework.context import Context
 from framework.contracts import CrmStore
 from framework.errors import ConfigurationError, NotAllowed, UsageError
+from framework.executors import EXECUTORS, executor_changes
 from framework.host import plugin_infos
 from framework.report import print_dashboard
 from framework.settings import DIRECTIONS, EDITIONS_ALLOWED, ENTITY_NAMES, SCOPES, SYNC_TYPES, Settings, check_choice
@@ -146,6 +147,8 @@ def settings_show(ctx: Context) -> None:
 @click.option(
     "--interval", type=click.IntRange(0, 10080), help="Minutes between syncs under 'exsync sync --watch' (0: off)."
 )
+@click.option("--executor", type=click.Choice(EXECUTORS), help="Where jobs run: in-process, or celery workers.")
+@click.option("--broker", metavar="URL", help="The Celery broker (amqp://... or redis://...), for --executor celery.")
 @pass_context
 def settings_set(
     ctx: Context,
@@ -156,6 +159,8 @@ def settings_set(
     disable: tuple[str, ...],
     mass_delete_ratio: float | None,
     interval: int | None,
+    executor: str | None,
+    broker: str | None,
 ) -> None:
     """Change settings (administrators)."""
     actor = ctx.require_admin("configure")
@@ -174,6 +179,8 @@ def settings_set(
         changes["interval_minutes"] = interval
     if enable or disable:
         changes["entities"] = _toggle(ctx, current, enable, disable)
+    if executor or broker:
+        changes.update(executor_changes(ctx, executor, broker))
     if not changes:
         raise UsageError("Nothing to change.", hint="See 'exsync settings set --help'.")
     for key, value in changes.items():

@@ -1,0 +1,66 @@
+"""Where a sweep's per-user jobs run: in this process (the default), or on Celery workers.
+
+``in-process`` runs users in threads of the ``exsync sync`` process (:class:`framework.engine.Engine`).
+``celery`` enqueues one job per user on a broker (RabbitMQ, or Redis) for ``exsync worker``
+processes on any machine, which share the state on PostgreSQL (:mod:`framework.executors.jobs`
+keeps the sweeps, the per-user locks and what the jobs of a sweep share).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from framework.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from framework.context import Context
+
+EXECUTORS = ("in-process", "celery")
+SHARED_BACKENDS = ("postgresql",)
+
+
+def require_shared_state(url: str) -> None:
+    """Refuse a state database that workers on other machines cannot share (SQLite)."""
+    try:
+        backend = sa.engine.make_url(url).get_backend_name()
+    except sa.exc.ArgumentError:
+        backend = url.split(":", 1)[0]
+    if backend not in SHARED_BACKENDS:
+        raise ConfigurationError(
+            f"The Celery executor needs the state on PostgreSQL; this state is on {backend}.",
+            hint="Point --state (or EXSYNC_STATE) at postgresql+psycopg2://user@host/db on every machine, "
+            "or keep the in-process executor ('exsync settings set --executor in-process').",
+        )
+
+
+def executor_changes(ctx: Context, executor: str | None, broker: str | None) -> dict[str, Any]:
+    """The settings ``exsync settings set --executor/--broker`` changes, checked: the Celery
+    executor needs PostgreSQL and a broker that answers. The broker URL goes to the vault."""
+    workers = celery_executor()
+    changes: dict[str, Any] = {}
+    if executor:
+        changes["executor"] = executor
+    if (executor or ctx.settings.executor) == "celery":
+        require_shared_state(ctx.state.url)
+    if broker:
+        workers.check_broker(broker)
+        ctx.vault.put(workers.BROKER_SECRET, broker)
+        changes["broker"] = workers.safe_broker(broker)
+    if executor == "celery":
+        workers.broker_url(ctx)  # refuses, with a hint, when no broker is set
+    return changes
+
+
+def celery_executor() -> ModuleType:
+    """:mod:`framework.executors.workers`, imported when used: Celery is the optional 'workers' extra."""
+    try:
+        from framework.executors import workers
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"The celery executor needs {exc.name}, which is not installed.",
+            hint="Install the workers extra: pip install 'exsync[workers]'.",
+        ) from None
+    return workers

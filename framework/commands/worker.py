@@ -12,7 +12,7 @@ from framework.cli_support import console, err_console, json_mode, pass_context,
 from framework.commands.sync import print_reports
 from framework.context import Context
 from framework.engine import RunReport
-from framework.executors import celery_executor
+from framework.executors import celery_executor, require_shared_state
 from framework.executors.jobs import SweepProgress
 from framework.state import User
 
@@ -33,6 +33,7 @@ def worker(ctx: Context, concurrency: int, loglevel: str) -> None:
     the broker of 'exsync settings set --broker' (or EXSYNC_BROKER) and queue (EXSYNC_QUEUE).
     """
     workers = celery_executor()
+    require_shared_state(ctx.state.url)
     say(
         f"exsync worker: {concurrency} process(es) on queue {workers.queue_name()!r} of "
         f"{workers.safe_broker(workers.broker_url(ctx))}, state {ctx.state.safe_url}"

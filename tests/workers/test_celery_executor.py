@@ -16,7 +16,7 @@ from fakes.server import FaultRule
 from framework.executors.jobs import INTERRUPTED, advisory_lock, lock_held, user_lock_name
 
 if TYPE_CHECKING:
-    from tests.workers.conftest import CeleryWorld
+    from tests.workers.support import CeleryWorld
 
 USERS = ("amelia.admin", "sofia.sales", "sam.standard")
 

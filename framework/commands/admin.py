@@ -14,6 +14,7 @@ from framework.context import Context
 from framework.contracts import CrmStore
 from framework.errors import ConfigurationError, NotAllowed, UsageError
 from framework.executors import EXECUTORS, executor_changes
+from framework.executors.jobs import JobBoard
 from framework.host import plugin_infos
 from framework.report import print_dashboard
 from framework.settings import DIRECTIONS, EDITIONS_ALLOWED, ENTITY_NAMES, SCOPES, SYNC_TYPES, Settings, check_choice
@@ -326,7 +327,7 @@ def _active_users(crm: CrmStore) -> list[User]:
 
 
 # -- status, dashboard, audit -----------------------------------------------------------------
-def _status_dict(ctx: Context, user: User) -> dict[str, Any]:
+def _status_dict(ctx: Context, user: User, board: JobBoard | None = None) -> dict[str, Any]:
     run = ctx.state.last_run(user.crm_id)
     errors = ctx.state.open_errors(user.crm_id)
     totals: dict[str, int] = {}
@@ -337,7 +338,7 @@ def _status_dict(ctx: Context, user: User) -> dict[str, Any]:
                     totals[key] = totals.get(key, 0) + value
     return {
         "last_run": run.finished_at.isoformat(timespec="seconds") if run and run.finished_at else "never",
-        "result": run.outcome if run else "",
+        "result": (board.shown_outcome(user.crm_id, run.outcome) if board else run.outcome) if run else "",
         "counts": totals,
         "last_error": user.needs_attention or (run.error if run else "") or (errors[-1]["error"] if errors else ""),
         "needs_attention": bool(user.needs_attention),
@@ -359,7 +360,8 @@ def _next_run(ctx: Context, user: User, last_finished: datetime | None) -> str:
 def status(ctx: Context) -> None:
     """The sync status of every user: last run, result, counts, last error, next run."""
     ctx.require_admin("view-status")
-    data = [{"email": u.email, "enabled": u.enabled, **_status_dict(ctx, u)} for u in ctx.state.users()]
+    board = _job_board(ctx)
+    data = [{"email": u.email, "enabled": u.enabled, **_status_dict(ctx, u, board)} for u in ctx.state.users()]
     emit(
         data,
         title="Sync status",
@@ -369,6 +371,13 @@ def status(ctx: Context) -> None:
             for d in data
         ],
     )
+    if board and (sweep := board.latest()):
+        say(sweep.describe())
+
+
+def _job_board(ctx: Context) -> JobBoard | None:
+    """The sweeps of the celery executor (None with the in-process one)."""
+    return JobBoard(ctx.state.engine) if ctx.settings.executor == "celery" else None
 
 
 @cli.command()
@@ -393,10 +402,16 @@ def dashboard(ctx: Context) -> None:
         ],
         "open_errors": ctx.state.open_errors(user_id),
     }
+    board = _job_board(ctx)
+    sweep = board.latest() if board and actor.is_admin else None
+    if sweep:
+        data["sweep"] = sweep.as_dict()
     if json_mode():
         emit(data)
     else:
         print_dashboard(data)
+        if sweep:
+            say(sweep.describe())
 
 
 _DURATION = re.compile(r"^(\d+)([mhd])$")

@@ -88,6 +88,12 @@ class SweepProgress:
     def total(self) -> int:
         return self.queued + self.running + self.done
 
+    def describe(self) -> str:
+        """One line for people: how far the sweep is."""
+        state = "finished" if self.done == self.total else f"{self.running} running, {self.queued} queued"
+        started = f"{self.started_at:%Y-%m-%d %H:%M} UTC"
+        return f"Last sweep {self.id[:8]} (started {started}): {self.done}/{self.total} users done, {state}"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "sweep": self.id,
@@ -206,10 +212,12 @@ class JobBoard:
             )
             return int(result.rowcount)
 
-    def running_is_alive(self, user_id: str) -> bool:
-        """Whether a job of ``user_id`` holds the user's lock now (a run marked running
-        without it was lost with its worker)."""
-        return lock_held(self.engine, user_lock_name(user_id))
+    def shown_outcome(self, user_id: str, outcome: str) -> str:
+        """A run's outcome as status shows it: "running" only while a job holds the user's
+        lock; without it, the run was lost with its worker: "interrupted"."""
+        if outcome == "running" and not lock_held(self.engine, user_lock_name(user_id)):
+            return INTERRUPTED
+        return outcome
 
     # what a sweep's jobs share ------------------------------------------------------------
     def cached(self, sweep_id: str, key: str) -> Any:

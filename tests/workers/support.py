@@ -56,8 +56,11 @@ def _broker_missing() -> str:
 
 @pytest.fixture(scope="session")
 def services() -> None:
-    """Skip, with the reason, unless PostgreSQL and the broker answer."""
+    """Skip, with the reason, unless PostgreSQL and the broker answer (fail instead under
+    ``EXSYNC_TEST_WORKERS_REQUIRED``, as in CI)."""
     missing = _postgres_missing() or _broker_missing()
+    if missing and os.environ.get("EXSYNC_TEST_WORKERS_REQUIRED"):
+        pytest.fail(f"EXSYNC_TEST_WORKERS_REQUIRED is set, but {missing}")
     if missing:
         pytest.skip(missing)
 

@@ -96,8 +96,12 @@ def test_no_wait_returns_at_once_and_status_shows_the_sweep(celery_world: Celery
     assert "3 job(s) queued" in queued.output
     sweep = world.latest_sweep()
     assert (sweep.queued, sweep.done) == (3, 0)
+    assert "0/3 users done, 0 running, 3 queued" in world.run(ADMIN, "exsync status").output
     world.start_worker(concurrency=2)
     assert world.wait_for_sweep(sweep.id).done == 3
+    assert "3/3 users done, finished" in world.run(ADMIN, "exsync status").output
+    dashboard = json.loads(world.run(ADMIN, "exsync --json dashboard").stdout)
+    assert dashboard["sweep"]["done"] == 3
 
 
 def test_a_killed_worker_s_job_runs_again_with_nothing_lost_or_duplicated(celery_world: CeleryWorld) -> None:
@@ -112,6 +116,8 @@ def test_a_killed_worker_s_job_runs_again_with_nothing_lost_or_duplicated(celery
 
     world.kill_worker(doomed)
     assert not lock_held(world.state.engine, user_lock_name(world.user(ADMIN).crm_id))
+    status = world.run(ADMIN, "exsync --json status")
+    assert {r["email"]: r["result"] for r in json.loads(status.stdout)}[address(ADMIN)] == INTERRUPTED
     world.start_worker(concurrency=1)
 
     assert world.wait_for_sweep(sweep.id).done == 1

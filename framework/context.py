@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from framework.vault import Vault
 if TYPE_CHECKING:
     from framework.contracts import Store
     from framework.executors.jobs import SweepShare
+    from framework.executors.limiter import ServiceLimits, SharedLimiter
 
 
 class Context:
@@ -58,6 +60,22 @@ class Context:
     @cached_property
     def audit(self) -> AuditLog:
         return AuditLog(self.state, observers=self.hook.exsync_audit_event)
+
+    @cached_property
+    def shared_limiter(self) -> SharedLimiter | None:
+        """The request limiter every worker shares ('exsync settings set --limiter'), if one is set."""
+        from framework.executors.limiter import SharedLimiter, limiter_url
+
+        url = limiter_url(self.vault.get)
+        return SharedLimiter(url) if url else None
+
+    def request_limit(
+        self, limits: ServiceLimits, app: str, mailbox: str
+    ) -> Callable[[int], AbstractContextManager[None]] | None:
+        """What a client wraps each request to ``mailbox`` in (given its cost in requests) so that
+        ``limits`` hold across every worker; None without a shared limiter."""
+        limiter = self.shared_limiter
+        return None if limiter is None else functools.partial(limiter.request, limits, app, mailbox)
 
     @property
     def settings(self) -> Settings:

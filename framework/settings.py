@@ -37,6 +37,7 @@ class Settings:
     interval_minutes: int = 0  # 0: only when someone runs 'exsync sync'
     executor: str = "in-process"  # or "celery": jobs run by 'exsync worker' processes
     broker: str = ""  # the Celery broker, password hidden (the URL itself is in the vault)
+    limiter: str = ""  # the Redis every worker counts requests in, password hidden (the URL is in the vault)
 
     @classmethod
     def load(cls, state: StateStore) -> Settings:

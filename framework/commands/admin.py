@@ -150,6 +150,7 @@ def settings_show(ctx: Context) -> None:
 )
 @click.option("--executor", type=click.Choice(EXECUTORS), help="Where jobs run: in-process, or celery workers.")
 @click.option("--broker", metavar="URL", help="The Celery broker (amqp://... or redis://...), for --executor celery.")
+@click.option("--limiter", metavar="URL", help="A Redis (redis://host:6379/0) where workers share Graph's limits.")
 @pass_context
 def settings_set(
     ctx: Context,
@@ -162,6 +163,7 @@ def settings_set(
     interval: int | None,
     executor: str | None,
     broker: str | None,
+    limiter: str | None,
 ) -> None:
     """Change settings (administrators)."""
     actor = ctx.require_admin("configure")
@@ -180,8 +182,8 @@ def settings_set(
         changes["interval_minutes"] = interval
     if enable or disable:
         changes["entities"] = _toggle(ctx, current, enable, disable)
-    if executor or broker:
-        changes.update(executor_changes(ctx, executor, broker))
+    if executor or broker or limiter:
+        changes.update(executor_changes(ctx, executor, broker, limiter))
     if not changes:
         raise UsageError("Nothing to change.", hint="See 'exsync settings set --help'.")
     for key, value in changes.items():

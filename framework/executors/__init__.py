@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from framework.context import Context
 
 EXECUTORS = ("in-process", "celery")
+LIMITER_SECRET = "executor/limiter"
 SHARED_BACKENDS = ("postgresql",)
 
 
@@ -36,9 +37,10 @@ def require_shared_state(url: str) -> None:
         )
 
 
-def executor_changes(ctx: Context, executor: str | None, broker: str | None) -> dict[str, Any]:
-    """The settings ``exsync settings set --executor/--broker`` changes, checked: the Celery
-    executor needs PostgreSQL and a broker that answers. The broker URL goes to the vault."""
+def executor_changes(ctx: Context, executor: str | None, broker: str | None, limiter: str | None) -> dict[str, Any]:
+    """The settings ``exsync settings set --executor/--broker/--limiter`` changes, checked: the
+    Celery executor needs PostgreSQL and a broker that answers, a limiter a Redis that answers.
+    The URLs go to the vault (they may hold passwords)."""
     workers = celery_executor()
     changes: dict[str, Any] = {}
     if executor:
@@ -51,7 +53,27 @@ def executor_changes(ctx: Context, executor: str | None, broker: str | None) -> 
         changes["broker"] = workers.safe_broker(broker)
     if executor == "celery":
         workers.broker_url(ctx)  # refuses, with a hint, when no broker is set
+    if limiter:
+        changes["limiter"] = _check_limiter(limiter)
+        ctx.vault.put(LIMITER_SECRET, limiter)
     return changes
+
+
+def _check_limiter(url: str) -> str:
+    """``url`` with its password hidden, once its Redis has answered."""
+    from framework.executors.limiter import SharedLimiter
+
+    safe = celery_executor().safe_broker(url)
+    try:
+        SharedLimiter(url).redis.ping()
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # the redis client's own errors, a bad URL
+        raise ConfigurationError(
+            f"Cannot reach the limiter's Redis {safe}: {exc.__class__.__name__}",
+            hint="Check the URL (redis://[:password@]host:6379/0) and that Redis runs.",
+        ) from None
+    return str(safe)
 
 
 def celery_executor() -> ModuleType:

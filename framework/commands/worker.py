@@ -45,6 +45,8 @@ def distributed_round(
     ctx: Context, users: list[User], entities: list[str] | None, dry_run: bool, force: bool, *, wait: bool
 ) -> list[RunReport]:
     """Enqueue one job per user; unless ``wait`` is off, wait with progress and print the summary."""
+    if not users:  # a --watch round with nobody due
+        return []
     workers = celery_executor()
     enqueued = workers.enqueue(ctx, users, entities, dry_run=dry_run, force=force)
     if not wait:

@@ -261,6 +261,8 @@ def serve(ctx: Context, concurrency: int, loglevel: str) -> None:
     configure(broker, queue)
     _options.state_url, _options.ca_bundle = ctx.state.url, ctx.ca_bundle
     ctx.state.engine.dispose()  # no connection crosses the fork into the pool's processes
+    for chatty in ("httpx", "httpcore"):  # a line per request (URLs with delta tokens) is not a worker's log
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[loglevel]))
     app.worker_main(
         [
             "worker",

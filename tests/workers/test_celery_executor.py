@@ -68,6 +68,35 @@ def test_sync_runs_one_job_per_user_on_workers_and_prints_the_summary(celery_wor
     rows = {row["email"]: row for row in json.loads(status.stdout)}
     assert all(rows[address(u)]["result"] == "ok" for u in USERS)
     assert rows[address(USERS[0])]["counts"]["created"] == 3
+    _contacts(world, USERS[1], 1, tag="planned")
+    dry = world.run(ADMIN, "exsync sync --dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "create on crm: Pat planned0" in dry.output and "Dry run: nothing was written." in dry.output
+    assert "planned0.sofia.sales@example.com" not in _crm_emails(world)
+
+
+def test_redis_works_as_the_broker(celery_world: CeleryWorld, queue: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kombu import Connection
+
+    broker = "redis://127.0.0.1:6379/14"
+    try:
+        with Connection(broker, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as exc:
+        pytest.skip(f"Redis is not reachable at {broker} ({exc.__class__.__name__})")
+    monkeypatch.setenv("EXSYNC_BROKER", broker)
+    world = celery_world
+    _org(world, users=(ADMIN,))
+    emails = _contacts(world, ADMIN, 2)
+    world.start_worker(concurrency=1)
+    try:
+        result = world.run(ADMIN, "exsync sync")
+        assert result.exit_code == 0, result.output + world.worker_logs()
+        assert sorted(_crm_emails(world)) == sorted(emails)
+    finally:
+        world.stop_workers()
+        with Connection(broker) as connection:
+            connection.default_channel.queue_delete(queue)
 
 
 def test_the_crm_listings_are_read_once_a_sweep_by_all_workers(celery_world: CeleryWorld) -> None:

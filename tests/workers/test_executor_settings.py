@@ -5,13 +5,17 @@ These run without RabbitMQ or PostgreSQL: every refusal happens before either is
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
 
 from fakes.harness import ADMIN, World, address
+from framework.engine import EntityReport, RunReport
 from framework.errors import ConfigurationError
 from framework.executors import require_shared_state
+from framework.executors.workers import report_from_dict
+from framework.state import User
 
 
 @pytest.fixture
@@ -76,3 +80,18 @@ def test_only_postgresql_is_shared_state(url: str, backend: str) -> None:
     with pytest.raises(ConfigurationError, match=f"this state is on {backend}"):
         require_shared_state(url)
     require_shared_state("postgresql+psycopg2://postgres@127.0.0.1/exsync")
+
+
+def test_a_report_stored_by_a_worker_reads_back_the_same() -> None:
+    user = User("u1", "u1@example.com")
+    report = RunReport(user, dry_run=True, outcome="partial", error="", run_id=None)
+    entity = EntityReport("contacts", conflicts=2, errors=["create on crm: Email"], outcome="partial")
+    entity.sides["crm"].created, entity.sides["exchange"].deleted = 3, 1
+    entity.planned.append("create on crm: Pat")
+    report.entities["contacts"] = entity
+    report.entities["tasks"] = EntityReport("tasks", outcome="skipped", skipped_reason="no To Do")
+
+    again = report_from_dict(user, json.loads(json.dumps({**report.as_dict(), "run_id": 7})))
+
+    assert again.as_dict() == report.as_dict()
+    assert again.run_id == 7

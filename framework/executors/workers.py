@@ -15,6 +15,7 @@ sweep's shared record (:class:`~framework.executors.jobs.SweepShare`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -28,7 +29,7 @@ from celery import Celery
 from kombu.utils.url import maybe_sanitize_url
 
 from framework.context import Context
-from framework.engine import EntityReport, RunReport, SideCounts
+from framework.engine import Engine, EntityReport, RunReport, SideCounts
 from framework.errors import ConfigurationError, ExsyncError
 from framework.executors import require_shared_state
 from framework.executors.jobs import DONE, JobBoard, SweepProgress, SweepShare, advisory_lock, user_lock_name
@@ -92,7 +93,16 @@ def check_broker(url: str, timeout: float = 5.0) -> None:
 
 
 def configure(broker: str, queue: str) -> None:
+    """Point the worker's app at ``broker`` and ``queue`` (once, before it starts)."""
     app.conf.update(broker_url=broker, task_default_queue=queue)
+
+
+@functools.cache
+def _sender(broker: str) -> Celery:
+    """An app that sends jobs to ``broker`` (one a broker: an app keeps its connection pool)."""
+    sender = Celery("exsync-sender", set_as_current=False)
+    sender.conf.update(broker_url=broker, task_serializer="json", broker_connection_retry_on_startup=True)
+    return sender
 
 
 # -- enqueuing and waiting --------------------------------------------------------------------
@@ -109,17 +119,17 @@ def enqueue(
 ) -> Enqueued:
     """Record the sweep and send one job per user to the broker."""
     require_shared_state(ctx.state.url)
-    configure(broker_url(ctx), queue_name())
+    sender, queue = _sender(broker_url(ctx)), queue_name()
     board = JobBoard(ctx.state.engine)
     actor = _actor_email(ctx)
     sweep_id = board.open([u.crm_id for u in users], list(entities) if entities else None, dry_run, force, actor)
     try:
-        with app.producer_or_acquire() as producer:
+        with sender.producer_or_acquire() as producer:
             for user in users:
-                app.send_task(TASK, args=[sweep_id, user.crm_id], queue=queue_name(), producer=producer)
+                sender.send_task(TASK, args=[sweep_id, user.crm_id], queue=queue, producer=producer)
     except Exception as exc:
         raise ConfigurationError(
-            f"Cannot send jobs to the broker {safe_broker(app.conf.broker_url)}: {exc.__class__.__name__}",
+            f"Cannot send jobs to the broker {safe_broker(sender.conf.broker_url)}: {exc.__class__.__name__}",
             hint="Check 'exsync settings set --broker' (or EXSYNC_BROKER) and that the broker runs.",
         ) from None
     return Enqueued(sweep_id, list(users))
@@ -223,8 +233,6 @@ def sync_user(task: Any, sweep_id: str, user_id: str) -> None:
 def run_job(process: _Process, sweep_id: str, user_id: str, *, worker: str) -> None:
     """Run one user's job under the user's lock; a job already done (delivered again after
     it finished) is not run again."""
-    from framework.engine import Engine  # the engine imports plugins' contracts; keep imports light
-
     board, ctx = process.board, process.ctx
     order = board.order(sweep_id)
     if order is None or board.job_state(sweep_id, user_id) == DONE:

@@ -41,12 +41,12 @@ def executor_changes(ctx: Context, executor: str | None, broker: str | None, lim
     """The settings ``exsync settings set --executor/--broker/--limiter`` changes, checked: the
     Celery executor needs PostgreSQL and a broker that answers, a limiter a Redis that answers.
     The URLs go to the vault (they may hold passwords)."""
-    workers = celery_executor()
     changes: dict[str, Any] = {}
     if executor:
         changes["executor"] = executor
     if (executor or ctx.settings.executor) == "celery":
         require_shared_state(ctx.state.url)
+    workers = celery_executor()
     if broker:
         workers.check_broker(broker)
         ctx.vault.put(workers.BROKER_SECRET, broker)

@@ -13,7 +13,9 @@ import pytest
 
 from fakes.harness import ADMIN, address
 from fakes.server import FaultRule
-from framework.executors.jobs import INTERRUPTED, advisory_lock, lock_held, user_lock_name
+from framework.context import Context
+from framework.executors.jobs import INTERRUPTED, JobBoard, advisory_lock, lock_held, user_lock_name
+from framework.state import User
 
 if TYPE_CHECKING:
     from tests.workers.support import CeleryWorld
@@ -207,3 +209,24 @@ def _wait_until(condition: Any, what: str, within: float = 120.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for: {what}")
         time.sleep(0.1)
+
+
+def test_waiting_without_any_worker_says_so_once_and_keeps_waiting(database: str) -> None:
+    from framework.executors import workers
+
+    ctx = Context(database)
+    board = JobBoard(ctx.state.engine)
+    user = User("u1", "u1@example.com")
+    sweep_id = board.open([user.crm_id], None, False, False, "admin@example.com")
+    said: list[str] = []
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if sum(slept) > workers.QUIET_HINT * 2:  # a worker comes, long after the hint
+            board.mark_done(sweep_id, user.crm_id, {"user": user.email, "outcome": "ok", "entities": {}})
+
+    reports = workers.wait(ctx, workers.Enqueued(sweep_id, [user]), quiet=lambda: said.append("hint"), sleep=sleep)
+
+    assert said == ["hint"]
+    assert [r.outcome for r in reports] == ["ok"]

@@ -14,7 +14,6 @@ from fakes.harness import ADMIN, World, address
 from framework.engine import EntityReport, RunReport
 from framework.errors import ConfigurationError
 from framework.executors import require_shared_state
-from framework.executors.workers import report_from_dict
 from framework.state import User
 
 
@@ -83,6 +82,9 @@ def test_only_postgresql_is_shared_state(url: str, backend: str) -> None:
 
 
 def test_a_report_stored_by_a_worker_reads_back_the_same() -> None:
+    pytest.importorskip("celery", reason="the celery executor is the 'workers' extra")
+    from framework.executors.workers import report_from_dict
+
     user = User("u1", "u1@example.com")
     report = RunReport(user, dry_run=True, outcome="partial", error="", run_id=None)
     entity = EntityReport("contacts", conflicts=2, errors=["create on crm: Email"], outcome="partial")

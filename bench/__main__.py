@@ -18,8 +18,9 @@ from rich.console import Console
 from bench.cloud import RemoteCloud
 from bench.report import all_tables, show
 from bench.runs import Config, distant, many_users, one_mailbox, profile
+from bench.workers import workers_sweeps
 
-BENCHMARKS = ("initial", "floor", "naive", "incremental", "distant", "users", "profile")
+BENCHMARKS = ("initial", "floor", "naive", "incremental", "distant", "users", "workers", "profile")
 
 
 def _ints(text: str) -> list[int]:
@@ -38,6 +39,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--k", type=_ints, default=[0, 10, 1000], help="Incremental changes per entity (0+10+1000).")
     parser.add_argument("--users", type=int, default=1000, help="Users in the many-users sweep (1000).")
     parser.add_argument("--concurrency", type=_ints, default=[1, 4], help="Sweep concurrencies (1+4).")
+    parser.add_argument(
+        "--processes", type=_ints, default=[1, 2, 4], help="Worker processes in the workers sweeps (1+2+4)."
+    )
     parser.add_argument(
         "--latency",
         type=_ints,
@@ -95,6 +99,7 @@ def config_from(args: argparse.Namespace) -> Config:
             0,
         )
         args.latency = [0, 5]
+        args.processes = [1]
         args.tracemalloc = "all"
     return Config(
         sizes=sorted(args.size),
@@ -102,6 +107,7 @@ def config_from(args: argparse.Namespace) -> Config:
         ks=args.k,
         users=args.users,
         concurrency=args.concurrency,
+        processes=args.processes,
         latencies=args.latency,
         profile_size=args.profile_size or max(args.size),
         naive_cap=args.naive_cap,
@@ -131,6 +137,8 @@ def main(argv: list[str] | None = None) -> None:
             distant(cloud, config, log)
         if config.wants("users"):
             many_users(cloud, config, log)
+        if config.wants("workers"):
+            config.results["workers"] = workers_sweeps(cloud, config.users, config.processes, config.latencies, log)
         if config.wants("profile"):
             profile(cloud, config, log)
     tables = all_tables(config.results)

@@ -235,6 +235,35 @@ def users_table(rows: list[dict[str, Any]]) -> Table:
     return Table("Many users: incremental sweep", headers, out, note)
 
 
+def workers_table(rows: list[dict[str, Any]]) -> Table:
+    headers = ["sweep", "users", "processes", "latency ms", "seconds", "mailboxes/s", "requests", "req/mailbox"]
+    headers += ["CPU ms/mailbox", "failed"]
+    out = []
+    for row in rows:
+        cost: Measure = row["cost"]
+        users = max(row["users"], 1)
+        out.append(
+            [
+                f"{row['changes']:,} changes" if row["changes"] else "no change",
+                f"{row['users']:,}",
+                str(row["processes"]),
+                str(row["latency"]),
+                _num(cost.seconds),
+                _num(users / cost.seconds, 1),
+                _requests(cost),
+                _num(cost.total_requests / users, 2),
+                _num((cost.cpu + row["workers_cpu"]) * 1000 / users, 1),
+                str(row["failed"]),
+            ]
+        )
+    note = (
+        "Celery executor: 'exsync sync' queues one job per user on RabbitMQ and waits; one 'exsync worker "
+        "--concurrency P' runs them, state on PostgreSQL. Graph client credentials (no tasks): contacts, events, "
+        "mails. CPU ms/mailbox: the queuing process and every worker process (not the fakes)."
+    )
+    return Table("Many users on Celery workers: sweeps", headers, out, note)
+
+
 def profile_tables(rows: list[dict[str, Any]]) -> list[Table]:
     tables = []
     for row in rows:
@@ -260,6 +289,8 @@ def all_tables(results: dict[str, list[dict[str, Any]]]) -> list[Table]:
         tables.append(incremental_table(results["incremental"]))
     if results.get("users"):
         tables.append(users_table(results["users"]))
+    if results.get("workers"):
+        tables.append(workers_table(results["workers"]))
     if results.get("profile"):
         tables += profile_tables(results["profile"])
     return tables

@@ -30,6 +30,7 @@ class Config:
     ks: list[int]
     users: int
     concurrency: list[int]
+    processes: list[int]  # worker processes in the workers sweeps
     latencies: list[int]  # milliseconds the fakes answer late in the many-users sweeps
     profile_size: int
     naive_cap: int

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,8 @@ from framework.vault import Vault
 
 if TYPE_CHECKING:
     from framework.contracts import Store
+    from framework.executors.jobs import SweepShare
+    from framework.executors.limiter import ServiceLimits, SharedLimiter
 
 
 ABANDONED = "interrupted: its process stopped (killed or crashed) before the run finished"
@@ -39,6 +42,8 @@ class Context:
         self.acting_as = acting_as
         self.ca_bundle = ca_bundle
         self.create_state = create_state  # False: a state database that does not exist is refused
+        #: on a worker: what the jobs of the current distributed sweep share (None: one process)
+        self.sweep_share: SweepShare | None = None
 
     # infrastructure ----------------------------------------------------------------------
     @cached_property
@@ -77,6 +82,22 @@ class Context:
                 )
                 settled.append(run)
         return settled
+
+    @cached_property
+    def shared_limiter(self) -> SharedLimiter | None:
+        """The request limiter every worker shares ('exsync settings set --limiter'), if one is set."""
+        from framework.executors.limiter import SharedLimiter, limiter_url
+
+        url = limiter_url(self.vault.get)
+        return SharedLimiter(url) if url else None
+
+    def request_limit(
+        self, limits: ServiceLimits, app: str, mailbox: str
+    ) -> Callable[[int], AbstractContextManager[None]] | None:
+        """What a client wraps each request to ``mailbox`` in (given its cost in requests) so that
+        ``limits`` hold across every worker; None without a shared limiter."""
+        limiter = self.shared_limiter
+        return None if limiter is None else functools.partial(limiter.request, limits, app, mailbox)
 
     @property
     def settings(self) -> Settings:

@@ -48,6 +48,9 @@ class Settings:
     opt_out_category: str = "Not in CRM"
     user_privacy: dict[str, dict[str, Any]] = field(default_factory=dict)
     """CRM user id -> that user's own ``exclude_addresses``, ``exclude_domains`` and ``tracking``."""
+    executor: str = "in-process"  # or "celery": jobs run by 'exsync worker' processes
+    broker: str = ""  # the Celery broker, password hidden (the URL itself is in the vault)
+    limiter: str = ""  # the Redis every worker counts requests in, password hidden (the URL is in the vault)
 
     @classmethod
     def load(cls, state: StateStore) -> Settings:

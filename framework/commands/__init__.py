@@ -1,5 +1,5 @@
 """The built-in commands, registered on :data:`framework.cli.cli` when imported."""
 
-from framework.commands import admin, auth, mails, sync
+from framework.commands import admin, auth, mails, sync, worker
 
-__all__ = ["admin", "auth", "mails", "sync"]
+__all__ = ["admin", "auth", "mails", "sync", "worker"]

@@ -16,6 +16,8 @@ from framework.commands.privacy import privacy_changes, privacy_options
 from framework.context import Context
 from framework.contracts import CRM_LOGIN_PREFIX, CrmStore, RequiredField
 from framework.errors import ConfigurationError, NotAllowed, UsageError
+from framework.executors import EXECUTORS, executor_changes
+from framework.executors.jobs import JobBoard
 from framework.host import plugin_infos
 from framework.report import print_audit, print_dashboard, print_status
 from framework.settings import DIRECTIONS, EDITIONS_ALLOWED, ENTITY_NAMES, SCOPES, SYNC_TYPES, Settings, check_choice
@@ -189,6 +191,9 @@ def settings_show(ctx: Context) -> None:
     type=click.Path(exists=True, dir_okay=False, resolve_path=True),
     help="Trust the CAs of this PEM file from now on (an internal CA's, or the fakes').",
 )
+@click.option("--executor", type=click.Choice(EXECUTORS), help="Where jobs run: in-process, or celery workers.")
+@click.option("--broker", metavar="URL", help="The Celery broker (amqp://... or redis://...), for --executor celery.")
+@click.option("--limiter", metavar="URL", help="A Redis (redis://host:6379/0) where workers share Graph's limits.")
 @privacy_options
 @pass_context
 def settings_set(
@@ -201,6 +206,9 @@ def settings_set(
     mass_delete_ratio: float | None,
     interval: int | None,
     ca_bundle: str | None,
+    executor: str | None,
+    broker: str | None,
+    limiter: str | None,
     **privacy: Any,
 ) -> None:
     """Change settings (administrators); the privacy options say what never leaves the mailbox."""
@@ -221,6 +229,8 @@ def settings_set(
         changes["interval_minutes"] = interval
     if enable or disable:
         changes["entities"] = _toggle(ctx, current, enable, disable)
+    if executor or broker or limiter:
+        changes.update(executor_changes(ctx, executor, broker, limiter))
     if privacy.get("user_key") and changes:
         raise UsageError("--user applies only to exclusions and --track.", hint="Change org settings without --user.")
     changes.update(privacy_changes(ctx, current, privacy))
@@ -386,7 +396,7 @@ def _active_users(crm: CrmStore) -> list[User]:
 
 
 # -- status, dashboard, audit -----------------------------------------------------------------
-def _status_dict(ctx: Context, user: User) -> dict[str, Any]:
+def _status_dict(ctx: Context, user: User, board: JobBoard | None = None) -> dict[str, Any]:
     run = ctx.state.last_run(user.crm_id)
     errors = ctx.state.open_errors(user.crm_id)
     totals: dict[str, int] = {}
@@ -403,7 +413,7 @@ def _status_dict(ctx: Context, user: User) -> dict[str, Any]:
     credentials = _credential_state(ctx, user)
     return {
         "last_run": run.finished_at.isoformat(timespec="seconds") if run and run.finished_at else "never",
-        "result": run.outcome if run else "",
+        "result": (board.shown_outcome(user.crm_id, run.outcome) if board else run.outcome) if run else "",
         "counts": totals,
         "withheld": dict(sorted(withheld.items())),
         "credentials": credentials,
@@ -445,11 +455,19 @@ def status(ctx: Context) -> None:
     """The sync status of every user: last run, result, counts, last error, next run."""
     ctx.require_admin("view-status")
     ctx.settle_abandoned_runs()
-    data = [{"email": u.email, "enabled": u.enabled, **_status_dict(ctx, u)} for u in ctx.state.users()]
+    board = _job_board(ctx)
+    data = [{"email": u.email, "enabled": u.enabled, **_status_dict(ctx, u, board)} for u in ctx.state.users()]
     if json_mode():
         emit(data)
     else:
         print_status(data, authentication_state(ctx))
+    if board and (sweep := board.latest()):
+        say(sweep.describe())
+
+
+def _job_board(ctx: Context) -> JobBoard | None:
+    """The sweeps of the celery executor (None with the in-process one)."""
+    return JobBoard(ctx.state.engine) if ctx.settings.executor == "celery" else None
 
 
 @cli.command()
@@ -477,10 +495,16 @@ def dashboard(ctx: Context) -> None:
         ],
         "open_errors": [{"user": users.get(e["user_id"], e["user_id"]), **e} for e in ctx.state.open_errors(user_id)],
     }
+    board = _job_board(ctx)
+    sweep = board.latest() if board and actor.is_admin else None
+    if sweep:
+        data["sweep"] = sweep.as_dict()
     if json_mode():
         emit(data)
     else:
         print_dashboard(data)
+        if sweep:
+            say(sweep.describe())
 
 
 _DURATION = re.compile(r"^(\d+)([mhd])$")

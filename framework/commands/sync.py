@@ -33,6 +33,7 @@ from framework.state import User
 @click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 32), help="Users synced at once.")
 @click.option("--watch", is_flag=True, help="Keep running: sync each user again every 'settings --interval' minutes.")
 @click.option("--rounds", type=click.IntRange(1), help="With --watch: stop after this many rounds.")
+@click.option("--no-wait", is_flag=True, help="With the celery executor: queue the jobs and return at once.")
 @pass_ctx
 def sync(
     ctx: Context,
@@ -43,6 +44,7 @@ def sync(
     concurrency: int,
     watch: bool,
     rounds: int | None,
+    no_wait: bool,
 ) -> None:
     """Sync now: every enabled user, every enabled entity, by the settings."""
     actor = ctx.require_admin("sync")
@@ -53,13 +55,21 @@ def sync(
     if watch and not settings.interval_minutes:
         raise UsageError("--watch needs an interval.", hint="Run 'exsync settings set --interval 15' first.")
     ctx.settle_abandoned_runs()
+    distributed = settings.executor == "celery"
+    if no_wait and (watch or not distributed):
+        raise UsageError("--no-wait needs the celery executor, without --watch.", hint="See 'exsync sync --help'.")
     engine = Engine(ctx, concurrency=concurrency)
     done = 0
     with _stop_signal_interrupts():
         try:
             while True:
                 users = _users_to_sync(ctx, user_keys) if not watch else _due_users(ctx, user_keys)
-                reports = _sync_round(engine, users, list(entities) or None, dry_run, force)
+                if distributed:
+                    from framework.commands.worker import distributed_round  # imports Celery
+
+                    reports = distributed_round(ctx, users, list(entities) or None, dry_run, force, wait=not no_wait)
+                else:
+                    reports = _sync_round(engine, users, list(entities) or None, dry_run, force)
                 ctx.audit.record("sync-now", "ok", actor=actor.email, users=len(users), dry_run=dry_run)
                 done += 1
                 if not watch or (rounds and done >= rounds):
@@ -96,6 +106,12 @@ def _sync_round(
 ) -> list[RunReport]:
     with _progress() as progress:
         reports = engine.run(users, entities, dry_run=dry_run, force=force, progress=progress)
+    print_reports(reports, dry_run)
+    return reports
+
+
+def print_reports(reports: list[RunReport], dry_run: bool) -> None:
+    """The sweep's summary: JSON, or a table per user (and the plan of a dry run)."""
     if json_mode():
         emit([r.as_dict() for r in reports])
     else:
@@ -105,7 +121,6 @@ def _sync_round(
         if dry_run:
             _print_plan(reports)
             console.print("Dry run: nothing was written.")
-    return reports
 
 
 def _print_plan(reports: list[RunReport], most: int = 20) -> None:

@@ -20,6 +20,7 @@ from framework.contracts import CrmConnector, CrmUser
 from framework.errors import AuthenticationFailed, UsageError
 from framework.state import User
 from plugins.crm.client import CrmClient
+from plugins.crm.shared_sweep import SharedListings
 from plugins.crm.store import ZohoCrmStore
 from plugins.crm.sweep import KEEP, Listings
 
@@ -50,7 +51,9 @@ class ZohoCrmConnector(CrmConnector):
         if secrets is None or self._sweep is not None:
             yield
             return
-        self._sweep = Listings(_client(secrets, ctx), keep=KEEP)
+        client = _client(secrets, ctx)
+        shared = ctx.sweep_share  # jobs of the sweep on other workers too
+        self._sweep = Listings(client, keep=KEEP) if shared is None else SharedListings(client, shared, keep=KEEP)
         try:
             yield
         finally:

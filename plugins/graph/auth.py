@@ -24,6 +24,7 @@ import requests
 
 from framework.contracts import AuthProvider
 from framework.errors import AuthenticationFailed, ConfigurationError, TransientError
+from framework.executors.limiter import GRAPH as GRAPH_LIMITS
 from framework.tls import certificate_error
 from plugins.graph.client import GraphClient
 from plugins.graph.store import GraphStore
@@ -177,7 +178,8 @@ class _GraphProvider(AuthProvider):
         ctx.vault.put(self.app_key(), value)
 
     def _store(self, ctx: Context, app: GraphApp, tokens: Callable[[bool], str], mailbox: str) -> GraphStore:
-        client = GraphClient(app.graph_url, tokens, ctx.tls_verify)
+        limit = ctx.request_limit(GRAPH_LIMITS, app.client_id, mailbox)  # shared by every worker, if set
+        client = GraphClient(app.graph_url, tokens, ctx.tls_verify, limit=limit)
         return GraphStore(client, mailbox, ctx.hook)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,7 +119,11 @@ class GraphClient:
         *,
         timeout: float = 60.0,
         transport: httpx.BaseTransport | None = None,
+        limit: Callable[[int], AbstractContextManager[None]] | None = None,
     ) -> None:
+        """``limit``, given a request's cost (a ``$batch`` costs its requests), is held while the
+        request is in flight: the limits shared by every worker (:meth:`Context.request_limit`)."""
+        self._limit = limit
         self.root = f"{base_url.rstrip('/')}/{API_VERSION}"
         self._token_provider = token_provider
         self._token = ""
@@ -172,8 +177,11 @@ class GraphClient:
             self._token = self._token_provider(refresh)
         all_headers = {"Authorization": f"Bearer {self._token}", **(headers or {})}
         self.requests += 1
+        batch = url.endswith("/$batch") and isinstance(json, dict)
+        cost = len(json.get("requests") or []) if batch else 1
         try:
-            return self._http.request(method, url, params=params, json=json, headers=all_headers)
+            with self._limit(cost) if self._limit else nullcontext():
+                return self._http.request(method, url, params=params, json=json, headers=all_headers)
         except httpx.TransportError as exc:
             untrusted = certificate_error(httpx.URL(url).host, exc)
             if untrusted is not None:

@@ -111,6 +111,7 @@ Feature: What never leaves the mailbox
   @privacy
   Scenario Outline: Internal-only mails are skipped unless enabled
     Given an org synced over "<exchange>"
+    And the CRM has a contact "Carol Inside" with e-mail "carol@contoso.example" owned by "amelia.admin"
     And the mailbox of "amelia.admin" received a mail "Team lunch" from "bob@contoso.example" copied to "carol@contoso.example"
     When the administrator runs "exsync sync"
     Then the CRM has no mail "Team lunch"

@@ -175,24 +175,19 @@ def print_dashboard(data: dict[str, Any]) -> None:
     for entity, count in sorted(data["synced_pairs"].items()):
         totals.add_row(entity, str(count), str(withheld_pairs.get(entity, 0)))
     runs = Table(title="Recent runs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("user", "finished", "outcome", "written", "errors", "withheld"):
+    for column in ("user", "finished", "outcome", "written", "errors"):
         runs.add_column(column, no_wrap=True)
+    withheld = 0
     for run in data["recent_runs"]:
-        sums = dict.fromkeys(("created", "updated", "deleted", "errors", "withheld"), 0)
+        sums = dict.fromkeys(("created", "updated", "deleted", "errors"), 0)
         for entity in run["entities"].values():
-            sums["withheld"] += sum(entity.get("withheld", {}).values())
+            withheld += sum(entity.get("withheld", {}).values())
             for side in ("crm", "exchange"):
-                for key in ("created", "updated", "deleted", "errors"):
+                for key in sums:
                     sums[key] += entity.get(side, {}).get(key, 0)
         written = f"+{sums['created']} ~{sums['updated']} -{sums['deleted']}"
-        runs.add_row(
-            run["user"],
-            short_time(run["finished"]),
-            run["outcome"],
-            written,
-            str(sums["errors"]),
-            str(sums["withheld"]),
-        )
+        runs.add_row(run["user"], short_time(run["finished"]), run["outcome"], written, str(sums["errors"]))
+    held = Text(f"Withheld by the privacy settings in these runs: {withheld}" if withheld else "")
     errors = Text(
         "\n".join(
             f"{e['user']} {e['entity']} from {e['side']} (tried {e['attempts']}x): {e['error']}"
@@ -201,7 +196,7 @@ def print_dashboard(data: dict[str, Any]) -> None:
     )
     console.print(
         Panel(
-            Group(settings, totals, runs, Text("Open errors:"), errors if data["open_errors"] else "No open errors."),
+            Group(settings, totals, runs, held, Text("Open errors:"), errors if data["open_errors"] else "None."),
             title="exsync dashboard",
         )
     )

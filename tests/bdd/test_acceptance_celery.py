@@ -15,7 +15,6 @@ scenarios("administration.feature")
 
 @pytest.fixture
 def world(celery_world: CeleryWorld) -> CeleryWorld:
-    """The scenario's world, with two workers; its first sync switches to the celery executor."""
-    celery_world.start_worker(concurrency=2)
-    celery_world.start_worker(concurrency=1)
+    """The scenario's world; its first sync switches to the celery executor and starts two workers."""
+    celery_world.workers_on_switch = (2, 1)
     return celery_world

@@ -340,8 +340,8 @@ def test_a_state_database_of_the_previous_schema_gains_the_withheld_flag_and_kee
         conn.execute(sa.text("UPDATE meta SET value = '2' WHERE key = 'schema'"))
         conn.execute(
             sa.text(
-                "INSERT INTO pairs (user_id, entity, crm_id, exchange_id, crm_hash, exchange_hash)"
-                " VALUES ('u1', 'events', 'c1', 'x1', 'a', 'b')"
+                "INSERT INTO pairs (user_id, entity, crm_id, exchange_id, crm_hash, exchange_hash, label)"
+                " VALUES ('u1', 'events', 'c1', 'x1', 'a', 'b', '')"
             )
         )
     old.engine.dispose()

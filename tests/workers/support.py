@@ -100,17 +100,21 @@ class CeleryWorld(World):
     database_url: str = ""
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     switched: bool = False
+    workers_on_switch: tuple[int, ...] = ()  # the concurrency of each worker the switch starts
 
     @property
     def state_url(self) -> str:
         return self.database_url
 
     def invoke(self, args: list[str], *, answer: str | None = None, trust_ca: bool = True):  # type: ignore[no-untyped-def]
-        """Every command as in :class:`World`; the first sync switches the org to the celery executor."""
+        """Every command as in :class:`World`; the first sync switches the org to the celery executor
+        and starts the workers of :attr:`workers_on_switch`."""
         if "sync" in args and not self.switched:
             self.switched = True
             switch = super().invoke(["--as", f"{ADMIN}@contoso.example", "settings", "set", "--executor", "celery"])
             assert switch.exit_code == 0, switch.output
+            for concurrency in self.workers_on_switch:  # a worker needs the state the commands so far made
+                self.start_worker(concurrency)
         return super().invoke(args, answer=answer, trust_ca=trust_ca)
 
     def start_worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:

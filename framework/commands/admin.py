@@ -479,6 +479,7 @@ def dashboard(ctx: Context) -> None:
     user_id = None if actor.is_admin else actor.crm_id
     runs = ctx.state.runs(user_id, limit=10)
     users = {u.crm_id: u.email for u in ctx.state.users()}
+    board = _job_board(ctx)
     data = {
         "authentication": authentication_state(ctx),
         "settings": ctx.settings.describe(),
@@ -488,14 +489,13 @@ def dashboard(ctx: Context) -> None:
             {
                 "user": users.get(r.user_id, r.user_id),
                 "finished": r.finished_at.isoformat(timespec="seconds") if r.finished_at else "running",
-                "outcome": r.outcome,
+                "outcome": board.shown_outcome(r.user_id, r.outcome) if board else r.outcome,
                 "entities": r.summary.get("entities", {}),
             }
             for r in runs
         ],
         "open_errors": [{"user": users.get(e["user_id"], e["user_id"]), **e} for e in ctx.state.open_errors(user_id)],
     }
-    board = _job_board(ctx)
     sweep = board.latest() if board and actor.is_admin else None
     if sweep:
         data["sweep"] = sweep.as_dict()

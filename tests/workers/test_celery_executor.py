@@ -149,6 +149,8 @@ def test_a_killed_worker_s_job_runs_again_with_nothing_lost_or_duplicated(celery
     assert not lock_held(world.state.engine, user_lock_name(world.user(ADMIN).crm_id))
     status = world.run(ADMIN, "exsync --json status")
     assert {r["email"]: r["result"] for r in json.loads(status.stdout)}[address(ADMIN)] == INTERRUPTED
+    board = json.loads(world.run(ADMIN, "exsync --json dashboard").stdout)
+    assert board["recent_runs"][0]["outcome"] == INTERRUPTED  # not "running" until delivered again
     world.start_worker(concurrency=1)
 
     assert world.wait_for_sweep(sweep.id).done == 1

@@ -169,7 +169,9 @@ def print_dashboard(data: dict[str, Any]) -> None:
     settings = Table(show_header=False, box=box.SIMPLE)
     settings.add_row("authentication", data["authentication"])
     for key, value in data["settings"].items():
-        settings.add_row(key, _setting_words(value))
+        words = _setting_words(value)
+        if words:  # a setting left empty (no exclusions, no broker) says nothing
+            settings.add_row(key, words)
     totals = Table("entity", "synced pairs", "withheld", box=box.SIMPLE_HEAD)
     withheld_pairs = data.get("withheld_pairs", {})
     for entity, count in sorted(data["synced_pairs"].items()):

@@ -278,14 +278,18 @@ def _graph_time(moment: datetime) -> dict[str, str]:
 
 @given(parsers.parse('the mailbox of "{user}" has a contact "{name}" with e-mail "{email}"'))
 def mailbox_contact(world: World, user: str, name: str, email: str) -> None:
+    world.cloud.tenant.create(_box(world, user), "contacts", _contact_resource(name, email))
+
+
+def _contact_resource(name: str, email: str) -> dict[str, Any]:
+    """A mailbox contact as the tenant model holds it (Graph's shape)."""
     first, _, last = name.partition(" ")
-    data = {
+    return {
         "givenName": first,
         "surname": last,
         "displayName": name,
         "emailAddresses": [{"name": name, "address": email}],
     }
-    world.cloud.tenant.create(_box(world, user), "contacts", data)
 
 
 @given(parsers.parse('the mailbox of "{user}" has a task "{title}" due in {days:d} days'))
@@ -743,13 +747,7 @@ def _as_marked_in_outlook(data: dict[str, Any], sensitivity: str) -> dict[str, A
     )
 )
 def mailbox_contact_marked(world: World, user: str, name: str, email: str, sensitivity: str) -> None:
-    first, _, last = name.partition(" ")
-    data = {
-        "givenName": first,
-        "surname": last,
-        "displayName": name,
-        "emailAddresses": [{"name": name, "address": email}],
-    }
+    data = _contact_resource(name, email)
     world.cloud.tenant.create(_box(world, user), "contacts", _as_marked_in_outlook(data, sensitivity))
 
 

@@ -22,6 +22,8 @@ PRIVACY_FIELDS = ("sensitivity", "categories")
 """Fields that say whether a record may leave the mailbox (Exchange's sensitivity and Outlook
 categories), not what it holds: the CRM carries neither, and :func:`content_hash` leaves them
 out, so marking an item private changes no hash (the privacy rules see it when it is listed)."""
+SERIES_FIELDS = ("timezone", "cancelled", "exceptions")
+"""What only a recurring series holds; left out of :func:`content_hash` while empty."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +62,30 @@ class Task:
 
 
 @dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One occurrence of a series changed on its own (an exception): the start the series'
+    pattern gave it (``original_start``, UTC) and what it is now. Every field holds the
+    occurrence's own value, the same as the series' where it was not changed."""
+
+    original_start: datetime
+    start: datetime | None = None
+    end: datetime | None = None
+    subject: str = ""
+    location: str = ""
+    body: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """A calendar entry: CRM Events <-> calendar items.
 
     ``start`` and ``end`` are timezone-aware and compared in UTC; an all-day event keeps
     midnight-to-midnight dates. A recurring series is one record whose ``recurrence`` holds
     an RFC 5545 RRULE (``FREQ=WEEKLY;BYDAY=MO;COUNT=10``), never its expanded occurrences.
+    A series keeps the wall-clock time of ``timezone`` (an IANA name; empty: UTC) across
+    daylight saving changes; ``cancelled`` holds the original starts of the occurrences
+    removed from it and ``exceptions`` those changed on their own. A single event has none
+    of the three, and an all-day series no time zone.
     """
 
     subject: str = ""
@@ -79,11 +99,34 @@ class Event:
     ical_uid: str = ""
     sensitivity: str = "normal"
     categories: tuple[str, ...] = ()
+    timezone: str = ""
+    cancelled: tuple[datetime, ...] = ()
+    exceptions: tuple[Occurrence, ...] = ()
 
     def __post_init__(self) -> None:
         # One attendee once: the same person may be listed twice by a store (in two attendee
         # types, or in two spellings of the address), and the order differs between stores.
         object.__setattr__(self, "attendees", attendee_set(self.attendees))
+        if not self.recurrence:
+            object.__setattr__(self, "timezone", "")
+            object.__setattr__(self, "cancelled", ())
+            object.__setattr__(self, "exceptions", ())
+            return
+        if self.all_day or self.timezone.upper() == "UTC":
+            object.__setattr__(self, "timezone", "")
+        cancelled = {moment.astimezone(UTC) for moment in self.cancelled}
+        object.__setattr__(self, "cancelled", tuple(sorted(cancelled)))
+        # An occurrence is cancelled or changed, never both; each is listed once.
+        changed = {o.original_start.astimezone(UTC): o for o in self.exceptions}
+        kept = (replace_original(o, moment) for moment, o in sorted(changed.items()) if moment not in cancelled)
+        object.__setattr__(self, "exceptions", tuple(kept))
+
+
+def replace_original(occurrence: Occurrence, original_start: datetime) -> Occurrence:
+    """``occurrence`` with its original start as given (the same instant, in UTC)."""
+    if occurrence.original_start.tzinfo is UTC:
+        return occurrence
+    return dataclasses.replace(occurrence, original_start=original_start)
 
 
 def attendee_set(addresses: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -131,6 +174,9 @@ def content_hash(record: Record) -> str:
     plain = _plain(record)
     for name in PRIVACY_FIELDS:
         del plain[name]
+    for name in SERIES_FIELDS:  # absent from earlier versions' hashes: an event without them keeps its hash
+        if name in plain and not plain[name]:
+            del plain[name]
     payload = _JSON.encode(plain)
     # surrogatepass: a lone surrogate (a JSON "\ud83d" escape from a truncated text decodes to one)
     # must hash, not crash; every other string encodes exactly as plain UTF-8.
@@ -193,6 +239,14 @@ def to_plain(record: Record) -> dict[str, Any]:
     return plain
 
 
+def _occurrence_from_plain(data: dict[str, Any]) -> Occurrence:
+    times = {k: datetime.fromisoformat(v) for k, v in data.items() if k in _OCCURRENCE_TIMES and v is not None}
+    return Occurrence(**{**data, **times})
+
+
+_OCCURRENCE_TIMES = {"original_start", "start", "end"}
+
+
 def from_plain(data: dict[str, Any]) -> Record:
     """The record :func:`to_plain` produced ``data`` from."""
     values = {k: v for k, v in data.items() if k != "_type"}
@@ -207,5 +261,9 @@ def from_plain(data: dict[str, Any]) -> Record:
             values[name] = tuple(value)
         elif name == "attachments":
             values[name] = tuple(Attachment(**a) for a in value)
+        elif name == "cancelled":
+            values[name] = tuple(datetime.fromisoformat(v) for v in value)
+        elif name == "exceptions":
+            values[name] = tuple(_occurrence_from_plain(o) for o in value)
     record: Record = RECORD_TYPES[data["_type"]](**values)
     return record

@@ -116,10 +116,24 @@ class Event:
             object.__setattr__(self, "timezone", "")
         cancelled = {moment.astimezone(UTC) for moment in self.cancelled}
         object.__setattr__(self, "cancelled", tuple(sorted(cancelled)))
-        # An occurrence is cancelled or changed, never both; each is listed once.
+        # An occurrence is cancelled or changed, never both; each is listed once, and one
+        # changed back to what the series gives it is no exception any more.
         changed = {o.original_start.astimezone(UTC): o for o in self.exceptions}
-        kept = (replace_original(o, moment) for moment, o in sorted(changed.items()) if moment not in cancelled)
+        kept = (
+            replace_original(o, moment)
+            for moment, o in sorted(changed.items())
+            if moment not in cancelled and not self._as_the_series_has_it(o, moment)
+        )
         object.__setattr__(self, "exceptions", tuple(kept))
+
+    def _as_the_series_has_it(self, occurrence: Occurrence, original_start: datetime) -> bool:
+        length = self.end - self.start if self.start is not None and self.end is not None else None
+        return (
+            length is not None
+            and occurrence.start == original_start
+            and occurrence.end == original_start + length
+            and (occurrence.subject, occurrence.location, occurrence.body) == (self.subject, self.location, self.body)
+        )
 
 
 def replace_original(occurrence: Occurrence, original_start: datetime) -> Occurrence:

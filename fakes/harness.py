@@ -47,6 +47,7 @@ class World:
     results: list[Result] = field(default_factory=list)
     logged_in: set[str] = field(default_factory=set)
     ews_auth_type: str = "auto"  # what the administrator passes as 'exsync auth ews --auth-type'
+    exchange: str = "graph"  # the service the org's mailboxes are reached through: "ews" or "graph"
 
     @property
     def state_url(self) -> str:

@@ -11,12 +11,20 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from pytest_bdd import given, parsers, then, when
+from series_steps import *  # noqa: F403 - the steps of recurring_series.feature
+from series_steps import Made
 
 from fakes.cloud import GRAPH_CLIENT_ID, NO_RIGHT_ACCOUNT, Options
 from fakes.ews.versions import SERVER_VERSIONS
 from fakes.harness import ADMIN, World, address
 from framework.state import audit_table
 from plugins.crm.mapping import format_time
+
+
+@pytest.fixture
+def made() -> Made:
+    """The series a scenario made in Outlook (features/recurring_series.feature)."""
+    return Made()
 
 
 # -- the org ------------------------------------------------------------------------------------
@@ -51,6 +59,7 @@ def installed(world: World, scope: str | None) -> None:
 @given(parsers.re(r'an org synced over "(?P<exchange>ews|graph)"(?P<salesinbox> with SalesInbox in use)?'))
 def org_synced_over(world: World, exchange: str, salesinbox: str | None) -> None:
     world.cloud.reset(Options(sales_inbox=bool(salesinbox)))
+    world.exchange = exchange
     installed(world, "all")
     result = world.ews_impersonation() if exchange == "ews" else world.graph_client_credentials()
     assert result.exit_code == 0, result.output

@@ -274,6 +274,8 @@ class CrmApi:
         if order not in ("asc", "desc"):
             raise CrmError("INVALID_DATA", "invalid data", {"param": "sort_order"})
         fields = _fields(request)
+        if request.arg("ids") is not None:
+            return self._list_ids(call, fields)
         since = self._since(request)
         view = (call.module, order, since.isoformat() if since else "")
         page, per_page, offset = self._position(request, view)
@@ -283,6 +285,16 @@ class CrmApi:
         result.records = [_selected(r, fields) for r in result.records]
         token = self._tokens.issue(view, offset + per_page, self.org.now()) if result.more else None
         return _page_response(result, page, per_page, token=token)
+
+    def _list_ids(self, call: _Call, fields: list[str]) -> Response:
+        """``GET /{Module}?ids=a,b``: those records that exist, in the order asked, on one page."""
+        ids = list(dict.fromkeys(i for i in (call.request.arg("ids") or "").split(",") if i))
+        if not ids:
+            raise CrmError("INVALID_DATA", "invalid data", {"param": "ids"})
+        if len(ids) > MAX_RECORDS_PER_CALL:
+            raise _limit_exceeded()
+        records = [_selected(r, fields) for r in self.org.records_by_id(call.module, ids)]
+        return _page_response(Page(records, False), 1, len(ids))
 
     def _position(self, request: Request, view: tuple[str, ...]) -> tuple[int, int, int]:
         """The page, per_page and first record of a listing page: by ``page`` up to
@@ -486,7 +498,7 @@ class CrmApi:
 
 def _write(body: dict[str, Any], apply: _Apply) -> Response:
     """Apply each record of ``body["data"]``, with a Zoho status per record."""
-    results = [_apply_one(apply, record) for record in _records(body)]
+    results = [_apply_one(apply, record, index) for index, record in enumerate(_records(body))]
     succeeded = [r for r in results if r["status"] == "success"]
     if not succeeded:
         return Response.json({"data": results}, status=400)
@@ -494,11 +506,15 @@ def _write(body: dict[str, Any], apply: _Apply) -> Response:
     return Response.json({"data": results}, status=201 if inserted else 200)
 
 
-def _apply_one(apply: _Apply, record: dict[str, Any]) -> dict[str, Any]:
+def _apply_one(apply: _Apply, record: dict[str, Any], index: int) -> dict[str, Any]:
     try:
         action, view, duplicate_field = apply(record)
     except CrmError as exc:
-        return exc.payload()
+        payload = exc.payload()
+        path = payload["details"].get("json_path")
+        if isinstance(path, str) and path.startswith("$.data[0]"):  # where in this body
+            payload["details"] = {**payload["details"], "json_path": f"$.data[{index}]{path[len('$.data[0]') :]}"}
+        return payload
     return {
         "code": "SUCCESS",
         "action": action,

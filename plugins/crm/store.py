@@ -464,7 +464,8 @@ class EventSide(ModuleSide):
                 wanted.add(record_id)
             elif record_id not in wanted:
                 items.append(self._item(native))
-        return items + self._series_items(wanted, listed, after), gone
+        at_hand = {str(n["id"]): n for n in natives}
+        return items + self._series_items(wanted, at_hand, after), gone
 
     def _deleted_changes(self, ids: list[str], after: Cursor, window: Window) -> Changes:
         """Deleted series are deleted items; a series whose override record was deleted is read again."""
@@ -477,9 +478,9 @@ class EventSide(ModuleSide):
         kept = [i for i in items if self._in_window(i.record, window)]
         return Changes(kept, [i for i in ids if i not in overrides], None)
 
-    def _series_items(self, ids: set[str], listed: dict[str, Native], after: Cursor) -> list[Item]:
+    def _series_items(self, ids: set[str], at_hand: dict[str, Native], after: Cursor) -> list[Item]:
         """The items of the series ``ids`` that are the user's, each with its override records
-        (``listed``: records already at hand)."""
+        (``at_hand``: records listed already, as they are now)."""
         ids = ids - self._built
         if not ids:
             return []
@@ -489,7 +490,7 @@ class EventSide(ModuleSide):
             if series_id in ids:
                 del after.series[override_id]
         after.series.update(pairs)
-        natives = {**listed, **self._fetch([i for i in (*sorted(ids), *pairs) if i not in listed])}
+        natives = {**at_hand, **self._fetch([i for i in (*sorted(ids), *pairs) if i not in at_hand])}
         overrides: dict[str, list[Native]] = {}
         for override_id, series_id in pairs.items():
             native = natives.get(override_id)

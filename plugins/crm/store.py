@@ -15,6 +15,10 @@ record that changes hands is reported as deleted to its former owner.
 Writing. A batch of at most 100 operations is at most three calls: one insert (Owner set to
 the user), one update, one delete. Each record's outcome is its own: a record Zoho refuses
 is a :class:`RecordRejected` naming the field; deleting a record already gone succeeds.
+
+Events: a recurring series with changed occurrences is several records read as one item
+(:class:`EventSide`); the cursor of the events side also keeps which series each override
+record known belongs to.
 """
 
 from __future__ import annotations
@@ -449,8 +453,9 @@ class EventSide(ModuleSide):
         for native in natives:
             record_id, series_id = str(native["id"]), series_of(native)
             if series_id:
-                after.series[record_id] = series_id
-                wanted.add(series_id)
+                if self._owned(native):  # override records belong to their series' owner
+                    after.series[record_id] = series_id
+                    wanted.add(series_id)
             elif record_id not in self._built:  # else an older copy of a series read already
                 listed[record_id] = native
         items: list[Item] = []

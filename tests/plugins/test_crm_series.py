@@ -20,6 +20,7 @@ from framework.model import Event, Occurrence
 from framework.recurrence import occurrence_starts
 from framework.state import User
 from plugins.crm.client import CrmClient
+from plugins.crm.mapping import WRITTEN_FIELDS, event_to_native, overrides_to_native
 from plugins.crm.store import Cursor, EventSide, ZohoCrmStore
 
 WINDOW = Window.months_back(6)
@@ -400,3 +401,12 @@ def test_the_series_fields_are_named_by_install_and_created(store: ZohoCrmStore,
     assert "Events.Exsync_Series (text, 255)" in refused.value.message
     assert store.missing_fields() == []
     assert isinstance(store.side("events"), EventSide)
+
+
+def test_every_field_of_a_series_and_its_override_records_is_one_the_product_declares(org: CrmOrg) -> None:
+    series = weekly()
+    metadata = {f["api_name"]: f["data_type"] for f in org.field_resources("Events")}
+
+    for native in (event_to_native(series), *overrides_to_native(series, "1")):
+        assert {*native, "Owner"} <= set(WRITTEN_FIELDS["Events"])
+        assert all(metadata[name] == WRITTEN_FIELDS["Events"][name] for name in native)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fakes.crm import CLIENT_ID, CLIENT_SECRET, CrmApi, CrmOrg, new_org
 from fakes.server import FakeCA, FakeServer
@@ -410,3 +412,63 @@ def test_every_field_of_a_series_and_its_override_records_is_one_the_product_dec
     for native in (event_to_native(series), *overrides_to_native(series, "1")):
         assert {*native, "Owner"} <= set(WRITTEN_FIELDS["Events"])
         assert all(metadata[name] == WRITTEN_FIELDS["Events"][name] for name in native)
+
+
+# any series -------------------------------------------------------------------------------------
+ZONES = ("", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Sydney")
+RULES = ("FREQ=DAILY", "FREQ=WEEKLY;BYDAY=MO,TH", "FREQ=MONTHLY;BYMONTHDAY=31", "FREQ=MONTHLY;BYDAY=2TU", "FREQ=YEARLY")
+
+
+@st.composite
+def any_series(draw: st.DrawFn) -> Event:
+    """A series of any pattern, zone and kind, with some occurrences changed and some cancelled."""
+    all_day = draw(st.booleans())
+    name = "" if all_day else draw(st.sampled_from(ZONES))
+    day = draw(st.dates(date(2030, 1, 1), date(2031, 12, 31)))
+    wall = datetime(day.year, day.month, day.day, 0 if all_day else draw(st.integers(0, 23)), 0 if all_day else 30)
+    start = wall.replace(tzinfo=UTC) if all_day else wall.replace(tzinfo=ZoneInfo(name or "UTC")).astimezone(UTC)
+    length = timedelta(days=1) if all_day else timedelta(minutes=draw(st.sampled_from((15, 60, 90))))
+    rule = f"{draw(st.sampled_from(RULES))};COUNT={draw(st.integers(2, 12))}"
+    series = Event("Series", start, start + length, all_day, "Room", "Body", ("a@example.com",), rule, timezone=name)
+    starts = list(occurrence_starts(series))
+    chosen = draw(st.lists(st.sampled_from(starts), unique=True, max_size=len(starts)))
+    split = draw(st.integers(0, len(chosen)))
+    step = timedelta(days=1) if all_day else timedelta(minutes=30)
+    exceptions = []
+    for original in chosen[split:]:
+        moved = original + step * draw(st.integers(-3, 3))
+        subject, where = draw(st.sampled_from(("Series", "Moved"))), draw(st.sampled_from(("Room", "Hall", "")))
+        exceptions.append(Occurrence(original, moved, moved + length, subject, where))
+    return replace(series, cancelled=tuple(chosen[:split]), exceptions=tuple(exceptions))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(series=any_series())
+def test_any_series_written_reads_back_as_written_and_as_echoed(events: EventSide, org: CrmOrg, series: Event) -> None:
+    (series_id,) = create(events, series)
+    try:
+        (item,) = read(events, None).items
+        masters, overrides = masters_and_overrides(org)
+        exdate = masters[0]["Recurring_Activity"].get("EXDATE", "")
+        assert item.record == series == events.echo(series)
+        assert len(overrides) == len(series.exceptions)
+        assert len(exdate.split(",")) if exdate else len(series.cancelled) + len(series.exceptions) == 0
+    finally:
+        assert events.write([Delete(series_id)])[0].ok
+    assert records(org) == []
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=any_series(), second=any_series())
+def test_any_series_updated_to_any_other_reads_back_as_the_other(
+    events: EventSide, org: CrmOrg, first: Event, second: Event
+) -> None:
+    (series_id,) = create(events, first)
+    try:
+        assert events.write([Update(series_id, second, "ex-0")])[0].ok
+        (item,) = read(events, None).items
+        assert item.record == second == events.echo(second)
+        assert len(masters_and_overrides(org)[1]) == len(second.exceptions)
+    finally:
+        assert events.write([Delete(series_id)])[0].ok
+    assert records(org) == []

@@ -540,7 +540,7 @@ class EventSide(ModuleSide):
         series = {
             r.id: op.record
             for op, r in zip(ops, results, strict=True)
-            if r.id and isinstance(op.record, Event) and _has_exceptions(op.record)
+            if r.id and isinstance(op.record, Event) and _changed_series(op.record)
         }
         if not series:
             return results
@@ -568,7 +568,12 @@ class EventSide(ModuleSide):
         owner = {"id": self.owner_id}
         for series_id, record in written.items():
             wanted = overrides_to_native(record, series_id) if isinstance(record, Event) else []
-            have = {override_key(n): n for n in existing.get(series_id, [])}
+            have: dict[tuple[str, datetime | None], Native] = {}
+            for native in existing.get(series_id, []):  # one record an occurrence: copies go
+                if override_key(native) in have:
+                    deletes.append((series_id, str(native["id"])))
+                else:
+                    have[override_key(native)] = native
             for native in wanted:
                 current = have.pop(override_key(native), None)
                 if current is None:
@@ -620,7 +625,6 @@ class EventSide(ModuleSide):
                 except AuthenticationFailed:
                     raise
                 except SyncError as exc:
-                    outcomes = [{"status": "error", "message": str(exc)} for _ in chunk]
                     for series_id, _ in chunk:
                         failed.setdefault(series_id, exc)
                     continue
@@ -632,14 +636,15 @@ class EventSide(ModuleSide):
     # echo ---------------------------------------------------------------------------------
     def echo(self, record: Record) -> Record:
         """What reading ``record`` back gives; a series read with its override records."""
-        if not _has_exceptions(record):
+        if not _changed_series(record):
             return super().echo(record)
         assert isinstance(record, Event)
         native = self._sent.pop(record, None) or self._payload(record, "")
         return series_from_native(native, overrides_to_native(record, ""))
 
 
-def _has_exceptions(record: Record) -> bool:
+def _changed_series(record: Record) -> bool:
+    """Whether ``record`` is a series with cancelled or changed occurrences."""
     return isinstance(record, Event) and bool(record.recurrence) and bool(record.cancelled or record.exceptions)
 
 

@@ -472,3 +472,17 @@ def test_any_series_updated_to_any_other_reads_back_as_the_other(
     finally:
         assert events.write([Delete(series_id)])[0].ok
     assert records(org) == []
+
+
+def test_a_copied_override_record_is_read_once_and_removed_by_the_next_update(
+    events: EventSide, org: CrmOrg, written: tuple[Event, str, str]
+) -> None:
+    series, series_id, cursor = written
+    copy = {k: v for k, v in override_of(org).items() if k not in ("id", "Modified_Time", "Created_Time")}
+    org.insert("Events", copy)
+
+    (item,) = read(events, cursor).items
+    assert events.write([Update(series_id, series, "ex-0")])[0].ok
+
+    assert item.record == series
+    assert len(masters_and_overrides(org)[1]) == 1

@@ -6,7 +6,8 @@ any other version, ``/crm/v2`` included, is a 404 ``INVALID_URL_PATTERN``):
 - ``POST /oauth/v2/token``: the refresh grant, with parameters in a form body or the query.
 - ``GET /crm/v8/org``, ``GET /crm/v8/users?type=AllUsers|ActiveUsers|DeactiveUsers|AdminUsers|CurrentUser``.
 - ``GET|POST|PUT|DELETE /crm/v8/{Module}``: list (``fields``, ``page``, ``per_page``,
-  ``page_token``, ``sort_order``, header ``If-Modified-Since``), insert, update, delete (``ids=a,b``).
+  ``page_token``, ``sort_order``, header ``If-Modified-Since``; or ``ids=a,b``: those
+  records), insert, update, delete (``ids=a,b``).
 - ``POST /crm/v8/{Module}/upsert``, ``GET /crm/v8/{Module}/deleted``,
   ``GET /crm/v8/{Module}/search?email=|criteria=``, ``GET|PUT|DELETE /crm/v8/{Module}/{id}``,
   ``GET /crm/v8/{Module}/{id}/Emails?owner_id=&index=`` (the Emails related list),
@@ -14,7 +15,8 @@ any other version, ``/crm/v2`` included, is a 404 ``INVALID_URL_PATTERN``):
 - ``GET|POST /crm/v8/settings/fields?module=``: field metadata, Create Custom Fields.
 - ``POST /crm/v8/coql`` with ``{"select_query": "select A, B from Module where F in ('a', 'b')
   limit 200 offset 0"}``: criteria ``F = 'a'`` and ``F in (...)`` (at most 50 values) joined
-  by ``or``, bracketed two at a time (``(A or (B or C))``), at most 25: the COQL exsync sends.
+  by ``or``, bracketed two at a time (``(A or (B or C))``), at most 25: the COQL exsync sends;
+  ``id`` is the record's id.
 
 v8's rules for reading records (Zoho's v8 OpenAPI ``record.json`` and the Get Records page):
 
@@ -43,6 +45,11 @@ themselves are in :mod:`fakes.crm.fields`):
   ``expected_data_type`` (and ``maximum_length`` when too long); a mandatory field missing is
   ``MANDATORY_NOT_FOUND``; a unique field's value taken is ``DUPLICATE_DATA``. A field name the
   module does not have is ignored: not stored, not echoed (unconfirmed: see the note below).
+- ``Recurring_Activity`` (Events) is Zoho's ``Recurring_Activity`` object of ``RRULE`` and
+  ``EXDATE`` strings: ``RRULE`` is required and must be a well-formed rule, ``EXDATE`` is
+  optional; anything else is per record ``INVALID_DATA`` with ``api_name`` (the key refused:
+  ``Recurring_Activity``, ``RRULE`` or ``EXDATE``), ``json_path``
+  (``$.data[1].Recurring_Activity.EXDATE``) and ``expected_data_type``.
 - There is no Emails module (``INVALID_MODULE``): a mail is associated with a Contact, Lead,
   Account or Deal (``associate_email``: ``from``, ``to``, ``original_message_id``, ``sent``,
   ``date_time`` required, ``subject`` 1 to 250 characters) and listed in the record's Emails
@@ -89,6 +96,19 @@ Choices where Zoho's documentation is vague, and simplifications:
   linked to the deal, with its contacts' mails in a second view); that associating the same
   Message-ID twice stores it twice. Zoho's Create Custom Fields API takes many more data
   types and properties than the nine types here.
+- Not confirmed either (Zoho's spec gives ``RRULE`` and ``EXDATE`` as plain strings and
+  documents neither format, nor anything for a changed single occurrence of a series):
+  ``EXDATE`` is ``yyyy-MM-dd`` dates separated by commas (empty: none); an ``RRULE`` is
+  ``NAME=VALUE`` parts joined by ``;``, each part once, from FREQ, INTERVAL, COUNT, UNTIL,
+  BYDAY, BYMONTHDAY, BYMONTH, BYSETPOS, BYYEARDAY, BYWEEKNO, WKST and DTSTART, with FREQ
+  one of DAILY, WEEKLY, MONTHLY, YEARLY (what Zoho's calendar repeats by), COUNT and
+  INTERVAL positive, not both COUNT and UNTIL, UNTIL and DTSTART ``yyyy-MM-dd`` or
+  ``yyyyMMdd[THHmmss[Z]]``, and the rest as RFC 5545 reads it; a refused key is
+  ``INVALID_DATA`` (Zoho may say ``MANDATORY_NOT_FOUND`` for a missing ``RRULE``). The fake
+  stores the object as written and expands nothing: a series is one record, as exsync
+  reads it. ``GET /{Module}?ids=`` lists the records that exist and leaves unknown ids out,
+  takes at most 100 ids (more is ``LIMIT_EXCEEDED``) and comes in one page in the order
+  asked; COQL ``where id in (...)`` selects by id as other fields.
 """
 
 from __future__ import annotations
@@ -274,6 +294,8 @@ class CrmApi:
         if order not in ("asc", "desc"):
             raise CrmError("INVALID_DATA", "invalid data", {"param": "sort_order"})
         fields = _fields(request)
+        if request.arg("ids") is not None:
+            return self._list_ids(call, fields)
         since = self._since(request)
         view = (call.module, order, since.isoformat() if since else "")
         page, per_page, offset = self._position(request, view)
@@ -283,6 +305,16 @@ class CrmApi:
         result.records = [_selected(r, fields) for r in result.records]
         token = self._tokens.issue(view, offset + per_page, self.org.now()) if result.more else None
         return _page_response(result, page, per_page, token=token)
+
+    def _list_ids(self, call: _Call, fields: list[str]) -> Response:
+        """``GET /{Module}?ids=a,b``: those records that exist, in the order asked, on one page."""
+        ids = list(dict.fromkeys(i for i in (call.request.arg("ids") or "").split(",") if i))
+        if not ids:
+            raise CrmError("INVALID_DATA", "invalid data", {"param": "ids"})
+        if len(ids) > MAX_RECORDS_PER_CALL:
+            raise _limit_exceeded()
+        records = [_selected(r, fields) for r in self.org.records_by_id(call.module, ids)]
+        return _page_response(Page(records, False), 1, len(ids))
 
     def _position(self, request: Request, view: tuple[str, ...]) -> tuple[int, int, int]:
         """The page, per_page and first record of a listing page: by ``page`` up to
@@ -486,7 +518,7 @@ class CrmApi:
 
 def _write(body: dict[str, Any], apply: _Apply) -> Response:
     """Apply each record of ``body["data"]``, with a Zoho status per record."""
-    results = [_apply_one(apply, record) for record in _records(body)]
+    results = [_apply_one(apply, record, index) for index, record in enumerate(_records(body))]
     succeeded = [r for r in results if r["status"] == "success"]
     if not succeeded:
         return Response.json({"data": results}, status=400)
@@ -494,11 +526,15 @@ def _write(body: dict[str, Any], apply: _Apply) -> Response:
     return Response.json({"data": results}, status=201 if inserted else 200)
 
 
-def _apply_one(apply: _Apply, record: dict[str, Any]) -> dict[str, Any]:
+def _apply_one(apply: _Apply, record: dict[str, Any], index: int) -> dict[str, Any]:
     try:
         action, view, duplicate_field = apply(record)
     except CrmError as exc:
-        return exc.payload()
+        payload = exc.payload()
+        path = payload["details"].get("json_path")
+        if isinstance(path, str) and path.startswith("$.data[0]"):  # where in this body
+            payload["details"] = {**payload["details"], "json_path": f"$.data[{index}]{path[len('$.data[0]') :]}"}
+        return payload
     return {
         "code": "SUCCESS",
         "action": action,

@@ -12,8 +12,11 @@ and ``details`` naming ``api_name`` and ``expected_data_type`` (Zoho's ``Invalid
 text kinds take strings no longer than ``length`` (``maximum_length`` then), ``email`` a
 mail address, ``date`` a real ``yyyy-MM-dd`` day, ``datetime`` ``yyyy-MM-ddTHH:mm:ss±HH:mm``,
 ``boolean`` true or false, ``integer``/``double``/``currency`` numbers, ``picklist`` one of its
-values, lookups an object with an ``id`` (resolved by the model), ``RRULE`` an object with an
-``RRULE`` string, ``participants`` a list of ``{type, participant}``.
+values, lookups an object with an ``id`` (resolved by the model), ``participants`` a list of
+``{type, participant}``. ``RRULE`` (``Recurring_Activity``, Zoho's ``Recurring_Activity``
+schema: ``RRULE`` and ``EXDATE`` strings) is checked by :func:`check_recurrence`: an object
+whose ``RRULE`` is a well-formed rule and whose ``EXDATE`` (optional) lists ``yyyy-MM-dd``
+dates separated by commas; a refusal names the key (``api_name``) and its ``json_path``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NoReturn
+
+from dateutil.rrule import rrulestr
 
 TEXT_TYPES = frozenset({"text", "textarea", "email", "phone", "website"})
 CUSTOM_TYPES = {  # data types the Create Custom Fields API takes here, with their default length
@@ -238,9 +243,76 @@ def check_value(spec: Field, value: Any) -> None:
     elif kind in ("lookup", "ownerlookup"):
         _expect(spec, isinstance(value, dict) and bool(value.get("id")))
     elif kind == "RRULE":
-        _expect(spec, isinstance(value, dict) and isinstance(value.get("RRULE"), str))
+        check_recurrence(spec, value)
     elif kind == "participants":
         _expect(spec, isinstance(value, list) and all(map(_participant, value)))
+
+
+RRULE_PARTS = frozenset(
+    {
+        "FREQ",
+        "INTERVAL",
+        "COUNT",
+        "UNTIL",
+        "BYDAY",
+        "BYMONTHDAY",
+        "BYMONTH",
+        "BYSETPOS",
+        "BYYEARDAY",
+        "BYWEEKNO",
+        "WKST",
+        "DTSTART",
+    }
+)
+FREQUENCIES = frozenset({"DAILY", "WEEKLY", "MONTHLY", "YEARLY"})  # what Zoho's calendar repeats by
+_RULE_DATE = re.compile(r"\d{4}-?\d{2}-?\d{2}(T\d{6}Z?)?")
+
+
+def check_recurrence(spec: Field, value: Any) -> None:
+    """Raise :class:`FieldError` unless ``value`` is a ``Recurring_Activity`` object: ``RRULE``
+    a well-formed rule (``FREQ=WEEKLY;BYDAY=MO;COUNT=10``), ``EXDATE`` absent, null or
+    ``yyyy-MM-dd`` dates separated by commas."""
+    path = f"$.data[0].{spec.api_name}"
+    if not isinstance(value, dict):
+        _refuse(spec.api_name, path, "jsonobject")
+    rule = value.get("RRULE")
+    if not isinstance(rule, str) or not _well_formed(rule):
+        _refuse("RRULE", f"{path}.RRULE", "text")
+    exdate = value.get("EXDATE")
+    if exdate is not None and not (isinstance(exdate, str) and _dates(exdate)):
+        _refuse("EXDATE", f"{path}.EXDATE", "text")
+
+
+def _well_formed(rule: str) -> bool:
+    parts: dict[str, str] = {}
+    for part in rule.split(";"):
+        name, equals, value = part.partition("=")
+        if not equals or not value or name not in RRULE_PARTS or name in parts:
+            return False
+        parts[name] = value
+    if parts.get("FREQ") not in FREQUENCIES or ("COUNT" in parts and "UNTIL" in parts):
+        return False
+    if any(not parts.get(n, "1").isdigit() or int(parts.get(n, "1")) < 1 for n in ("COUNT", "INTERVAL")):
+        return False
+    if any(n in parts and _RULE_DATE.fullmatch(parts[n]) is None for n in ("UNTIL", "DTSTART")):
+        return False
+    plain = ";".join(f"{n}={v}" for n, v in parts.items() if n not in ("UNTIL", "DTSTART"))
+    try:
+        rrulestr(plain, dtstart=datetime(2000, 1, 1))
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _dates(text: str) -> bool:
+    """Whether ``text`` is ``yyyy-MM-dd`` dates separated by commas (empty: none)."""
+    parts = [p.strip() for p in text.split(",")] if text.strip() else []
+    return all(_DATE.fullmatch(p) is not None and _real_date(p) for p in parts)
+
+
+def _refuse(api_name: str, json_path: str, expected: str) -> NoReturn:
+    details = {"api_name": api_name, "json_path": json_path, "expected_data_type": expected}
+    raise FieldError("INVALID_DATA", "invalid data", details)
 
 
 def _check_text(spec: Field, value: Any) -> None:

@@ -65,6 +65,7 @@ _INDEXED: dict[str, tuple[str, ...]] = {
     "Contacts": ("Email", "Account_Name"),
     "Leads": ("Email",),
     "Deals": ("Account_Name", "Contact_Name"),
+    "Events": ("Exsync_Series",),
 }
 _DISPLAY_FIELD = {
     "Accounts": "Account_Name",
@@ -581,6 +582,12 @@ class CrmOrg:
             store = self._module(module)
             return self._view(store, self._entry(store, record_id))
 
+    def records_by_id(self, module: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The records of ``ids`` that exist, in that order (``GET /{Module}?ids=``)."""
+        with self._lock:
+            store = self._module(module)
+            return [self._view(store, store.records[i]) for i in ids if i in store.records]
+
     def count(self, module: str) -> int:
         with self._lock:
             return len(self._module(module).records)
@@ -667,10 +674,19 @@ class CrmOrg:
         (COQL's default), each with ``id`` and the ``columns`` asked for."""
         with self._lock:
             store = self._module(module)
-            found = {e.id: e for field, values in criteria for value in values for e in store.find(field, value)}
+            found = {
+                e.id: e for field, values in criteria for value in values for e in self._matching(store, field, value)
+            }
             entries = sorted(found.values(), key=lambda e: int(e.id))
             views = [self._view(store, e) for e in entries[offset : offset + limit]]
         return Page([{c: v.get(c) for c in ("id", *columns)} for v in views], offset + limit < len(entries))
+
+    def _matching(self, store: _Module, field: str, value: str) -> list[_Entry]:
+        """Records whose ``field`` is ``value``; ``id`` is the record's id."""
+        if field.lower() == "id":
+            entry = store.records.get(value)
+            return [entry] if entry is not None else []
+        return store.find(field, value)
 
     def associate_email(
         self, module: str, record_id: str, email: Mapping[str, Any], actor: CrmUser | None = None

@@ -29,7 +29,7 @@ DEFAULT_USERS = (
 EXSYNC_FIELDS = {
     "Contacts": ("Exsync Link", "Exsync Company"),
     "Tasks": ("Exsync Link",),
-    "Events": ("Exsync Link", "Exsync UID"),
+    "Events": ("Exsync Link", "Exsync UID", "Exsync Time Zone", "Exsync Series", "Exsync Original Start"),
 }
 TASK_STATUSES = ("Not Started", "In Progress", "Completed", "Waiting for input", "Deferred")
 TASK_PRIORITIES = ("Highest", "High", "Normal", "Low", "Lowest")

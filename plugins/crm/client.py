@@ -190,6 +190,16 @@ class CrmClient:
         records = reply.get("data") or [None]
         return records[0]
 
+    def get_many(self, module: str, ids: Sequence[str], fields: Sequence[str]) -> list[dict[str, Any]]:
+        """The records of ``ids`` (at most :data:`MAX_WRITE`) that exist, with ``id`` and ``fields``:
+        one ``GET /{module}?ids=`` call."""
+        _check_size(ids)
+        if not ids:
+            return []
+        reply = self.call("GET", module, params={"ids": ",".join(ids), "fields": ",".join(fields)})
+        found: list[dict[str, Any]] = reply.get("data") or []
+        return found
+
     def insert(self, module: str, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Create up to 100 records; one outcome per record, in order."""
         return self._write("POST", module, {"data": list(records), "trigger": []})
@@ -218,15 +228,19 @@ class CrmClient:
             found.extend(page.records)
         return found
 
-    def search_any(self, module: str, field: str, values: Sequence[str]) -> list[dict[str, Any]]:
+    def search_any(
+        self, module: str, field: str, values: Sequence[str], columns: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
         """Records of ``module`` whose ``field`` equals any of ``values`` (at most
         :data:`MAX_CRITERIA`), in one search: ``criteria=((F:equals:a)or(F:equals:b)...)``.
-        Zoho wants ``(``, ``)`` and ``,`` in a value escaped with a backslash."""
+        Zoho wants ``(``, ``)`` and ``,`` in a value escaped with a backslash. Records come with
+        ``id``, ``field`` and ``columns``."""
         if len(values) > MAX_CRITERIA:
             raise ValueError(f"at most {MAX_CRITERIA} criteria per search, got {len(values)}")
         criteria = "or".join(f"({field}:equals:{_escape(v)})" for v in values)
         found: list[dict[str, Any]] = []
-        for page in self._pages(f"{module}/search", {"criteria": f"({criteria})", "fields": field}):
+        fields = ",".join(dict.fromkeys((field, *columns)))
+        for page in self._pages(f"{module}/search", {"criteria": f"({criteria})", "fields": fields}):
             found.extend(page.records)
         return found
 

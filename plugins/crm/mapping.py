@@ -11,6 +11,20 @@ creates through Zoho's Create Custom Fields API, or an admin in Setup > Modules 
   company name. Reading prefers the linked Account's name, so a contact a CRM user put in
   an Account shows that Account's name in Exchange; without an Account the text field is used.
 - ``Exsync_UID`` (Events, single line): the iCalendar UID of the event.
+- ``Exsync_Time_Zone`` (Events): the IANA time zone whose wall clock a series keeps (a Zoho
+  date-time carries only an offset).
+- ``Exsync_Series`` and ``Exsync_Original_Start`` (Events): on the record of a changed
+  occurrence, the id of its series' record and the occurrence's original start (UTC ISO).
+
+A recurring series is one Events record whose ``Recurring_Activity`` holds the ``RRULE`` and,
+in ``EXDATE``, the local dates (in the series' time zone; comma-separated ``yyyy-mm-dd``) of
+every occurrence taken out of the series' plain run: the cancelled ones and the originals of
+the changed ones, so that the CRM calendar shows no occurrence twice. Each changed occurrence
+is an Events record of its own (an *override*: its own time, title, venue and description,
+the series' participants) linked to the series by ``Exsync_Series``. Zoho documents nothing
+for a changed occurrence, hence the override records. Reading a series
+(:func:`series_from_native`), an EXDATE date is a cancelled occurrence unless an override
+record of that date exists; an override record whose date is not in EXDATE is none.
 
 Zoho insists on ``Last_Name``: a contact without one gets its first name moved there (or,
 without either, the local part of its e-mail address). :func:`to_native` followed by
@@ -26,15 +40,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from framework.model import Contact, Event, Mail, Task
+from framework.errors import RecordRejected
+from framework.model import Contact, Event, Mail, Occurrence, Task
+from framework.recurrence import is_occurrence, occurrence_starts, zone
 
 LINK_FIELD = "Exsync_Link"
 COMPANY_FIELD = "Exsync_Company"
 UID_FIELD = "Exsync_UID"
+ZONE_FIELD = "Exsync_Time_Zone"
+SERIES_FIELD = "Exsync_Series"
+ORIGINAL_FIELD = "Exsync_Original_Start"
 SINGLE_LINE_MAX = 255
 MULTI_LINE_MAX = 32000
 
@@ -172,6 +191,14 @@ def task_date(task: Task) -> date | None:
 
 # -- events -----------------------------------------------------------------------------------
 def event_to_native(event: Event) -> Native:
+    """The Events record of ``event``; a series' with its EXDATE and time zone (its changed
+    occurrences are records of their own: :func:`override_to_native`)."""
+    recurring: dict[str, str] | None = None
+    if event.recurrence:
+        recurring = {"RRULE": event.recurrence}
+        removed = exdates(event)
+        if removed:
+            recurring["EXDATE"] = ",".join(day.isoformat() for day in removed)
     return {
         "Event_Title": _out(event.subject),
         "Start_DateTime": format_time(event.start),
@@ -179,19 +206,113 @@ def event_to_native(event: Event) -> Native:
         "All_day": event.all_day,
         "Venue": _out(event.location),
         "Description": _out(event.body),
-        "Participants": [{"type": "email", "participant": address} for address in event.attendees],
-        "Recurring_Activity": {"RRULE": event.recurrence} if event.recurrence else None,
+        "Participants": _participants(event),
+        "Recurring_Activity": recurring,
         UID_FIELD: _out(event.ical_uid),
+        ZONE_FIELD: _out(event.timezone) if event.recurrence else None,
     }
 
 
+def _participants(event: Event) -> list[dict[str, str]]:
+    return [{"type": "email", "participant": address} for address in event.attendees]
+
+
 def event_from_native(native: Native) -> Event:
+    """The event of an Events record (a series without its override records)."""
+    return series_from_native(native, [])
+
+
+def as_written(event: Event) -> Event:
+    """``event`` with only the cancellations and exceptions whose original start is an
+    occurrence of its pattern: the others are not written."""
+    if not event.cancelled and not event.exceptions:
+        return event
+    try:
+        cancelled = tuple(m for m in event.cancelled if is_occurrence(event, m))
+        exceptions = tuple(o for o in event.exceptions if is_occurrence(event, o.original_start))
+    except RecordRejected:  # a pattern that does not expand holds no occurrence
+        cancelled, exceptions = (), ()
+    if (cancelled, exceptions) == (event.cancelled, event.exceptions):
+        return event
+    return replace(event, cancelled=cancelled, exceptions=exceptions)
+
+
+def exdates(event: Event) -> list[date]:
+    """The local dates of the occurrences taken out of ``event``'s plain run: the cancelled
+    ones and the originals of the changed ones (only those of the pattern)."""
+    written = as_written(event)
+    local = zone(written.timezone if not written.all_day else "")
+    moments = {*written.cancelled, *(o.original_start for o in written.exceptions)}
+    return sorted({moment.astimezone(local).date() for moment in moments})
+
+
+def override_to_native(event: Event, occurrence: Occurrence, series_id: str) -> Native:
+    """The Events record of one changed occurrence of the series ``event`` (record ``series_id``)."""
+    return {
+        "Event_Title": _out(occurrence.subject),
+        "Start_DateTime": format_time(occurrence.start),
+        "End_DateTime": format_time(occurrence.end),
+        "All_day": event.all_day,
+        "Venue": _out(occurrence.location),
+        "Description": _out(occurrence.body),
+        "Participants": _participants(event),
+        "Recurring_Activity": None,
+        UID_FIELD: None,
+        ZONE_FIELD: None,
+        SERIES_FIELD: series_id,
+        ORIGINAL_FIELD: format_time(occurrence.original_start.astimezone(UTC)),
+    }
+
+
+def overrides_to_native(event: Event, series_id: str) -> list[Native]:
+    """The override records of ``event``'s changed occurrences (those of its pattern)."""
+    return [override_to_native(event, o, series_id) for o in as_written(event).exceptions]
+
+
+def override_key(native: Native) -> tuple[str, datetime | None]:
+    """Which occurrence of which series an override record changes."""
+    return series_of(native), original_start(native)
+
+
+def override_content(native: Native) -> tuple[Any, ...]:
+    """What an override record holds, as read: equal for a payload and the record it made."""
+    all_day = bool(native.get("All_day"))
+    participants = sorted(a for a in map(_participant, native.get("Participants") or []) if a)
+    texts = (_text(native.get(name)) for name in ("Event_Title", "Venue", "Description"))
+    return (*override_key(native), *_times(native, all_day), all_day, *texts, participants)
+
+
+def series_of(native: Native) -> str:
+    """The series record an override record belongs to ('' for any other record)."""
+    return _text(native.get(SERIES_FIELD)).strip()
+
+
+def original_start(native: Native) -> datetime | None:
+    """The original start an override record replaces (None when unreadable)."""
+    try:
+        moment = parse_time(native.get(ORIGINAL_FIELD))
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment else None
+
+
+def has_exdates(native: Native) -> bool:
+    """Whether an Events record is a series with occurrences taken out (and so may have overrides)."""
+    recurring = native.get("Recurring_Activity")
+    return isinstance(recurring, dict) and bool(_exdate_values(recurring.get("EXDATE")))
+
+
+def series_from_native(native: Native, overrides: list[Native]) -> Event:
+    """The event of an Events record, a series with its cancellations (EXDATE dates) and
+    exceptions (``overrides``, its override records).
+
+    An EXDATE date stands for the occurrences on that local date; an override record counts
+    when its date is in EXDATE, for the occurrence at its original start (or, the pattern's
+    time of day changed since, the one on its date). What is left of EXDATE is cancelled."""
     recurring = native.get("Recurring_Activity")
     all_day = bool(native.get("All_day"))
-    start, end = parse_time(native.get("Start_DateTime")), parse_time(native.get("End_DateTime"))
-    if all_day:
-        start, end = _all_day(start, end)
-    return Event(
+    start, end = _times(native, all_day)
+    event = Event(
         subject=_text(native.get("Event_Title")),
         start=start,
         end=end,
@@ -201,7 +322,75 @@ def event_from_native(native: Native) -> Event:
         attendees=tuple(a for a in map(_participant, native.get("Participants") or []) if a),
         recurrence=_text(recurring.get("RRULE")) if isinstance(recurring, dict) else "",
         ical_uid=_text(native.get(UID_FIELD)),
+        timezone=_zone_name(native.get(ZONE_FIELD)),
     )
+    removed = set(_exdate_values(recurring.get("EXDATE"))) if isinstance(recurring, dict) else set()
+    if not event.recurrence or not removed:
+        return event
+    try:
+        return _with_exceptions(event, removed, overrides)
+    except RecordRejected:  # a pattern that does not expand: the series without them
+        return event
+
+
+def _with_exceptions(event: Event, removed: set[date], overrides: list[Native]) -> Event:
+    local = zone(event.timezone if not event.all_day else "")
+    until = datetime.combine(max(removed) + timedelta(days=2), time(), UTC)
+    on_day: dict[date, list[datetime]] = {}
+    for moment in occurrence_starts(event, until):
+        day = moment.astimezone(local).date()
+        if day in removed:
+            on_day.setdefault(day, []).append(moment)
+    changed: dict[datetime, Occurrence] = {}
+    for override in overrides:
+        original = original_start(override)
+        candidates = on_day.get(original.astimezone(local).date(), []) if original else []
+        free = [m for m in candidates if m not in changed]
+        chosen = original if original in free else next(iter(free), None)
+        if chosen is not None:
+            changed[chosen] = _occurrence(override, chosen, event.all_day)
+    cancelled = tuple(m for moments in on_day.values() for m in moments if m not in changed)
+    return replace(event, cancelled=cancelled, exceptions=tuple(changed.values()))
+
+
+def _occurrence(native: Native, original: datetime, all_day: bool) -> Occurrence:
+    start, end = _times(native, all_day or bool(native.get("All_day")))
+    return Occurrence(
+        original_start=original,
+        start=start,
+        end=end,
+        subject=_text(native.get("Event_Title")),
+        location=_text(native.get("Venue")),
+        body=_text(native.get("Description")),
+    )
+
+
+def _times(native: Native, all_day: bool) -> tuple[datetime | None, datetime | None]:
+    start, end = parse_time(native.get("Start_DateTime")), parse_time(native.get("End_DateTime"))
+    return _all_day(start, end) if all_day else (start, end)
+
+
+def _exdate_values(value: Any) -> list[date]:
+    """The dates of an EXDATE: ``yyyy-mm-dd`` (or ``yyyymmdd``, with or without a time) separated
+    by commas; what is no date is left out."""
+    days = []
+    for part in _text(value).split(","):
+        digits = part.strip().replace("-", "")[:8]
+        try:
+            days.append(date(int(digits[:4]), int(digits[4:6]), int(digits[6:8])))
+        except ValueError:
+            continue
+    return days
+
+
+def _zone_name(value: Any) -> str:
+    """The series' time zone: an IANA name, or '' (UTC) for anything else."""
+    name = _text(value).strip()
+    try:
+        zone(name)
+    except RecordRejected:
+        return ""
+    return name
 
 
 def _all_day(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
@@ -318,6 +507,9 @@ EVENT_FIELDS = (
     "Participants",
     "Recurring_Activity",
     UID_FIELD,
+    ZONE_FIELD,
+    SERIES_FIELD,
+    ORIGINAL_FIELD,
 )
 
 MAPPINGS: dict[str, ModuleMapping] = {
@@ -338,7 +530,13 @@ MAPPINGS: dict[str, ModuleMapping] = {
 CUSTOM_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "Contacts": ((LINK_FIELD, "Exsync Link"), (COMPANY_FIELD, "Exsync Company")),
     "Tasks": ((LINK_FIELD, "Exsync Link"),),
-    "Events": ((LINK_FIELD, "Exsync Link"), (UID_FIELD, "Exsync UID")),
+    "Events": (
+        (LINK_FIELD, "Exsync Link"),
+        (UID_FIELD, "Exsync UID"),
+        (ZONE_FIELD, "Exsync Time Zone"),
+        (SERIES_FIELD, "Exsync Series"),
+        (ORIGINAL_FIELD, "Exsync Original Start"),
+    ),
 }
 CUSTOM_TYPE, CUSTOM_LENGTH = "text", SINGLE_LINE_MAX
 
@@ -381,6 +579,9 @@ WRITTEN_FIELDS: dict[str, dict[str, str]] = {
         "Participants": "participants",
         "Recurring_Activity": "RRULE",
         UID_FIELD: "text",
+        ZONE_FIELD: "text",
+        SERIES_FIELD: "text",
+        ORIGINAL_FIELD: "text",
     },
 }
 

@@ -15,6 +15,10 @@ record that changes hands is reported as deleted to its former owner.
 Writing. A batch of at most 100 operations is at most three calls: one insert (Owner set to
 the user), one update, one delete. Each record's outcome is its own: a record Zoho refuses
 is a :class:`RecordRejected` naming the field; deleting a record already gone succeeds.
+
+Events: a recurring series with changed occurrences is several records read as one item
+(:class:`EventSide`); the cursor of the events side also keeps which series each override
+record known belongs to.
 """
 
 from __future__ import annotations
@@ -42,19 +46,26 @@ from framework.contracts import (
     WriteResult,
 )
 from framework.errors import AuthenticationFailed, ConfigurationError, RecordRejected, SyncError, SyncStateLost
-from framework.model import Mail, Record
+from framework.model import Event, Mail, Record
 from framework.state import User
-from plugins.crm.client import MAX_CRITERIA, MAX_SELECT_VALUES, CrmApiError, CrmClient, quotable
+from plugins.crm.client import MAX_CRITERIA, MAX_SELECT_VALUES, MAX_WRITE, CrmApiError, CrmClient, quotable
 from plugins.crm.mapping import (
     CUSTOM_FIELDS,
     CUSTOM_LENGTH,
     CUSTOM_TYPE,
     LINK_FIELD,
     MAPPINGS,
+    SERIES_FIELD,
     ModuleMapping,
     Native,
+    has_exdates,
     mail_fingerprint,
+    override_content,
+    override_key,
+    overrides_to_native,
     parse_time,
+    series_from_native,
+    series_of,
 )
 from plugins.crm.sweep import Listings
 
@@ -71,23 +82,29 @@ Adjust = Callable[..., Any]  # the ``exsync_adjust_native`` hook caller
 @dataclass
 class Cursor:
     """Where a side's last read ended: the newest modification and deletion seen, and the
-    fingerprints of (up to :data:`EDGE_MAX`) records modified in that newest second."""
+    fingerprints of (up to :data:`EDGE_MAX`) records modified in that newest second; for events,
+    the series of each override record known (Zoho's deleted listing names only ids)."""
 
     modified: datetime | None = None
     deleted: datetime | None = None
     edge: dict[str, str] = field(default_factory=dict)
+    series: dict[str, str] = field(default_factory=dict)  # override record id -> its series' id
 
     @classmethod
     def parse(cls, text: str) -> Cursor:
         try:
             data = json.loads(text)
             edge = {str(k): str(v) for k, v in (data.get("edge") or {}).items()}
-            return cls(parse_time(data.get("modified")), parse_time(data.get("deleted")), edge)
+            series = {str(k): str(v) for k, v in (data.get("series") or {}).items()}
+            return cls(parse_time(data.get("modified")), parse_time(data.get("deleted")), edge, series)
         except (ValueError, TypeError, AttributeError) as exc:
             raise SyncStateLost("The CRM read cursor is not readable; reading everything again.") from exc
 
     def dump(self) -> str:
-        return json.dumps({"modified": _iso(self.modified), "deleted": _iso(self.deleted), "edge": self.edge})
+        data: dict[str, Any] = {"modified": _iso(self.modified), "deleted": _iso(self.deleted), "edge": self.edge}
+        if self.series:
+            data["series"] = self.series
+        return json.dumps(data)
 
     def saw(self, native: Native) -> None:
         """Move the modification mark on to ``native`` if it is the newest seen."""
@@ -165,7 +182,7 @@ class ZohoCrmStore(CrmStore):
                 hint="Run 'exsync install --accept-terms --create-fields', or create them in the CRM "
                 "(Setup > Modules and Fields) with these API names.",
             )
-        kind = MailSide if entity == "mails" else ModuleSide
+        kind = {"mails": MailSide, "events": EventSide}.get(entity, ModuleSide)
         return kind(self.listings, mapping, self.user.crm_id, self._adjust)
 
     def missing_fields(self) -> list[RequiredField]:
@@ -241,24 +258,20 @@ class ModuleSide(Side):
     def pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
         full = cursor is None
         before = Cursor() if cursor is None else Cursor.parse(cursor)
-        after = Cursor(before.modified, before.deleted, dict(before.edge))
+        after = Cursor(before.modified, before.deleted, dict(before.edge), dict(before.series))
         since = before.modified - OVERLAP if before.modified and not full else None
         seen: set[str] = set()  # listed newest first: a record listed again is an older copy
         clock: datetime | None = None  # when the CRM listed the first page
         for page, served_at in self._modified_since(since, before):
             clock = clock or served_at
-            items: list[Item] = []
-            gone: list[str] = []
+            fresh: list[Native] = []
             for native in page:
                 after.saw(native)
                 record_id = str(native["id"])
-                if record_id in seen:
-                    continue
-                seen.add(record_id)
-                if self._owned(native):
-                    items.append(self._item(native))
-                elif not full:
-                    gone.append(record_id)
+                if record_id not in seen:
+                    seen.add(record_id)
+                    fresh.append(native)
+            items, gone = self._changes_in(fresh, full, after)
             yield Changes([i for i in items if self._in_window(i.record, window)], gone, None, full)
         # nothing modified yet: the next read starts from the CRM's clock, not from the beginning;
         # a cursor made from records is the same for every user who read them
@@ -266,8 +279,20 @@ class ModuleSide(Side):
         if full:
             after.deleted = after.modified
         else:
-            after.deleted = yield from self._deleted_pages(before.deleted)
+            after.deleted = yield from self._deleted_pages(before.deleted, after, window)
         yield Changes([], [], after.dump(), full)
+
+    def _changes_in(self, natives: list[Native], full: bool, after: Cursor) -> tuple[list[Item], list[str]]:
+        """The items of records listed as modified, and the ids of those that are no longer
+        the user's (reported as deleted, except in a full read)."""
+        items: list[Item] = []
+        gone: list[str] = []
+        for native in natives:
+            if self._owned(native):
+                items.append(self._item(native))
+            elif not full:
+                gone.append(str(native["id"]))
+        return items, gone
 
     def _modified_since(self, since: datetime | None, last: Cursor) -> Iterator[tuple[list[Native], datetime | None]]:
         """Pages of records modified since ``since`` (and when the CRM listed them), newest first,
@@ -281,14 +306,20 @@ class ModuleSide(Side):
                 fresh.append(native)
             yield fresh, page.served_at
 
-    def _deleted_pages(self, since: datetime | None) -> Generator[Changes, None, datetime | None]:
+    def _deleted_pages(
+        self, since: datetime | None, after: Cursor, window: Window
+    ) -> Generator[Changes, None, datetime | None]:
         """Pages of the deleted-records listing since ``since``; returns the newest deletion seen."""
         latest = since
         for page in self.listings.pages("deleted", self.module, since - OVERLAP if since else None):
-            yield Changes([], [str(entry["id"]) for entry in page.records], None)
+            yield self._deleted_changes([str(entry["id"]) for entry in page.records], after, window)
             for entry in page.records:
                 latest = _later(latest, parse_time(entry.get("deleted_time")))
         return latest
+
+    def _deleted_changes(self, ids: list[str], after: Cursor, window: Window) -> Changes:
+        """What the deletion of the records ``ids`` changes: those items are deleted."""
+        return Changes([], ids, None)
 
     def _owned(self, native: Native) -> bool:
         owner = native.get("Owner")
@@ -391,6 +422,230 @@ class ModuleSide(Side):
         native = self._sent.pop(record, None) or self._payload(record, "")
         result: Record = self.mapping.from_native(native)
         return result
+
+
+class EventSide(ModuleSide):
+    """Events, a recurring series with its changed occurrences as one item.
+
+    A series is one Events record (``Recurring_Activity`` with its RRULE and EXDATE); each
+    changed occurrence is an override record of its own (:mod:`plugins.crm.mapping`), never an
+    item. Reading: a series whose EXDATE is not empty is read with its override records (found
+    with a COQL query on ``Exsync_Series``, or searches once the CRM refused COQL; the records
+    not listed already fetched a hundred at a time); a changed override record makes its
+    series an item of the read, and a deleted one (its series known from the cursor) too.
+    Writing: a series is written first, then its override records are created, updated or
+    deleted to match its exceptions, a hundred a call; deleting a series deletes them.
+    """
+
+    def __init__(self, listings: Listings, mapping: ModuleMapping, owner_id: str, adjust: Adjust | None) -> None:
+        super().__init__(listings, mapping, owner_id, adjust)
+        self._built: set[str] = set()  # series made items in this read
+        self._coql = True
+
+    def pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
+        self._built = set()
+        return super().pages(cursor, window)
+
+    # reading ------------------------------------------------------------------------------
+    def _changes_in(self, natives: list[Native], full: bool, after: Cursor) -> tuple[list[Item], list[str]]:
+        listed: dict[str, Native] = {}
+        wanted: set[str] = set()  # series read with their override records
+        for native in natives:
+            record_id, series_id = str(native["id"]), series_of(native)
+            if series_id:
+                if self._owned(native):  # override records belong to their series' owner
+                    after.series[record_id] = series_id
+                    wanted.add(series_id)
+            elif record_id not in self._built:  # else an older copy of a series read already
+                listed[record_id] = native
+        items: list[Item] = []
+        gone: list[str] = []
+        for record_id, native in listed.items():
+            if not self._owned(native):
+                wanted.discard(record_id)
+                if not full:
+                    gone.append(record_id)
+            elif has_exdates(native):
+                wanted.add(record_id)
+            elif record_id not in wanted:
+                items.append(self._item(native))
+        at_hand = {str(n["id"]): n for n in natives}
+        return items + self._series_items(wanted, at_hand, after), gone
+
+    def _deleted_changes(self, ids: list[str], after: Cursor, window: Window) -> Changes:
+        """Deleted series are deleted items; a series whose override record was deleted is read again."""
+        deleted = set(ids)
+        overrides = {i: after.series.pop(i) for i in ids if i in after.series}
+        for override_id, series_id in list(after.series.items()):
+            if series_id in deleted:
+                del after.series[override_id]
+        items = self._series_items(set(overrides.values()) - deleted, {}, after)
+        kept = [i for i in items if self._in_window(i.record, window)]
+        return Changes(kept, [i for i in ids if i not in overrides], None)
+
+    def _series_items(self, ids: set[str], at_hand: dict[str, Native], after: Cursor) -> list[Item]:
+        """The items of the series ``ids`` that are the user's, each with its override records
+        (``at_hand``: records listed already, as they are now)."""
+        ids = ids - self._built
+        if not ids:
+            return []
+        self._built |= ids
+        pairs = self._override_ids(sorted(ids))
+        for override_id, series_id in list(after.series.items()):
+            if series_id in ids:
+                del after.series[override_id]
+        after.series.update(pairs)
+        natives = {**at_hand, **self._fetch([i for i in (*sorted(ids), *pairs) if i not in at_hand])}
+        overrides: dict[str, list[Native]] = {}
+        for override_id, series_id in pairs.items():
+            native = natives.get(override_id)
+            if native is not None and series_of(native) == series_id:
+                overrides.setdefault(series_id, []).append(native)
+        items = []
+        for series_id in sorted(ids):
+            master = natives.get(series_id)
+            if master is not None and self._owned(master) and not series_of(master):
+                event = series_from_native(master, overrides.get(series_id, []))
+                items.append(Item(series_id, event, str(master.get(LINK_FIELD) or "")))
+        return items
+
+    def _override_ids(self, series_ids: Sequence[str]) -> dict[str, str]:
+        """The override records of ``series_ids``: {override id: series id}."""
+        found: dict[str, str] = {}
+        for chunk in _chunks([i for i in series_ids if quotable(i)], MAX_SELECT_VALUES):
+            for record in self._select_overrides(chunk):
+                if series_of(record) in chunk:
+                    found[str(record["id"])] = series_of(record)
+        return found
+
+    def _select_overrides(self, series_ids: list[str]) -> list[Native]:
+        if self._coql:
+            try:
+                return self.client.select_in(self.module, SERIES_FIELD, series_ids, (SERIES_FIELD,))
+            except (CrmApiError, AuthenticationFailed):  # a login that truly fails fails the search too
+                self._coql = False
+        search = self.client.search_any
+        return [r for part in _chunks(series_ids, MAX_CRITERIA) for r in search(self.module, SERIES_FIELD, part)]
+
+    def _fetch(self, ids: Sequence[str]) -> dict[str, Native]:
+        """The records of ``ids`` that exist, by id, a hundred a call."""
+        found: dict[str, Native] = {}
+        for chunk in _chunks(list(dict.fromkeys(ids)), MAX_WRITE):
+            found.update((str(n["id"]), n) for n in self.client.get_many(self.module, chunk, self.mapping.read_fields))
+        return found
+
+    # writing ------------------------------------------------------------------------------
+    def _create(self, ops: list[Create]) -> list[WriteResult]:
+        results = super()._create(ops)
+        series = {
+            r.id: op.record
+            for op, r in zip(ops, results, strict=True)
+            if r.id and isinstance(op.record, Event) and _changed_series(op.record)
+        }
+        if not series:
+            return results
+        owner = {"id": self.owner_id}
+        inserts = [(i, {**n, "Owner": owner}) for i, event in series.items() for n in overrides_to_native(event, i)]
+        failed = self._write_overrides(inserts, [], [])
+        if failed:
+            self._guarded(self._delete, [Delete(i) for i in failed])  # no half-made series is left
+        return [WriteResult(error=failed[r.id]) if r.id in failed else r for r in results]
+
+    def _update(self, ops: list[Update]) -> list[WriteResult]:
+        results = super()._update(ops)
+        written = {op.id: op.record for op, r in zip(ops, results, strict=True) if r.ok}
+        if not written:
+            return results
+        try:
+            existing = self._overrides_of(list(written))
+        except AuthenticationFailed:
+            raise
+        except SyncError as exc:
+            return [WriteResult(error=exc) if op.id in written else r for op, r in zip(ops, results, strict=True)]
+        inserts: list[tuple[str, Native]] = []
+        updates: list[tuple[str, Native]] = []
+        deletes: list[tuple[str, str]] = []
+        owner = {"id": self.owner_id}
+        for series_id, record in written.items():
+            wanted = overrides_to_native(record, series_id) if isinstance(record, Event) else []
+            have: dict[tuple[str, datetime | None], Native] = {}
+            for native in existing.get(series_id, []):  # one record an occurrence: copies go
+                if override_key(native) in have:
+                    deletes.append((series_id, str(native["id"])))
+                else:
+                    have[override_key(native)] = native
+            for native in wanted:
+                current = have.pop(override_key(native), None)
+                if current is None:
+                    inserts.append((series_id, {**native, "Owner": owner}))
+                elif override_content(current) != override_content(native):
+                    updates.append((series_id, {**native, "id": str(current["id"])}))
+            deletes += [(series_id, str(n["id"])) for n in have.values()]
+        failed = self._write_overrides(inserts, updates, deletes)
+        return [WriteResult(error=failed[op.id]) if op.id in failed else r for op, r in zip(ops, results, strict=True)]
+
+    def _delete(self, ops: list[Delete]) -> list[WriteResult]:
+        results = super()._delete(ops)
+        gone = [op.id for op, r in zip(ops, results, strict=True) if r.ok]
+        if gone:
+            try:
+                overrides = self._override_ids(gone)
+                self._write_overrides([], [], [(s, o) for o, s in overrides.items()])
+            except AuthenticationFailed:
+                raise
+            except SyncError:  # an override record left behind is never an item
+                pass
+        return results
+
+    def _overrides_of(self, series_ids: list[str]) -> dict[str, list[Native]]:
+        """The override records of ``series_ids``, by series."""
+        pairs = self._override_ids(series_ids)
+        found: dict[str, list[Native]] = {}
+        for override_id, native in self._fetch(list(pairs)).items():
+            if series_of(native) == pairs[override_id]:
+                found.setdefault(pairs[override_id], []).append(native)
+        return found
+
+    def _write_overrides(
+        self, inserts: list[tuple[str, Native]], updates: list[tuple[str, Native]], deletes: list[tuple[str, str]]
+    ) -> dict[str, SyncError]:
+        """Insert, update and delete override records, a hundred a call; the first error of each
+        series whose override records were not all written."""
+        failed: dict[str, SyncError] = {}
+        calls: list[tuple[Callable[[str, list[Any]], list[dict[str, Any]]], list[tuple[str, Any]]]] = [
+            (self.client.insert, inserts),
+            (self.client.update, updates),
+            (self.client.delete, deletes),
+        ]
+        for call, entries in calls:
+            for start in range(0, len(entries), MAX_WRITE):
+                chunk = entries[start : start + MAX_WRITE]
+                try:
+                    outcomes = call(self.module, [payload for _, payload in chunk])
+                except AuthenticationFailed:
+                    raise
+                except SyncError as exc:
+                    for series_id, _ in chunk:
+                        failed.setdefault(series_id, exc)
+                    continue
+                for (series_id, _), outcome in zip(chunk, outcomes, strict=True):
+                    if not _ok(outcome) and not (call == self.client.delete and _field(outcome) == "id"):
+                        failed.setdefault(series_id, self._rejected(outcome))
+        return failed
+
+    # echo ---------------------------------------------------------------------------------
+    def echo(self, record: Record) -> Record:
+        """What reading ``record`` back gives; a series read with its override records."""
+        if not _changed_series(record):
+            return super().echo(record)
+        assert isinstance(record, Event)
+        native = self._sent.pop(record, None) or self._payload(record, "")
+        return series_from_native(native, overrides_to_native(record, ""))
+
+
+def _changed_series(record: Record) -> bool:
+    """Whether ``record`` is a series with cancelled or changed occurrences."""
+    return isinstance(record, Event) and bool(record.recurrence) and bool(record.cancelled or record.exceptions)
 
 
 class MailSide(ModuleSide):

@@ -883,3 +883,99 @@ def test_coql_queries_have_their_own_concurrency_limit(crm: httpx.Client, org: C
     assert crm.get("/crm/v8/org").status_code == 200  # other calls are not held back
     org.limits.sub_concurrency = 10
     assert crm.post("/crm/v8/coql", json=query).status_code == 204
+
+
+# recurring events ---------------------------------------------------------------------------------
+def _event(recurring: Any, title: str = "Weekly") -> dict[str, Any]:
+    return {
+        "Event_Title": title,
+        "Start_DateTime": "2030-03-04T09:00:00+01:00",
+        "End_DateTime": "2030-03-04T10:00:00+01:00",
+        "Recurring_Activity": recurring,
+    }
+
+
+def test_a_series_keeps_its_rrule_and_exdate_as_written(crm: httpx.Client, org: CrmOrg) -> None:
+    recurring = {"RRULE": "FREQ=WEEKLY;BYDAY=MO;COUNT=10", "EXDATE": "2030-03-18,2030-04-01"}
+
+    reply = crm.post("/crm/v8/Events", json={"data": [_event(recurring), _event({"RRULE": "FREQ=DAILY"})]})
+
+    first, second = [r["details"]["id"] for r in reply.json()["data"]]
+    assert reply.status_code == 201
+    assert org.get("Events", first)["Recurring_Activity"] == recurring
+    assert org.get("Events", second)["Recurring_Activity"] == {"RRULE": "FREQ=DAILY"}
+
+
+@pytest.mark.parametrize(
+    ("recurring", "api_name", "path"),
+    [
+        ("FREQ=WEEKLY", "Recurring_Activity", "$.data[1].Recurring_Activity"),
+        (["FREQ=WEEKLY"], "Recurring_Activity", "$.data[1].Recurring_Activity"),
+        ({"EXDATE": "2030-03-18"}, "RRULE", "$.data[1].Recurring_Activity.RRULE"),
+        ({"RRULE": ""}, "RRULE", "$.data[1].Recurring_Activity.RRULE"),
+        ({"RRULE": "FREQ=SOMETIMES"}, "RRULE", "$.data[1].Recurring_Activity.RRULE"),
+        ({"RRULE": "FREQ=WEEKLY;BYDAY=XX"}, "RRULE", "$.data[1].Recurring_Activity.RRULE"),
+        ({"RRULE": "FREQ=WEEKLY;COUNT=3;UNTIL=2030-05-01"}, "RRULE", "$.data[1].Recurring_Activity.RRULE"),
+        ({"RRULE": "FREQ=DAILY;COUNT=0"}, "RRULE", "$.data[1].Recurring_Activity.RRULE"),
+        ({"RRULE": "FREQ=DAILY;FREQ=WEEKLY"}, "RRULE", "$.data[1].Recurring_Activity.RRULE"),
+        ({"RRULE": "FREQ=DAILY", "EXDATE": "2030/03/18"}, "EXDATE", "$.data[1].Recurring_Activity.EXDATE"),
+        ({"RRULE": "FREQ=DAILY", "EXDATE": "2030-02-30"}, "EXDATE", "$.data[1].Recurring_Activity.EXDATE"),
+        ({"RRULE": "FREQ=DAILY", "EXDATE": "2030-03-18;2030-03-19"}, "EXDATE", "$.data[1].Recurring_Activity.EXDATE"),
+        ({"RRULE": "FREQ=DAILY", "EXDATE": ["2030-03-18"]}, "EXDATE", "$.data[1].Recurring_Activity.EXDATE"),
+    ],
+)
+def test_a_recurrence_zoho_cannot_read_is_refused_naming_where(
+    crm: httpx.Client, org: CrmOrg, recurring: Any, api_name: str, path: str
+) -> None:
+    good = _event({"RRULE": "FREQ=WEEKLY;BYDAY=MO;UNTIL=2030-05-01", "EXDATE": "2030-03-11"}, "Fine")
+
+    reply = crm.post("/crm/v8/Events", json={"data": [good, _event(recurring)]})
+
+    outcome = reply.json()["data"][1]
+    assert reply.status_code == 201 and reply.json()["data"][0]["status"] == "success"
+    assert (outcome["code"], outcome["details"]["api_name"], outcome["details"]["json_path"]) == (
+        "INVALID_DATA",
+        api_name,
+        path,
+    )
+    assert org.count("Events") == 1
+
+
+def test_an_update_with_a_bad_exdate_changes_nothing(crm: httpx.Client, org: CrmOrg) -> None:
+    record_id = org.insert("Events", _event({"RRULE": "FREQ=DAILY;COUNT=5"}))["id"]
+
+    reply = crm.put(
+        "/crm/v8/Events",
+        json={"data": [{"id": record_id, "Recurring_Activity": {"RRULE": "FREQ=DAILY", "EXDATE": "x"}}]},
+    )
+
+    assert reply.status_code == 400 and reply.json()["data"][0]["details"]["json_path"] == (
+        "$.data[0].Recurring_Activity.EXDATE"
+    )
+    assert org.get("Events", record_id)["Recurring_Activity"] == {"RRULE": "FREQ=DAILY;COUNT=5"}
+
+
+def test_records_are_read_by_their_ids_and_coql_selects_by_id(crm: httpx.Client, org: CrmOrg) -> None:
+    ids = [org.insert("Events", _event(None, f"E{n}"))["id"] for n in range(3)]
+
+    listed = crm.get(
+        "/crm/v8/Events", params={"ids": f"{ids[2]},4150868999999999999,{ids[0]}", "fields": "Event_Title"}
+    )
+    selected = crm.post(
+        "/crm/v8/coql", json={"select_query": f"select Event_Title from Events where id in ('{ids[1]}') limit 200"}
+    )
+    too_many = crm.get("/crm/v8/Events", params={"ids": ",".join(str(n) for n in range(101)), "fields": "Event_Title"})
+
+    assert [(r["id"], r["Event_Title"]) for r in listed.json()["data"]] == [(ids[2], "E2"), (ids[0], "E0")]
+    assert selected.json()["data"] == [{"id": ids[1], "Event_Title": "E1"}]
+    assert too_many.status_code == 400 and too_many.json()["code"] == "LIMIT_EXCEEDED"
+
+
+def test_the_series_fields_of_an_org_set_up_for_exsync_exist_only_once_created(org: CrmOrg) -> None:
+    bare = new_org(custom_fields=False)
+    names = {"Exsync_Time_Zone", "Exsync_Series", "Exsync_Original_Start"}
+
+    assert names <= {f["api_name"] for f in org.field_resources("Events")}
+    assert not names & {f["api_name"] for f in bare.field_resources("Events")}
+    stored = bare.insert("Events", {**_event(None), "Exsync_Series": "1", "Exsync_Time_Zone": "Europe/Berlin"})
+    assert "Exsync_Series" not in stored and "Exsync_Time_Zone" not in stored

@@ -380,8 +380,33 @@ def test_a_full_round_pages_through_large_mailboxes(fakes: Fakes) -> None:
         fakes.tenant.create(box, "contacts", contact(n))
     side = fakes.store().side("contacts")
     holder: dict[str, Any] = {}
-    assert requests_of(fakes, lambda: holder.setdefault("changes", side.read(None, WINDOW))) == 3
+    # three delta pages of 999, and the links listed in three pages of 999 (delta takes no $expand)
+    assert requests_of(fakes, lambda: holder.setdefault("changes", side.read(None, WINDOW))) == 6
     assert len(holder["changes"].items) == 2100
+
+
+@pytest.mark.parametrize("entity", ["contacts", "events", "tasks"])
+def test_links_are_read_on_full_and_later_rounds(fakes: Fakes, entity: str) -> None:
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    records = {
+        "contacts": lambda n: Contact(first_name="Ann", last_name=f"Lee{n}", email=f"ann{n}@x.example"),
+        "events": lambda n: Event(subject=f"Demo {n}", start=start, end=start + timedelta(hours=1)),
+        "tasks": lambda n: Task(subject=f"Call {n}"),
+    }[entity]
+    writer = fakes.store(user=ALICE).side(entity)
+    creates = [Create(records(n), f"crm-{n}") for n in range(45)]
+    ids = [r.id for start in range(0, 45, 20) for r in writer.write(creates[start : start + 20])]
+    side = fakes.store(user=ALICE).side(entity)
+    first = side.read(None, WINDOW)
+    assert {i.id: i.link for i in first.items} == {i: f"crm-{n}" for n, i in enumerate(ids)}
+    later = fakes.store(user=ALICE).side(entity)  # a new run: nothing known of the links
+    updates = [Update(i, records(n + 100), f"crm-{n}") for n, i in enumerate(ids[:25])]
+    assert all(r.error is None for r in [*writer.write(updates[:20]), *writer.write(updates[20:])])
+    holder: dict[str, Any] = {}
+    sent = requests_of(fakes, lambda: holder.setdefault("changes", later.read(first.cursor, WINDOW)))
+    assert {i.id: i.link for i in holder["changes"].items} == {i: f"crm-{n}" for n, i in enumerate(ids[:25])}
+    # the delta page, and: the links of 25 contacts in two $batch; all events' in one listing; tasks' expanded
+    assert sent == {"contacts": 3, "events": 2, "tasks": 1}[entity]
 
 
 def test_an_expired_delta_token_is_sync_state_lost(fakes: Fakes) -> None:

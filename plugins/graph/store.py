@@ -6,7 +6,8 @@ counterpart's id in a single-value extended property (a linked resource on To Do
 back into :attr:`Item.link`. calendarView and contact delta do not take ``$expand``, so the
 links of what a delta page brings are read apart: on a full round, every item's link in one
 listing of the collection (999 a page, only the id and the link); on a later round, the
-changed items' links 20 per ``$batch``. To Do's task delta expands the linked resources itself.
+changed items' links 20 per ``$batch``, or the listing when that takes fewer requests. To
+Do's task delta expands the linked resources itself.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class GraphSide(Side):
         # the cross-link of each item as this run read or wrote it, and whether every item's was listed
         self._links: dict[str, str] = {}
         self._links_listed = False
+        self._size: int | None = None  # the collection's item count, once asked
 
     # reading ------------------------------------------------------------------------------------
     @abstractmethod
@@ -95,13 +97,25 @@ class GraphSide(Side):
             self._links.update((str(r["id"]), mapping.link_of(r)) for r in resources)
             return
         missing = [str(r["id"]) for r in resources if str(r["id"]) not in self._links]
-        if missing and full and not self._links_listed:
+        if missing and not self._links_listed and (full or self._listing_is_cheaper(len(missing))):
             self._list_links()
             missing = [i for i in missing if i not in self._links]
         self._get_links(missing)
 
+    def _listing_is_cheaper(self, count: int) -> bool:
+        """Whether listing every item's link takes fewer requests than reading ``count`` of them
+        20 per ``$batch`` (the size of the collection is asked once, when it may be)."""
+        batches = -(-count // BATCH_LIMIT)
+        if batches <= 1:
+            return False
+        if self._size is None:
+            answer = self.client.get(self.collection(), {"$count": "true", "$top": "1", "$select": "id"})
+            self._size = int(answer.get("@odata.count") or 0)
+        return bool(self._size) and -(-self._size // PAGE_SIZE) < batches
+
     def _link(self, resource: Json) -> str:
-        """The cross-link of ``resource``; read now if its page's links were not."""
+        """The cross-link of ``resource``. A caller that did not read its page's links first
+        (:meth:`read_links`) has every item's listed, once per run."""
         if str(resource["id"]) not in self._links:
             self.read_links([resource], full=True)
         return self._links.get(str(resource["id"]), "")

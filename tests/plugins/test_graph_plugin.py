@@ -399,14 +399,20 @@ def test_links_are_read_on_full_and_later_rounds(fakes: Fakes, entity: str) -> N
     side = fakes.store(user=ALICE).side(entity)
     first = side.read(None, WINDOW)
     assert {i.id: i.link for i in first.items} == {i: f"crm-{n}" for n, i in enumerate(ids)}
-    later = fakes.store(user=ALICE).side(entity)  # a new run: nothing known of the links
-    updates = [Update(i, records(n + 100), f"crm-{n}") for n, i in enumerate(ids[:25])]
-    assert all(r.error is None for r in [*writer.write(updates[:20]), *writer.write(updates[20:])])
-    holder: dict[str, Any] = {}
-    sent = requests_of(fakes, lambda: holder.setdefault("changes", later.read(first.cursor, WINDOW)))
-    assert {i.id: i.link for i in holder["changes"].items} == {i: f"crm-{n}" for n, i in enumerate(ids[:25])}
-    # the delta page, and: the links of 25 contacts in two $batch; all events' in one listing; tasks' expanded
-    assert sent == {"contacts": 3, "events": 2, "tasks": 1}[entity]
+    cursor, sent = first.cursor, []
+    for changed in (5, 25):  # each round a new run, which knows none of the links
+        updates = [Update(i, records(n + changed), f"crm-{n}-{changed}") for n, i in enumerate(ids[:changed])]
+        assert all(r.error is None for r in [*writer.write(updates[:20]), *writer.write(updates[20:])])
+        later = fakes.store(user=ALICE).side(entity)
+        holder: dict[str, Any] = {}
+        sent.append(requests_of(fakes, lambda s=later, c=cursor, h=holder: h.setdefault("c", s.read(c, WINDOW))))
+        cursor = holder["c"].cursor
+        # a task's linked resource is written on create only
+        links = [f"crm-{n}" if entity == "tasks" else f"crm-{n}-{changed}" for n in range(changed)]
+        assert {i.id: i.link for i in holder["c"].items} == dict(zip(ids, links, strict=False))
+    # after the delta page: 5 contacts' links in one $batch; 25 in one listing, after asking how many
+    # there are (fewer requests than two $batch); every event's link listed; a task delta expands them
+    assert sent == {"contacts": [2, 3], "events": [2, 2], "tasks": [1, 1]}[entity]
 
 
 def test_an_expired_delta_token_is_sync_state_lost(fakes: Fakes) -> None:

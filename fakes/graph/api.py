@@ -46,7 +46,9 @@ encodes the change-log number at the start of the round, the window, the query o
 generation (:meth:`GraphApi.expire_delta_tokens` makes all tokens 410 SyncStateNotFound).
 Later rounds read only ``Tenant.changes`` (O(changes)): full resources for changed items and
 ``{"id", "@removed": {"reason": "deleted"}}`` for deleted ones. Page size:
-``Prefer: odata.maxpagesize=N`` (default 100).
+``Prefer: odata.maxpagesize=N`` (default 100). Each delta function refuses the query options
+Graph's reference says it does not support (:mod:`fakes.graph.delta_options`): calendarView
+and contact delta take no ``$expand``, calendarView delta no ``$select`` either.
 
 Events: start/end are returned in UTC, or in the zone of ``Prefer: outlook.timezone``, with
 ``originalStartTimeZone``/``originalEndTimeZone``; IANA names and common Windows names are
@@ -75,7 +77,7 @@ Batch: at most 20 steps, run in order through the same router with the outer Aut
 :meth:`GraphApi.throttle_batch_items` makes the next steps 429 with Retry-After.
 
 Not reproduced: creating messages, attachment content, other folders than the default ones,
-``$search``, change notifications, the limits of delta queries on ``$select``/``$expand``.
+``$search``, change notifications.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ from fakes.graph.calendar import (
     delta_rows,
     removed_rows,
 )
+from fakes.graph.delta_options import delta_rules
 from fakes.graph.directory import DirectoryRoutes
 from fakes.graph.errors import (
     GraphError,
@@ -305,6 +308,8 @@ class GraphApi:
     # delta ------------------------------------------------------------------------------------
     def delta(self, call: Call, box: Mailbox, folder: str, *, windowed: bool = False) -> Response:
         """A delta round of ``folder`` (``windowed``: calendarView's, with startDateTime/endDateTime)."""
+        options = {name: call.request.arg(name) or "" for name in call.request.query if name.startswith("$")}
+        delta_rules(folder, windowed=windowed).check(options)
         return self.serve(call, lambda: self._delta_round(call, box, folder, windowed))
 
     def _delta_round(self, call: Call, box: Mailbox, folder: str, windowed: bool) -> Cursor:

@@ -3,7 +3,8 @@
 ``$select`` (``id`` and ``@odata.etag`` always kept), ``$filter`` (``eq ne gt ge lt le`` and
 ``startswith(name,'text')`` on top-level string, boolean and date fields, joined by ``and``),
 ``$orderby`` (``name [asc|desc]``, comma-separated), ``$count=true``, ``$expand`` of
-``singleValueExtendedProperties($filter=id eq '...')``, and the ``Prefer`` header's
+``singleValueExtendedProperties($filter=id eq '...')`` or ``linkedResources`` (shown whatever
+``$select`` says, as expanded properties are), and the ``Prefer`` header's
 ``outlook.timezone`` and ``outlook.body-content-type``.
 """
 
@@ -120,7 +121,8 @@ class Query:
             res["body"] = {"contentType": "text", "content": html_to_text(str(body.get("content") or ""))}
         if self.select is None:
             return res
-        return {k: v for k, v in res.items() if k.lower() in self.select or k in _ALWAYS}
+        expanded_nav = {"linkedResources"} if self.linked else set()
+        return {k: v for k, v in res.items() if k.lower() in self.select or k in _ALWAYS or k in expanded_nav}
 
 
 def _parse_filter(text: str) -> tuple[_Clause, ...]:

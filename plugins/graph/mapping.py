@@ -93,6 +93,11 @@ def link_of(resource: Json) -> str:
     return ""
 
 
+def carries_link(resource: Json) -> bool:
+    """Whether ``resource`` (a payload written) sets the cross-link."""
+    return "singleValueExtendedProperties" in resource or "linkedResources" in resource
+
+
 def with_link(entity: str, payload: Json, link: str, *, create: bool) -> Json:
     """``payload`` carrying the cross-link: a single-value extended property, or for a To Do task
     (whose type has no extended properties) a linked resource, which Graph takes on create only."""

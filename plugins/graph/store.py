@@ -2,7 +2,12 @@
 
 Every side reads with delta queries (the cursor is the ``@odata.deltaLink``, so an unchanged
 mailbox costs one request) and writes through JSON ``$batch`` of 20. Writes carry the
-counterpart's id in a single-value extended property, read back into :attr:`Item.link`.
+counterpart's id in a single-value extended property (a linked resource on To Do tasks), read
+back into :attr:`Item.link`. calendarView and contact delta do not take ``$expand``, so the
+links of what a delta page brings are read apart: on a full round, every item's link in one
+listing of the collection (999 a page, only the id and the link); on a later round, the
+changed items' links 20 per ``$batch``, or the listing when that takes fewer requests. To
+Do's task delta expands the linked resources itself.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class GraphSide(Side):
     batch_size: ClassVar[int] = BATCH_LIMIT
     entity: ClassVar[str]
     link_expand: ClassVar[str] = mapping.LINK_EXPAND
+    delta_expands: ClassVar[bool] = False  # whether the delta function takes $expand of the link
 
     def __init__(self, client: GraphClient, mailbox: str, hook: Any) -> None:
         self.client = client
@@ -55,6 +61,10 @@ class GraphSide(Side):
         # the @odata.etag of each item as this run read or wrote it: updates and deletes send it
         # as If-Match, so that a change made in Exchange meanwhile is never overwritten
         self._etags: dict[str, str] = {}
+        # the cross-link of each item as this run read or wrote it, and whether every item's was listed
+        self._links: dict[str, str] = {}
+        self._links_listed = False
+        self._size: int | None = None  # the collection's item count, once asked
 
     # reading ------------------------------------------------------------------------------------
     @abstractmethod
@@ -63,11 +73,12 @@ class GraphSide(Side):
 
     def first_delta(self, window: Window) -> tuple[str, dict[str, str]]:
         """The delta URL and parameters that start a full round."""
-        return f"{self.collection()}/delta", {"$expand": self.link_expand}
+        return f"{self.collection()}/delta", {"$expand": self.link_expand} if self.delta_expands else {}
 
     def pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
         url, params = (cursor, None) if cursor else self.first_delta(window)
         for page in self.client.delta_pages(url, params, page_size=PAGE_SIZE, headers={"Prefer": UTC_PREFER}):
+            self.read_links(page.items, full=cursor is None)
             items = [self.item(resource) for resource in page.items]
             cursor_after = page.delta_link or None
             yield Changes([i for i in items if i is not None], page.removed, cursor_after, full=cursor is None)
@@ -75,7 +86,61 @@ class GraphSide(Side):
     def item(self, resource: Json) -> Item | None:
         self._remember_etag(resource)
         record = mapping.FROM_GRAPH[self.entity](resource)
-        return Item(str(resource["id"]), record, mapping.link_of(resource))
+        return Item(str(resource["id"]), record, self._link(resource))
+
+    # cross-links ------------------------------------------------------------------------------
+    def read_links(self, resources: Sequence[Json], *, full: bool) -> None:
+        """Learn the cross-links of ``resources``, a delta page: from the resources when the delta
+        expanded them; else, on a ``full`` round, every item's from one listing; then the rest
+        (items not listed, later rounds' changes) 20 per ``$batch``."""
+        if self.delta_expands:
+            self._links.update((str(r["id"]), mapping.link_of(r)) for r in resources)
+            return
+        missing = [str(r["id"]) for r in resources if str(r["id"]) not in self._links]
+        if missing and not self._links_listed and (full or self._listing_is_cheaper(len(missing))):
+            self._list_links()
+            missing = [i for i in missing if i not in self._links]
+        self._get_links(missing)
+
+    def _listing_is_cheaper(self, count: int) -> bool:
+        """Whether listing every item's link takes fewer requests than reading ``count`` of them
+        20 per ``$batch`` (the size of the collection is asked once, when it may be)."""
+        batches = -(-count // BATCH_LIMIT)
+        if batches <= 1:
+            return False
+        if self._size is None:
+            answer = self.client.get(self.collection(), {"$count": "true", "$top": "1", "$select": "id"})
+            self._size = int(answer.get("@odata.count") or 0)
+        return bool(self._size) and -(-self._size // PAGE_SIZE) < batches
+
+    def _link(self, resource: Json) -> str:
+        """The cross-link of ``resource``. A caller that did not read its page's links first
+        (:meth:`read_links`) has every item's listed, once per run."""
+        if str(resource["id"]) not in self._links:
+            self.read_links([resource], full=True)
+        return self._links.get(str(resource["id"]), "")
+
+    def note_link(self, resource: Json) -> None:
+        """Remember the cross-link of ``resource``, read with the link expanded."""
+        self._links[str(resource["id"])] = mapping.link_of(resource)
+
+    def _list_links(self) -> None:
+        """Every item's cross-link, listed :data:`PAGE_SIZE` a page with only the id and the link."""
+        params = {"$select": "id", "$expand": self.link_expand, "$top": str(PAGE_SIZE)}
+        for resource in self.client.pages(self.collection(), params):
+            self.note_link(resource)
+        self._links_listed = True
+
+    def _get_links(self, ids: list[str]) -> None:
+        """The cross-links of ``ids``, read 20 per ``$batch`` (an item gone meanwhile has none)."""
+        for start in range(0, len(ids), BATCH_LIMIT):
+            chunk = ids[start : start + BATCH_LIMIT]
+            url = f"{self.collection()}/{{}}?$select=id&$expand={quote(self.link_expand)}"
+            requests = [BatchRequest("GET", url.format(_id(i))) for i in chunk]
+            for item_id, answer in zip(chunk, self.client.batch(requests), strict=True):
+                if answer.error is not None and answer.status != 404:
+                    raise answer.error
+                self._links[item_id] = mapping.link_of(answer.body) if answer.error is None else ""
 
     def echo(self, record: Record) -> Record:
         """What reading ``record`` back gives: read from the payload written, when it was
@@ -145,7 +210,10 @@ class GraphSide(Side):
         self._remember_etag(answer.body)
         if request.body is not None:
             self._sent.setdefault(op.record, []).append((request.body, answer.body))
-        return WriteResult(str(answer.body.get("id") or (op.id if isinstance(op, Update) else "")) or None)
+        item_id = str(answer.body.get("id") or (op.id if isinstance(op, Update) else ""))
+        if item_id and request.body is not None and mapping.carries_link(request.body):
+            self._links[item_id] = mapping.link_of(request.body)
+        return WriteResult(item_id or None)
 
 
 class ContactsSide(GraphSide):
@@ -169,7 +237,6 @@ class EventsSide(GraphSide):
         params = {
             "startDateTime": _iso(window.since),
             "endDateTime": _iso(datetime.now(UTC) + EVENT_HORIZON),
-            "$expand": mapping.LINK_EXPAND,
         }
         return f"{self.mailbox}/calendarView/delta", params
 
@@ -225,6 +292,7 @@ class EventsSide(GraphSide):
                 elif answer.error is not None:
                     raise answer.error
                 else:
+                    self.note_link(answer.body)
                     found.append(answer.body)
         return found, gone
 
@@ -241,6 +309,7 @@ class TasksSide(GraphSide):
 
     entity = "tasks"
     link_expand = mapping.TASK_LINK_EXPAND
+    delta_expands = True  # "todoTask: delta" takes $select, $top and $expand
 
     def __init__(self, client: GraphClient, mailbox: str, hook: Any) -> None:
         super().__init__(client, mailbox, hook)

@@ -654,6 +654,69 @@ def test_an_edited_occurrence_is_an_exception_and_a_cancelled_one_is_removed(clo
     assert all(c.get("@removed") for c in after_delete)
 
 
+LINK_EXPAND = f"singleValueExtendedProperties($filter=id eq '{EXT_PROPERTY_LINK}')"
+JUNE_VIEW = "startDateTime=2026-06-01T00:00:00Z&endDateTime=2026-07-01T00:00:00Z"
+INBOX_DELTA = f"/users/{ALICE}/mailFolders/inbox/messages/delta"
+TASKS_DELTA = f"/users/{ALICE}/todo/lists/{TASK_LIST_ID}/tasks/delta"
+
+
+@pytest.mark.parametrize(
+    ("url", "params", "refused"),
+    [
+        (f"/users/{ALICE}/contacts/delta", {"$expand": LINK_EXPAND}, "'Contacts' resource: '$expand'"),
+        (f"/users/{ALICE}/contacts/delta", {"$filter": "surname eq 'Lee'"}, "'Contacts' resource: '$filter'"),
+        (f"/users/{ALICE}/contacts/delta", {"$orderby": "surname", "$top": "5"}, "'$orderby, $top'"),
+        (f"/users/{ALICE}/calendarView/delta?{JUNE_VIEW}", {"$expand": LINK_EXPAND}, "'CalendarView' resource"),
+        (f"/users/{ALICE}/calendarView/delta?{JUNE_VIEW}", {"$select": "subject"}, "'$select'"),
+        (f"/users/{ALICE}/calendar/calendarView/delta()?{JUNE_VIEW}", {"$filter": "subject eq 'x'"}, "'$filter'"),
+        (f"/users/{ALICE}/calendarView/delta?{JUNE_VIEW}", {"$orderby": "subject"}, "'$orderby'"),
+        (f"/users/{ALICE}/calendarView/delta?{JUNE_VIEW}", {"$top": "5"}, "'$top'"),
+        (TASKS_DELTA, {"$filter": "status eq 'completed'"}, "'Tasks' resource: '$filter'"),
+        (INBOX_DELTA, {"$filter": "subject eq 'x'"}, "'Messages' resource: '$filter'"),
+        (INBOX_DELTA, {"$orderby": "subject"}, "'$orderby'"),
+    ],
+)
+def test_a_delta_refuses_the_options_graph_does_not_support_on_it(
+    cloud: Cloud, url: str, params: dict[str, str], refused: str
+) -> None:
+    cloud.authority.grant_app_roles(CLIENT_ID, ["Tasks.ReadWrite.All"])
+    with cloud.app_client() as graph:
+        reply = graph.get(url, params=params)
+    assert reply.status_code == 400
+    error = reply.json()["error"]
+    assert error["code"] == "ErrorInvalidUrlQuery"
+    assert "not supported with change tracking over the" in error["message"] and refused in error["message"]
+
+
+def test_a_delta_keeps_the_options_graph_supports_on_it(cloud: Cloud) -> None:
+    seed_mailbox(cloud.tenant, ALICE, size=10, now=NOW)
+    box = cloud.tenant.mailbox(ALICE)
+    cloud.tenant.create(box, "tasks", {"title": "call Ada", "linkedResources": [{"applicationName": "crm"}]})
+    cloud.authority.grant_app_roles(CLIENT_ID, ["Tasks.ReadWrite.All"])
+    since = (NOW - timedelta(days=182)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with cloud.app_client() as graph:
+        contacts = graph.get(f"/users/{ALICE}/contacts/delta", params={"$select": "surname"})
+        view = graph.get(f"/users/{ALICE}/calendarView/delta?{JUNE_VIEW}", headers={"Prefer": "odata.maxpagesize=2"})
+        tasks = graph.get(TASKS_DELTA, params={"$expand": "linkedResources", "$select": "title", "$top": "50"})
+        mails = graph.get(
+            INBOX_DELTA,
+            params={
+                "$select": "subject",
+                "$filter": f"receivedDateTime ge {since}",
+                "$orderby": "receivedDateTime desc",
+                "$top": "5",
+            },
+        )
+        one_contact = contacts.json()["value"][0]["id"]
+        expanded = graph.get(f"/users/{ALICE}/contacts/{one_contact}", params={"$expand": LINK_EXPAND})
+
+    assert [r.status_code for r in (contacts, view, tasks, mails, expanded)] == [200] * 5
+    assert {k for c in contacts.json()["value"] for k in c} <= {"id", "surname", "@odata.etag", "@odata.type"}
+    ada = next(t for t in tasks.json()["value"] if t.get("title") == "call Ada")
+    assert [r["applicationName"] for r in ada["linkedResources"]] == ["crm"]
+    assert mails.json()["value"]
+
+
 # Graph: To Do and mail -----------------------------------------------------------------------------
 def test_todo_takes_delegated_tokens_and_application_permissions(cloud: Cloud) -> None:
     with cloud.user_client() as graph, cloud.app_client() as app:

@@ -380,8 +380,39 @@ def test_a_full_round_pages_through_large_mailboxes(fakes: Fakes) -> None:
         fakes.tenant.create(box, "contacts", contact(n))
     side = fakes.store().side("contacts")
     holder: dict[str, Any] = {}
-    assert requests_of(fakes, lambda: holder.setdefault("changes", side.read(None, WINDOW))) == 3
+    # three delta pages of 999, and the links listed in three pages of 999 (delta takes no $expand)
+    assert requests_of(fakes, lambda: holder.setdefault("changes", side.read(None, WINDOW))) == 6
     assert len(holder["changes"].items) == 2100
+
+
+@pytest.mark.parametrize("entity", ["contacts", "events", "tasks"])
+def test_links_are_read_on_full_and_later_rounds(fakes: Fakes, entity: str) -> None:
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    records = {
+        "contacts": lambda n: Contact(first_name="Ann", last_name=f"Lee{n}", email=f"ann{n}@x.example"),
+        "events": lambda n: Event(subject=f"Demo {n}", start=start, end=start + timedelta(hours=1)),
+        "tasks": lambda n: Task(subject=f"Call {n}"),
+    }[entity]
+    writer = fakes.store(user=ALICE).side(entity)
+    creates = [Create(records(n), f"crm-{n}") for n in range(45)]
+    ids = [r.id for start in range(0, 45, 20) for r in writer.write(creates[start : start + 20])]
+    side = fakes.store(user=ALICE).side(entity)
+    first = side.read(None, WINDOW)
+    assert {i.id: i.link for i in first.items} == {i: f"crm-{n}" for n, i in enumerate(ids)}
+    cursor, sent = first.cursor, []
+    for changed in (5, 25):  # each round a new run, which knows none of the links
+        updates = [Update(i, records(n + changed), f"crm-{n}-{changed}") for n, i in enumerate(ids[:changed])]
+        assert all(r.error is None for r in [*writer.write(updates[:20]), *writer.write(updates[20:])])
+        later = fakes.store(user=ALICE).side(entity)
+        holder: dict[str, Any] = {}
+        sent.append(requests_of(fakes, lambda s=later, c=cursor, h=holder: h.setdefault("c", s.read(c, WINDOW))))
+        cursor = holder["c"].cursor
+        # a task's linked resource is written on create only
+        links = [f"crm-{n}" if entity == "tasks" else f"crm-{n}-{changed}" for n in range(changed)]
+        assert {i.id: i.link for i in holder["c"].items} == dict(zip(ids, links, strict=False))
+    # after the delta page: 5 contacts' links in one $batch; 25 in one listing, after asking how many
+    # there are (fewer requests than two $batch); every event's link listed; a task delta expands them
+    assert sent == {"contacts": [2, 3], "events": [2, 2], "tasks": [1, 1]}[entity]
 
 
 def test_an_expired_delta_token_is_sync_state_lost(fakes: Fakes) -> None:

@@ -279,7 +279,9 @@ def rrule_to_graph(rrule: str, start: datetime, zone_name: str = "") -> Json:
     if kind is None or set(parts) - _RULE_PARTS:
         raise RecordRejected(f"The recurrence {rrule!r} cannot be expressed in Microsoft Graph.")
     first = start.astimezone(_zone(zone_name)).date()
-    week_start = parts.get("WKST", "MO")
+    # Outlook's weeks begin on Sunday; an RRULE's on Monday, which decides which weeks count
+    # when the interval is more than one
+    week_start = parts.get("WKST") or ("MO" if kind == "weekly" and int(parts.get("INTERVAL", "1") or 1) > 1 else "SU")
     if week_start not in _DAYS:
         raise RecordRejected(f"The recurrence {rrule!r} has days Graph cannot hold.")
     pattern: Json = {

@@ -97,6 +97,7 @@ RULES = [
     "FREQ=DAILY;INTERVAL=2;COUNT=8",
     "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH;UNTIL={until}",
     "FREQ=WEEKLY;BYDAY=TU",
+    "FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,SU;COUNT=9;WKST=SU",
     "FREQ=MONTHLY;BYMONTHDAY=12;COUNT=6",
     "FREQ=MONTHLY;BYDAY=-1FR",
     "FREQ=MONTHLY;INTERVAL=2;BYDAY=2WE;UNTIL={until}",
@@ -203,6 +204,41 @@ def test_an_all_day_series_made_in_outlook_in_berlin_reads_its_cancelled_dates(f
     (item,) = read_all(fakes)
     third = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=2)
     assert item.record.all_day and item.record.cancelled == (third,) and item.record.exceptions == ()
+
+
+def test_a_pattern_starts_on_the_local_date_of_its_zone() -> None:
+    start = datetime(2030, 1, 1, 23, 30, tzinfo=UTC)  # already Wednesday 2 January in Berlin
+    recurrence = mapping.rrule_to_graph("FREQ=WEEKLY;COUNT=3", start, "Europe/Berlin")
+    assert recurrence["pattern"]["daysOfWeek"] == ["wednesday"]
+    assert recurrence["range"] == {
+        "startDate": "2030-01-02",
+        "recurrenceTimeZone": "Europe/Berlin",
+        "type": "numbered",
+        "numberOfOccurrences": 3,
+    }
+    payload = mapping.event_to_graph(
+        Event(start=start, end=start + HOUR, recurrence="FREQ=WEEKLY;COUNT=3", timezone="Europe/Berlin"), create=True
+    )
+    assert payload["start"] == {"dateTime": "2030-01-02T00:30:00.0000000", "timeZone": "Europe/Berlin"}
+
+
+def test_an_exception_made_in_outlook_later_is_read_in_the_next_round(fakes: Fakes) -> None:
+    start = local(TODAY + timedelta(days=1), 9)
+    side = events_side(fakes)
+    (created,) = side.write([Create(Event(subject="1:1", start=start, end=start + HOUR,
+                                          recurrence="FREQ=DAILY;COUNT=5", timezone="Europe/Berlin"), "")])  # fmt: skip
+    cursor = side.read(None, WINDOW).cursor
+    window = {"startDateTime": start.isoformat(), "endDateTime": (start + timedelta(days=9)).isoformat()}
+    with outlook(fakes) as graph:
+        instances = graph.get(f"/me/events/{created.id}/instances", params=window).json()["value"]
+        graph.patch(f"/me/events/{instances[1]['id']}", json={"subject": "1:1 (remote)"}).raise_for_status()
+        graph.delete(f"/me/events/{instances[2]['id']}").raise_for_status()
+
+    (item,) = side.read(cursor, WINDOW).items
+    second, third = start + timedelta(days=1), start + timedelta(days=2)
+    assert item.id == created.id
+    assert item.record.exceptions == (Occurrence(second, second, second + HOUR, "1:1 (remote)", "", ""),)
+    assert item.record.cancelled == (third,)
 
 
 # -- updating a series ----------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from test_graph_plugin import ALICE, WINDOW, Fakes, ca, fakes, requests_of, servers  # noqa: F401
+import test_graph_plugin
+from test_graph_plugin import ALICE, WINDOW, Fakes, requests_of
 
 from fakes.graph import CLIENT_ID
 from framework.contracts import Create, Item, Update
@@ -19,6 +20,8 @@ from framework.model import Event, Occurrence
 from framework.recurrence import occurrence_starts
 from plugins.graph import mapping
 from plugins.graph.store import EventsSide
+
+ca, servers, fakes = test_graph_plugin.ca, test_graph_plugin.servers, test_graph_plugin.fakes  # the same fakes
 
 BERLIN = ZoneInfo("Europe/Berlin")
 HOUR = timedelta(hours=1)

@@ -6,19 +6,27 @@ from __future__ import annotations
 import ssl
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 import test_graph_plugin
-from test_graph_plugin import ALICE, WINDOW, Fakes, requests_of
+from test_graph_plugin import ADMIN_USER, ALICE, WINDOW, Fakes, requests_of
 
-from fakes.graph import CLIENT_ID
+import plugins.graph
+from fakes.graph import CLIENT_ID, CLIENT_SECRET
+from framework.context import Context
 from framework.contracts import Create, Item, Update
+from framework.engine import Engine
+from framework.host import build_host
 from framework.model import Event, Occurrence
 from framework.recurrence import occurrence_starts
+from framework.testing import MemoryWorld
+from plugins import conflicts, entities
 from plugins.graph import mapping
+from plugins.graph.auth import ClientCredentialsProvider, GraphApp
 from plugins.graph.store import EventsSide
 
 ca, servers, fakes = test_graph_plugin.ca, test_graph_plugin.servers, test_graph_plugin.fakes  # the same fakes
@@ -323,3 +331,47 @@ def test_reading_many_series_costs_few_requests(fakes: Fakes) -> None:
     for record in records[20:]:
         side.write([Create(record, "")])
     assert requests_of(fakes, lambda: read_all(fakes)) == 1 + 2 + 2
+
+
+# -- through the engine ---------------------------------------------------------------------------
+def test_exceptions_travel_both_ways_and_settle(fakes: Fakes, tmp_path: Path) -> None:
+    world = MemoryWorld([])
+    host = build_host([plugins.graph, entities, conflicts, world.plugin()], entry_points=False)
+    context = Context(f"sqlite:///{tmp_path / 'e.db'}", host=host, acting_as="u1", ca_bundle=str(fakes.ca.bundle_path))
+    context.state.upsert_users([ADMIN_USER])
+    context.state.set_settings({"installed": True, "scope": "all", "crm_connector": "memory"})
+    GraphApp("client-credentials", "contoso", CLIENT_ID, fakes.authority_url, fakes.graph_url).save(context)
+    provider = context.auth_providers["graph-client-credentials"]
+    assert isinstance(provider, ClientCredentialsProvider)
+    provider.store_credential(context, CLIENT_SECRET)
+    context.state.set_settings({"auth_method": provider.name})
+    record = changed_series("FREQ=WEEKLY;COUNT=8", local(TODAY + timedelta(days=1), 9))
+    crm = world.side("crm", "u1", "events")
+    crm.put(record)
+    engine = Engine(context, sleep=lambda _s: None)
+
+    (first,) = engine.run([ADMIN_USER], ["events"])
+    assert first.outcome == "ok", first.as_dict()
+    (item,) = read_all(fakes)
+    starts = list(occurrence_starts(record))
+    assert [o.original_start for o in item.record.exceptions] == [starts[1]]
+    assert item.record.cancelled == (starts[2],)
+
+    window = {"startDateTime": starts[0].isoformat(), "endDateTime": (starts[-1] + HOUR).isoformat()}
+    with outlook(fakes) as graph:  # in Outlook: one more occurrence renamed, one more cancelled
+        instances = graph.get(f"/users/{ALICE}/events/{item.id}/instances", params=window).json()["value"]
+        by_start = {mapping.parse_graph_datetime(i["originalStart"]): i["id"] for i in instances}
+        graph.patch(f"/me/events/{by_start[starts[4]]}", json={"subject": "Review (short)"}).raise_for_status()
+        graph.delete(f"/me/events/{by_start[starts[6]]}").raise_for_status()
+    (second,) = engine.run([ADMIN_USER], ["events"])
+    assert second.outcome == "ok", second.as_dict()
+    (held,) = [i.record for i in crm.read(None, WINDOW).items]
+    assert held.cancelled == (starts[2], starts[6])
+    assert [(o.original_start, o.subject) for o in held.exceptions] == [
+        (starts[1], "Review (moved)"),
+        (starts[4], "Review (short)"),
+    ]
+
+    (third,) = engine.run([ADMIN_USER], ["events"])
+    counts = [vars(s) for e in third.entities.values() for s in e.sides.values()]
+    assert all(not any(c.values()) for c in counts), third.as_dict()

@@ -3,6 +3,9 @@
 Every side reads with delta queries (the cursor is the ``@odata.deltaLink``, so an unchanged
 mailbox costs one request) and writes through JSON ``$batch`` of 20. Writes carry the
 counterpart's id in a single-value extended property, read back into :attr:`Item.link`.
+A recurring series is one record read from its master, its exceptions and cancelled
+occurrences from its instances (:mod:`plugins.graph.series`); they are written to its
+occurrences after the master.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from framework.contracts import Changes, Create, Delete, Item, Side, Store, Update, Window, WriteOp, WriteResult
-from framework.errors import ConfigurationError, RecordRejected
+from framework.errors import ConfigurationError, RecordRejected, SyncError
 from framework.model import Event, Record
 from plugins.graph import mapping, series
 from plugins.graph.client import BATCH_LIMIT, BatchRequest, BatchResponse, GraphClient, Json
@@ -313,8 +316,12 @@ class EventsSide(GraphSide):
         before = {op.id: self._held.get(op.id) for op in ops if isinstance(op, Update) and _is_series(op.record)}
         self._written = []
         results = super().write(ops)
-        self._write_occurrences(before)
-        return results
+        failed = self._write_occurrences(before)
+        # an update is written again next run; a new series stays written, its occurrences as they are
+        return [
+            WriteResult(error=failed[op.id]) if isinstance(op, Update) and op.id in failed else result
+            for op, result in zip(ops, results, strict=True)
+        ]
 
     def _read_current(self, ids: list[str]) -> None:
         """The etags of items to update that this run has not read, and the patterns of such
@@ -340,8 +347,9 @@ class EventsSide(GraphSide):
             self._written.append((op, request.body, answer.body))
         return result
 
-    def _write_occurrences(self, before: dict[str, tuple[Event, bool] | None]) -> None:
-        """Cancel and change the occurrences of the series just written as their records say."""
+    def _write_occurrences(self, before: dict[str, tuple[Event, bool] | None]) -> dict[str, SyncError]:
+        """Cancel and change the occurrences of the series just written as their records say;
+        the errors of those whose occurrences could not all be written."""
         wanted: dict[str, tuple[Event, Json]] = {}
         for op, payload, answer in self._written:
             record = op.record
@@ -358,12 +366,25 @@ class EventsSide(GraphSide):
                 wanted[item_id] = (written, answer)
             else:
                 self._keep(item_id, bare)
-        listings = self._listings(wanted)
+        failed: dict[str, SyncError] = {}
+        try:
+            listings = self._listings(wanted)
+        except SyncError as exc:  # the series are written; their occurrences wait for a next write
+            listings, failed = {}, dict.fromkeys(wanted, exc)
         writes = {i: series.plan(wanted[i][0], listing) for i, listing in listings.items()}
-        done = self._occurrence_writes(writes, {i: wanted[i][0] for i in writes})
-        for item_id, listing in listings.items():
-            after = series.applied(listing, writes[item_id], done[item_id])
-            self._keep(item_id, series.with_listing(wanted[item_id][0], after))
+        outcomes = self._occurrence_writes(writes, {i: wanted[i][0] for i in writes})
+        for item_id, (written, _) in wanted.items():
+            listing = listings.get(item_id)
+            if listing is None:
+                self._keep(item_id, replace(written, exceptions=(), cancelled=()))
+                continue
+            errors = outcomes[item_id]
+            after = series.applied(listing, writes[item_id], [e is None for e in errors])
+            self._keep(item_id, series.with_listing(written, after))
+            first_error = next((e for e in errors if e is not None), None)
+            if first_error is not None:
+                failed[item_id] = first_error
+        return failed
 
     def _keep(self, item_id: str, record: Event) -> None:
         self._series_back[item_id] = record
@@ -371,18 +392,23 @@ class EventsSide(GraphSide):
 
     def _occurrence_writes(
         self, writes: dict[str, list[series.OccurrenceWrite]], records: dict[str, Event]
-    ) -> dict[str, list[bool]]:
-        """Send ``writes`` (per series) 20 per ``$batch``; which of them succeeded."""
+    ) -> dict[str, list[SyncError | None]]:
+        """Send ``writes`` (per series) 20 per ``$batch``; the error of each (None: written)."""
         flat = [(item_id, write) for item_id, planned in writes.items() for write in planned]
-        outcomes: list[bool] = []
+        outcomes: list[SyncError | None] = []
         for start in range(0, len(flat), BATCH_LIMIT):
             chunk = flat[start : start + BATCH_LIMIT]
             requests = [self._occurrence_request(records[item_id], write) for item_id, write in chunk]
-            outcomes += [a.error is None or a.status == 404 for a in self.client.batch(requests)]
-        done: dict[str, list[bool]] = {item_id: [] for item_id in writes}
-        for (item_id, _), ok in zip(flat, outcomes, strict=True):
-            done[item_id].append(ok)
-        return done
+            try:
+                answers = self.client.batch(requests)
+            except SyncError as exc:
+                outcomes += [exc] * len(chunk)
+                continue
+            outcomes += [None if a.error is None or a.status == 404 else a.error for a in answers]
+        errors: dict[str, list[SyncError | None]] = {item_id: [] for item_id in writes}
+        for (item_id, _), error in zip(flat, outcomes, strict=True):
+            errors[item_id].append(error)
+        return errors
 
     def _occurrence_request(self, record: Event, write: series.OccurrenceWrite) -> BatchRequest:
         url = f"{self.collection()}/{_id(write.instance_id)}"

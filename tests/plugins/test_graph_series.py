@@ -20,6 +20,7 @@ from fakes.graph import CLIENT_ID, CLIENT_SECRET
 from framework.context import Context
 from framework.contracts import Create, Item, Update
 from framework.engine import Engine
+from framework.errors import TransientError
 from framework.host import build_host
 from framework.model import Event, Occurrence
 from framework.recurrence import occurrence_starts
@@ -27,6 +28,7 @@ from framework.testing import MemoryWorld
 from plugins import conflicts, entities
 from plugins.graph import mapping
 from plugins.graph.auth import ClientCredentialsProvider, GraphApp
+from plugins.graph.client import BatchRequest, BatchResponse
 from plugins.graph.store import EventsSide
 
 ca, servers, fakes = test_graph_plugin.ca, test_graph_plugin.servers, test_graph_plugin.fakes  # the same fakes
@@ -312,6 +314,36 @@ def test_a_longer_series_keeps_its_exceptions(fakes: Fakes) -> None:
     assert item.record == echo
     assert [o.subject for o in item.record.exceptions] == ["Review (moved)"]
     assert item.record.cancelled == (starts[7],)
+
+
+def test_occurrences_not_written_fail_an_update_but_never_a_new_series(
+    fakes: Fakes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new series that was created stays created (writing it again would make a twin);
+    an update whose occurrences failed is written again by the next run."""
+    start = local(TODAY + timedelta(days=1), 9)
+    record = changed_series("FREQ=WEEKLY;COUNT=10", start)
+    side = events_side(fakes)
+    batch = side.client.batch
+
+    def throttled(requests: list[BatchRequest]) -> list[BatchResponse]:
+        if any(r.method in ("PATCH", "DELETE") and "_" in r.url.rsplit("/", 1)[-1] for r in requests):
+            raise TransientError("Microsoft Graph is throttling.")
+        return batch(requests)
+
+    monkeypatch.setattr(side.client, "batch", throttled)
+    (created,) = side.write([Create(record, "")])
+    echo = side.echo(record)
+    changed = replace(record, subject="Review (renamed)")
+    (updated,) = side.write([Update(created.id or "", changed, "")])
+    monkeypatch.setattr(side.client, "batch", batch)
+    (item,) = read_all(fakes)
+
+    assert created.ok and echo.exceptions == () and echo.cancelled == ()
+    assert isinstance(updated.error, TransientError)
+    assert item.record.subject == "Review (renamed)" and item.record.exceptions == ()
+    (again,) = side.write([Update(created.id or "", changed, "")])
+    assert again.ok and read_all(fakes)[0].record == side.echo(changed)
 
 
 # -- how many requests ----------------------------------------------------------------------------

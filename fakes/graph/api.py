@@ -56,7 +56,10 @@ understood. An event with ``recurrence`` is a ``seriesMaster``, listed by ``/eve
 by ``/events/{id}``; calendarView and ``/events/{id}/instances`` list its occurrences and
 exceptions instead (``type``, ``seriesMasterId``), every pattern and range type expanded
 (:mod:`fakes.graph.recurrence`). Occurrence ids (``{masterId}_{yyyymmdd}``) are addressable:
-PATCH makes an exception, DELETE cancels the occurrence. calendarView/delta reports single
+PATCH makes an exception, DELETE cancels the occurrence; a PATCH of the master that changes its
+recurrence, start or end drops them all (not confirmed for real Graph). Occurrences keep the
+master's wall-clock time in its start's zone across daylight saving changes and carry
+``originalStart``. calendarView/delta reports single
 events whole, occurrences bare (id, type, seriesMasterId, start, end), exceptions whole and
 cancelled occurrences as ``@removed``; a changed series reports all its instances in the
 window, a deleted one each of them as ``@removed``. An item that moves out of the window is
@@ -98,6 +101,7 @@ from fakes.graph.calendar import (
     Window,
     delta_rows,
     removed_rows,
+    series_patch,
 )
 from fakes.graph.delta_options import delta_rules
 from fakes.graph.directory import DirectoryRoutes
@@ -302,6 +306,8 @@ class GraphApi:
                 stored = current.data.get("singleValueExtendedProperties") or []
                 patch["singleValueExtendedProperties"] = merge_ext(stored, patch["singleValueExtendedProperties"])
             check_rules(folder, merged(current.data, patch))
+            if folder == "calendar":
+                patch = series_patch(current.data, patch)
             item = self.tenant.update(box, folder, item_id, patch)
         return json_response(self.query(call).render(item))
 

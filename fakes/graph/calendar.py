@@ -5,6 +5,18 @@ computed (:mod:`fakes.graph.recurrence`). Occurrence ids are ``{masterId}_{yyyym
 of the original start). Changing one occurrence makes it an ``exception``: the changes are kept
 with the master under ``_exceptions`` ({yyyymmdd: properties}); deleting one cancels it, kept
 under ``_cancelled``. Both change the master (a new changeKey), as Exchange keeps them there.
+
+Occurrences keep the wall-clock time of the master's start in the zone of its ``start.timeZone``
+(an IANA or Windows name) across daylight saving changes: a 09:00 series in
+``W. Europe Standard Time`` is at 08:00 UTC in winter and 07:00 UTC in summer. Each occurrence
+and exception carries ``originalStart`` (the UTC instant the pattern gave it), and the master's
+``originalStartTimeZone``/``originalEndTimeZone``.
+
+Not confirmed for real Graph, chosen here: a PATCH of the master that changes its
+``recurrence``, ``isAllDay`` or the instant or zone of its ``start`` or ``end`` drops every exception and
+cancellation (as Outlook does when a series' pattern or time changes); a PATCH that sends them
+unchanged keeps them. ``recurrenceTimeZone`` is stored but only ``start.timeZone`` places the
+occurrences.
 """
 
 from __future__ import annotations
@@ -15,8 +27,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP  # data table only: Windows zone -> IANA
+
 from fakes.graph.recurrence import occurrence_dates
-from fakes.graph.resources import raw_resource, removed_entry
+from fakes.graph.resources import iso_utc, raw_resource, removed_entry
 from fakes.tenant import Item
 
 Window = tuple[datetime, datetime]
@@ -57,7 +71,7 @@ _WINDOWS_ZONES = {
 
 def known_zone(name: str) -> bool:
     """Whether Graph would take ``name`` as a time zone (a Windows or an IANA name)."""
-    if name in _WINDOWS_ZONES:
+    if name in _WINDOWS_ZONES or name in MS_TIMEZONE_TO_IANA_MAP:
         return True
     try:
         ZoneInfo(name)
@@ -67,7 +81,8 @@ def known_zone(name: str) -> bool:
 
 
 def zone_of(name: Any) -> ZoneInfo:
-    key = _WINDOWS_ZONES.get(str(name or "UTC"), str(name or "UTC"))
+    text = str(name or "UTC")
+    key = _WINDOWS_ZONES.get(text) or MS_TIMEZONE_TO_IANA_MAP.get(text) or text
     try:
         return ZoneInfo(key)
     except (ZoneInfoNotFoundError, ValueError):
@@ -142,6 +157,7 @@ class Instance:
     end: datetime
     key: str = ""  # yyyymmdd of an occurrence's original start
     cancelled: bool = False
+    original: datetime | None = None  # where the pattern placed an occurrence
 
 
 def is_series(data: dict[str, Any]) -> bool:
@@ -179,11 +195,12 @@ def _occurrence(item: Item, day: date, start: datetime, end: datetime) -> Instan
     """The occurrence of series ``item`` on ``day``: as the pattern places it, or as changed."""
     key = f"{day:%Y%m%d}"
     changes = (item.data.get(EXCEPTIONS) or {}).get(key) or {}
-    moment = event_time(changes.get("start")) or datetime.combine(day, start.timetz())
+    original = datetime.combine(day, start.timetz())  # the series' wall clock, in its zone
+    moment = event_time(changes.get("start")) or original
     finish = event_time(changes.get("end")) or moment + (end - start)
     kind = "exception" if changes else "occurrence"
     cancelled = key in (item.data.get(CANCELLED) or ())
-    return Instance(occurrence_id(item.id, key), kind, moment, finish, key, cancelled)
+    return Instance(occurrence_id(item.id, key), kind, moment, finish, key, cancelled, original)
 
 
 def overlaps(item: Item, window: Window) -> bool:
@@ -216,7 +233,15 @@ def instance_resource(item: Item, instance: Instance, *, bare: bool = False) -> 
     if bare and instance.kind == "occurrence":
         return {"@odata.type": "#microsoft.graph.event", "@odata.etag": master["@odata.etag"], **ids, **when}
     resource = copy.deepcopy(master)
-    resource.update(ids, recurrence=None, **when)
+    original = instance.original or instance.start
+    resource.update(
+        ids,
+        recurrence=None,
+        originalStart=iso_utc(original),
+        originalStartTimeZone=(item.data.get("start") or {}).get("timeZone"),
+        originalEndTimeZone=(item.data.get("end") or {}).get("timeZone"),
+        **when,
+    )
     resource.update(copy.deepcopy((item.data.get(EXCEPTIONS) or {}).get(instance.key) or {}))
     resource.update(ids)
     return resource
@@ -245,3 +270,21 @@ def removed_rows(item_id: str, gone: Item | None, window: Window) -> list[Row]:
     if gone is None or not is_series(gone.data):
         return [("calendar", removed_entry(item_id))]
     return [("calendar", removed_entry(i.id)) for i in instances(gone, window) if not i.cancelled]
+
+
+def series_patch(data: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """``patch`` of event ``data``, clearing the exceptions and cancellations of a series whose
+    ``recurrence``, ``start`` or ``end`` it changes (see the module's docstring)."""
+    if not is_series(data) or not (data.get(EXCEPTIONS) or data.get(CANCELLED)):
+        return patch
+    changed = any(key in patch and patch[key] != data.get(key) for key in ("recurrence", "isAllDay"))
+    for key in ("start", "end"):
+        if key in patch and _when_key(patch[key]) != _when_key(data.get(key)):
+            changed = True
+    return {**patch, EXCEPTIONS: None, CANCELLED: None} if changed else patch
+
+
+def _when_key(when: Any) -> tuple[datetime | None, str]:
+    """A dateTimeTimeZone as the instant and the zone it names."""
+    zone = zone_of(when.get("timeZone")).key if isinstance(when, dict) else ""
+    return event_time(when), zone

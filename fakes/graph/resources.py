@@ -26,6 +26,7 @@ READ_ONLY = frozenset(
         "seriesMasterId",
         "originalStartTimeZone",
         "originalEndTimeZone",
+        "originalStart",
     }
 )
 

@@ -15,8 +15,11 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP
+
 from framework.errors import RecordRejected
-from framework.model import SENSITIVITIES, Attachment, Contact, Event, Mail, Record, Task
+from framework.model import SENSITIVITIES, Attachment, Contact, Event, Mail, Occurrence, Record, Task
+from framework.recurrence import is_occurrence
 
 LINK_PROPERTY_ID = "String {c1a0e2b4-5f3d-4e8a-9b7c-2d6f8a1e4b90} Name exsyncLink"
 LINK_EXPAND = f"singleValueExtendedProperties($filter=id eq '{LINK_PROPERTY_ID}')"
@@ -62,10 +65,21 @@ def parse_graph_datetime(value: Any) -> datetime | None:
 
 
 def _zone(name: str) -> tzinfo:
+    iana = iana_zone(name)
+    return ZoneInfo(iana) if iana else UTC
+
+
+def iana_zone(name: str) -> str:
+    """The IANA name of a Graph time zone (a Windows name is mapped with exchangelib's tables);
+    empty for UTC and for a name that is neither."""
+    key = MS_TIMEZONE_TO_IANA_MAP.get(name.strip(), name.strip())
+    if not key or key.upper() in ("UTC", "Z", "ETC/UTC", "ETC/GMT"):
+        return ""
     try:
-        return ZoneInfo(name) if name and name.upper() not in ("UTC", "Z") else UTC
+        ZoneInfo(key)
     except (ZoneInfoNotFoundError, ValueError):
-        return UTC
+        return ""
+    return key
 
 
 def _graph_date(value: Any) -> date | None:
@@ -262,14 +276,24 @@ def _relative_days(rrule: str, parts: dict[str, str]) -> tuple[list[str], str]:
     return days, _INDEXES[positions.pop()]
 
 
-def rrule_to_graph(rrule: str, start: datetime) -> Json:
-    """A Graph ``patternedRecurrence`` for an RFC 5545 RRULE starting at ``start`` (UTC)."""
+def rrule_to_graph(rrule: str, start: datetime, zone_name: str = "") -> Json:
+    """A Graph ``patternedRecurrence`` for an RFC 5545 RRULE whose series starts at ``start``,
+    in the time zone ``zone_name`` (IANA; empty: UTC): the range starts on the local date."""
     parts = _rrule_parts(rrule)
     kind = _FREQ_TO_PATTERN.get(parts.get("FREQ", ""))
     if kind is None or set(parts) - _RULE_PARTS:
         raise RecordRejected(f"The recurrence {rrule!r} cannot be expressed in Microsoft Graph.")
-    first = start.astimezone(UTC).date()
-    pattern: Json = {"type": kind, "interval": int(parts.get("INTERVAL", "1") or 1), "firstDayOfWeek": "sunday"}
+    first = start.astimezone(_zone(zone_name)).date()
+    # Outlook's weeks begin on Sunday; an RRULE's on Monday, which decides which weeks count
+    # when the interval is more than one
+    week_start = parts.get("WKST") or ("MO" if kind == "weekly" and int(parts.get("INTERVAL", "1") or 1) > 1 else "SU")
+    if week_start not in _DAYS:
+        raise RecordRejected(f"The recurrence {rrule!r} has days Graph cannot hold.")
+    pattern: Json = {
+        "type": kind,
+        "interval": int(parts.get("INTERVAL", "1") or 1),
+        "firstDayOfWeek": _DAY_NAMES[_DAYS.index(week_start)],
+    }
     if kind == "weekly":
         days = parts.get("BYDAY", "").split(",") if parts.get("BYDAY") else [_DAYS[first.weekday()]]
         if any(day not in _DAYS for day in days):
@@ -285,7 +309,7 @@ def rrule_to_graph(rrule: str, start: datetime) -> Json:
         pattern["dayOfMonth"] = int(parts.get("BYMONTHDAY") or first.day)
     if kind in ("absoluteYearly", "relativeYearly"):
         pattern["month"] = int(parts.get("BYMONTH") or first.month)
-    recurrence_range: Json = {"startDate": first.isoformat(), "recurrenceTimeZone": "UTC"}
+    recurrence_range: Json = {"startDate": first.isoformat(), "recurrenceTimeZone": iana_zone(zone_name) or "UTC"}
     if "COUNT" in parts:
         recurrence_range.update(type="numbered", numberOfOccurrences=int(parts["COUNT"]))
     elif "UNTIL" in parts:
@@ -324,7 +348,20 @@ def rrule_from_graph(recurrence: Json | None) -> str:
         parts.append(f"COUNT={int(recurrence_range.get('numberOfOccurrences') or 1)}")
     elif ends == "endDate" and recurrence_range.get("endDate"):
         parts.append("UNTIL=" + date.fromisoformat(recurrence_range["endDate"]).strftime("%Y%m%d"))
+    week_start = _text(pattern.get("firstDayOfWeek")).lower()
+    if freq == "WEEKLY" and interval > 1 and week_start in _DAY_NAMES and week_start != "monday":
+        parts.append(f"WKST={_DAYS[_DAY_NAMES.index(week_start)]}")  # which weeks count matters only then
     return ";".join(parts)
+
+
+def series_zone(resource: Json) -> str:
+    """The IANA zone whose wall clock a series keeps: its ``recurrenceTimeZone``, else the zone
+    its start was given in (empty: UTC)."""
+    recurrence_range = (resource.get("recurrence") or {}).get("range") or {}
+    for name in (recurrence_range.get("recurrenceTimeZone"), resource.get("originalStartTimeZone")):
+        if _text(name).strip():
+            return iana_zone(_text(name))
+    return ""
 
 
 def _event_times(event: Event) -> tuple[datetime, datetime]:
@@ -340,17 +377,28 @@ def _event_times(event: Event) -> tuple[datetime, datetime]:
     return start, end
 
 
+def _zoned_datetime(moment: datetime, zone_name: str) -> Json:
+    """A ``dateTimeTimeZone`` holding the wall-clock time of ``zone_name`` (IANA; empty: UTC)."""
+    if not zone_name:
+        return _graph_datetime(moment)
+    local = moment.astimezone(ZoneInfo(zone_name))
+    return {"dateTime": local.strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": zone_name}
+
+
 def event_to_graph(event: Event, *, create: bool) -> Json:
+    """The Graph event for ``event``; a series is given in its own zone, which it keeps across
+    daylight saving changes (its exceptions and cancellations are written to its occurrences)."""
     start, end = _event_times(event)
+    zone_name = iana_zone(event.timezone) if event.recurrence and not event.all_day else ""
     payload: Json = {
         "subject": event.subject,
-        "start": _graph_datetime(start),
-        "end": _graph_datetime(end),
+        "start": _zoned_datetime(start, zone_name),
+        "end": _zoned_datetime(end, zone_name),
         "isAllDay": event.all_day,
         "location": {"displayName": event.location},
         "body": {"contentType": "text", "content": event.body},
         "attendees": [{"emailAddress": {"address": a}, "type": "required"} for a in event.attendees],
-        "recurrence": rrule_to_graph(event.recurrence, start) if event.recurrence else None,
+        "recurrence": rrule_to_graph(event.recurrence, start, zone_name) if event.recurrence else None,
     }
     _with_privacy(payload, event, create=create, sensitivity=True)
     return _create_body(payload) if create else payload
@@ -370,7 +418,42 @@ def event_from_graph(resource: Json) -> Event:
         ical_uid=_text(resource.get("iCalUId")),
         sensitivity=_sensitivity(resource),
         categories=_categories(resource),
+        timezone=series_zone(resource),
     )
+
+
+def held_occurrence(series: Event, occurrence: Occurrence) -> Occurrence:
+    """``occurrence`` of ``series`` as Graph holds it once written: UTC seconds, an end not
+    before the start (missing times as the series places them), all-day ones midnight to midnight."""
+    original = _utc_seconds(occurrence.original_start) or occurrence.original_start
+    length = series.end - series.start if series.start is not None and series.end is not None else timedelta(0)
+    start = _utc_seconds(occurrence.start) or original
+    end = _utc_seconds(occurrence.end) or start + length
+    start, end = _event_times(Event(start=start, end=end, all_day=series.all_day))
+    return Occurrence(original, start, end, occurrence.subject, occurrence.location, occurrence.body)
+
+
+def occurrence_to_graph(series: Event, occurrence: Occurrence) -> Json:
+    """The PATCH that makes an occurrence of ``series`` hold ``occurrence``'s values."""
+    held = held_occurrence(series, occurrence)
+    assert held.start is not None and held.end is not None
+    return {
+        "subject": held.subject,
+        "start": _graph_datetime(held.start),
+        "end": _graph_datetime(held.end),
+        "location": {"displayName": held.location},
+        "body": {"contentType": "text", "content": held.body},
+    }
+
+
+def series_as_written(record: Event, back: Event) -> Event:
+    """``back`` (a series read from the payload written for ``record``) with the exceptions and
+    cancellations of ``record`` that fall on its occurrences, as Graph holds them."""
+    if not back.recurrence:
+        return back
+    cancelled = tuple(moment for moment in record.cancelled if is_occurrence(back, moment))
+    exceptions = tuple(held_occurrence(back, o) for o in record.exceptions if is_occurrence(back, o.original_start))
+    return replace(back, cancelled=cancelled, exceptions=exceptions)
 
 
 def _sensitivity(resource: Json) -> str:
@@ -440,7 +523,7 @@ def read_back(entity: str, record: Record, payload: Json) -> Record:
     assigns to a new event aside: the record's own is kept)."""
     back = FROM_GRAPH[entity](payload)
     if isinstance(back, Event) and isinstance(record, Event):
-        back = replace(back, ical_uid=record.ical_uid)
+        back = series_as_written(record, replace(back, ical_uid=record.ical_uid))
     return back
 
 

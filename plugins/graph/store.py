@@ -7,7 +7,9 @@ back into :attr:`Item.link`. calendarView and contact delta do not take ``$expan
 links of what a delta page brings are read apart: on a full round, every item's link in one
 listing of the collection (999 a page, only the id and the link); on a later round, the
 changed items' links 20 per ``$batch``, or the listing when that takes fewer requests. To
-Do's task delta expands the linked resources itself.
+Do's task delta expands the linked resources itself. A recurring series is one record read
+from its master, its exceptions and cancelled occurrences from its instances
+(:mod:`plugins.graph.series`); they are written to its occurrences after the master.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from framework.contracts import Changes, Create, Delete, Item, Side, Store, Update, Window, WriteOp, WriteResult
-from framework.errors import ConfigurationError, RecordRejected
+from framework.errors import ConfigurationError, RecordRejected, SyncError
 from framework.model import Event, Record
-from plugins.graph import mapping
+from plugins.graph import mapping, series
 from plugins.graph.client import BATCH_LIMIT, BatchRequest, BatchResponse, GraphClient, Json
 
 PAGE_SIZE = 999  # the largest page Graph serves
@@ -31,7 +33,6 @@ UTC_PREFER = 'outlook.timezone="UTC", outlook.body-content-type="text"'
 MAIL_FOLDERS = ("inbox", "sentitems")
 MAIL_SELECT = "internetMessageId,subject,from,toRecipients,ccRecipients,sentDateTime,body,hasAttachments,categories"
 EVENT_HORIZON = timedelta(days=730)
-INSTANCE_TYPES = ("occurrence", "exception")
 
 
 def _iso(moment: datetime) -> str:
@@ -226,9 +227,18 @@ class ContactsSide(GraphSide):
 
 
 class EventsSide(GraphSide):
-    """The default calendar, from the window's start to two years ahead; a series is one record."""
+    """The default calendar, from the window's start to two years ahead; a series is one record,
+    its exceptions and cancelled occurrences read from and written to its instances."""
 
     entity = "events"
+
+    def __init__(self, client: GraphClient, mailbox: str, hook: Any) -> None:
+        super().__init__(client, mailbox, hook)
+        # each series as this run last saw it, and whether its instances were read with it
+        self._held: dict[str, tuple[Event, bool]] = {}
+        # each series written, as it holds its exceptions and cancellations once written
+        self._series_back: dict[str, Event] = {}
+        self._written: list[tuple[Create | Update, Json, Json]] = []
 
     def collection(self) -> str:
         return f"{self.mailbox}/events"
@@ -236,24 +246,31 @@ class EventsSide(GraphSide):
     def first_delta(self, window: Window) -> tuple[str, dict[str, str]]:
         params = {
             "startDateTime": _iso(window.since),
-            "endDateTime": _iso(datetime.now(UTC) + EVENT_HORIZON),
+            "endDateTime": _iso(_horizon()),
         }
         return f"{self.mailbox}/calendarView/delta", params
 
     def _echo_of(self, record: Record, payload: Json, answer: Json) -> Record:
-        """Graph assigns an event's iCalUId itself: reading back gives the one it answered."""
+        """Graph assigns an event's iCalUId itself: reading back gives the one it answered; a
+        series holds the exceptions and cancellations its occurrences took."""
         back = super()._echo_of(record, payload, answer)
         uid = answer.get("iCalUId")
-        return replace(back, ical_uid=str(uid)) if uid and isinstance(back, Event) else back
+        if not isinstance(back, Event):
+            return back
+        back = replace(back, ical_uid=str(uid)) if uid else back
+        held = self._series_back.get(str(answer.get("id") or ""))
+        return replace(back, exceptions=held.exceptions, cancelled=held.cancelled) if held else back
 
     def item(self, resource: Json) -> Item | None:
-        if resource.get("type") in INSTANCE_TYPES:
+        if resource.get("type") in series.INSTANCE_TYPES:
             return None  # a series travels as its master only
         return super().item(resource)
 
+    # reading ------------------------------------------------------------------------------------
     def pages(self, cursor: str | None, window: Window) -> Iterator[Changes]:
         """calendarView/delta lists single events, occurrences and exceptions; a series is read
-        from its master (``seriesMasterId``), once per round, so that it stays one record.
+        from its master (``seriesMasterId``), once per round, so that it stays one record, with
+        its exceptions and cancellations read from its instances.
 
         The cursor keeps the deltaLink and the ids of the series seen: Graph reports the end of
         a series as removed occurrences, so a round with removals checks each known series."""
@@ -263,13 +280,14 @@ class EventsSide(GraphSide):
         url, params = (state["delta"], None) if not full else self.first_delta(window)
         seen: set[str] = set()
         for page in self.client.delta_pages(url, params, page_size=PAGE_SIZE, headers={"Prefer": UTC_PREFER}):
-            wanted = {str(r["seriesMasterId"]) for r in page.items if r.get("type") in INSTANCE_TYPES}
+            wanted = {str(r["seriesMasterId"]) for r in page.items if r.get("type") in series.INSTANCE_TYPES}
             if page.removed and not full:
                 wanted |= known
             masters, gone = self._masters(sorted(wanted - seen))
+            self.read_links([r for r in page.items if r.get("type") not in series.INSTANCE_TYPES], full=full)
             seen |= wanted
             known = (known | {str(m["id"]) for m in masters}) - set(gone)
-            items = [i for i in map(self.item, [*page.items, *masters]) if i is not None]
+            items = [i for i in map(self.item, page.items) if i is not None] + self._series_items(masters)
             after = json.dumps({"delta": page.delta_link, "series": sorted(known)}) if page.delta_link else None
             yield Changes(items, [*page.removed, *gone], after, full=full)
 
@@ -295,6 +313,197 @@ class EventsSide(GraphSide):
                     self.note_link(answer.body)
                     found.append(answer.body)
         return found, gone
+
+    def _series_items(self, masters: list[Json]) -> list[Item]:
+        """The series of ``masters``, each with the exceptions and cancellations its instances show."""
+        events: dict[str, tuple[Event, Json]] = {}
+        for master in masters:
+            self._remember_etag(master)
+            record = mapping.event_from_graph(master)
+            events[str(master["id"])] = (record, master)
+        listings = self._listings(events)
+        items = []
+        for master_id, (record, master) in events.items():
+            listing = listings.get(master_id)
+            record = series.with_listing(record, listing) if listing else record
+            self._held[master_id] = (record, True)
+            items.append(Item(master_id, record, mapping.link_of(master)))
+        return items
+
+    def _listings(self, wanted: dict[str, tuple[Event, Json]]) -> dict[str, series.Listing]:
+        """What each series of ``wanted`` (id: (series, master)) holds, from its instances."""
+        windows = {}
+        for master_id, (record, _) in wanted.items():
+            window = series.listing_window(record, _horizon()) if record.recurrence else None
+            if window is not None:
+                windows[master_id] = window
+        instances = self._instances(windows)
+        return {
+            master_id: series.read_listing(wanted[master_id][0], wanted[master_id][1], found, windows[master_id][1])
+            for master_id, found in instances.items()
+        }
+
+    def _instances(self, windows: dict[str, tuple[datetime, datetime]]) -> dict[str, list[Json]]:
+        """The occurrences and exceptions of each series in its window (20 series per ``$batch``);
+        a series no longer there has none."""
+        found: dict[str, list[Json]] = {}
+        headers = {"Prefer": UTC_PREFER}
+        ids = sorted(windows)
+        for start in range(0, len(ids), BATCH_LIMIT):
+            chunk = ids[start : start + BATCH_LIMIT]
+            requests = [BatchRequest("GET", self._instances_url(i, *windows[i]), headers=headers) for i in chunk]
+            for master_id, answer in zip(chunk, self.client.batch(requests), strict=True):
+                if answer.status == 404:
+                    continue
+                if answer.error is not None:
+                    raise answer.error
+                found[master_id] = list(answer.body.get("value") or [])
+                next_link = answer.body.get("@odata.nextLink")
+                if next_link:
+                    found[master_id] += self.client.pages(str(next_link), headers=headers)
+        return found
+
+    def _instances_url(self, master_id: str, since: datetime, until: datetime) -> str:
+        query = f"startDateTime={_iso(since)}&endDateTime={_iso(until)}&$select={series.INSTANCE_SELECT}"
+        return f"{self.collection()}/{_id(master_id)}/instances?{query}&$top={PAGE_SIZE}"
+
+    # writing ------------------------------------------------------------------------------------
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        """Write ``ops`` as one ``$batch``, then the occurrences of the series written: a new
+        series takes its record's cancellations and exceptions; an updated one whose pattern
+        is unchanged is reconciled with its record, one whose pattern changed is left as
+        Graph leaves it, without exceptions and cancellations."""
+        self._read_current(
+            [
+                op.id
+                for op in ops
+                if isinstance(op, Update)
+                and (op.id not in self._etags or (_is_series(op.record) and op.id not in self._held))
+            ]
+        )
+        before = {op.id: self._held.get(op.id) for op in ops if isinstance(op, Update) and _is_series(op.record)}
+        self._written = []
+        results = super().write(ops)
+        failed = self._write_occurrences(before)
+        # an update is written again next run; a new series stays written, its occurrences as they are
+        return [
+            WriteResult(error=failed[op.id]) if isinstance(op, Update) and op.id in failed else result
+            for op, result in zip(ops, results, strict=True)
+        ]
+
+    def _read_current(self, ids: list[str]) -> None:
+        """The etags of items to update that this run has not read, and the patterns of such
+        series (20 per ``$batch``)."""
+        headers = {"Prefer": UTC_PREFER}
+        for start in range(0, len(ids), BATCH_LIMIT):
+            chunk = ids[start : start + BATCH_LIMIT]
+            requests = [
+                BatchRequest("GET", f"{self.collection()}/{_id(i)}?$select={CURRENT_SELECT}", headers=headers)
+                for i in chunk
+            ]
+            for item_id, answer in zip(chunk, self.client.batch(requests), strict=True):
+                if answer.error is not None:
+                    continue
+                if item_id not in self._etags:
+                    self._remember_etag(answer.body)
+                if answer.body.get("recurrence"):
+                    self._held[item_id] = (mapping.event_from_graph(answer.body), False)
+
+    def _result(self, op: WriteOp, request: BatchRequest, answer: BatchResponse) -> WriteResult:
+        result = super()._result(op, request, answer)
+        if result.ok and request.body is not None and isinstance(op, Create | Update):
+            self._written.append((op, request.body, answer.body))
+        return result
+
+    def _write_occurrences(self, before: dict[str, tuple[Event, bool] | None]) -> dict[str, SyncError]:
+        """Cancel and change the occurrences of the series just written as their records say;
+        the errors of those whose occurrences could not all be written."""
+        wanted: dict[str, tuple[Event, Json]] = {}
+        for op, payload, answer in self._written:
+            record = op.record
+            if not isinstance(record, Event) or not record.recurrence:
+                continue
+            item_id = str(answer.get("id") or (op.id if isinstance(op, Update) else ""))
+            written = mapping.read_back(self.entity, record, payload)
+            assert isinstance(written, Event)
+            bare = replace(written, exceptions=(), cancelled=())
+            previous = before.get(op.id) if isinstance(op, Update) else None
+            if isinstance(op, Update) and (previous is None or series.pattern(previous[0]) != series.pattern(bare)):
+                self._keep(item_id, bare)  # Exchange dropped the exceptions with the old pattern
+            elif _needs_listing(written, previous, create=isinstance(op, Create)):
+                wanted[item_id] = (written, answer)
+            else:
+                self._keep(item_id, bare)
+        failed: dict[str, SyncError] = {}
+        try:
+            listings = self._listings(wanted)
+        except SyncError as exc:  # the series are written; their occurrences wait for a next write
+            listings, failed = {}, dict.fromkeys(wanted, exc)
+        writes = {i: series.plan(wanted[i][0], listing) for i, listing in listings.items()}
+        outcomes = self._occurrence_writes(writes, {i: wanted[i][0] for i in writes})
+        for item_id, (written, _) in wanted.items():
+            listing = listings.get(item_id)
+            if listing is None:
+                self._keep(item_id, replace(written, exceptions=(), cancelled=()))
+                continue
+            errors = outcomes[item_id]
+            after = series.applied(listing, writes[item_id], [e is None for e in errors])
+            self._keep(item_id, series.with_listing(written, after))
+            first_error = next((e for e in errors if e is not None), None)
+            if first_error is not None:
+                failed[item_id] = first_error
+        return failed
+
+    def _keep(self, item_id: str, record: Event) -> None:
+        self._series_back[item_id] = record
+        self._held[item_id] = (record, True)
+
+    def _occurrence_writes(
+        self, writes: dict[str, list[series.OccurrenceWrite]], records: dict[str, Event]
+    ) -> dict[str, list[SyncError | None]]:
+        """Send ``writes`` (per series) 20 per ``$batch``; the error of each (None: written)."""
+        flat = [(item_id, write) for item_id, planned in writes.items() for write in planned]
+        outcomes: list[SyncError | None] = []
+        for start in range(0, len(flat), BATCH_LIMIT):
+            chunk = flat[start : start + BATCH_LIMIT]
+            requests = [self._occurrence_request(records[item_id], write) for item_id, write in chunk]
+            try:
+                answers = self.client.batch(requests)
+            except SyncError as exc:
+                outcomes += [exc] * len(chunk)
+                continue
+            outcomes += [None if a.error is None or a.status == 404 else a.error for a in answers]
+        errors: dict[str, list[SyncError | None]] = {item_id: [] for item_id in writes}
+        for (item_id, _), error in zip(flat, outcomes, strict=True):
+            errors[item_id].append(error)
+        return errors
+
+    def _occurrence_request(self, record: Event, write: series.OccurrenceWrite) -> BatchRequest:
+        url = f"{self.collection()}/{_id(write.instance_id)}"
+        if write.values is None:
+            return BatchRequest("DELETE", url)
+        return BatchRequest("PATCH", url, mapping.occurrence_to_graph(record, write.values))
+
+
+CURRENT_SELECT = "id,subject,start,end,isAllDay,recurrence,originalStartTimeZone,location,body"
+
+
+def _horizon() -> datetime:
+    return datetime.now(UTC) + EVENT_HORIZON
+
+
+def _is_series(record: Record) -> bool:
+    return isinstance(record, Event) and bool(record.recurrence)
+
+
+def _needs_listing(written: Event, previous: tuple[Event, bool] | None, *, create: bool) -> bool:
+    """Whether a series written must be listed: it has exceptions or cancellations to apply,
+    or (an update) may hold ones its record no longer has."""
+    if written.exceptions or written.cancelled:
+        return True
+    if create:
+        return False
+    return previous is None or not previous[1] or bool(previous[0].exceptions or previous[0].cancelled)
 
 
 def _events_cursor(cursor: str | None) -> dict[str, Any]:

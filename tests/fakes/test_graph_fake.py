@@ -717,6 +717,70 @@ def test_a_delta_keeps_the_options_graph_supports_on_it(cloud: Cloud) -> None:
     assert mails.json()["value"]
 
 
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "W. Europe Standard Time"])
+def test_occurrences_keep_the_series_wall_clock_across_daylight_saving_changes(cloud: Cloud, zone: str) -> None:
+    mondays = {
+        "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"], "firstDayOfWeek": "sunday"},
+        "range": {"type": "endDate", "startDate": "2026-03-16", "endDate": "2026-11-02", "recurrenceTimeZone": zone},
+    }
+    window = {"startDateTime": "2026-03-01T00:00:00Z", "endDateTime": "2026-12-01T00:00:00Z", "$top": "100"}
+    with cloud.user_client() as graph:
+        series = graph.post(
+            "/me/events",
+            json=_event("jour fixe", "2026-03-16T09:00:00", "2026-03-16T10:00:00", zone, recurrence=mondays),
+        ).json()
+        listed = graph.get(f"/me/events/{series['id']}/instances", params=window).json()["value"]
+
+    starts = {i["start"]["dateTime"][:16]: i for i in listed}
+    assert "2026-03-23T08:00" in starts and "2026-03-30T07:00" in starts  # Berlin changes on 29 March
+    assert "2026-10-19T07:00" in starts and "2026-10-26T08:00" in starts  # and back on 25 October
+    assert len(listed) == 34
+    assert all(i["originalStart"] == i["start"]["dateTime"][:19] + "Z" for i in listed)
+    assert {i["originalStartTimeZone"] for i in listed} == {zone}
+
+
+def test_an_exception_keeps_its_original_start_and_a_pattern_change_drops_it(cloud: Cloud) -> None:
+    with cloud.user_client() as graph:
+        series = graph.post(
+            "/me/events", json=_event("standup", "2026-06-01T09:00:00", "2026-06-01T09:15:00", recurrence=WEEKLY_JUNE)
+        ).json()
+        first, second, third = graph.get(f"/me/events/{series['id']}/instances", params=JUNE).json()["value"]
+        moved = graph.patch(
+            f"/me/events/{second['id']}",
+            json={"start": {"dateTime": "2026-06-09T11:00:00", "timeZone": "W. Europe Standard Time"},
+                  "end": {"dateTime": "2026-06-09T11:15:00", "timeZone": "W. Europe Standard Time"}},
+        ).json()  # fmt: skip
+        graph.delete(f"/me/events/{third['id']}").raise_for_status()
+        graph.patch(f"/me/events/{series['id']}", json={"subject": "daily standup"}).raise_for_status()
+        renamed = graph.get(f"/me/events/{series['id']}/instances", params=JUNE).json()["value"]
+        longer = {"dateTime": "2026-06-01T09:30:00", "timeZone": "W. Europe Standard Time"}
+        graph.patch(f"/me/events/{series['id']}", json={"end": longer}).raise_for_status()
+        after = graph.get(f"/me/events/{series['id']}/instances", params=JUNE).json()["value"]
+        graph.delete(f"/me/events/{series['id']}").raise_for_status()
+        gone = graph.get(f"/me/events/{first['id']}")
+
+    assert (first["originalStart"], first["type"], first["seriesMasterId"]) == (
+        "2026-06-01T07:00:00Z",
+        "occurrence",
+        series["id"],
+    )
+    assert (moved["type"], moved["originalStart"], moved["start"]["dateTime"]) == (
+        "exception",
+        "2026-06-08T07:00:00Z",
+        "2026-06-09T09:00:00.0000000",
+    )
+    assert [(i["type"], i["subject"]) for i in renamed] == [
+        ("occurrence", "daily standup"),
+        ("exception", "daily standup"),
+    ]
+    assert [(i["type"], i["originalStart"]) for i in after] == [
+        ("occurrence", "2026-06-01T07:00:00Z"),
+        ("occurrence", "2026-06-08T07:00:00Z"),
+        ("occurrence", "2026-06-15T07:00:00Z"),
+    ]
+    assert gone.status_code == 404
+
+
 # Graph: To Do and mail -----------------------------------------------------------------------------
 def test_todo_takes_delegated_tokens_and_application_permissions(cloud: Cloud) -> None:
     with cloud.user_client() as graph, cloud.app_client() as app:

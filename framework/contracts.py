@@ -315,7 +315,10 @@ class EntityDefinition:
     strongest first (an event's iCalendar UID, then its start and subject); ``dated`` the
     moment the six-month window applies to (None: the entity is not windowed);
     ``writable`` the sides it may be written to; with ``keep_deleted`` a deletion on one side
-    is not carried to the other (a mail deleted in Exchange stays in the CRM).
+    is not carried to the other (a mail deleted in Exchange stays in the CRM). ``merge``, when
+    given, settles a pair changed on both sides by combining the two records (the conflict
+    policy's winner first, then the other) rather than by the winner's alone; the result is
+    written to both sides.
     """
 
     name: str
@@ -325,6 +328,7 @@ class EntityDefinition:
     writable: frozenset[SideName] = field(default_factory=lambda: frozenset(SIDES))
     keep_deleted: bool = False
     description: str = ""
+    merge: Callable[[Record, Record], Record] | None = None
 
 
 @dataclass(frozen=True)

@@ -770,7 +770,8 @@ class _Job:
         source = write.source
         assert source is not None and result.id is not None
         target_hash = self._echo_hash(write.side, source)
-        source_hash = content_hash(source.record)
+        assert write.source_side is not None
+        source_hash = self._echo_hash(write.source_side, source) if write.merged else content_hash(source.record)
         label = describe(source.record)
         if write.side == "crm":
             self.upserts.append(Pair(result.id, source.id, target_hash, source_hash, label=label))

@@ -114,11 +114,11 @@ class Event:
             return
         if self.all_day or self.timezone.upper() == "UTC":
             object.__setattr__(self, "timezone", "")
-        cancelled = {moment.astimezone(UTC) for moment in self.cancelled}
+        cancelled = {_utc(moment) for moment in self.cancelled}
         object.__setattr__(self, "cancelled", tuple(sorted(cancelled)))
         # An occurrence is cancelled or changed, never both; each is listed once, and one
         # changed back to what the series gives it is no exception any more.
-        changed = {o.original_start.astimezone(UTC): o for o in self.exceptions}
+        changed = {_utc(o.original_start): o for o in self.exceptions}
         kept = (
             replace_original(o, moment)
             for moment, o in sorted(changed.items())
@@ -134,6 +134,11 @@ class Event:
             and occurrence.end == original_start + length
             and (occurrence.subject, occurrence.location, occurrence.body) == (self.subject, self.location, self.body)
         )
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC (a naive one, which the model never holds from a store, as it is)."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment
 
 
 def replace_original(occurrence: Occurrence, original_start: datetime) -> Occurrence:

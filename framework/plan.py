@@ -48,6 +48,9 @@ class Write:
     source: Item | None
     source_side: SideName | None
     pair: Pair | None
+    merged: bool = False
+    """Half of a merge written to both sides: the pair then remembers, for the source side too,
+    the hash the merged record will be listed with there."""
 
 
 @dataclass(frozen=True)
@@ -263,8 +266,30 @@ class _Planner:
         loser_deleted = (crm if winner == "exchange" else exchange) == "deleted"
         if loser_deleted:
             self._copy(self._item(winner, pair), winner, unlink=pair)  # type: ignore[arg-type]
+        elif crm == exchange == "changed" and self._merge(winner, pair):
+            return
         else:
             self._propagate(winner, pair, deleted=(crm if winner == "crm" else exchange) == "deleted")
+
+    def _merge(self, winner: SideName, pair: Pair) -> bool:
+        """Both sides changed a record whose entity merges changes (a series' exceptions, made on
+        either side): the merged record is written to both. False when the merge adds nothing to
+        the winner's record, which then simply wins."""
+        merge = self.d.entity.merge
+        if merge is None or self._writable_for_entity() != frozenset(SIDES):
+            return False
+        won, lost = self._item(winner, pair), self._item(other(winner), pair)
+        assert won is not None and lost is not None
+        merged = merge(won.record, lost.record)
+        if content_hash(merged) == content_hash(won.record):
+            return False
+        for target in SIDES:
+            read = won if other(target) == winner else lost
+            source = dataclasses.replace(read, record=merged)
+            target_id = pair.crm_id if target == "crm" else pair.exchange_id
+            update = Update(target_id, merged, source.id)
+            self.result.writes.append(Write(target, update, source, other(target), pair, merged=True))
+        return True
 
     def _agree(self, pair: Pair) -> bool:
         """Both changed to the same content: just remember the new hashes."""

@@ -8,6 +8,7 @@ an inclusive date (``UNTIL=20260301`` keeps an occurrence on 1 March at any time
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -87,3 +88,26 @@ def _inclusive_until(rule: str) -> str:
             value = f"{digits}T235959"
         parts.append(f"{name}={value}" if value else name)
     return ";".join(p for p in parts if p)
+
+
+def pattern(event: Event) -> tuple[str, datetime | None, str, bool]:
+    """What places a series' occurrences: its rule, first start, time zone and whether it is
+    all-day. Changing any of them, Exchange drops the series' exceptions and cancellations."""
+    return event.recurrence, event.start, event.timezone, event.all_day
+
+
+def merge_series(winner: Event, loser: Event) -> Event:
+    """A series changed on both sides since the last sync: the winner's series with the
+    occurrences only the loser changed or cancelled added, so that no exception made on either
+    side is lost. Where both changed the same occurrence the winner's stands; a loser whose
+    pattern differs adds nothing (its exceptions went with its old pattern)."""
+    if not winner.recurrence or pattern(winner) != pattern(loser):
+        return winner
+    mine = {o.original_start for o in winner.exceptions} | set(winner.cancelled)
+    added = [o for o in loser.exceptions if o.original_start not in mine]
+    cancelled = [moment for moment in loser.cancelled if moment not in mine]
+    if not added and not cancelled:
+        return winner
+    return dataclasses.replace(
+        winner, exceptions=(*winner.exceptions, *added), cancelled=(*winner.cancelled, *cancelled)
+    )

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from framework import hookimpl
 from framework.contracts import EntityDefinition
 from framework.model import Contact, Event, Mail, Record, Task
+from framework.recurrence import merge_series
 
 
 def contact_keys(record: Record) -> tuple[str, ...]:
@@ -59,7 +60,17 @@ def mail_date(record: Record) -> datetime | None:
 
 CONTACTS = EntityDefinition("contacts", Contact, contact_keys, description="CRM Contacts <-> Exchange contacts")
 TASKS = EntityDefinition("tasks", Task, task_keys, task_date, description="CRM Tasks <-> Exchange tasks")
-EVENTS = EntityDefinition("events", Event, event_keys, event_date, description="CRM Events <-> calendar items")
+
+
+def merge_events(winner: Record, loser: Record) -> Record:
+    """Both sides changed a series: every occurrence either side changed or cancelled is kept."""
+    assert isinstance(winner, Event) and isinstance(loser, Event)
+    return merge_series(winner, loser)
+
+
+EVENTS = EntityDefinition(
+    "events", Event, event_keys, event_date, description="CRM Events <-> calendar items", merge=merge_events
+)
 MAILS = EntityDefinition(
     "mails",
     Mail,

@@ -33,7 +33,7 @@ from fakes.cloud import GRAPH_CLIENT_ID, mailbox_password
 from fakes.ews import trust_ca
 from fakes.harness import World, address
 
-HORIZON = timedelta(days=400)
+HORIZON = timedelta(days=800)  # a yearly series of two, starting a few weeks ahead, ends within it
 DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 GRAPH_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 GRAPH_INDEX = {1: "first", 2: "second", 3: "third", 4: "fourth", -1: "last"}

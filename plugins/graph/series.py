@@ -85,12 +85,6 @@ def with_listing(series: Event, listing: Listing) -> Event:
     return replace(series, exceptions=tuple(listing.exceptions.values()), cancelled=tuple(listing.cancelled))
 
 
-def pattern(event: Event) -> tuple[str, datetime | None, str, bool]:
-    """What makes a series' pattern: its rule, first start, time zone and whether all-day
-    (changing any of them, Exchange drops the series' exceptions and cancellations)."""
-    return event.recurrence, event.start, event.timezone, event.all_day
-
-
 @dataclass(frozen=True)
 class OccurrenceWrite:
     """One write to an occurrence: DELETE (``values`` None) cancels it, PATCH makes it hold ``values``."""

@@ -25,6 +25,7 @@ from urllib.parse import quote
 from framework.contracts import Changes, Create, Delete, Item, Side, Store, Update, Window, WriteOp, WriteResult
 from framework.errors import ConfigurationError, RecordRejected, SyncError
 from framework.model import Event, Record
+from framework.recurrence import pattern
 from plugins.graph import mapping, series
 from plugins.graph.client import BATCH_LIMIT, BatchRequest, BatchResponse, GraphClient, Json
 
@@ -428,7 +429,7 @@ class EventsSide(GraphSide):
             assert isinstance(written, Event)
             bare = replace(written, exceptions=(), cancelled=())
             previous = before.get(op.id) if isinstance(op, Update) else None
-            if isinstance(op, Update) and (previous is None or series.pattern(previous[0]) != series.pattern(bare)):
+            if isinstance(op, Update) and (previous is None or pattern(previous[0]) != pattern(bare)):
                 self._keep(item_id, bare)  # Exchange dropped the exceptions with the old pattern
             elif _needs_listing(written, previous, create=isinstance(op, Create)):
                 wanted[item_id] = (written, answer)

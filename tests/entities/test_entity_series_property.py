@@ -118,7 +118,7 @@ def _crm_view(world: World, series: Series) -> list[Seen]:
     events linked to it in their place."""
     crm = CrmCalendar(world)
     master = crm.series(series.subject)
-    assert master.get(SERIES_ZONE, "") in (series.zone, "" if series.zone == "UTC" else series.zone), master
+    assert (master.get(SERIES_ZONE) or "UTC") == series.zone, master
     left_out = crm.left_out(master)
     zone = ZoneInfo(series.zone)
     start = datetime.fromisoformat(master["Start_DateTime"]).astimezone(UTC)

@@ -14,11 +14,13 @@ from framework.model import (
     PRIORITIES,
     PRIVACY_FIELDS,
     SENSITIVITIES,
+    SERIES_FIELDS,
     TASK_STATUSES,
     Attachment,
     Contact,
     Event,
     Mail,
+    Occurrence,
     Record,
     Task,
     content_hash,
@@ -119,7 +121,8 @@ def test_equal_content_gives_an_equal_hash(record):
 
 @given(records, st.data())
 def test_changing_any_field_changes_the_hash(record, data):
-    field = data.draw(st.sampled_from([f for f in dataclasses.fields(record) if f.name not in PRIVACY_FIELDS]))
+    hashed = [f for f in dataclasses.fields(record) if f.name not in (*PRIVACY_FIELDS, *SERIES_FIELDS)]
+    field = data.draw(st.sampled_from(hashed))
     value = getattr(record, field.name)
     if isinstance(value, str):
         changed = value + "x"
@@ -134,6 +137,38 @@ def test_changing_any_field_changes_the_hash(record, data):
     else:  # None: an empty date or moment gets one
         changed = date(2026, 1, 1) if field.name == "due" else datetime(2026, 1, 1, tzinfo=UTC)
     assert content_hash(dataclasses.replace(record, **{field.name: changed})) != content_hash(record)
+
+
+SERIES_START = datetime(2027, 3, 1, 8, tzinfo=UTC)
+SERIES = Event("Review", SERIES_START, SERIES_START + timedelta(hours=1), recurrence="FREQ=WEEKLY;COUNT=10")
+MOVED = Occurrence(SERIES_START + timedelta(weeks=1), SERIES_START + timedelta(weeks=1, hours=2))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"timezone": "Europe/Berlin"},
+        {"cancelled": (SERIES_START + timedelta(weeks=2),)},
+        {"exceptions": (MOVED,)},
+        {"exceptions": (dataclasses.replace(MOVED, subject="Review (moved)"),)},
+    ],
+)
+def test_a_series_time_zone_cancellations_and_exceptions_change_its_hash(change):
+    assert content_hash(dataclasses.replace(SERIES, **change)) != content_hash(SERIES)
+
+
+def test_a_single_event_holds_no_series_fields_and_a_series_keeps_each_occurrence_once():
+    single = dataclasses.replace(SERIES, recurrence="", timezone="Europe/Berlin", exceptions=(MOVED,))
+    assert (single.timezone, single.cancelled, single.exceptions) == ("", (), ())
+    both = dataclasses.replace(SERIES, cancelled=(MOVED.original_start,), exceptions=(MOVED, MOVED))
+    assert both.exceptions == () and both.cancelled == (MOVED.original_start,)
+    as_the_series = Occurrence(MOVED.original_start, MOVED.original_start, MOVED.original_start + timedelta(hours=1))
+    assert dataclasses.replace(SERIES, exceptions=(dataclasses.replace(as_the_series, subject="Review"),)) == SERIES
+
+
+def test_a_series_survives_its_plain_form():
+    series = dataclasses.replace(SERIES, timezone="Europe/Berlin", cancelled=(SERIES_START,), exceptions=(MOVED,))
+    assert from_plain(json.loads(json.dumps(to_plain(series)))) == series
 
 
 @given(records, st.sampled_from(SENSITIVITIES), st.lists(st.text(max_size=10), max_size=3))

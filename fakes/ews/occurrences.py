@@ -7,8 +7,17 @@ changed Graph-shaped fields) and ``cancelled`` (original start -> True). So chan
 an occurrence is a change of the master, which is how SyncFolderItems reports it.
 
 An occurrence's id is the master's id and its original start (``<master id>_<yyyymmddThhmmssZ>``);
-``OccurrenceItemId`` addresses one by its 1-based index in the series. An occurrence starts on its
-date at the master's time of day (in UTC: the recurrence's own time zone is not modelled).
+``OccurrenceItemId`` addresses one by its 1-based index in the series, deleted occurrences counted
+(an index never shifts). The series is expanded in its own time zone, the master's StartTimeZone
+(a Windows name, mapped to IANA with exchangelib's table; none: UTC): an occurrence starts on its
+date at the master's wall-clock time there, so a 09:00 Europe/Berlin meeting is at 08:00 UTC in
+winter and 07:00 UTC in summer. An all-day series keeps local midnights the same way. A wall-clock
+time that does not exist on a day (skipped by a daylight saving change) is taken at the offset
+before the change (not confirmed: what Exchange does then).
+
+Changing the master's Recurrence, Start, End or StartTimeZone drops all its exceptions and
+cancellations (not confirmed: Outlook asks before it drops them; what EWS does with an End-only
+change is assumed to be the same).
 """
 
 from __future__ import annotations
@@ -18,11 +27,11 @@ import copy
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from fakes.ews.soap import EwsError
-from fakes.ews.values import PRIVATE, Data, graph_when, parse_graph_when, peek_private
+from fakes.ews.values import PRIVATE, Data, graph_when, parse_graph_when, peek_private, zone_named
 from fakes.tenant import Item
 
 EXCEPTIONS, CANCELLED = "exceptions", "cancelled"
@@ -120,15 +129,21 @@ def is_master(data: Data) -> bool:
 
 def occurrences(master: Data, until: datetime | None = None) -> Iterator[Occurrence]:
     """The occurrences of ``master`` in order (up to ``until``, exclusive, when given)."""
-    start = parse_graph_when(master["start"])
+    zone = series_zone(master)
+    wall = parse_graph_when(master["start"]).astimezone(zone).time()
     exceptions = peek_private(master, EXCEPTIONS)
     cancelled = peek_private(master, CANCELLED)
     for index, day in enumerate(occurrence_dates(master["recurrence"]), start=1):
-        original = datetime.combine(day, start.timetz()).astimezone(UTC)
+        original = datetime.combine(day, wall, tzinfo=zone).astimezone(UTC)
         if until is not None and original >= until:
             return
         key = original.strftime(_STAMP)
         yield Occurrence(index, original, exceptions.get(key), key in cancelled)
+
+
+def series_zone(master: Data) -> tzinfo:
+    """The time zone the series keeps its wall-clock time in: its StartTimeZone (UTC when none)."""
+    return zone_named(str(master.get("originalStartTimeZone") or "UTC"))
 
 
 def duration(master: Data) -> timedelta:
@@ -263,4 +278,4 @@ def master_info(master: Item) -> list[tuple[str, list[tuple[str, Occurrence]]]]:
 
 def series_changed(old: Data, new: Data) -> bool:
     """Whether a master's pattern or time moved, which drops its exceptions (as Exchange does)."""
-    return any(old.get(k) != new.get(k) for k in ("recurrence", "start", "end"))
+    return any(old.get(k) != new.get(k) for k in ("recurrence", "start", "end", "originalStartTimeZone"))

@@ -28,6 +28,7 @@ from framework.contracts import Changes, Create, Delete, Item, Side, Store, Upda
 from framework.errors import AuthenticationFailed, ConfigurationError, RecordRejected, SyncError, SyncStateLost
 from framework.model import Event, Record
 from plugins.ews import mapping
+from plugins.ews.occurrences import OccurrenceWriter
 
 T = TypeVar("T")
 Translate = Callable[[Exception], SyncError]
@@ -37,6 +38,7 @@ BATCH = 100
 MAX_CHANGES = 512  # the most SyncFolderItems returns per call
 MAIL_FOLDERS = {"inbox": Inbox, "sentitems": SentItems}  # canonical folder -> exchangelib folder class
 ID_FIELDS = ("id", "changekey")
+EXCEPTION_FIELDS = ("subject", "start", "end", "is_all_day", "location", "body", "text_body")
 
 
 def distinguished(account: Account, folder_cls: Any) -> Any:
@@ -179,14 +181,32 @@ class FolderSide(Side):
             changed = [native for kind, native in page if kind in ("create", "update")]
             if cursor and echoes:
                 changed = self._fetch(folder, [n for n in changed if echoes.get(n.id) != n.changekey])
-            for native in changed:
-                if isinstance(native, self.native_cls):
-                    record = self.from_native(native)
-                    if self._in_window(record, window):
-                        items.append(Item(native.id, record, mapping.read_link(native)))
+            natives = [native for native in changed if isinstance(native, self.native_cls)]
+            for native, record in zip(natives, self._records(natives), strict=True):
+                if self._in_window(record, window):
+                    items.append(Item(native.id, record, mapping.read_link(native)))
             deleted = [native.id for kind, native in page if kind == "delete"]
             yield Changes(items, deleted, None, full=cursor is None)
         yield Changes([], [], folder.item_sync_state, full=cursor is None)
+
+    def _records(self, natives: list[Any]) -> list[Record]:
+        """The records of ``natives``; a series' exceptions are read with one GetItem for all the
+        modified occurrences of the page (Exchange lists only their times on the master)."""
+        if self.entity != "events":
+            return [self.from_native(native) for native in natives]
+        changed = self._exception_items([o.id for n in natives for o in n.modified_occurrences or ()])
+        return [mapping.event_from_native(native, changed) for native in natives]
+
+    def _exception_items(self, ids: list[str]) -> dict[str, Any]:
+        """The items of modified occurrences by id, with the fields an exception carries."""
+        if not ids:
+            return {}
+        fields = [f for f in EXCEPTION_FIELDS if self._supported(f)]
+        fetched = self.account.fetch(ids=[ItemId(id=i) for i in ids], only_fields=fields)
+        return {n.id: n for n in fetched if isinstance(n, CalendarItem)}
+
+    def _supported(self, field: str) -> bool:
+        return bool(CalendarItem.get_field_by_fieldname(field).supports_version(self.account.version))
 
     def _fetch(self, folder: Any, listed: list[Any]) -> list[Any]:
         """The full items of ``listed`` (GetItem); those deleted meanwhile are left out."""
@@ -203,7 +223,7 @@ class FolderSide(Side):
 
     def echo(self, record: Record) -> Record:
         try:
-            back = self.from_native(self.to_native(record))
+            back = mapping.event_echo(record) if isinstance(record, Event) else self.from_native(self.to_native(record))
         except ValueError:
             return record
         uids = self._uids.get(record)
@@ -219,10 +239,30 @@ class FolderSide(Side):
         creates = [(i, op) for i, op in enumerate(ops) if isinstance(op, Create)]
         updates = [(i, op) for i, op in enumerate(ops) if isinstance(op, Update)]
         deletes = [(i, op) for i, op in enumerate(ops) if isinstance(op, Delete)]
+        series_before = self._series_before(updates) if self.entity == "events" else {}
         self._send(results, self._natives(creates, results), self._create)
         self._send(results, self._natives(updates, results), self._update)
         self._send(results, [(i, ItemId(id=op.id)) for i, op in deletes], self._delete)
-        return [r if r is not None else WriteResult(error=RecordRejected("not written")) for r in results]
+        done = [r if r is not None else WriteResult(error=RecordRejected("not written")) for r in results]
+        if self.entity == "events":
+            OccurrenceWriter(self, series_before).write(ops, done)
+        return done
+
+    def _series_before(self, updates: list[tuple[int, Any]]) -> dict[int, Event]:
+        """What Exchange holds now of each series about to be updated, by op index: one GetItem
+        for the masters, one for their modified occurrences. A series that cannot be read is
+        left out (its update then fails or finds it gone)."""
+        wanted = [(i, op.id) for i, op in updates if isinstance(op.record, Event) and op.record.recurrence]
+        if not wanted:
+            return {}
+        found = self.store.guard(lambda: list(self.account.fetch(ids=[ItemId(id=i) for _, i in wanted])))
+        masters = {n.id: n for n in found if isinstance(n, CalendarItem)}
+        changed = self._exception_items([o.id for n in masters.values() for o in n.modified_occurrences or ()])
+        return {
+            index: mapping.event_from_native(masters[item_id], changed)
+            for index, item_id in wanted
+            if item_id in masters
+        }
 
     def _natives(self, ops: list[tuple[int, Any]], results: list[WriteResult | None]) -> list[tuple[int, Any]]:
         """Each op's exchangelib item, checked locally; a record Exchange cannot hold is rejected here."""
@@ -336,6 +376,41 @@ class FolderSide(Side):
                 suppress_read_receipts=True,
             )
         )
+
+    # a series' occurrences (see plugins.ews.occurrences) -------------------------------------------
+    def forget_echo(self, item_id: str) -> None:
+        """Read ``item_id`` again at the next read: what Exchange made of our write is not known."""
+        self._echoes.pop(item_id, None)
+
+    def cancel_occurrences(self, refs: list[Any]) -> list[Any]:
+        """Delete the occurrences ``refs`` (OccurrenceItemIds) in one call; an answer per occurrence."""
+        return self._occurrence_call(lambda: self._delete(refs), len(refs))
+
+    def save_occurrences(self, natives: list[Any]) -> list[Any]:
+        """Save start, end, subject, location and body on each occurrence in one call."""
+        fields = mapping.OCCURRENCE_FIELDS
+
+        def call() -> list[Any]:
+            service = _UpdateItem(account=self.account, chunk_size=BATCH)
+            return list(
+                service.call(
+                    items=[(native, fields) for native in natives],
+                    conflict_resolution=ALWAYS_OVERWRITE,
+                    message_disposition=SAVE_ONLY,
+                    send_meeting_invitations_or_cancellations=SEND_TO_NONE,
+                    suppress_read_receipts=True,
+                )
+            )
+
+        return self._occurrence_call(call, len(natives))
+
+    def _occurrence_call(self, call: Callable[[], list[Any]], count: int) -> list[Any]:
+        try:
+            return self.store.guard(call)
+        except AuthenticationFailed:
+            raise
+        except (SyncError, ValueError, TypeError) as exc:
+            return [exc] * count
 
     def _delete(self, ids: list[Any]) -> list[Any]:
         """Deletions go to Deleted Items, where the user can still restore them (as Outlook deletes)."""

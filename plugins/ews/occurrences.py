@@ -1,0 +1,144 @@
+"""Writing a series' exceptions and cancellations to its occurrences, once the series is written.
+
+Exchange keeps them on the series' occurrences, addressed by ``OccurrenceItemId`` (the master's
+id and the occurrence's 1-based InstanceIndex): saving start, end, subject, location and body on
+an occurrence makes it an exception, deleting one cancels it. All the occurrences of one write
+are cancelled with one DeleteItem and saved with one UpdateItem, whatever the number of series.
+
+A new series gets its exceptions and cancellations written. An updated one is compared with
+what Exchange held before the update: when its pattern changed (recurrence, first start, time of
+day, time zone, all-day), Exchange dropped every exception and cancellation, and none is written
+again (the read after the write finds the series without them, and the CRM follows); otherwise
+the occurrences whose values differ are saved, the newly cancelled ones deleted, and an exception
+no longer wanted is saved back to the series' values. A cancelled occurrence cannot be restored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from exchangelib import errors as ews_errors
+from exchangelib.properties import OccurrenceItemId
+
+from framework.contracts import Create, Update, WriteOp, WriteResult
+from framework.errors import RecordRejected
+from framework.model import Event, Occurrence
+from framework.recurrence import duration, instance_index
+from plugins.ews import mapping
+
+if TYPE_CHECKING:
+    from plugins.ews.store import FolderSide
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Plan:
+    """What one written series needs on its occurrences."""
+
+    op_index: int
+    master_id: str
+    series: Event
+    saves: list[tuple[int, Occurrence]] = field(default_factory=list)
+    cancels: list[int] = field(default_factory=list)
+
+
+def pattern(event: Event) -> tuple[Any, ...]:
+    """What places a series' occurrences: changing any of it makes Exchange drop its exceptions."""
+    start = event.start.replace(microsecond=0) if event.start else None  # Exchange keeps seconds
+    return (event.recurrence, start, event.timezone, event.all_day)
+
+
+def plan(op_index: int, master_id: str, wanted: Event, held: Event | None) -> Plan:
+    """The occurrence writes that turn series ``held`` (None: new, or its exceptions dropped)
+    into ``wanted`` (as :func:`mapping.event_echo` gives it)."""
+    exceptions = {o.original_start: o for o in held.exceptions} if held else {}
+    cancelled = set(held.cancelled) if held else set()
+    result = Plan(op_index, master_id, wanted)
+    for moment in wanted.cancelled:
+        if moment not in cancelled:
+            result.cancels.append(_index(wanted, moment))
+    wanted_exceptions = {o.original_start: o for o in wanted.exceptions}
+    for moment, occurrence in wanted_exceptions.items():
+        if exceptions.get(moment) != occurrence:
+            result.saves.append((_index(wanted, moment), occurrence))
+    for moment in exceptions:
+        if moment not in wanted_exceptions and moment not in wanted.cancelled:
+            result.saves.append((_index(wanted, moment), _as_the_series_has_it(wanted, moment)))
+    return result
+
+
+def _index(series: Event, moment: datetime) -> int:
+    index = instance_index(series, moment)
+    if index is None:  # mapping.event_echo keeps only occurrences of the pattern
+        raise ValueError(f"{moment} is no occurrence of the series")
+    return index
+
+
+def _as_the_series_has_it(series: Event, moment: datetime) -> Occurrence:
+    return Occurrence(moment, moment, moment + duration(series), series.subject, series.location, series.body)
+
+
+class OccurrenceWriter:
+    """Writes the occurrences of the series one :meth:`FolderSide.write` call wrote."""
+
+    def __init__(self, side: FolderSide, before: dict[int, Event]) -> None:
+        self.side = side
+        self.before = before
+
+    def write(self, ops: Sequence[WriteOp], results: list[WriteResult]) -> None:
+        """Cancel and save the occurrences the written series need; an update whose occurrences
+        could not all be written fails (and is tried again), a created series stays created."""
+        plans = [p for i, op in enumerate(ops) if (p := self._plan(i, op, results[i])) is not None]
+        cancels = [(p, OccurrenceItemId(id=p.master_id, instance_index=n)) for p in plans for n in p.cancels]
+        saves = [(p, self._native(p, n, o)) for p in plans for n, o in p.saves]
+        failures: dict[int, str] = {}
+        if cancels:
+            answers = self.side.cancel_occurrences([ref for _, ref in cancels])
+            for (p, _), answer in zip(cancels, answers, strict=True):
+                if isinstance(answer, Exception) and not _already_cancelled(answer):
+                    failures.setdefault(p.op_index, f"{type(answer).__name__}: {answer}")
+        if saves:
+            answers = self.side.save_occurrences([native for _, native in saves])
+            for (p, _), answer in zip(saves, answers, strict=True):
+                if isinstance(answer, Exception):
+                    failures.setdefault(p.op_index, f"{type(answer).__name__}: {answer}")
+        for index, reason in failures.items():
+            if isinstance(ops[index], Update):
+                results[index] = WriteResult(error=RecordRejected(f"Exchange refused an occurrence: {reason}"))
+            else:
+                log.warning("an occurrence of a new series was not written: %s", reason)
+
+    def _plan(self, index: int, op: WriteOp, result: WriteResult) -> Plan | None:
+        if not isinstance(op, Create | Update) or not isinstance(op.record, Event) or not op.record.recurrence:
+            return None
+        if not result.ok or result.id is None:
+            return None
+        wanted = mapping.event_echo(op.record)
+        if not (wanted.cancelled or wanted.exceptions or isinstance(op, Update)):
+            return None
+        held = self.before.get(index) if isinstance(op, Update) else None
+        if held is not None and held.recurrence and pattern(held) != pattern(wanted):
+            self.side.forget_echo(result.id)  # Exchange dropped them: the next read lists the series
+            return None
+        if held is not None and duration(held) != duration(wanted):
+            held = None  # a new End: Exchange dropped them too (not confirmed), so all are written again
+        found = plan(index, result.id, wanted, held)
+        if found.saves or found.cancels:
+            self.side.forget_echo(result.id)  # the occurrence writes changed it again
+            return found
+        return None
+
+    def _native(self, found: Plan, index: int, occurrence: Occurrence) -> Any:
+        native = mapping.occurrence_to_native(found.series, occurrence)
+        native.account = self.side.account
+        native._id = OccurrenceItemId(id=found.master_id, instance_index=index)
+        return native
+
+
+def _already_cancelled(answer: Exception) -> bool:
+    return isinstance(answer, ews_errors.ErrorCalendarOccurrenceIsDeletedFromRecurrence)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import calendar
 import copy
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -84,8 +85,15 @@ def _weekday(day: date) -> str:
     return _WEEKDAYS[day.weekday()]
 
 
-def _days(pattern: dict[str, Any]) -> set[str]:
-    return {str(d).lower() for d in pattern.get("daysOfWeek") or ()}
+def _days(pattern: dict[str, Any]) -> frozenset[str]:
+    """The pattern's weekdays; EWS's ``Day``, ``Weekday`` and ``WeekendDay`` stand for their days."""
+    days: set[str] = set()
+    for name in pattern.get("daysOfWeek") or ():
+        days.update(_DAY_SETS.get(str(name).lower(), (str(name).lower(),)))
+    return frozenset(days)
+
+
+_DAY_SETS = {"day": _WEEKDAYS, "weekday": _WEEKDAYS[:5], "weekendday": _WEEKDAYS[5:]}
 
 
 def _week_of(day: date, week_start: int) -> date:
@@ -98,13 +106,24 @@ def _day_in_month(day: date, wanted: int) -> int:
 
 
 def _relative(pattern: dict[str, Any], day: date) -> bool:
-    """Whether ``day`` is the pattern's first/second/third/fourth/last of its days in the month."""
-    if _weekday(day) not in _days(pattern):
+    """Whether ``day`` is the pattern's first/second/third/fourth/last of its days in the month
+    (``second Weekday``: the second Monday-to-Friday day of the month)."""
+    days = _days(pattern)
+    if _weekday(day) not in days:
         return False
     index = str(pattern.get("index") or "first").lower()
-    if index == "last":
-        return day.day + 7 > calendar.monthrange(day.year, day.month)[1]
-    return index in _INDEX and (day.day - 1) // 7 == _INDEX.index(index)
+    return index in (*_INDEX, "last") and _nth_day(day.year, day.month, days, index) == day.day
+
+
+@functools.lru_cache(maxsize=4096)
+def _nth_day(year: int, month: int, days: frozenset[str], index: str) -> int:
+    """The day of the month that is the ``index`` (first ... fourth, last) of its ``days``."""
+    matching = [
+        d
+        for d in range(1, calendar.monthrange(year, month)[1] + 1)
+        if _WEEKDAYS[date(year, month, d).weekday()] in days
+    ]
+    return matching[-1] if index == "last" else matching[_INDEX.index(index)]
 
 
 # the occurrences of a master ---------------------------------------------------------------------------

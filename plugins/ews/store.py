@@ -202,7 +202,7 @@ class FolderSide(Side):
         if not ids:
             return {}
         fields = [f for f in EXCEPTION_FIELDS if self._supported(f)]
-        fetched = self.account.fetch(ids=[ItemId(id=i) for i in ids], only_fields=fields)
+        fetched = self.account.fetch(ids=[ItemId(id=i) for i in ids], folder=self.folder(), only_fields=fields)
         return {n.id: n for n in fetched if isinstance(n, CalendarItem)}
 
     def _supported(self, field: str) -> bool:
@@ -255,7 +255,8 @@ class FolderSide(Side):
         wanted = [(i, op.id) for i, op in updates if isinstance(op.record, Event) and op.record.recurrence]
         if not wanted:
             return {}
-        found = self.store.guard(lambda: list(self.account.fetch(ids=[ItemId(id=i) for _, i in wanted])))
+        ids = [ItemId(id=item_id) for _, item_id in wanted]
+        found = self.store.guard(lambda: list(self.account.fetch(ids=ids, folder=self.folder())))
         masters = {n.id: n for n in found if isinstance(n, CalendarItem)}
         changed = self._exception_items([o.id for n in masters.values() for o in n.modified_occurrences or ()])
         return {

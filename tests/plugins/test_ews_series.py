@@ -23,11 +23,13 @@ from fakes.ews import EwsApi
 from fakes.server import FakeCA, FakeServer
 from fakes.tenant import Tenant
 from framework.context import Context
-from framework.contracts import CRM_LOGIN_PREFIX, Create, Item, Update, Window
+from framework.contracts import CRM_LOGIN_PREFIX, Create, CrmUser, Item, Update, Window
+from framework.engine import Engine
 from framework.host import Host
 from framework.model import Event, Occurrence
 from framework.recurrence import occurrence_starts
 from framework.state import User
+from framework.testing import MemoryWorld
 from plugins.ews import auth
 from plugins.ews.auth import EwsLogin, EwsServer
 from plugins.ews.store import EwsStore, FolderSide
@@ -41,9 +43,13 @@ BERLIN = EWSTimeZone("Europe/Berlin")
 
 @dataclasses.dataclass
 class Exchange:
+    """Ada's mailbox on the fake EWS, her open store, and a memory CRM to run the engine with."""
+
     tenant: Tenant
     api: EwsApi
     store: EwsStore
+    ctx: Context
+    world: MemoryWorld
 
     @property
     def side(self) -> FolderSide:
@@ -64,13 +70,14 @@ def exchange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Exchan
     tenant.add_user(f"svc@{DOMAIN}", "Sync service", SVC_PASSWORD, can_impersonate=True)
     api = EwsApi(tenant, version="Exchange2016")
     server = FakeServer(api, ca=ca).start()
+    world = MemoryWorld(users=[CrmUser("u1", ADMIN.email, ADMIN.name, "CEO", "Administrator", True)])
     host = Host()
-    for plugin in (plugins.ews, plugins.entities, plugins.conflicts):
+    for plugin in (plugins.ews, plugins.entities, plugins.conflicts, world.plugin()):
         host.pm.register(plugin)
     ctx = Context(f"sqlite:///{tmp_path / 'state.db'}", host=host, acting_as="u1", ca_bundle=str(ca.bundle_path))
     ctx.state.upsert_users([ADMIN])
     ctx.vault.put(f"{CRM_LOGIN_PREFIX}{ADMIN.crm_id}", "crm-refresh-token")  # the admin has logged in to the CRM
-    ctx.state.set_settings({"installed": True, "scope": "all"})
+    ctx.state.set_settings({"installed": True, "scope": "all", "crm_connector": "memory"})
     endpoint = f"{server.base_url}/EWS/Exchange.asmx"
     auth.setup_impersonation(
         ctx, EwsServer(endpoint, *auth.declared_version("auto")), EwsLogin(f"svc@{DOMAIN}", SVC_PASSWORD)
@@ -78,7 +85,7 @@ def exchange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Exchan
     store = ctx.exchange(ADMIN)
     assert isinstance(store, EwsStore)
     try:
-        yield Exchange(tenant, api, store)
+        yield Exchange(tenant, api, store, ctx, world)
     finally:
         store.close()
         server.stop()
@@ -307,3 +314,66 @@ def test_requests_do_not_grow_with_the_number_of_series(exchange: Exchange, coun
     assert len(items) == count and all(len(i.record.exceptions) == 1 for i in items if isinstance(i.record, Event))
     read = {k: v - before.get(k, 0) for k, v in exchange.calls().items() if v != before.get(k, 0)}
     assert read == {"SyncFolderItems": 1, "GetItem": 1}
+
+
+# the engine between a CRM and Exchange ----------------------------------------------------------------
+def _run(exchange: Exchange) -> dict[str, Any]:
+    (report,) = Engine(exchange.ctx, sleep=lambda _seconds: None).run([ADMIN], ["events"])
+    assert report.outcome == "ok", report.as_dict()
+    sides = report.entities["events"].sides
+    return {name: (c.created, c.updated, c.deleted) for name, c in sides.items()}
+
+
+def test_a_series_from_the_crm_shows_its_exceptions_in_exchange_and_a_second_run_writes_nothing(
+    exchange: Exchange,
+) -> None:
+    crm = exchange.world.side("crm", "u1", "events")
+    record = _series("FREQ=WEEKLY;BYDAY=MO;COUNT=5", _utc(2030, 3, 18, 8))
+    crm.put(record)
+    assert _run(exchange)["exchange"] == (1, 0, 0)
+    (native,) = exchange.store.account.calendar.all()
+    assert [o.original_start for o in native.modified_occurrences] == [_utc(2030, 3, 25, 8)]
+    assert [d.start for d in native.deleted_occurrences] == [_utc(2030, 4, 1, 7)]
+    for _ in range(2):
+        assert _run(exchange) == {"crm": (0, 0, 0), "exchange": (0, 0, 0)}
+    ((kept, _),) = crm.records.values()
+    assert kept == record
+
+
+def test_a_new_pattern_from_the_crm_drops_the_exceptions_on_both_sides(exchange: Exchange) -> None:
+    crm = exchange.world.side("crm", "u1", "events")
+    record = _series("FREQ=WEEKLY;BYDAY=MO;COUNT=5", _utc(2030, 3, 18, 8))
+    crm_id = crm.put(record)
+    _run(exchange)
+    crm.put(dataclasses.replace(record, recurrence="FREQ=WEEKLY;BYDAY=MO;COUNT=8"), crm_id)
+    first = _run(exchange)
+    assert first["exchange"] == (0, 1, 0) and first["crm"] == (0, 1, 0)  # Exchange's answer carried back
+    ((now, _),) = crm.records.values()
+    assert now.recurrence.endswith("COUNT=8") and now.exceptions == () and now.cancelled == ()
+    assert _run(exchange) == {"crm": (0, 0, 0), "exchange": (0, 0, 0)}
+
+
+def test_an_occurrence_moved_in_outlook_reaches_the_crm_as_an_exception(exchange: Exchange) -> None:
+    crm = exchange.world.side("crm", "u1", "events")
+    plain = Event(
+        "Review",
+        _utc(2030, 3, 18, 8),
+        _utc(2030, 3, 18, 9),
+        recurrence="FREQ=WEEKLY;BYDAY=MO;COUNT=5",
+        timezone="Europe/Berlin",
+    )
+    crm.put(plain)
+    _run(exchange)
+    (series,) = exchange.store.account.calendar.all()
+    moved = series.occurrence(index=3)
+    moved.refresh()
+    moved.location, moved.start, moved.end = "Room 9", moved.start + timedelta(days=1), moved.end + timedelta(days=1)
+    moved.save(update_fields=["location", "start", "end"])
+    series.occurrence(index=5).delete()
+    assert _run(exchange)["crm"] == (0, 1, 0)
+    ((now, _),) = crm.records.values()
+    assert now.cancelled == (_utc(2030, 4, 15, 7),)
+    assert now.exceptions == (
+        Occurrence(_utc(2030, 4, 1, 7), _utc(2030, 4, 2, 7), _utc(2030, 4, 2, 8), "Review", "Room 9"),
+    )
+    assert _run(exchange) == {"crm": (0, 0, 0), "exchange": (0, 0, 0)}

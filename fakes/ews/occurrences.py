@@ -9,15 +9,18 @@ an occurrence is a change of the master, which is how SyncFolderItems reports it
 An occurrence's id is the master's id and its original start (``<master id>_<yyyymmddThhmmssZ>``);
 ``OccurrenceItemId`` addresses one by its 1-based index in the series, deleted occurrences counted
 (an index never shifts). The series is expanded in its own time zone, the master's StartTimeZone
-(a Windows name, mapped to IANA with exchangelib's table; none: UTC): an occurrence starts on its
-date at the master's wall-clock time there, so a 09:00 Europe/Berlin meeting is at 08:00 UTC in
+(a Windows name, mapped to IANA with exchangelib's table; else its start's zone; none: UTC): an
+occurrence starts on its date at the master's wall-clock time there, so a 09:00 Europe/Berlin meeting is at 08:00 UTC in
 winter and 07:00 UTC in summer. An all-day series keeps local midnights the same way. A wall-clock
 time that does not exist on a day (skipped by a daylight saving change) is taken at the offset
 before the change (not confirmed: what Exchange does then).
 
 Changing the master's Recurrence, Start, End or StartTimeZone drops all its exceptions and
 cancellations (not confirmed: Outlook asks before it drops them; what EWS does with an End-only
-change is assumed to be the same).
+change is assumed to be the same). SyncFolderItems lists a master with its ModifiedOccurrences and
+DeletedOccurrences, as GetItem does (not confirmed: FindItem does not return them on Exchange).
+An occurrence may be moved anywhere, even past its neighbours (not modelled; Exchange is said to
+refuse that with ErrorOccurrenceCrossingBoundary: not confirmed).
 """
 
 from __future__ import annotations
@@ -161,8 +164,10 @@ def occurrences(master: Data, until: datetime | None = None) -> Iterator[Occurre
 
 
 def series_zone(master: Data) -> tzinfo:
-    """The time zone the series keeps its wall-clock time in: its StartTimeZone (UTC when none)."""
-    return zone_named(str(master.get("originalStartTimeZone") or "UTC"))
+    """The time zone the series keeps its wall-clock time in: its StartTimeZone (an item made over
+    Graph may only have its start's zone; UTC when neither is there)."""
+    start = master.get("start") or {}
+    return zone_named(str(master.get("originalStartTimeZone") or start.get("timeZone") or "UTC"))
 
 
 def duration(master: Data) -> timedelta:

@@ -5,6 +5,13 @@ most EWS allows), so a run costs what changed, not what the mailbox holds. Writi
 CreateItem, UpdateItem or DeleteItem call per batch of up to 100 items; an item the server
 refuses gets its own error result while the rest of the batch goes through. Deletions move items
 to Deleted Items (DeleteType MoveToDeletedItems), where the user can still restore them.
+
+A recurring series is one item, its master. Its cancelled occurrences are the master's
+DeletedOccurrences; its exceptions are its ModifiedOccurrences, whose own subject, location and
+body are read with one GetItem for all the series of a page. Writing a series writes its
+exceptions and cancellations to its occurrences afterwards (:mod:`plugins.ews.occurrences`): one
+DeleteItem and one UpdateItem for a whole batch, and for updated series one GetItem of the
+masters (and one of their exceptions) beforehand, to compare with what Exchange holds.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,8 @@ from cryptography.fernet import Fernet
 from exchangelib import CalendarItem, EWSDate, EWSDateTime, EWSTimeZone
 from exchangelib.fields import MONDAY
 from exchangelib.recurrence import Recurrence, WeeklyPattern
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import plugins.conflicts
 import plugins.entities
@@ -30,7 +32,7 @@ from framework.model import Event, Occurrence
 from framework.recurrence import occurrence_starts
 from framework.state import User
 from framework.testing import MemoryWorld
-from plugins.ews import auth
+from plugins.ews import auth, mapping
 from plugins.ews.auth import EwsLogin, EwsServer
 from plugins.ews.store import EwsStore, FolderSide
 
@@ -377,3 +379,64 @@ def test_an_occurrence_moved_in_outlook_reaches_the_crm_as_an_exception(exchange
         Occurrence(_utc(2030, 4, 1, 7), _utc(2030, 4, 2, 7), _utc(2030, 4, 2, 8), "Review", "Room 9"),
     )
     assert _run(exchange) == {"crm": (0, 0, 0), "exchange": (0, 0, 0)}
+
+
+# every pattern type, at random ---------------------------------------------------------------------
+DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+@st.composite
+def rules(draw: st.DrawFn) -> str:
+    """An RRULE of any pattern type Exchange holds, in the canonical order of its parts."""
+    kind = draw(
+        st.sampled_from(["daily", "weekly", "absoluteMonthly", "relativeMonthly", "absoluteYearly", "relativeYearly"])
+    )
+    parts = [f"FREQ={kind.removeprefix('absolute').removeprefix('relative').upper()}"]
+    if not kind.endswith("Yearly"):
+        interval = draw(st.integers(1, 3))
+        parts += [f"INTERVAL={interval}"] if interval > 1 else []
+    if kind == "weekly":
+        days = draw(st.sets(st.sampled_from(DAYS), min_size=1))
+        parts.append("BYDAY=" + ",".join(d for d in DAYS if d in days))
+    if kind.startswith("relative"):
+        position = draw(st.sampled_from(["1", "2", "3", "4", "-1"]))
+        parts.append(f"BYDAY={position}{draw(st.sampled_from(DAYS))}")
+    if kind.endswith("Yearly"):
+        parts.append(f"BYMONTH={draw(st.integers(1, 12))}")
+    if kind.startswith("absolute"):
+        parts.append(f"BYMONTHDAY={draw(st.integers(1, 28))}")
+    parts += [draw(st.sampled_from(["COUNT=3", "COUNT=12", "UNTIL=20291231", ""]))]
+    return ";".join(p for p in parts if p)
+
+
+@given(rule=rules(), first=st.dates(min_value=date(2026, 1, 1), max_value=date(2028, 12, 31)))
+def test_every_rule_exchange_holds_maps_to_a_recurrence_and_back(rule: str, first: date) -> None:
+    assert mapping.rrule_from_native(mapping.rrule_to_native(rule, first)) == rule
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rule=rules(),
+    hour=st.integers(0, 23),
+    zone=st.sampled_from(["Europe/Berlin", "America/New_York", "Australia/Sydney", ""]),
+    data=st.data(),
+)
+def test_a_random_series_with_random_exceptions_reads_back_as_its_echo(
+    exchange: Exchange, rule: str, hour: int, zone: str, data: st.DataObject
+) -> None:
+    start = datetime(2027, 1, 4, hour, 30, tzinfo=UTC)
+    plain = Event("Series", start, start + timedelta(minutes=45), location="Here", recurrence=rule, timezone=zone)
+    starts = list(islice(occurrence_starts(plain), 6))
+    chosen = data.draw(st.lists(st.sampled_from(starts), unique=True, max_size=4))
+    half = len(chosen) // 2
+    exceptions = tuple(
+        Occurrence(s, s + timedelta(hours=1), s + timedelta(hours=2), f"Changed {n}", "There")
+        for n, s in enumerate(chosen[half:])
+    )
+    record = dataclasses.replace(plain, cancelled=tuple(chosen[:half]), exceptions=exceptions)
+    (result,) = exchange.side.write([Create(record, "crm-1")])
+    assert result.ok and result.id, result.error
+    back = next(i.record for i in _read(exchange.side) if i.id == result.id)
+    assert isinstance(back, Event)
+    assert back == dataclasses.replace(record, ical_uid=back.ical_uid)
+    exchange.store.account.bulk_delete(ids=[(result.id, None)], delete_type="HardDelete")

@@ -284,11 +284,12 @@ def _midnight(day: dt.date) -> dt.datetime:
 
 
 def series_zone(record: Event) -> EWSTimeZone:
-    """The EWSTimeZone a series keeps its wall-clock time in (UTC for a single or all-day event);
-    ValueError for a zone Exchange does not know."""
+    """The EWSTimeZone a series keeps its wall-clock time in (UTC for a single or all-day event),
+    named as reading it back names it; ValueError for a zone Exchange does not know."""
     name = record.timezone if record.recurrence and not record.all_day else ""
     try:
-        return EWSTimeZone(name or "UTC")
+        # Exchange keeps a Windows zone: reading it back gives the IANA zone that stands for it
+        return EWSTimeZone.from_ms_id(EWSTimeZone(name or "UTC").ms_id)
     except (UnknownTimeZone, ValueError) as exc:
         raise ValueError(f"Exchange has no time zone {name!r}") from exc
 

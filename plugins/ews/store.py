@@ -265,7 +265,8 @@ class FolderSide(Side):
         ids = [ItemId(id=item_id) for _, item_id in wanted]
         found = self.store.guard(lambda: list(self.account.fetch(ids=ids, folder=self.folder())))
         masters = {n.id: n for n in found if isinstance(n, CalendarItem)}
-        changed = self._exception_items([o.id for n in masters.values() for o in n.modified_occurrences or ()])
+        listed = [o.id for n in masters.values() for o in n.modified_occurrences or ()]
+        changed = self.store.guard(lambda: self._exception_items(listed))
         return {
             index: mapping.event_from_native(masters[item_id], changed)
             for index, item_id in wanted

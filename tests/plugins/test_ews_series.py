@@ -205,6 +205,15 @@ def test_the_wall_clock_time_is_kept_across_daylight_saving(exchange: Exchange) 
     assert [i.start.astimezone(EWSTimeZone("UTC")).hour for i in view] == [8, 7, 7]
 
 
+def test_a_zone_is_read_back_as_the_iana_name_of_its_windows_zone(exchange: Exchange) -> None:
+    record = _series("FREQ=DAILY;COUNT=4", _utc(2027, 3, 1, 4), zone="Asia/Kolkata")
+    echo = exchange.side.echo(record)
+    assert isinstance(echo, Event) and echo.timezone == "Asia/Calcutta"  # Exchange keeps "India Standard Time"
+    exchange.side.write([Create(record, "crm-1")])
+    back = _only_event(exchange.side)
+    assert back == dataclasses.replace(echo, ical_uid=back.ical_uid)
+
+
 def test_an_all_day_series_stays_all_day(exchange: Exchange) -> None:
     first = _utc(2027, 3, 22)
     plain = Event(

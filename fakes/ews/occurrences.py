@@ -281,7 +281,7 @@ def master_info(master: Item) -> list[tuple[str, list[tuple[str, Occurrence]]]]:
     modified: list[tuple[str, Occurrence]] = []
     deleted: list[tuple[str, Occurrence]] = []
     bounded = (master.data["recurrence"].get("range") or {}).get("type") != "noEnd"
-    until = None if bounded else datetime.now(UTC) + timedelta(days=5 * 366)
+    until = None if bounded else _horizon(master.data)
     for occurrence in occurrences(master.data, until=until):
         if occurrence.cancelled:
             deleted.append(("DeletedOccurrence", occurrence))
@@ -298,6 +298,15 @@ def master_info(master: Item) -> list[tuple[str, list[tuple[str, Occurrence]]]]:
     if deleted:
         info.append(("DeletedOccurrences", deleted))
     return info
+
+
+def _horizon(master: Data) -> datetime:
+    """How far a series without an end is followed for its master's occurrence lists: five
+    years, or past its last exception or cancellation."""
+    stored = [*peek_private(master, EXCEPTIONS), *peek_private(master, CANCELLED)]
+    last = max((datetime.strptime(key, _STAMP).replace(tzinfo=UTC) for key in stored), default=None)
+    horizon = datetime.now(UTC) + timedelta(days=5 * 366)
+    return max(horizon, last + timedelta(seconds=1)) if last else horizon
 
 
 def series_changed(old: Data, new: Data) -> bool:

@@ -91,12 +91,19 @@ class OccurrenceWriter:
         self.before = before
 
     def write(self, ops: Sequence[WriteOp], results: list[WriteResult]) -> None:
-        """Cancel and save the occurrences the written series need; an update whose occurrences
-        could not all be written fails (and is tried again), a created series stays created."""
+        """Cancel and save the occurrences the written series need. An update whose occurrences
+        could not all be written fails (and is tried again); a created series stays created, and
+        is listed as our own write unless an occurrence write changed it."""
         plans = [p for i, op in enumerate(ops) if (p := self._plan(i, op, results[i])) is not None]
         cancels = [(p, OccurrenceItemId(id=p.master_id, instance_index=n)) for p in plans for n in p.cancels]
-        saves = [(p, self._native(p, n, o)) for p in plans for n, o in p.saves]
         failures: dict[int, str] = {}
+        saves = []
+        for found in plans:
+            for index, occurrence in found.saves:
+                try:
+                    saves.append((found, self._native(found, index, occurrence)))
+                except (ValueError, TypeError) as exc:  # checked here: one bad item would fail the call
+                    failures.setdefault(found.op_index, f"{type(exc).__name__}: {exc}")
         if cancels:
             answers = self.side.cancel_occurrences([ref for _, ref in cancels])
             for (p, _), answer in zip(cancels, answers, strict=True):
@@ -107,10 +114,13 @@ class OccurrenceWriter:
             for (p, _), answer in zip(saves, answers, strict=True):
                 if isinstance(answer, Exception):
                     failures.setdefault(p.op_index, f"{type(answer).__name__}: {answer}")
-        for index, reason in failures.items():
-            if isinstance(ops[index], Update):
-                results[index] = WriteResult(error=RecordRejected(f"Exchange refused an occurrence: {reason}"))
-            else:
+        for found in plans:
+            reason = failures.get(found.op_index)
+            if reason is None:
+                self.side.forget_echo(found.master_id)  # changed since CreateItem/UpdateItem answered
+            elif isinstance(ops[found.op_index], Update):
+                results[found.op_index] = WriteResult(error=RecordRejected(f"Exchange refused an occurrence: {reason}"))
+            else:  # kept as created (a retry would duplicate it); written again with its next update
                 log.warning("an occurrence of a new series was not written: %s", reason)
 
     def _plan(self, index: int, op: WriteOp, result: WriteResult) -> Plan | None:
@@ -128,15 +138,13 @@ class OccurrenceWriter:
         if held is not None and duration(held) != duration(wanted):
             held = None  # a new End: Exchange dropped them too (not confirmed), so all are written again
         found = plan(index, result.id, wanted, held)
-        if found.saves or found.cancels:
-            self.side.forget_echo(result.id)  # the occurrence writes changed it again
-            return found
-        return None
+        return found if found.saves or found.cancels else None
 
     def _native(self, found: Plan, index: int, occurrence: Occurrence) -> Any:
         native = mapping.occurrence_to_native(found.series, occurrence)
         native.account = self.side.account
-        native._id = OccurrenceItemId(id=found.master_id, instance_index=index)
+        native.clean(version=self.side.account.version)
+        native._id = OccurrenceItemId(id=found.master_id, instance_index=index)  # not an ItemId: after clean
         return native
 
 

@@ -46,7 +46,7 @@ from exchangelib.errors import (
     UnauthorizedError,
 )
 from exchangelib.fields import MONDAY
-from exchangelib.recurrence import Recurrence, WeeklyPattern
+from exchangelib.recurrence import AbsoluteYearlyPattern, Recurrence, WeeklyPattern
 from exchangelib.services import GetAttachment
 
 from fakes.ews import SERVER_VERSIONS, EwsApi, trust_ca
@@ -503,6 +503,27 @@ def test_occurrences_of_a_zoned_series_are_changed_and_cancelled_by_index(server
     master = account.calendar.get(id=series.id)
     assert master.modified_occurrences is None and master.deleted_occurrences is None
     assert master.last_occurrence.start == _berlin(22, month=4)
+
+
+def test_a_series_without_end_lists_its_exceptions_however_far_ahead(server: FakeServer) -> None:
+    account = connect(server)
+    series = CalendarItem(
+        folder=account.calendar,
+        subject="Anniversary",
+        start=_berlin(18),
+        end=_berlin(18, hour=10),
+        recurrence=Recurrence(pattern=AbsoluteYearlyPattern(day_of_month=18, month=3), start=EWSDate(2030, 3, 18)),
+    )
+    series.save()
+    far = series.occurrence(index=20)  # 2049
+    far.refresh()
+    far.subject = "Twentieth"
+    far.save(update_fields=["subject"])
+    series.occurrence(index=30).delete()
+    master = account.calendar.get(id=series.id)
+    assert master.last_occurrence is None
+    assert [o.original_start for o in master.modified_occurrences] == [_berlin(18).replace(year=2049)]
+    assert [d.start for d in master.deleted_occurrences] == [_berlin(18).replace(year=2059)]
 
 
 def test_an_all_day_series_keeps_its_dates(server: FakeServer) -> None:

@@ -27,6 +27,7 @@ from fakes.tenant import Tenant
 from framework.context import Context
 from framework.contracts import CRM_LOGIN_PREFIX, Create, CrmUser, Item, Update, Window
 from framework.engine import Engine
+from framework.errors import RecordRejected
 from framework.host import Host
 from framework.model import Event, Occurrence
 from framework.recurrence import occurrence_starts
@@ -306,6 +307,25 @@ def test_a_cancelled_occurrence_is_not_restored(exchange: Exchange) -> None:
     (result,) = exchange.side.write([Update(item_id, restored, "crm-1")])
     assert result.ok, result.error
     assert _only_event(exchange.side).cancelled == record.cancelled
+
+
+def test_an_exception_exchange_cannot_hold_fails_its_update_and_not_the_others(
+    exchange: Exchange, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = _series("FREQ=DAILY;COUNT=5", _utc(2027, 3, 26, 8))
+    ids = [_created(exchange, good), _created(exchange, dataclasses.replace(good, subject="Other"))]
+    (moved,) = good.exceptions
+    backwards = dataclasses.replace(moved, end=moved.start - timedelta(hours=1))  # ends before it starts
+    bad = dataclasses.replace(good, exceptions=(backwards,))
+    changed = dataclasses.replace(good, subject="Other", exceptions=(dataclasses.replace(moved, subject="Fine"),))
+    results = exchange.side.write([Update(ids[0], bad, "crm-1"), Update(ids[1], changed, "crm-2")])
+    assert isinstance(results[0].error, RecordRejected) and "occurrence" in results[0].error.message
+    assert results[1].ok
+    (created,) = exchange.side.write([Create(bad, "crm-3")])
+    assert created.ok  # the series exists; its exception is written with its next update
+    assert "not written" in caplog.text
+    backs = {i.id: i.record for i in _read(exchange.side)}
+    assert backs[ids[1]] == dataclasses.replace(changed, ical_uid=backs[ids[1]].ical_uid)
 
 
 # request counts --------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ what Exchange held before the update: when its pattern changed (recurrence, firs
 day, time zone, all-day), Exchange dropped every exception and cancellation, and none is written
 again (the read after the write finds the series without them, and the CRM follows); otherwise
 the occurrences whose values differ are saved, the newly cancelled ones deleted, and an exception
-no longer wanted is saved back to the series' values. A cancelled occurrence cannot be restored.
+no longer wanted is saved back to the series' values. A cancelled occurrence cannot be restored,
+nor changed: the series is then read again after the write, so the cancellation goes back to the CRM.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Plan:
     series: Event
     saves: list[tuple[int, Occurrence]] = field(default_factory=list)
     cancels: list[int] = field(default_factory=list)
+    kept_cancelled: bool = False  # an occurrence stays cancelled that the record has back
 
 
 def pattern(event: Event) -> tuple[Any, ...]:
@@ -62,9 +64,10 @@ def plan(op_index: int, master_id: str, wanted: Event, held: Event | None) -> Pl
     for moment in wanted.cancelled:
         if moment not in cancelled:
             result.cancels.append(_index(wanted, moment))
+    result.kept_cancelled = bool(cancelled - set(wanted.cancelled))  # Exchange cannot restore them
     wanted_exceptions = {o.original_start: o for o in wanted.exceptions}
     for moment, occurrence in wanted_exceptions.items():
-        if exceptions.get(moment) != occurrence:
+        if exceptions.get(moment) != occurrence and moment not in cancelled:
             result.saves.append((_index(wanted, moment), occurrence))
     for moment in exceptions:
         if moment not in wanted_exceptions and moment not in wanted.cancelled:
@@ -138,6 +141,8 @@ class OccurrenceWriter:
         if held is not None and duration(held) != duration(wanted):
             held = None  # a new End: Exchange dropped them too (not confirmed), so all are written again
         found = plan(index, result.id, wanted, held)
+        if found.kept_cancelled:
+            self.side.forget_echo(result.id)  # the next read lists the cancellation, for the CRM
         return found if found.saves or found.cancels else None
 
     def _native(self, found: Plan, index: int, occurrence: Occurrence) -> Any:

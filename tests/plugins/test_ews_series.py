@@ -469,3 +469,19 @@ def test_a_random_series_with_random_exceptions_reads_back_as_its_echo(
     assert isinstance(back, Event)
     assert back == dataclasses.replace(record, ical_uid=back.ical_uid)
     exchange.store.account.bulk_delete(ids=[(result.id, None)], delete_type="HardDelete")
+
+
+def test_an_occurrence_cancelled_in_exchange_stays_cancelled_and_the_crm_follows(exchange: Exchange) -> None:
+    crm = exchange.world.side("crm", "u1", "events")
+    record = _series("FREQ=WEEKLY;BYDAY=MO;COUNT=5", _utc(2030, 3, 18, 8))
+    crm_id = crm.put(record)
+    _run(exchange)
+    (cancelled,) = record.cancelled
+    changed = Occurrence(cancelled, cancelled, cancelled + timedelta(hours=1), "Back again", "Room 1", "Agenda")
+    crm.put(dataclasses.replace(record, cancelled=(), exceptions=(*record.exceptions, changed)), crm_id)
+    _run(exchange)
+    ((now, _),) = crm.records.values()
+    assert now == dataclasses.replace(
+        record, ical_uid=now.ical_uid
+    )  # Exchange cannot restore an occurrence: the CRM has it cancelled again
+    assert _run(exchange) == {"crm": (0, 0, 0), "exchange": (0, 0, 0)}

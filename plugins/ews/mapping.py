@@ -287,9 +287,11 @@ def series_zone(record: Event) -> EWSTimeZone:
     """The EWSTimeZone a series keeps its wall-clock time in (UTC for a single or all-day event),
     named as reading it back names it; ValueError for a zone Exchange does not know."""
     name = record.timezone if record.recurrence and not record.all_day else ""
+    if not name:
+        return UTC
     try:
         # Exchange keeps a Windows zone: reading it back gives the IANA zone that stands for it
-        return EWSTimeZone.from_ms_id(EWSTimeZone(name or "UTC").ms_id)
+        return EWSTimeZone.from_ms_id(EWSTimeZone(name).ms_id)
     except (UnknownTimeZone, ValueError) as exc:
         raise ValueError(f"Exchange has no time zone {name!r}") from exc
 

@@ -3,7 +3,8 @@
 Each ``*_to_native`` builds an exchangelib item from a canonical record (raising ``ValueError``
 for a record Exchange cannot hold), each ``*_from_native`` reads one back. The two are exact
 inverses on everything Exchange stores, so ``from_native(to_native(record))`` is what reading a
-written record back gives: the store's ``echo``.
+written record back gives: the store's ``echo``. A series' exceptions and cancellations live on
+its occurrences, written after it: :func:`event_echo` adds those Exchange will hold.
 """
 
 from __future__ import annotations

@@ -218,8 +218,8 @@ def _event_defaults(data: Data, owner: Mailbox) -> None:
     data.setdefault("organizer", {"emailAddress": {"name": owner.display_name, "address": owner.address}})
     data["type"] = "seriesMaster" if data.get("recurrence") else "singleInstance"
     window = (data.get("recurrence") or {}).get("range")
-    if window is not None:  # Graph's recurrenceTimeZone: the zone the series is expanded in
-        window["recurrenceTimeZone"] = data.get("originalStartTimeZone") or "UTC"
+    if window is not None and data.get("originalStartTimeZone"):  # Graph's name for the series' zone
+        window["recurrenceTimeZone"] = data["originalStartTimeZone"]
 
 
 _ITEM_TYPES = {"seriesMaster": "RecurringMaster", "occurrence": "Occurrence", "exception": "Exception"}

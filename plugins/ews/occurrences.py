@@ -57,29 +57,23 @@ def pattern(event: Event) -> tuple[Any, ...]:
 
 def plan(op_index: int, master_id: str, wanted: Event, held: Event | None) -> Plan:
     """The occurrence writes that turn series ``held`` (None: new, or its exceptions dropped)
-    into ``wanted`` (as :func:`mapping.event_echo` gives it)."""
+    into ``wanted`` (as :func:`mapping.event_echo` gives it, so every original start in it is
+    an occurrence of its pattern)."""
     exceptions = {o.original_start: o for o in held.exceptions} if held else {}
     cancelled = set(held.cancelled) if held else set()
     result = Plan(op_index, master_id, wanted)
-    for moment in wanted.cancelled:
-        if moment not in cancelled:
-            result.cancels.append(_index(wanted, moment))
     result.kept_cancelled = bool(cancelled - set(wanted.cancelled))  # Exchange cannot restore them
     wanted_exceptions = {o.original_start: o for o in wanted.exceptions}
-    for moment, occurrence in wanted_exceptions.items():
-        if exceptions.get(moment) != occurrence and moment not in cancelled:
-            result.saves.append((_index(wanted, moment), occurrence))
-    for moment in exceptions:
-        if moment not in wanted_exceptions and moment not in wanted.cancelled:
-            result.saves.append((_index(wanted, moment), _as_the_series_has_it(wanted, moment)))
+    cancels = [moment for moment in wanted.cancelled if moment not in cancelled]
+    saves = [o for moment, o in wanted_exceptions.items() if exceptions.get(moment) != o and moment not in cancelled]
+    saves += [
+        _as_the_series_has_it(wanted, moment)
+        for moment in exceptions
+        if moment not in wanted_exceptions and moment not in wanted.cancelled
+    ]
+    result.cancels = [index for moment in cancels if (index := instance_index(wanted, moment)) is not None]
+    result.saves = [(index, o) for o in saves if (index := instance_index(wanted, o.original_start)) is not None]
     return result
-
-
-def _index(series: Event, moment: datetime) -> int:
-    index = instance_index(series, moment)
-    if index is None:  # mapping.event_echo keeps only occurrences of the pattern
-        raise ValueError(f"{moment} is no occurrence of the series")
-    return index
 
 
 def _as_the_series_has_it(series: Event, moment: datetime) -> Occurrence:

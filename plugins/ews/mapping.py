@@ -396,24 +396,36 @@ def event_from_native(item: CalendarItem, changed: Mapping[str, CalendarItem] | 
     )
     if not event.recurrence:
         return event
+    moment = _occurrence_moment(item)
     return replace(
         event,
         timezone=_zone_name(item),
-        cancelled=tuple(_plain_utc(d.start) for d in item.deleted_occurrences or () if d.start),
-        exceptions=tuple(_exception(event, o, (changed or {}).get(o.id)) for o in item.modified_occurrences or ()),
+        cancelled=tuple(moment(d.start) for d in item.deleted_occurrences or () if d.start),
+        exceptions=tuple(
+            _exception(event, o, (changed or {}).get(o.id), moment) for o in item.modified_occurrences or ()
+        ),
     )
+
+
+def _occurrence_moment(master: CalendarItem) -> Callable[[Any], dt.datetime]:
+    """How an occurrence's date-time on ``master`` reads: in UTC, or for an all-day series the
+    midnight (UTC, as the canonical all-day event has it) of its date in the series' zone."""
+    if not master.is_all_day:
+        return _plain_utc
+    zone = getattr(master, "_start_timezone", None) or UTC
+    return lambda value: _midnight(value.astimezone(zone).date())
 
 
 def _event_body(item: CalendarItem) -> str:
     return _lines(_text(item.text_body)) or _body_text(item.body)  # as Graph gives it (Exchange 2013+)
 
 
-def _exception(series: Event, info: Any, item: CalendarItem | None) -> Occurrence:
+def _exception(series: Event, info: Any, item: CalendarItem | None, moment: Callable[[Any], dt.datetime]) -> Occurrence:
     """An exception of ``series``: its ModifiedOccurrences entry, with the values of its own item
     (the series' texts when the item could not be read)."""
-    original = _plain_utc(info.original_start)
-    start = _plain_utc(info.start) if info.start else original
-    end = _plain_utc(info.end) if info.end else start + duration(series)
+    original = moment(info.original_start)
+    start = moment(info.start) if info.start else original
+    end = moment(info.end) if info.end else start + duration(series)
     if item is None:
         return Occurrence(original, start, end, series.subject, series.location, series.body)
     start = _event_moment(item.start, end=False) or start

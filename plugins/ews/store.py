@@ -45,7 +45,17 @@ BATCH = 100
 MAX_CHANGES = 512  # the most SyncFolderItems returns per call
 MAIL_FOLDERS = {"inbox": Inbox, "sentitems": SentItems}  # canonical folder -> exchangelib folder class
 ID_FIELDS = ("id", "changekey")
-EXCEPTION_FIELDS = ("subject", "start", "end", "is_all_day", "location", "body", "text_body")
+EXCEPTION_FIELDS = (
+    "subject",
+    "start",
+    "end",
+    "is_all_day",
+    "_start_timezone",  # an all-day occurrence's dates are those of its own zone
+    "_end_timezone",
+    "location",
+    "body",
+    "text_body",
+)
 
 
 def distinguished(account: Account, folder_cls: Any) -> Any:

@@ -229,6 +229,30 @@ def test_an_all_day_series_stays_all_day(exchange: Exchange) -> None:
     assert back.all_day and back.timezone == ""
 
 
+def test_an_all_day_series_made_in_another_zone_is_read_by_its_dates(exchange: Exchange) -> None:
+    account = exchange.store.account
+    weekly = WeeklyPattern(interval=1, weekdays=[MONDAY], first_day_of_week=MONDAY)
+    series = CalendarItem(
+        folder=account.calendar,
+        subject="Inventory",
+        start=EWSDate(2030, 3, 25),
+        end=EWSDate(2030, 3, 25),
+        is_all_day=True,
+        recurrence=Recurrence(pattern=weekly, start=EWSDate(2030, 3, 25), number=4),
+    )
+    series._start_timezone = series._end_timezone = BERLIN  # Outlook in Berlin: local midnights
+    series.save()
+    moved = series.occurrence(index=2)
+    moved.refresh()
+    moved.subject = "Inventory (stock)"
+    moved.save(update_fields=["subject"])
+    series.occurrence(index=3).delete()
+    record = _only_event(exchange.side)
+    assert (record.all_day, record.start, record.timezone) == (True, _utc(2030, 3, 25), "")
+    assert record.cancelled == (_utc(2030, 4, 8),)
+    assert record.exceptions == (Occurrence(_utc(2030, 4, 1), _utc(2030, 4, 1), _utc(2030, 4, 2), "Inventory (stock)"),)
+
+
 def test_exceptions_that_are_no_occurrence_are_not_written_and_not_echoed(exchange: Exchange) -> None:
     record = _series("FREQ=WEEKLY;BYDAY=MO;COUNT=5", _utc(2027, 3, 15, 8))
     stray = _utc(2027, 3, 16, 8)  # a Tuesday

@@ -142,6 +142,7 @@ class OccurrenceWriter:
     def _native(self, found: Plan, index: int, occurrence: Occurrence) -> Any:
         native = mapping.occurrence_to_native(found.series, occurrence)
         native.account = self.side.account
+        self.side.keep_all_day_zone(found.master_id, native)
         native.clean(version=self.side.account.version)
         native._id = OccurrenceItemId(id=found.master_id, instance_index=index)  # not an ItemId: after clean
         return native

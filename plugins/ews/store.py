@@ -176,6 +176,7 @@ class FolderSide(Side):
         self._echoes: dict[str, str] = {}  # id -> ChangeKey of items written since the last read
         # the iCalendar UID given to each event created without one, until its echo is asked
         self._uids: dict[Record, list[str]] = {}
+        self._all_day_zones: dict[str, Any] = {}  # all-day series about to be updated -> their zone
 
     @property
     def account(self) -> Account:
@@ -256,6 +257,7 @@ class FolderSide(Side):
         creates = [(i, op) for i, op in enumerate(ops) if isinstance(op, Create)]
         updates = [(i, op) for i, op in enumerate(ops) if isinstance(op, Update)]
         deletes = [(i, op) for i, op in enumerate(ops) if isinstance(op, Delete)]
+        self._all_day_zones = {}
         series_before = self._series_before(updates) if self.entity == "events" else {}
         self._send(results, self._natives(creates, results), self._create)
         self._send(results, self._natives(updates, results), self._update)
@@ -275,6 +277,7 @@ class FolderSide(Side):
         ids = [ItemId(id=item_id) for _, item_id in wanted]
         found = self.store.guard(lambda: list(self.account.fetch(ids=ids, folder=self.folder())))
         masters = {n.id: n for n in found if isinstance(n, CalendarItem)}
+        self._all_day_zones = {i: n._start_timezone for i, n in masters.items() if n.is_all_day and n._start_timezone}
         listed = [o.id for n in masters.values() for o in n.modified_occurrences or ()]
         changed = self.store.guard(lambda: self._exception_items(listed))
         return {
@@ -306,6 +309,7 @@ class FolderSide(Side):
         setattr(native, mapping.LINK_FIELD, op.link or None)
         if isinstance(op, Update):
             native._id = ItemId(id=op.id)
+            self.keep_all_day_zone(op.id, native)
         self.store.adjust(self.entity, op.record, native)
         if isinstance(op, Update):
             _UpdateItem(account=self.account)._change_elem(target=native, fieldnames=self._update_fields())
@@ -397,6 +401,13 @@ class FolderSide(Side):
         )
 
     # a series' occurrences (see plugins.ews.occurrences) -------------------------------------------
+    def keep_all_day_zone(self, master_id: str, native: Any) -> None:
+        """Write an all-day series (or its occurrence) in the zone Exchange holds it in: its dates
+        are midnights there, and a series moved to other midnights would lose its exceptions."""
+        zone = self._all_day_zones.get(master_id)
+        if zone is not None and isinstance(native, CalendarItem) and native.is_all_day:
+            native._start_timezone = native._end_timezone = zone
+
     def forget_echo(self, item_id: str) -> None:
         """Read ``item_id`` again at the next read: what Exchange made of our write is not known."""
         self._echoes.pop(item_id, None)

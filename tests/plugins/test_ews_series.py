@@ -252,6 +252,18 @@ def test_an_all_day_series_made_in_another_zone_is_read_by_its_dates(exchange: E
     assert record.cancelled == (_utc(2030, 4, 8),)
     assert record.exceptions == (Occurrence(_utc(2030, 4, 1), _utc(2030, 4, 1), _utc(2030, 4, 2), "Inventory (stock)"),)
 
+    (moved_back,) = record.exceptions
+    renamed = dataclasses.replace(
+        record,
+        subject="Stocktaking",
+        cancelled=(*record.cancelled, _utc(2030, 4, 15)),
+        exceptions=(dataclasses.replace(moved_back, start=_utc(2030, 4, 2), end=_utc(2030, 4, 3)),),
+    )
+    (result,) = exchange.side.write([Update(series.id, renamed, "crm-1")])
+    assert result.ok, result.error
+    assert _only_event(exchange.side) == renamed  # the series kept in its zone keeps its exceptions
+    assert account.calendar.get(id=series.id)._start_timezone == BERLIN
+
 
 def test_exceptions_that_are_no_occurrence_are_not_written_and_not_echoed(exchange: Exchange) -> None:
     record = _series("FREQ=WEEKLY;BYDAY=MO;COUNT=5", _utc(2027, 3, 15, 8))

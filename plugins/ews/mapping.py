@@ -436,15 +436,35 @@ def _exception(series: Event, info: Any, item: CalendarItem | None, moment: Call
 def event_echo(record: Event) -> Event:
     """What reading ``record`` back gives once written: :func:`event_from_native` of
     :func:`event_to_native`, with the cancellations and exceptions written to its occurrences
-    (those whose original start is an occurrence of its pattern), as Exchange holds them."""
+    (those whose original start is an occurrence of its pattern, none for :func:`clipped_days`),
+    as Exchange holds them."""
     back = event_from_native(event_to_native(record))
     if not back.recurrence:
+        return back
+    if clipped_days(back.recurrence):
         return back
     cancelled = tuple(moment for moment in record.cancelled if is_occurrence(back, moment))
     exceptions = tuple(
         _held_occurrence(o, back.all_day) for o in record.exceptions if is_occurrence(back, o.original_start)
     )
     return replace(back, cancelled=cancelled, exceptions=exceptions)
+
+
+_SHORTEST_MONTHS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def clipped_days(rule: str) -> bool:
+    """Whether Exchange places some occurrences of ``rule`` where the RRULE has none: a monthly
+    or yearly day of the month that some months lack (31 April is 30 April to Exchange, skipped
+    by the RRULE). Its occurrences are then numbered differently, and the exceptions and
+    cancellations of such a series are not written, lest another occurrence be changed."""
+    parts = _rrule_parts(rule)
+    if "BYMONTHDAY" not in parts or "BYDAY" in parts:
+        return False
+    day = int(parts["BYMONTHDAY"])
+    if parts.get("FREQ") == "MONTHLY":
+        return day > min(_SHORTEST_MONTHS)
+    return parts.get("FREQ") == "YEARLY" and day > _SHORTEST_MONTHS[int(parts.get("BYMONTH", "1")) - 1]
 
 
 def _held_occurrence(occurrence: Occurrence, all_day: bool) -> Occurrence:

@@ -280,6 +280,20 @@ def test_exceptions_that_are_no_occurrence_are_not_written_and_not_echoed(exchan
     assert _only_event(exchange.side) == dataclasses.replace(echo, ical_uid=_only_event(exchange.side).ical_uid)
 
 
+@pytest.mark.parametrize("rule", ["FREQ=MONTHLY;BYMONTHDAY=31;COUNT=6", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;COUNT=3"])
+def test_no_exception_is_written_where_exchange_numbers_occurrences_otherwise(exchange: Exchange, rule: str) -> None:
+    start = _utc(2028, 1, 31, 8) if "MONTHLY" in rule else _utc(2028, 2, 29, 8)
+    record = _series(rule, start)  # its 2nd occurrence is the 2nd to the RRULE, the 3rd or 5th to Exchange
+    echo = exchange.side.echo(record)
+    assert isinstance(echo, Event) and (echo.exceptions, echo.cancelled) == ((), ())
+    before = exchange.calls()
+    exchange.side.write([Create(record, "crm-1")])
+    after = exchange.calls()
+    assert all(after.get(name, 0) == before.get(name, 0) for name in ("UpdateItem", "DeleteItem"))
+    back = _only_event(exchange.side)
+    assert back == dataclasses.replace(echo, ical_uid=back.ical_uid)
+
+
 # updating a series ---------------------------------------------------------------------------------
 def _created(exchange: Exchange, record: Event) -> str:
     (result,) = exchange.side.write([Create(record, "crm-1")])

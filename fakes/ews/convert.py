@@ -217,6 +217,9 @@ def _event_defaults(data: Data, owner: Mailbox) -> None:
     data.setdefault("iCalUId", "040000008200E00074C5B7101A82E008" + uuid.uuid4().hex.upper())
     data.setdefault("organizer", {"emailAddress": {"name": owner.display_name, "address": owner.address}})
     data["type"] = "seriesMaster" if data.get("recurrence") else "singleInstance"
+    window = (data.get("recurrence") or {}).get("range")
+    if window is not None and data.get("originalStartTimeZone"):  # Graph's name for the series' zone
+        window["recurrenceTimeZone"] = data["originalStartTimeZone"]
 
 
 _ITEM_TYPES = {"seriesMaster": "RecurringMaster", "occurrence": "Occurrence", "exception": "Exception"}

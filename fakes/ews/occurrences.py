@@ -7,22 +7,35 @@ changed Graph-shaped fields) and ``cancelled`` (original start -> True). So chan
 an occurrence is a change of the master, which is how SyncFolderItems reports it.
 
 An occurrence's id is the master's id and its original start (``<master id>_<yyyymmddThhmmssZ>``);
-``OccurrenceItemId`` addresses one by its 1-based index in the series. An occurrence starts on its
-date at the master's time of day (in UTC: the recurrence's own time zone is not modelled).
+``OccurrenceItemId`` addresses one by its 1-based index in the series, deleted occurrences counted
+(an index never shifts). The series is expanded in its own time zone, the master's StartTimeZone
+(a Windows name, mapped to IANA with exchangelib's table; else its start's zone; none: UTC): an
+occurrence starts on its date at the master's wall-clock time there, so a 09:00 Europe/Berlin meeting is at 08:00 UTC in
+winter and 07:00 UTC in summer. An all-day series keeps local midnights the same way. A wall-clock
+time that does not exist on a day (skipped by a daylight saving change) is taken at the offset
+before the change (not confirmed: what Exchange does then).
+
+Changing the master's Recurrence, Start, End or StartTimeZone drops all its exceptions and
+cancellations (not confirmed: Outlook asks before it drops them; what EWS does with an End-only
+change is assumed to be the same). SyncFolderItems lists a master with its ModifiedOccurrences and
+DeletedOccurrences, as GetItem does (not confirmed: FindItem does not return them on Exchange).
+An occurrence may be moved anywhere, even past its neighbours (not modelled; Exchange is said to
+refuse that with ErrorOccurrenceCrossingBoundary: not confirmed).
 """
 
 from __future__ import annotations
 
 import calendar
 import copy
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from fakes.ews.soap import EwsError
-from fakes.ews.values import PRIVATE, Data, graph_when, parse_graph_when, peek_private
+from fakes.ews.values import PRIVATE, Data, graph_when, parse_graph_when, peek_private, zone_named
 from fakes.tenant import Item
 
 EXCEPTIONS, CANCELLED = "exceptions", "cancelled"
@@ -75,8 +88,15 @@ def _weekday(day: date) -> str:
     return _WEEKDAYS[day.weekday()]
 
 
-def _days(pattern: dict[str, Any]) -> set[str]:
-    return {str(d).lower() for d in pattern.get("daysOfWeek") or ()}
+def _days(pattern: dict[str, Any]) -> frozenset[str]:
+    """The pattern's weekdays; EWS's ``Day``, ``Weekday`` and ``WeekendDay`` stand for their days."""
+    days: set[str] = set()
+    for name in pattern.get("daysOfWeek") or ():
+        days.update(_DAY_SETS.get(str(name).lower(), (str(name).lower(),)))
+    return frozenset(days)
+
+
+_DAY_SETS = {"day": _WEEKDAYS, "weekday": _WEEKDAYS[:5], "weekendday": _WEEKDAYS[5:]}
 
 
 def _week_of(day: date, week_start: int) -> date:
@@ -89,13 +109,24 @@ def _day_in_month(day: date, wanted: int) -> int:
 
 
 def _relative(pattern: dict[str, Any], day: date) -> bool:
-    """Whether ``day`` is the pattern's first/second/third/fourth/last of its days in the month."""
-    if _weekday(day) not in _days(pattern):
+    """Whether ``day`` is the pattern's first/second/third/fourth/last of its days in the month
+    (``second Weekday``: the second Monday-to-Friday day of the month)."""
+    days = _days(pattern)
+    if _weekday(day) not in days:
         return False
     index = str(pattern.get("index") or "first").lower()
-    if index == "last":
-        return day.day + 7 > calendar.monthrange(day.year, day.month)[1]
-    return index in _INDEX and (day.day - 1) // 7 == _INDEX.index(index)
+    return index in (*_INDEX, "last") and _nth_day(day.year, day.month, days, index) == day.day
+
+
+@functools.lru_cache(maxsize=4096)
+def _nth_day(year: int, month: int, days: frozenset[str], index: str) -> int:
+    """The day of the month that is the ``index`` (first ... fourth, last) of its ``days``."""
+    matching = [
+        d
+        for d in range(1, calendar.monthrange(year, month)[1] + 1)
+        if _WEEKDAYS[date(year, month, d).weekday()] in days
+    ]
+    return matching[-1] if index == "last" else matching[_INDEX.index(index)]
 
 
 # the occurrences of a master ---------------------------------------------------------------------------
@@ -120,15 +151,23 @@ def is_master(data: Data) -> bool:
 
 def occurrences(master: Data, until: datetime | None = None) -> Iterator[Occurrence]:
     """The occurrences of ``master`` in order (up to ``until``, exclusive, when given)."""
-    start = parse_graph_when(master["start"])
+    zone = series_zone(master)
+    wall = parse_graph_when(master["start"]).astimezone(zone).time()
     exceptions = peek_private(master, EXCEPTIONS)
     cancelled = peek_private(master, CANCELLED)
     for index, day in enumerate(occurrence_dates(master["recurrence"]), start=1):
-        original = datetime.combine(day, start.timetz()).astimezone(UTC)
+        original = datetime.combine(day, wall, tzinfo=zone).astimezone(UTC)
         if until is not None and original >= until:
             return
         key = original.strftime(_STAMP)
         yield Occurrence(index, original, exceptions.get(key), key in cancelled)
+
+
+def series_zone(master: Data) -> tzinfo:
+    """The time zone the series keeps its wall-clock time in: its StartTimeZone (an item made over
+    Graph may only have its start's zone; UTC when neither is there)."""
+    start = master.get("start") or {}
+    return zone_named(str(master.get("originalStartTimeZone") or start.get("timeZone") or "UTC"))
 
 
 def duration(master: Data) -> timedelta:
@@ -242,7 +281,7 @@ def master_info(master: Item) -> list[tuple[str, list[tuple[str, Occurrence]]]]:
     modified: list[tuple[str, Occurrence]] = []
     deleted: list[tuple[str, Occurrence]] = []
     bounded = (master.data["recurrence"].get("range") or {}).get("type") != "noEnd"
-    until = None if bounded else datetime.now(UTC) + timedelta(days=5 * 366)
+    until = None if bounded else _horizon(master.data)
     for occurrence in occurrences(master.data, until=until):
         if occurrence.cancelled:
             deleted.append(("DeletedOccurrence", occurrence))
@@ -261,6 +300,15 @@ def master_info(master: Item) -> list[tuple[str, list[tuple[str, Occurrence]]]]:
     return info
 
 
+def _horizon(master: Data) -> datetime:
+    """How far a series without an end is followed for its master's occurrence lists: five
+    years, or past its last exception or cancellation."""
+    stored = [*peek_private(master, EXCEPTIONS), *peek_private(master, CANCELLED)]
+    last = max((datetime.strptime(key, _STAMP).replace(tzinfo=UTC) for key in stored), default=None)
+    horizon = datetime.now(UTC) + timedelta(days=5 * 366)
+    return max(horizon, last + timedelta(seconds=1)) if last else horizon
+
+
 def series_changed(old: Data, new: Data) -> bool:
     """Whether a master's pattern or time moved, which drops its exceptions (as Exchange does)."""
-    return any(old.get(k) != new.get(k) for k in ("recurrence", "start", "end"))
+    return any(old.get(k) != new.get(k) for k in ("recurrence", "start", "end", "originalStartTimeZone"))

@@ -47,6 +47,11 @@ def parse_graph_when(value: Mapping[str, Any]) -> datetime:
     return moment.astimezone(UTC)
 
 
+def zone_named(name: str) -> tzinfo:
+    """The zone an EWS or Graph time zone name stands for (IANA or Windows; unknown: UTC)."""
+    return _zone(name)
+
+
 def _zone(name: str) -> tzinfo:
     if name.upper() in ("UTC", "Z", "GMT", "ETC/UTC"):
         return UTC

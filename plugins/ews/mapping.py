@@ -3,13 +3,15 @@
 Each ``*_to_native`` builds an exchangelib item from a canonical record (raising ``ValueError``
 for a record Exchange cannot hold), each ``*_from_native`` reads one back. The two are exact
 inverses on everything Exchange stores, so ``from_native(to_native(record))`` is what reading a
-written record back gives: the store's ``echo``.
+written record back gives: the store's ``echo``. A series' exceptions and cancellations live on
+its occurrences, written after it: :func:`event_echo` adds those Exchange will hold.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -20,26 +22,33 @@ from exchangelib import (
     CalendarItem,
     EWSDate,
     EWSDateTime,
+    EWSTimeZone,
     ExtendedProperty,
     Mailbox,
 )
 from exchangelib import Contact as NativeContact
 from exchangelib import Message as NativeMessage
 from exchangelib import Task as NativeTask
-from exchangelib.fields import InvalidField
+from exchangelib.errors import UnknownTimeZone
+from exchangelib.fields import MONTHS, WEEK_NUMBERS, InvalidField
+from exchangelib.fields import WEEKDAYS as WEEKDAYS_NAMES
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAddress
 from exchangelib.recurrence import (
     AbsoluteMonthlyPattern,
+    AbsoluteYearlyPattern,
     DailyPattern,
     EndDatePattern,
     NoEndPattern,
     NumberedPattern,
     Recurrence,
+    RelativeMonthlyPattern,
+    RelativeYearlyPattern,
     WeeklyPattern,
 )
 from exchangelib.util import safe_xml_value
 
-from framework.model import Attachment, Contact, Event, Mail, Record, Task
+from framework.model import Attachment, Contact, Event, Mail, Occurrence, Record, Task
+from framework.recurrence import duration, is_occurrence
 
 LINK_FIELD = "exsync_link"
 
@@ -275,17 +284,40 @@ def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
+def series_zone(record: Event) -> EWSTimeZone:
+    """The EWSTimeZone a series keeps its wall-clock time in (UTC for a single or all-day event),
+    named as reading it back names it; ValueError for a zone Exchange does not know."""
+    name = record.timezone if record.recurrence and not record.all_day else ""
+    if not name:
+        return UTC
+    try:
+        # Exchange keeps a Windows zone: reading it back gives the IANA zone that stands for it
+        return EWSTimeZone.from_ms_id(EWSTimeZone(name).ms_id)
+    except (UnknownTimeZone, ValueError) as exc:
+        raise ValueError(f"Exchange has no time zone {name!r}") from exc
+
+
+def _times(start: dt.datetime, end: dt.datetime, all_day: bool, zone: EWSTimeZone) -> tuple[Any, Any]:
+    """Start and end as exchangelib takes them: dates for an all-day event (the end inclusive),
+    else date-times in ``zone``."""
+    if all_day:
+        start_day = _day(start)
+        end_day = max(_day(end - dt.timedelta(days=1)), start_day)
+        return EWSDate.from_date(start_day), EWSDate.from_date(end_day)
+    return _utc(start).astimezone(zone), _utc(end).astimezone(zone)
+
+
 def event_to_native(record: Event) -> CalendarItem:
-    """An exchangelib CalendarItem carrying ``record`` (all-day events as dates, the end inclusive)."""
+    """An exchangelib CalendarItem carrying ``record`` (all-day events as dates, the end inclusive).
+
+    A series is written in its own time zone (StartTimeZone), so that Exchange keeps its
+    wall-clock time across daylight saving changes; its exceptions and cancellations are
+    written to its occurrences once it exists (see the store)."""
     if record.start is None or record.end is None:
         raise ValueError("an event needs a start and an end")
-    if record.all_day:
-        start_day = _day(record.start)
-        end_day = max(_day(record.end - dt.timedelta(days=1)), start_day)
-        start: Any = EWSDate.from_date(start_day)
-        end: Any = EWSDate.from_date(end_day)
-    else:
-        start, end = _utc(record.start), _utc(record.end)
+    zone = series_zone(record)
+    start, end = _times(record.start, record.end, record.all_day, zone)
+    first_day = _day(record.start) if record.all_day else start.date()
     item = CalendarItem(
         subject=_clean(record.subject),
         start=start,
@@ -297,12 +329,38 @@ def event_to_native(record: Event) -> CalendarItem:
             Attendee(mailbox=Mailbox(email_address=a), response_type="Unknown") for a in record.attendees
         ]
         or None,
-        recurrence=rrule_to_native(record.recurrence, _day(record.start)) if record.recurrence else None,
+        recurrence=rrule_to_native(record.recurrence, first_day) if record.recurrence else None,
         **_native_privacy(record),
     )
+    if record.recurrence and not record.all_day:
+        item._start_timezone = item._end_timezone = zone
     if record.ical_uid:
         item.uid = record.ical_uid
     return item
+
+
+def occurrence_to_native(record: Event, occurrence: Occurrence) -> CalendarItem:
+    """An exchangelib CalendarItem with ``occurrence``'s own values, to save onto one occurrence
+    of series ``record`` (its id is set by the caller)."""
+    if occurrence.start is None or occurrence.end is None:
+        raise ValueError("an occurrence needs a start and an end")
+    zone = series_zone(record)
+    start, end = _times(occurrence.start, occurrence.end, record.all_day, zone)
+    item = CalendarItem(
+        subject=_clean(occurrence.subject),
+        start=start,
+        end=end,
+        is_all_day=record.all_day,
+        location=_or_none(occurrence.location),
+        body=_body(occurrence.body),
+    )
+    if not record.all_day:
+        item._start_timezone = item._end_timezone = zone
+    return item
+
+
+OCCURRENCE_FIELDS = ["start", "end", "subject", "location", "body"]
+"""What the store saves on an occurrence to make it an exception."""
 
 
 def _event_moment(value: Any, end: bool) -> dt.datetime | None:
@@ -313,83 +371,235 @@ def _event_moment(value: Any, end: bool) -> dt.datetime | None:
     return _midnight(value + dt.timedelta(days=1) if end else value)
 
 
-def event_from_native(item: CalendarItem) -> Event:
-    """The canonical event of an exchangelib CalendarItem."""
+def _zone_name(item: CalendarItem) -> str:
+    zone = getattr(item, "_start_timezone", None)
+    key = str(getattr(zone, "key", "") or "")
+    return "" if key.upper() in ("UTC", "ETC/UTC") else key
+
+
+def event_from_native(item: CalendarItem, changed: Mapping[str, CalendarItem] | None = None) -> Event:
+    """The canonical event of an exchangelib CalendarItem; for a series master, ``changed`` holds
+    the items of its ModifiedOccurrences by id (GetItem), which give its exceptions' values."""
     everyone = (*(item.required_attendees or ()), *(item.optional_attendees or ()), *(item.resources or ()))
     attendees = tuple(a.mailbox.email_address for a in everyone if a.mailbox and a.mailbox.email_address)
-    start = _event_moment(item.start, end=False)
-    return Event(
+    event = Event(
         subject=_text(item.subject),
-        start=start,
+        start=_event_moment(item.start, end=False),
         end=_event_moment(item.end, end=True),
         all_day=bool(item.is_all_day),
         location=_text(item.location),
-        body=_lines(_text(item.text_body)) or _body_text(item.body),  # as Graph gives it (Exchange 2013+)
+        body=_event_body(item),
         attendees=attendees,
         recurrence=rrule_from_native(item.recurrence) if item.recurrence else "",
         ical_uid=_text(item.uid),
         **_privacy(item),
     )
+    if not event.recurrence:
+        return event
+    moment = _occurrence_moment(item)
+    return replace(
+        event,
+        timezone=_zone_name(item),
+        cancelled=tuple(moment(d.start) for d in item.deleted_occurrences or () if d.start),
+        exceptions=tuple(
+            _exception(event, o, (changed or {}).get(o.id), moment) for o in item.modified_occurrences or ()
+        ),
+    )
+
+
+def _occurrence_moment(master: CalendarItem) -> Callable[[Any], dt.datetime]:
+    """How an occurrence's date-time on ``master`` reads: in UTC, or for an all-day series the
+    midnight (UTC, as the canonical all-day event has it) of its date in the series' zone."""
+    if not master.is_all_day:
+        return _plain_utc
+    zone = getattr(master, "_start_timezone", None) or UTC
+    return lambda value: _midnight(value.astimezone(zone).date())
+
+
+def _event_body(item: CalendarItem) -> str:
+    return _lines(_text(item.text_body)) or _body_text(item.body)  # as Graph gives it (Exchange 2013+)
+
+
+def _exception(series: Event, info: Any, item: CalendarItem | None, moment: Callable[[Any], dt.datetime]) -> Occurrence:
+    """An exception of ``series``: its ModifiedOccurrences entry, with the values of its own item
+    (the series' texts when the item could not be read)."""
+    original = moment(info.original_start)
+    start = moment(info.start) if info.start else original
+    end = moment(info.end) if info.end else start + duration(series)
+    if item is None:
+        return Occurrence(original, start, end, series.subject, series.location, series.body)
+    start = _event_moment(item.start, end=False) or start
+    end = _event_moment(item.end, end=True) or end
+    return Occurrence(original, start, end, _text(item.subject), _text(item.location), _event_body(item))
+
+
+def event_echo(record: Event) -> Event:
+    """What reading ``record`` back gives once written: :func:`event_from_native` of
+    :func:`event_to_native`, with the cancellations and exceptions written to its occurrences
+    (those whose original start is an occurrence of its pattern, none for :func:`clipped_days`),
+    as Exchange holds them."""
+    back = event_from_native(event_to_native(record))
+    if not back.recurrence:
+        return back
+    if clipped_days(back.recurrence):
+        return back
+    cancelled = tuple(moment for moment in record.cancelled if is_occurrence(back, moment))
+    exceptions = tuple(
+        _held_occurrence(o, back.all_day) for o in record.exceptions if is_occurrence(back, o.original_start)
+    )
+    return replace(back, cancelled=cancelled, exceptions=exceptions)
+
+
+_SHORTEST_MONTHS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def clipped_days(rule: str) -> bool:
+    """Whether Exchange places some occurrences of ``rule`` where the RRULE has none: a monthly
+    or yearly day of the month that some months lack (31 April is 30 April to Exchange, skipped
+    by the RRULE). Its occurrences are then numbered differently, and the exceptions and
+    cancellations of such a series are not written, lest another occurrence be changed."""
+    parts = _rrule_parts(rule)
+    if "BYMONTHDAY" not in parts or "BYDAY" in parts:
+        return False
+    day = int(parts["BYMONTHDAY"])
+    if parts.get("FREQ") == "MONTHLY":
+        return day > min(_SHORTEST_MONTHS)
+    return parts.get("FREQ") == "YEARLY" and day > _SHORTEST_MONTHS[int(parts.get("BYMONTH", "1")) - 1]
+
+
+def _held_occurrence(occurrence: Occurrence, all_day: bool) -> Occurrence:
+    """``occurrence`` as reading it back gives it."""
+    start, end = occurrence.start, occurrence.end
+    if start is not None and end is not None:
+        native_start, native_end = _times(start, end, all_day, EWSTimeZone("UTC"))
+        start = _event_moment(native_start, end=False)
+        end = _event_moment(native_end, end=True)
+    return Occurrence(
+        occurrence.original_start,
+        start,
+        end,
+        _clean(occurrence.subject),
+        _clean(occurrence.location),
+        _lines(_clean(occurrence.body)),
+    )
 
 
 # recurrence: RFC 5545 RRULE <-> exchangelib Recurrence ------------------------------------------
+# exchangelib numbers weekdays 1..7 from Monday, then 8 "Day", 9 "Weekday", 10 "WeekendDay"; week
+# numbers 1..4 and 5 for "Last"; months 1..12.
+DAY_SETS = {8: WEEKDAYS, 9: WEEKDAYS[:5], 10: WEEKDAYS[5:]}
+POSITIONS = {1: "1", 2: "2", 3: "3", 4: "4", 5: "-1"}
+RULE_PARTS = frozenset({"FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "BYMONTH", "BYSETPOS", "COUNT", "UNTIL", "WKST"})
+
+
 def _rrule_parts(rule: str) -> dict[str, str]:
     parts = {}
-    for chunk in rule.removeprefix("RRULE:").split(";"):
+    for chunk in rule.strip().removeprefix("RRULE:").split(";"):
         if chunk:
             key, _, value = chunk.partition("=")
             parts[key.strip().upper()] = value.strip().upper()
     return parts
 
 
+def _relative_day(parts: dict[str, str]) -> tuple[int, int]:
+    """exchangelib's weekday and week number for ``BYDAY=2TU``, ``BYDAY=-1FR`` or ``BYDAY=MO,...;BYSETPOS=1``."""
+    chunks = parts["BYDAY"].split(",")
+    position = parts.get("BYSETPOS", "")
+    days = []
+    for chunk in chunks:
+        number, day = chunk[:-2].lstrip("+"), chunk[-2:]
+        if number and (position or len(chunks) > 1):
+            raise ValueError("a position on one day only")
+        position = position or number
+        days.append(WEEKDAYS.index(day))
+    week = {v: k for k, v in POSITIONS.items()}[position]
+    if len(days) == 1:
+        return days[0] + 1, week
+    wanted = {WEEKDAYS[d] for d in days}
+    weekday = next(number for number, names in DAY_SETS.items() if set(names) == wanted)
+    return weekday, week
+
+
 def _pattern(parts: dict[str, str], start: dt.date) -> Any:
     interval = int(parts.get("INTERVAL", "1"))
     freq = parts.get("FREQ")
-    if freq == "DAILY":
+    if freq == "DAILY" and "BYDAY" not in parts:
         return DailyPattern(interval=interval)
     if freq == "WEEKLY":
-        days = parts.get("BYDAY", WEEKDAYS[start.weekday()]).split(",")
-        return WeeklyPattern(interval=interval, weekdays=[WEEKDAYS.index(d) + 1 for d in days], first_day_of_week=1)
+        days = sorted(set(parts.get("BYDAY", WEEKDAYS[start.weekday()]).split(",")), key=WEEKDAYS.index)
+        first = WEEKDAYS.index(parts.get("WKST", "MO")) + 1
+        return WeeklyPattern(interval=interval, weekdays=[WEEKDAYS.index(d) + 1 for d in days], first_day_of_week=first)
     if freq == "MONTHLY" and "BYDAY" not in parts:
-        day = int(parts.get("BYMONTHDAY", str(start.day)))
-        return AbsoluteMonthlyPattern(interval=interval, day_of_month=day)
-    raise ValueError(f"the recurrence {';'.join(f'{k}={v}' for k, v in parts.items())} is not supported")
+        return AbsoluteMonthlyPattern(interval=interval, day_of_month=int(parts.get("BYMONTHDAY", str(start.day))))
+    if freq == "MONTHLY":
+        weekday, week = _relative_day(parts)
+        return RelativeMonthlyPattern(interval=interval, weekday=weekday, week_number=week)
+    if freq == "YEARLY" and interval == 1:  # EWS's yearly patterns have no interval
+        month = int(parts.get("BYMONTH", str(start.month)))
+        if "BYDAY" not in parts:
+            return AbsoluteYearlyPattern(day_of_month=int(parts.get("BYMONTHDAY", str(start.day))), month=month)
+        weekday, week = _relative_day(parts)
+        return RelativeYearlyPattern(weekday=weekday, week_number=week, month=month)
+    raise ValueError("Exchange has no such pattern")
 
 
 def rrule_to_native(rule: str, start: dt.date) -> Recurrence:
-    """An exchangelib Recurrence for an RRULE (daily, weekly, absolute monthly; COUNT or UNTIL)."""
+    """An exchangelib Recurrence for an RRULE whose first occurrence is on ``start`` (a date in
+    the series' own time zone): daily, weekly, absolute or relative monthly and yearly; COUNT,
+    UNTIL or no end. ValueError for a rule Exchange cannot hold."""
     parts = _rrule_parts(rule)
     try:
+        if set(parts) - RULE_PARTS:
+            raise ValueError(f"{', '.join(sorted(set(parts) - RULE_PARTS))} cannot be held")
         pattern = _pattern(parts, start)
-    except (KeyError, ValueError, IndexError) as exc:
+        if "COUNT" in parts:
+            boundary: Any = NumberedPattern(start=start, number=int(parts["COUNT"]))
+        elif "UNTIL" in parts:
+            until = dt.datetime.strptime(parts["UNTIL"][:8], "%Y%m%d").date()
+            boundary = EndDatePattern(start=start, end=until)
+        else:
+            boundary = NoEndPattern(start=start)
+    except (KeyError, ValueError, IndexError, StopIteration) as exc:
         raise ValueError(f"unsupported recurrence {rule!r}: {exc}") from exc
-    if "COUNT" in parts:
-        boundary: Any = NumberedPattern(start=start, number=int(parts["COUNT"]))
-    elif "UNTIL" in parts:
-        until = dt.datetime.strptime(parts["UNTIL"][:8], "%Y%m%d").date()
-        boundary = EndDatePattern(start=start, end=until)
-    else:
-        boundary = NoEndPattern(start=start)
     return Recurrence(pattern=pattern, boundary=boundary)
 
 
+def _number(value: Any, names: tuple[str, ...]) -> int:
+    """An exchangelib enumeration value as its 1-based number (it may hold the name instead)."""
+    return value if isinstance(value, int) else names.index(value) + 1
+
+
+def _relative_rule(pattern: Any) -> str:
+    weekday = _number(pattern.weekday, WEEKDAYS_NAMES)
+    position = POSITIONS[_number(pattern.week_number, WEEK_NUMBERS)]
+    if weekday in DAY_SETS:
+        return f"BYDAY={','.join(DAY_SETS[weekday])};BYSETPOS={position}"
+    return f"BYDAY={position}{WEEKDAYS[weekday - 1]}"
+
+
 def rrule_from_native(recurrence: Recurrence) -> str:
-    """The RRULE of an exchangelib Recurrence ('' for patterns the canonical model does not carry)."""
+    """The RRULE of an exchangelib Recurrence ('' for a pattern the canonical model does not carry),
+    its parts in the order FREQ, INTERVAL, BYDAY (BYSETPOS), BYMONTH, BYMONTHDAY, COUNT or UNTIL."""
     pattern, boundary = recurrence.pattern, recurrence.boundary
-    if isinstance(pattern, DailyPattern):
-        parts = ["FREQ=DAILY"]
-    elif isinstance(pattern, WeeklyPattern):
-        days = pattern.weekdays if isinstance(pattern.weekdays, list) else [pattern.weekdays]
-        parts = ["FREQ=WEEKLY"]
-    elif isinstance(pattern, AbsoluteMonthlyPattern):
-        parts = ["FREQ=MONTHLY"]
-    else:
+    freq = _FREQ.get(type(pattern))
+    if freq is None:
         return ""
-    if pattern.interval and pattern.interval != 1:
-        parts.append(f"INTERVAL={pattern.interval}")
+    parts = [f"FREQ={freq}"]
+    interval = getattr(pattern, "interval", 1) or 1
+    if interval != 1:
+        parts.append(f"INTERVAL={interval}")
     if isinstance(pattern, WeeklyPattern):
-        parts.append("BYDAY=" + ",".join(WEEKDAYS[_weekday_number(d) - 1] for d in days))
-    if isinstance(pattern, AbsoluteMonthlyPattern):
+        days = pattern.weekdays if isinstance(pattern.weekdays, list) else [pattern.weekdays]
+        numbers = sorted({_number(d, WEEKDAYS_NAMES) for d in days})
+        parts.append("BYDAY=" + ",".join(WEEKDAYS[n - 1] for n in numbers))
+        first = _number(pattern.first_day_of_week or 1, WEEKDAYS_NAMES)
+        if first != 1 and interval != 1:  # which weeks count only matters every other week or more
+            parts.append(f"WKST={WEEKDAYS[first - 1]}")
+    if isinstance(pattern, RelativeMonthlyPattern | RelativeYearlyPattern):
+        parts.append(_relative_rule(pattern))
+    if isinstance(pattern, AbsoluteYearlyPattern | RelativeYearlyPattern):
+        parts.append(f"BYMONTH={_number(pattern.month, MONTHS)}")
+    if isinstance(pattern, AbsoluteMonthlyPattern | AbsoluteYearlyPattern):
         parts.append(f"BYMONTHDAY={pattern.day_of_month}")
     if isinstance(boundary, NumberedPattern):
         parts.append(f"COUNT={boundary.number}")
@@ -398,11 +608,14 @@ def rrule_from_native(recurrence: Recurrence) -> str:
     return ";".join(parts)
 
 
-def _weekday_number(day: Any) -> int:
-    if isinstance(day, int):
-        return day
-    names = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-    return names.index(day) + 1
+_FREQ: dict[type, str] = {
+    DailyPattern: "DAILY",
+    WeeklyPattern: "WEEKLY",
+    AbsoluteMonthlyPattern: "MONTHLY",
+    RelativeMonthlyPattern: "MONTHLY",
+    AbsoluteYearlyPattern: "YEARLY",
+    RelativeYearlyPattern: "YEARLY",
+}
 
 
 # mails (read only) -----------------------------------------------------------------------------

@@ -5,6 +5,13 @@ most EWS allows), so a run costs what changed, not what the mailbox holds. Writi
 CreateItem, UpdateItem or DeleteItem call per batch of up to 100 items; an item the server
 refuses gets its own error result while the rest of the batch goes through. Deletions move items
 to Deleted Items (DeleteType MoveToDeletedItems), where the user can still restore them.
+
+A recurring series is one item, its master. Its cancelled occurrences are the master's
+DeletedOccurrences; its exceptions are its ModifiedOccurrences, whose own subject, location and
+body are read with one GetItem for all the series of a page. Writing a series writes its
+exceptions and cancellations to its occurrences afterwards (:mod:`plugins.ews.occurrences`): one
+DeleteItem and one UpdateItem for a whole batch, and for updated series one GetItem of the
+masters (and one of their exceptions) beforehand, to compare with what Exchange holds.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from framework.contracts import Changes, Create, Delete, Item, Side, Store, Upda
 from framework.errors import AuthenticationFailed, ConfigurationError, RecordRejected, SyncError, SyncStateLost
 from framework.model import Event, Record
 from plugins.ews import mapping
+from plugins.ews.occurrences import OccurrenceWriter
 
 T = TypeVar("T")
 Translate = Callable[[Exception], SyncError]
@@ -37,6 +45,17 @@ BATCH = 100
 MAX_CHANGES = 512  # the most SyncFolderItems returns per call
 MAIL_FOLDERS = {"inbox": Inbox, "sentitems": SentItems}  # canonical folder -> exchangelib folder class
 ID_FIELDS = ("id", "changekey")
+EXCEPTION_FIELDS = (
+    "subject",
+    "start",
+    "end",
+    "is_all_day",
+    "_start_timezone",  # an all-day occurrence's dates are those of its own zone
+    "_end_timezone",
+    "location",
+    "body",
+    "text_body",
+)
 
 
 def distinguished(account: Account, folder_cls: Any) -> Any:
@@ -157,6 +176,7 @@ class FolderSide(Side):
         self._echoes: dict[str, str] = {}  # id -> ChangeKey of items written since the last read
         # the iCalendar UID given to each event created without one, until its echo is asked
         self._uids: dict[Record, list[str]] = {}
+        self._all_day_zones: dict[str, Any] = {}  # all-day series about to be updated -> their zone
 
     @property
     def account(self) -> Account:
@@ -179,14 +199,32 @@ class FolderSide(Side):
             changed = [native for kind, native in page if kind in ("create", "update")]
             if cursor and echoes:
                 changed = self._fetch(folder, [n for n in changed if echoes.get(n.id) != n.changekey])
-            for native in changed:
-                if isinstance(native, self.native_cls):
-                    record = self.from_native(native)
-                    if self._in_window(record, window):
-                        items.append(Item(native.id, record, mapping.read_link(native)))
+            natives = [native for native in changed if isinstance(native, self.native_cls)]
+            for native, record in zip(natives, self._records(natives), strict=True):
+                if self._in_window(record, window):
+                    items.append(Item(native.id, record, mapping.read_link(native)))
             deleted = [native.id for kind, native in page if kind == "delete"]
             yield Changes(items, deleted, None, full=cursor is None)
         yield Changes([], [], folder.item_sync_state, full=cursor is None)
+
+    def _records(self, natives: list[Any]) -> list[Record]:
+        """The records of ``natives``; a series' exceptions are read with one GetItem for all the
+        modified occurrences of the page (Exchange lists only their times on the master)."""
+        if self.entity != "events":
+            return [self.from_native(native) for native in natives]
+        changed = self._exception_items([o.id for n in natives for o in n.modified_occurrences or ()])
+        return [mapping.event_from_native(native, changed) for native in natives]
+
+    def _exception_items(self, ids: list[str]) -> dict[str, Any]:
+        """The items of modified occurrences by id, with the fields an exception carries."""
+        if not ids:
+            return {}
+        fields = [f for f in EXCEPTION_FIELDS if self._supported(f)]
+        fetched = self.account.fetch(ids=[ItemId(id=i) for i in ids], folder=self.folder(), only_fields=fields)
+        return {n.id: n for n in fetched if isinstance(n, CalendarItem)}
+
+    def _supported(self, field: str) -> bool:
+        return bool(CalendarItem.get_field_by_fieldname(field).supports_version(self.account.version))
 
     def _fetch(self, folder: Any, listed: list[Any]) -> list[Any]:
         """The full items of ``listed`` (GetItem); those deleted meanwhile are left out."""
@@ -203,7 +241,7 @@ class FolderSide(Side):
 
     def echo(self, record: Record) -> Record:
         try:
-            back = self.from_native(self.to_native(record))
+            back = mapping.event_echo(record) if isinstance(record, Event) else self.from_native(self.to_native(record))
         except ValueError:
             return record
         uids = self._uids.get(record)
@@ -219,10 +257,34 @@ class FolderSide(Side):
         creates = [(i, op) for i, op in enumerate(ops) if isinstance(op, Create)]
         updates = [(i, op) for i, op in enumerate(ops) if isinstance(op, Update)]
         deletes = [(i, op) for i, op in enumerate(ops) if isinstance(op, Delete)]
+        self._all_day_zones = {}
+        series_before = self._series_before(updates) if self.entity == "events" else {}
         self._send(results, self._natives(creates, results), self._create)
         self._send(results, self._natives(updates, results), self._update)
         self._send(results, [(i, ItemId(id=op.id)) for i, op in deletes], self._delete)
-        return [r if r is not None else WriteResult(error=RecordRejected("not written")) for r in results]
+        done = [r if r is not None else WriteResult(error=RecordRejected("not written")) for r in results]
+        if self.entity == "events":
+            OccurrenceWriter(self, series_before).write(ops, done)
+        return done
+
+    def _series_before(self, updates: list[tuple[int, Any]]) -> dict[int, Event]:
+        """What Exchange holds now of each series about to be updated, by op index: one GetItem
+        for the masters, one for their modified occurrences. A series that cannot be read is
+        left out (its update then fails or finds it gone)."""
+        wanted = [(i, op.id) for i, op in updates if isinstance(op.record, Event) and op.record.recurrence]
+        if not wanted:
+            return {}
+        ids = [ItemId(id=item_id) for _, item_id in wanted]
+        found = self.store.guard(lambda: list(self.account.fetch(ids=ids, folder=self.folder())))
+        masters = {n.id: n for n in found if isinstance(n, CalendarItem)}
+        self._all_day_zones = {i: n._start_timezone for i, n in masters.items() if n.is_all_day and n._start_timezone}
+        listed = [o.id for n in masters.values() for o in n.modified_occurrences or ()]
+        changed = self.store.guard(lambda: self._exception_items(listed))
+        return {
+            index: mapping.event_from_native(masters[item_id], changed)
+            for index, item_id in wanted
+            if item_id in masters
+        }
 
     def _natives(self, ops: list[tuple[int, Any]], results: list[WriteResult | None]) -> list[tuple[int, Any]]:
         """Each op's exchangelib item, checked locally; a record Exchange cannot hold is rejected here."""
@@ -247,6 +309,7 @@ class FolderSide(Side):
         setattr(native, mapping.LINK_FIELD, op.link or None)
         if isinstance(op, Update):
             native._id = ItemId(id=op.id)
+            self.keep_all_day_zone(op.id, native)
         self.store.adjust(self.entity, op.record, native)
         if isinstance(op, Update):
             _UpdateItem(account=self.account)._change_elem(target=native, fieldnames=self._update_fields())
@@ -336,6 +399,48 @@ class FolderSide(Side):
                 suppress_read_receipts=True,
             )
         )
+
+    # a series' occurrences (see plugins.ews.occurrences) -------------------------------------------
+    def keep_all_day_zone(self, master_id: str, native: Any) -> None:
+        """Write an all-day series (or its occurrence) in the zone Exchange holds it in: its dates
+        are midnights there, and a series moved to other midnights would lose its exceptions."""
+        zone = self._all_day_zones.get(master_id)
+        if zone is not None and isinstance(native, CalendarItem) and native.is_all_day:
+            native._start_timezone = native._end_timezone = zone
+
+    def forget_echo(self, item_id: str) -> None:
+        """Read ``item_id`` again at the next read: what Exchange made of our write is not known."""
+        self._echoes.pop(item_id, None)
+
+    def cancel_occurrences(self, refs: list[Any]) -> list[Any]:
+        """Delete the occurrences ``refs`` (OccurrenceItemIds) in one call; an answer per occurrence."""
+        return self._occurrence_call(lambda: self._delete(refs), len(refs))
+
+    def save_occurrences(self, natives: list[Any]) -> list[Any]:
+        """Save start, end, subject, location and body on each occurrence in one call."""
+        fields = mapping.OCCURRENCE_FIELDS
+
+        def call() -> list[Any]:
+            service = _UpdateItem(account=self.account, chunk_size=BATCH)
+            return list(
+                service.call(
+                    items=[(native, fields) for native in natives],
+                    conflict_resolution=ALWAYS_OVERWRITE,
+                    message_disposition=SAVE_ONLY,
+                    send_meeting_invitations_or_cancellations=SEND_TO_NONE,
+                    suppress_read_receipts=True,
+                )
+            )
+
+        return self._occurrence_call(call, len(natives))
+
+    def _occurrence_call(self, call: Callable[[], list[Any]], count: int) -> list[Any]:
+        try:
+            return self.store.guard(call)
+        except AuthenticationFailed:
+            raise
+        except (SyncError, ValueError, TypeError) as exc:
+            return [exc] * count
 
     def _delete(self, ids: list[Any]) -> list[Any]:
         """Deletions go to Deleted Items, where the user can still restore them (as Outlook deletes)."""

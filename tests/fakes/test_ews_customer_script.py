@@ -46,7 +46,7 @@ from exchangelib.errors import (
     UnauthorizedError,
 )
 from exchangelib.fields import MONDAY
-from exchangelib.recurrence import Recurrence, WeeklyPattern
+from exchangelib.recurrence import AbsoluteYearlyPattern, Recurrence, WeeklyPattern
 from exchangelib.services import GetAttachment
 
 from fakes.ews import SERVER_VERSIONS, EwsApi, trust_ca
@@ -416,6 +416,137 @@ def test_sync_folder_items_reports_an_occurrence_change_as_a_change_of_the_maste
     series.occurrence(index=4).delete()
     changes = list(account.calendar.sync_items())
     assert [(kind, item.id) for kind, item in changes] == [("update", series.id)]
+
+
+BERLIN = EWSTimeZone("Europe/Berlin")
+
+
+def _berlin(day: int, month: int = 3, hour: int = 9) -> EWSDateTime:
+    return EWSDateTime(2030, month, day, hour, tzinfo=BERLIN)
+
+
+def _berlin_series(account: Account) -> CalendarItem:
+    """Mondays at 09:00 in Berlin from 18 March 2030, five times: summer time begins on 31 March."""
+    series = CalendarItem(
+        folder=account.calendar,
+        subject="Jour fixe",
+        start=_berlin(18),
+        end=_berlin(18, hour=10),
+        recurrence=Recurrence(
+            pattern=WeeklyPattern(interval=1, weekdays=[MONDAY], first_day_of_week=MONDAY),
+            start=EWSDate(2030, 3, 18),
+            number=5,
+        ),
+    )
+    series.save()
+    return series
+
+
+def test_a_series_keeps_its_wall_clock_time_in_its_own_zone_across_daylight_saving(
+    server: FakeServer, tenant: Tenant
+) -> None:
+    account = connect(server)
+    series = _berlin_series(account)
+    (stored,) = tenant.items(tenant.mailbox(ALICE), "calendar")
+    assert stored.data["originalStartTimeZone"] == "W. Europe Standard Time"  # as exchangelib sent StartTimeZone
+
+    view = list(account.calendar.view(start=_berlin(1), end=_berlin(30, month=4)))
+    local = [i.start.astimezone(BERLIN) for i in view]
+    assert [(t.month, t.day, t.hour) for t in local] == [(3, 18, 9), (3, 25, 9), (4, 1, 9), (4, 8, 9), (4, 15, 9)]
+    assert [i.start.astimezone(UTC_TZ).hour for i in view] == [8, 8, 7, 7, 7]  # CET, then CEST
+
+    master = account.calendar.get(id=series.id)
+    assert master._start_timezone == BERLIN
+    assert (master.first_occurrence.start, master.last_occurrence.start) == (_berlin(18), _berlin(15, month=4))
+    third = series.occurrence(index=3)
+    third.refresh()
+    assert (third.type, third.original_start, third.start) == ("Occurrence", _berlin(1, month=4), _berlin(1, month=4))
+
+
+def test_occurrences_of_a_zoned_series_are_changed_and_cancelled_by_index(server: FakeServer) -> None:
+    account = connect(server)
+    series = _berlin_series(account)
+    moved = series.occurrence(index=2)
+    moved.refresh()
+    moved.subject, moved.start, moved.end = "Jour fixe (later)", _berlin(25, hour=11), _berlin(25, hour=12)
+    moved.save(update_fields=["subject", "start", "end"])
+    series.occurrence(index=4).delete()
+    with pytest.raises(ErrorCalendarOccurrenceIsDeletedFromRecurrence):
+        series.occurrence(index=4).refresh()
+    with pytest.raises(ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange):
+        series.occurrence(index=6).refresh()
+
+    master = account.calendar.get(id=series.id)
+    ((changed),) = master.modified_occurrences
+    assert (changed.start, changed.end, changed.original_start) == (
+        _berlin(25, hour=11),
+        _berlin(25, hour=12),
+        _berlin(25),
+    )
+    assert [d.start for d in master.deleted_occurrences] == [_berlin(8, month=4)]
+    (exception,) = account.fetch(ids=[changed])  # GetItem by the ModifiedOccurrences ItemId
+    assert (exception.type, exception.subject) == ("Exception", "Jour fixe (later)")
+    view = list(account.calendar.view(start=_berlin(1), end=_berlin(30, month=4)))
+    assert [(i.type, i.start.astimezone(BERLIN).day, i.start.astimezone(BERLIN).hour) for i in view] == [
+        ("Occurrence", 18, 9),
+        ("Exception", 25, 11),
+        ("Occurrence", 1, 9),
+        ("Occurrence", 15, 9),
+    ]
+
+    master.recurrence = Recurrence(
+        pattern=WeeklyPattern(interval=1, weekdays=[MONDAY], first_day_of_week=MONDAY),
+        start=EWSDate(2030, 3, 18),
+        number=6,
+    )
+    master.save(update_fields=["recurrence"])  # a new pattern: Exchange drops exceptions and cancellations
+    master = account.calendar.get(id=series.id)
+    assert master.modified_occurrences is None and master.deleted_occurrences is None
+    assert master.last_occurrence.start == _berlin(22, month=4)
+
+
+def test_a_series_without_end_lists_its_exceptions_however_far_ahead(server: FakeServer) -> None:
+    account = connect(server)
+    series = CalendarItem(
+        folder=account.calendar,
+        subject="Anniversary",
+        start=_berlin(18),
+        end=_berlin(18, hour=10),
+        recurrence=Recurrence(pattern=AbsoluteYearlyPattern(day_of_month=18, month=3), start=EWSDate(2030, 3, 18)),
+    )
+    series.save()
+    far = series.occurrence(index=20)  # 2049
+    far.refresh()
+    far.subject = "Twentieth"
+    far.save(update_fields=["subject"])
+    series.occurrence(index=30).delete()
+    master = account.calendar.get(id=series.id)
+    assert master.last_occurrence is None
+    assert [o.original_start for o in master.modified_occurrences] == [_berlin(18).replace(year=2049)]
+    assert [d.start for d in master.deleted_occurrences] == [_berlin(18).replace(year=2059)]
+
+
+def test_an_all_day_series_keeps_its_dates(server: FakeServer) -> None:
+    account = connect(server)
+    series = CalendarItem(
+        folder=account.calendar,
+        subject="Inventory",
+        start=EWSDate(2030, 3, 25),
+        end=EWSDate(2030, 3, 25),
+        is_all_day=True,
+        recurrence=Recurrence(
+            pattern=WeeklyPattern(interval=1, weekdays=[MONDAY], first_day_of_week=MONDAY),
+            start=EWSDate(2030, 3, 25),
+            number=3,
+        ),
+    )
+    series.save()
+    view = list(account.calendar.view(start=_berlin(1), end=_berlin(30, month=4)))
+    assert [(i.is_all_day, i.start, i.end) for i in view] == [
+        (True, EWSDate(2030, 3, 25), EWSDate(2030, 3, 25)),
+        (True, EWSDate(2030, 4, 1), EWSDate(2030, 4, 1)),
+        (True, EWSDate(2030, 4, 8), EWSDate(2030, 4, 8)),
+    ]
 
 
 # attachments, hierarchy, delegates, schema ---------------------------------------------------------

@@ -648,7 +648,10 @@ def test_a_record_exchange_cannot_hold_is_rejected_locally(store: EwsStore, exch
     side = store.side("events")
     before = exchange.api.calls["CreateItem"]
     results = side.write(
-        [Create(Event("No time"), "crm-1"), Create(Event("Yearly", NOW, NOW, recurrence="FREQ=YEARLY"), "c")]
+        [
+            Create(Event("No time"), "crm-1"),
+            Create(Event("Triennial", NOW, NOW, recurrence="FREQ=YEARLY;INTERVAL=3"), "c"),
+        ]
     )
     assert all(isinstance(r.error, RecordRejected) for r in results)
     assert exchange.api.calls["CreateItem"] == before  # nothing worth sending

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from exchangelib import DELEGATE, NTLM, Account, CalendarItem, Configuration, Credentials, EWSDateTime, EWSTimeZone
+from exchangelib.errors import ErrorCalendarOccurrenceIsDeletedFromRecurrence
 from exchangelib.recurrence import (
     AbsoluteMonthlyPattern,
     AbsoluteYearlyPattern,
@@ -297,7 +298,10 @@ class EwsCalendar:
         master = self._master(series_id)
         for index in range(1, 1000):
             occurrence = master.occurrence(index)
-            occurrence.refresh()
+            try:
+                occurrence.refresh()
+            except ErrorCalendarOccurrenceIsDeletedFromRecurrence:
+                continue  # cancelled: Exchange still counts it
             if _aware(occurrence.original_start) == original_start:
                 return occurrence
         raise LookupError(f"no occurrence of the series originally at {original_start}")

@@ -144,7 +144,7 @@ def _crm_view(world: World, series: Series) -> list[Seen]:
 
 
 @pytest.mark.parametrize("exchange", ["ews", "graph"])
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     rule=rules(),
     zone=st.sampled_from(ZONES),

@@ -29,7 +29,7 @@ Feature: Microsoft 365 over Microsoft Graph
     And the status of "sam.standard" says they need attention
 
   @B18
-  Scenario: A series in the mailbox is one CRM event with its rule, never its occurrences
+  Scenario: A series in the mailbox is one CRM event with its rule, never its plain occurrences
     Given exsync is installed in an Enterprise org for "all"
     And "sam.standard" signs in to Microsoft 365 with the authorization-code flow
     And the users "sam.standard" are enabled for sync

@@ -387,8 +387,8 @@ class FolderSide(Side):
             )
         )
 
-    def _update(self, natives: list[Any]) -> list[Any]:
-        fields = self._update_fields()
+    def _update(self, natives: list[Any], fields: Any = None) -> list[Any]:
+        fields = fields or self._update_fields()
         service = _UpdateItem(account=self.account, chunk_size=BATCH)
         return list(
             service.call(
@@ -418,21 +418,7 @@ class FolderSide(Side):
 
     def save_occurrences(self, natives: list[Any]) -> list[Any]:
         """Save start, end, subject, location and body on each occurrence in one call."""
-        fields = mapping.OCCURRENCE_FIELDS
-
-        def call() -> list[Any]:
-            service = _UpdateItem(account=self.account, chunk_size=BATCH)
-            return list(
-                service.call(
-                    items=[(native, fields) for native in natives],
-                    conflict_resolution=ALWAYS_OVERWRITE,
-                    message_disposition=SAVE_ONLY,
-                    send_meeting_invitations_or_cancellations=SEND_TO_NONE,
-                    suppress_read_receipts=True,
-                )
-            )
-
-        return self._occurrence_call(call, len(natives))
+        return self._occurrence_call(lambda: self._update(natives, mapping.OCCURRENCE_FIELDS), len(natives))
 
     def _occurrence_call(self, call: Callable[[], list[Any]], count: int) -> list[Any]:
         try:

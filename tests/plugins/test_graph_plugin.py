@@ -647,8 +647,8 @@ def test_an_rrule_graph_cannot_hold_is_rejected(rrule: str) -> None:
 
 
 # -- the engine over a Graph mailbox ----------------------------------------------------------
-def test_two_way_sync_settles_without_echo_changes(fakes: Fakes, tmp_path: Path) -> None:
-    world = MemoryWorld([])
+def engine_context(fakes: Fakes, tmp_path: Path, world: MemoryWorld) -> Context:
+    """An installed org syncing the memory CRM of ``world`` with the fake Graph (client credentials)."""
     host = build_host([plugins.graph, entities, conflicts, world.plugin()], entry_points=False)
     context = Context(f"sqlite:///{tmp_path / 'e.db'}", host=host, acting_as="u1", ca_bundle=str(fakes.ca.bundle_path))
     context.state.upsert_users([ADMIN_USER])
@@ -658,6 +658,12 @@ def test_two_way_sync_settles_without_echo_changes(fakes: Fakes, tmp_path: Path)
     assert isinstance(provider, ClientCredentialsProvider)
     provider.store_credential(context, CLIENT_SECRET)
     context.state.set_settings({"auth_method": provider.name})
+    return context
+
+
+def test_two_way_sync_settles_without_echo_changes(fakes: Fakes, tmp_path: Path) -> None:
+    world = MemoryWorld([])
+    context = engine_context(fakes, tmp_path, world)
     crm = world.side("crm", "u1", "contacts")
     for n in range(25):
         crm.put(Contact(first_name=f"C{n}", last_name="Crm", email=f"c{n}@x.example", city=" Kyoto "))
@@ -673,7 +679,13 @@ def test_two_way_sync_settles_without_echo_changes(fakes: Fakes, tmp_path: Path)
     (second,) = engine.run([ADMIN_USER], ["contacts", "events"])
     counts = [vars(s) for e in second.entities.values() for s in e.sides.values()]
     assert all(not any(c.values()) for c in counts), json.dumps(second.as_dict())
-    exchange = provider.open(context, ADMIN_USER).side("contacts").read(None, WINDOW).items
+    exchange = (
+        context.auth_providers["graph-client-credentials"]
+        .open(context, ADMIN_USER)
+        .side("contacts")
+        .read(None, WINDOW)
+        .items
+    )
     assert {i.link for i in exchange} == {f"C{n}" for n in range(1, 26)} | {""}  # the seeded one has none
 
 

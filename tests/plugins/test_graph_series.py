@@ -13,21 +13,16 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import test_graph_plugin
-from test_graph_plugin import ADMIN_USER, ALICE, WINDOW, Fakes, requests_of
+from test_graph_plugin import ADMIN_USER, ALICE, WINDOW, Fakes, engine_context, requests_of
 
-import plugins.graph
-from fakes.graph import CLIENT_ID, CLIENT_SECRET
-from framework.context import Context
+from fakes.graph import CLIENT_ID
 from framework.contracts import Create, Item, Update
 from framework.engine import Engine
 from framework.errors import TransientError
-from framework.host import build_host
 from framework.model import Event, Occurrence
 from framework.recurrence import occurrence_starts
 from framework.testing import MemoryWorld
-from plugins import conflicts, entities
 from plugins.graph import mapping
-from plugins.graph.auth import ClientCredentialsProvider, GraphApp
 from plugins.graph.client import BatchRequest, BatchResponse
 from plugins.graph.store import EventsSide
 
@@ -368,15 +363,7 @@ def test_reading_many_series_costs_few_requests(fakes: Fakes) -> None:
 # -- through the engine ---------------------------------------------------------------------------
 def test_exceptions_travel_both_ways_and_settle(fakes: Fakes, tmp_path: Path) -> None:
     world = MemoryWorld([])
-    host = build_host([plugins.graph, entities, conflicts, world.plugin()], entry_points=False)
-    context = Context(f"sqlite:///{tmp_path / 'e.db'}", host=host, acting_as="u1", ca_bundle=str(fakes.ca.bundle_path))
-    context.state.upsert_users([ADMIN_USER])
-    context.state.set_settings({"installed": True, "scope": "all", "crm_connector": "memory"})
-    GraphApp("client-credentials", "contoso", CLIENT_ID, fakes.authority_url, fakes.graph_url).save(context)
-    provider = context.auth_providers["graph-client-credentials"]
-    assert isinstance(provider, ClientCredentialsProvider)
-    provider.store_credential(context, CLIENT_SECRET)
-    context.state.set_settings({"auth_method": provider.name})
+    context = engine_context(fakes, tmp_path, world)
     record = changed_series("FREQ=WEEKLY;COUNT=8", local(TODAY + timedelta(days=1), 9))
     crm = world.side("crm", "u1", "events")
     crm.put(record)

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil.rrule import rrulestr
 
 from framework.errors import RecordRejected
-from framework.model import Event
+from framework.model import Event, Occurrence
 
 MAX_OCCURRENCES = 1000
 """No series is expanded further: Exchange itself lists at most 999 occurrences of one."""
@@ -91,9 +91,17 @@ def _inclusive_until(rule: str) -> str:
 
 
 def pattern(event: Event) -> tuple[str, datetime | None, str, bool]:
-    """What places a series' occurrences: its rule, first start, time zone and whether it is
-    all-day. Changing any of them, Exchange drops the series' exceptions and cancellations."""
-    return event.recurrence, event.start, event.timezone, event.all_day
+    """What places a series' occurrences: its rule, first start (to the second, as Exchange
+    keeps it), time zone and whether it is all-day. Changing any of them, Exchange drops the
+    series' exceptions and cancellations."""
+    start = event.start.replace(microsecond=0) if event.start else None
+    return event.recurrence, start, event.timezone, event.all_day
+
+
+def plain_occurrence(series: Event, original_start: datetime) -> Occurrence:
+    """The occurrence of ``series`` at ``original_start`` as the series places it, with its values."""
+    moment = original_start.astimezone(UTC)
+    return Occurrence(moment, moment, moment + duration(series), series.subject, series.location, series.body)
 
 
 def merge_series(winner: Event, loser: Event) -> Event:

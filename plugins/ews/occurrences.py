@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from exchangelib import errors as ews_errors
@@ -28,7 +27,7 @@ from exchangelib.properties import OccurrenceItemId
 from framework.contracts import Create, Update, WriteOp, WriteResult
 from framework.errors import RecordRejected
 from framework.model import Event, Occurrence
-from framework.recurrence import duration, instance_index
+from framework.recurrence import duration, instance_index, pattern, plain_occurrence
 from plugins.ews import mapping
 
 if TYPE_CHECKING:
@@ -49,12 +48,6 @@ class Plan:
     kept_cancelled: bool = False  # an occurrence stays cancelled that the record has back
 
 
-def pattern(event: Event) -> tuple[Any, ...]:
-    """What places a series' occurrences: changing any of it makes Exchange drop its exceptions."""
-    start = event.start.replace(microsecond=0) if event.start else None  # Exchange keeps seconds
-    return (event.recurrence, start, event.timezone, event.all_day)
-
-
 def plan(op_index: int, master_id: str, wanted: Event, held: Event | None) -> Plan:
     """The occurrence writes that turn series ``held`` (None: new, or its exceptions dropped)
     into ``wanted`` (as :func:`mapping.event_echo` gives it, so every original start in it is
@@ -67,17 +60,13 @@ def plan(op_index: int, master_id: str, wanted: Event, held: Event | None) -> Pl
     cancels = [moment for moment in wanted.cancelled if moment not in cancelled]
     saves = [o for moment, o in wanted_exceptions.items() if exceptions.get(moment) != o and moment not in cancelled]
     saves += [
-        _as_the_series_has_it(wanted, moment)
+        plain_occurrence(wanted, moment)
         for moment in exceptions
         if moment not in wanted_exceptions and moment not in wanted.cancelled
     ]
     result.cancels = [index for moment in cancels if (index := instance_index(wanted, moment)) is not None]
     result.saves = [(index, o) for o in saves if (index := instance_index(wanted, o.original_start)) is not None]
     return result
-
-
-def _as_the_series_has_it(series: Event, moment: datetime) -> Occurrence:
-    return Occurrence(moment, moment, moment + duration(series), series.subject, series.location, series.body)
 
 
 class OccurrenceWriter:

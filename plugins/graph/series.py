@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from framework.model import Event, Occurrence
-from framework.recurrence import is_occurrence, occurrence_starts, zone
+from framework.recurrence import is_occurrence, occurrence_starts, plain_occurrence, zone
 from plugins.graph import mapping
 
 Json = mapping.Json
@@ -74,7 +74,7 @@ def read_listing(series: Event, master: Json, instances: list[Json], end: dateti
             changed = mapping.event_from_graph(instance)
             occurrence = Occurrence(moment, changed.start, changed.end, changed.subject, changed.location, changed.body)
             held = mapping.held_occurrence(series, occurrence)
-            if held != mapping.held_occurrence(series, as_the_series_places(series, moment)):
+            if held != mapping.held_occurrence(series, plain_occurrence(series, moment)):
                 listing.exceptions[moment] = held  # one changed back to the series' values is none
     listing.cancelled = {m for m in occurrence_starts(series, end - timedelta(seconds=1)) if m not in listing.ids}
     return listing
@@ -107,14 +107,8 @@ def plan(record: Event, listing: Listing) -> list[OccurrenceWrite]:
             writes.append(OccurrenceWrite(moment, listing.ids[moment], occurrence))
     for moment in listing.exceptions.keys() - wanted.keys() - set(record.cancelled):
         if moment in listing.ids:
-            writes.append(OccurrenceWrite(moment, listing.ids[moment], as_the_series_places(record, moment)))
+            writes.append(OccurrenceWrite(moment, listing.ids[moment], plain_occurrence(record, moment)))
     return writes
-
-
-def as_the_series_places(series: Event, moment: datetime) -> Occurrence:
-    """The occurrence of ``series`` at ``moment`` with the series' own values."""
-    length = series.end - series.start if series.start is not None and series.end is not None else timedelta(0)
-    return Occurrence(moment, moment, moment + length, series.subject, series.location, series.body)
 
 
 def applied(listing: Listing, writes: list[OccurrenceWrite], done: list[bool]) -> Listing:

@@ -17,7 +17,7 @@ from framework.cli import cli
 from framework.cli_support import console, emit, json_mode, say
 from framework.cli_support import pass_context as pass_ctx
 from framework.context import Context
-from framework.engine import Engine, RunReport
+from framework.engine import Engine, RunInterrupted, RunReport
 from framework.engine import Progress as ProgressCallback
 from framework.errors import ConfigurationError, UsageError
 from framework.report import summary_tables
@@ -60,7 +60,7 @@ def sync(
         raise UsageError("--no-wait needs the celery executor, without --watch.", hint="See 'exsync sync --help'.")
     engine = Engine(ctx, concurrency=concurrency)
     done = 0
-    with _stop_signal_interrupts():
+    with stop_signal_interrupts(engine.stopping):
         try:
             while True:
                 users = _users_to_sync(ctx, user_keys) if not watch else _due_users(ctx, user_keys)
@@ -75,7 +75,9 @@ def sync(
                 if not watch or (rounds and done >= rounds):
                     break
                 time.sleep(_seconds_to_next(ctx))
-        except KeyboardInterrupt:
+            if engine.stopping.is_set():  # a stop signal that a library swallowed after the last chunk
+                raise KeyboardInterrupt
+        except (KeyboardInterrupt, RunInterrupted):
             ctx.audit.record("sync-now", "interrupted", actor=actor.email, dry_run=dry_run)
             say("Interrupted: the runs under way are marked interrupted; the next sync finishes them.")
             raise SystemExit(130) from None
@@ -84,14 +86,17 @@ def sync(
 
 
 @contextmanager
-def _stop_signal_interrupts() -> Iterator[None]:
+def stop_signal_interrupts(stopping: threading.Event) -> Iterator[None]:
     """SIGTERM (a service manager stopping exsync) stops a sync as Ctrl-C does, so its runs
-    are recorded as interrupted; the previous handler is restored afterwards."""
+    are recorded as interrupted; the previous handler is restored afterwards. ``stopping`` (the
+    engine's) is set too: a library that swallows the KeyboardInterrupt (msal's optional import check has a
+    bare ``except``) cannot keep the run going past its next chunk."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(_signum: int, _frame: Any) -> None:
+        stopping.set()
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from fakes.harness import ADMIN, address
+from framework.commands.sync import stop_signal_interrupts
 from framework.state import Run, runs_table
 
 
@@ -123,3 +125,18 @@ def test_ctrl_c_while_users_sync_side_by_side_interrupts_every_run_under_way(two
     assert {run.outcome for run in runs} == {"interrupted"} and len(runs) == 2
     two_users.sync()
     assert two_users.world.state.last_run(users[0].crm_id).outcome == "ok"
+
+
+def test_a_stop_signal_a_library_swallows_still_stops_the_engine():
+    """msal's optional import check catches everything, a KeyboardInterrupt raised by the stop
+    signal's handler included: the engine is told as well, so the run stops at its next chunk."""
+    stopping = threading.Event()
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_signal_interrupts(stopping):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # the handler runs here
+        except BaseException:  # as msal does
+            pass
+    assert stopping.is_set()
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -14,11 +14,12 @@ IANA or Windows name) across daylight saving changes: a 09:00 series in
 and exception carries ``originalStart`` (the UTC instant the pattern gave it), and the master's
 ``originalStartTimeZone``/``originalEndTimeZone``.
 
-Not confirmed for real Graph, chosen here: a PATCH of the master that changes its
-``recurrence``, ``isAllDay`` or the instant or zone of its ``start`` or ``end`` drops every exception and
-cancellation (as Outlook does when a series' pattern or time changes); a PATCH that sends them
-unchanged keeps them. ``recurrenceTimeZone`` is stored but only ``start.timeZone`` places the
-occurrences.
+Not confirmed for real Graph, chosen here: a new zone in a PATCH of ``start``/``end`` of an
+event made over EWS replaces its stored ``originalStartTimeZone``/``originalEndTimeZone``; a
+PATCH of the master that changes its ``recurrence``, ``isAllDay`` or the instant or zone of its
+``start`` or ``end`` drops every exception and cancellation (as Outlook does when a series'
+pattern or time changes); a PATCH that sends them unchanged keeps them. ``recurrenceTimeZone``
+is stored but only the series' zone (above) places the occurrences.
 """
 
 from __future__ import annotations
@@ -280,7 +281,10 @@ def removed_rows(item_id: str, gone: Item | None, window: Window) -> list[Row]:
 
 def series_patch(data: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     """``patch`` of event ``data``, clearing the exceptions and cancellations of a series whose
-    ``recurrence``, ``start`` or ``end`` it changes (see the module's docstring)."""
+    ``recurrence``, ``start`` or ``end`` it changes (see the module's docstring). An event made
+    over EWS keeps its StartTimeZone/EndTimeZone as ``originalStartTimeZone``/``originalEndTimeZone``:
+    a new zone of its ``start``/``end`` replaces them (not confirmed)."""
+    patch = {**patch, **_zones_followed(data, patch)}
     if not is_series(data) or not (data.get(EXCEPTIONS) or data.get(CANCELLED)):
         return patch
     changed = any(key in patch and patch[key] != data.get(key) for key in ("recurrence", "isAllDay"))
@@ -288,6 +292,15 @@ def series_patch(data: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         if key in patch and _when_key(patch[key]) != _when_key(data.get(key)):
             changed = True
     return {**patch, **series.cleared()} if changed else patch
+
+
+def _zones_followed(data: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    followed = {}
+    for key, original in (("start", "originalStartTimeZone"), ("end", "originalEndTimeZone")):
+        when = patch.get(key)
+        if data.get(original) and isinstance(when, dict) and when.get("timeZone"):
+            followed[original] = when["timeZone"]
+    return followed
 
 
 def _when_key(when: Any) -> tuple[datetime | None, str]:

@@ -138,3 +138,22 @@ def test_a_new_pattern_over_one_protocol_drops_what_the_other_changed(
         plain = [Seen(s, s, s + series.length, series.subject, series.location) for s in starts[:4]]
         assert edited.occurrences(series_id) == plain
         assert patterned.occurrences(series_id) == plain
+
+
+def test_a_series_made_over_ews_takes_the_zone_graph_gives_it(world: World) -> None:
+    series = _series()
+    local = series.first.astimezone(BERLIN).replace(tzinfo=None)
+    york = Series(
+        series.subject,
+        local.replace(tzinfo=ZoneInfo("America/New_York")),
+        series.length,
+        series.rule,
+        zone="America/New_York",
+        location=series.location,
+    )
+    starts = [(york.first + timedelta(weeks=k)).astimezone(UTC) for k in range(6)]
+    with calendar(world, ADMIN, "ews") as ews, calendar(world, ADMIN, "graph") as graph:
+        series_id = ews.create(series)
+        graph.change_pattern(series_id, york)  # 09:00 in New York, whose clocks changed already
+        assert [seen.start for seen in graph.occurrences(series_id)] == starts
+        assert [seen.start for seen in ews.occurrences(series_id)] == starts

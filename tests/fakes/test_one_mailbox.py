@@ -5,6 +5,7 @@ reachable both ways."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -72,6 +73,7 @@ def test_occurrences_moved_and_cancelled_over_ews_are_exceptions_and_cancellatio
     with calendar(world, ADMIN, "graph") as graph, calendar(world, ADMIN, "ews") as ews:
         assert isinstance(graph, GraphCalendar) and isinstance(ews, EwsCalendar)
         series_id = graph.create(series)
+        link = _delta(graph, "/me/calendarView/delta", _window(series))[1]
         _edit(ews, series_id, moved, cancelled)
         ews.change(series_id, moved, body="The agenda moves too")
 
@@ -82,8 +84,30 @@ def test_occurrences_moved_and_cancelled_over_ews_are_exceptions_and_cancellatio
         assert exception["id"] == f"{series_id}_{moved.astimezone(BERLIN):%Y%m%d}"
         assert "The agenda moves too" in exception["body"]["content"]
         assert cancelled.strftime("%Y-%m-%dT%H:%M:%SZ") not in instances
-        gone = graph.http.get(f"/me/events/{series_id}_{cancelled.astimezone(BERLIN):%Y%m%d}")
-        assert gone.status_code == 404
+        cancelled_id = f"{series_id}_{cancelled.astimezone(BERLIN):%Y%m%d}"
+        assert graph.http.get(f"/me/events/{cancelled_id}").status_code == 404
+        changes = {c["id"]: c for c in _delta(graph, link, None)[0]}
+        assert changes[cancelled_id] == {"id": cancelled_id, "@removed": {"reason": "deleted"}}
+        assert (changes[exception["id"]]["type"], changes[exception["id"]]["subject"]) == ("exception", "Moved")
+
+
+def _window(series: Series) -> dict[str, str]:
+    return {
+        "startDateTime": (series.first - timedelta(days=1)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "endDateTime": (series.first + timedelta(weeks=7)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _delta(graph: GraphCalendar, url: str, params: dict[str, str] | None) -> tuple[list[dict[str, Any]], str]:
+    """Every entry of one calendarView delta round from ``url``, and its deltaLink."""
+    entries: list[dict[str, Any]] = []
+    while True:
+        page = graph.http.get(url, params=params)
+        page.raise_for_status()
+        entries += page.json()["value"]
+        if "@odata.deltaLink" in page.json():
+            return entries, str(page.json()["@odata.deltaLink"])
+        url, params = page.json()["@odata.nextLink"], None
 
 
 def test_occurrences_moved_and_cancelled_over_graph_are_modified_and_deleted_occurrences_over_ews(
@@ -95,7 +119,13 @@ def test_occurrences_moved_and_cancelled_over_graph_are_modified_and_deleted_occ
     with calendar(world, ADMIN, "graph") as graph, calendar(world, ADMIN, "ews") as ews:
         assert isinstance(graph, GraphCalendar) and isinstance(ews, EwsCalendar)
         series_id = graph.create(series)
+        folder = ews.account.calendar
+        list(folder.sync_items())  # to where the calendar is now
         _edit(graph, series_id, moved, cancelled)
+        synced = [
+            (kind, getattr(item, "id", None)) for kind, item in folder.sync_items(sync_state=folder.item_sync_state)
+        ]
+        assert synced == [("update", series_id)]  # an occurrence's change is its master's
 
         assert ews.occurrences(series_id) == _expected(series, moved, cancelled)
         master = ews.account.calendar.get(id=series_id)

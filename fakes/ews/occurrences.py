@@ -2,14 +2,16 @@
 
 A series is one item in the calendar folder, its *recurring master*. Its occurrences are not
 items of their own: they are computed from the recurrence (:func:`occurrence_dates`), and only
-what differs is stored, in the master's private store: ``exceptions`` (original start -> the
-changed Graph-shaped fields) and ``cancelled`` (original start -> True). So changing or deleting
-an occurrence is a change of the master, which is how SyncFolderItems reports it.
+what differs is stored with the master, in the one form the fake Graph shares (:mod:`fakes.series`):
+its exceptions (original start -> the changed Graph-shaped fields) and its cancelled original
+starts. So changing or deleting an occurrence is a change of the master, which is how
+SyncFolderItems reports it, and Graph sees it as the same exception or cancellation.
 
 An occurrence's id is the master's id and its original start (``<master id>_<yyyymmddThhmmssZ>``);
 ``OccurrenceItemId`` addresses one by its 1-based index in the series, deleted occurrences counted
 (an index never shifts). The series is expanded in its own time zone, the master's StartTimeZone
-(a Windows name, mapped to IANA with exchangelib's table; else its start's zone; none: UTC): an
+(a Windows name, mapped to IANA with exchangelib's table; else its start's zone; none: UTC;
+:func:`fakes.series.series_zone`): an
 occurrence starts on its date at the master's wall-clock time there, so a 09:00 Europe/Berlin meeting is at 08:00 UTC in
 winter and 07:00 UTC in summer. An all-day series keeps local midnights the same way. A wall-clock
 time that does not exist on a day (skipped by a daylight saving change) is taken at the offset
@@ -34,14 +36,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
+from fakes import series
 from fakes.ews.soap import EwsError
-from fakes.ews.values import PRIVATE, Data, graph_when, parse_graph_when, peek_private, zone_named
+from fakes.ews.values import PRIVATE, Data, graph_when, parse_graph_when, peek_private
 from fakes.tenant import Item
 
-EXCEPTIONS, CANCELLED = "exceptions", "cancelled"
+EXCEPTIONS, CANCELLED = series.EXCEPTIONS, series.CANCELLED
 MAX_OCCURRENCES = 10_000  # how far a series without an end is followed
 _OCCURRENCE_ID = re.compile(r"^(AAMk[0-9a-f]{32})_(\d{8}T\d{6}Z)$")
-_STAMP = "%Y%m%dT%H%M%SZ"
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _INDEX = ("first", "second", "third", "fourth")
 
@@ -141,7 +143,7 @@ class Occurrence:
 
     @property
     def key(self) -> str:
-        return self.original.strftime(_STAMP)
+        return series.stamp(self.original)
 
 
 def is_master(data: Data) -> bool:
@@ -151,23 +153,18 @@ def is_master(data: Data) -> bool:
 
 def occurrences(master: Data, until: datetime | None = None) -> Iterator[Occurrence]:
     """The occurrences of ``master`` in order (up to ``until``, exclusive, when given)."""
-    zone = series_zone(master)
-    wall = parse_graph_when(master["start"]).astimezone(zone).time()
-    exceptions = peek_private(master, EXCEPTIONS)
-    cancelled = peek_private(master, CANCELLED)
+    first = series.local_start(master)
     for index, day in enumerate(occurrence_dates(master["recurrence"]), start=1):
-        original = datetime.combine(day, wall, tzinfo=zone).astimezone(UTC)
+        original = series.original_start(master, day, first)
         if until is not None and original >= until:
             return
-        key = original.strftime(_STAMP)
-        yield Occurrence(index, original, exceptions.get(key), key in cancelled)
+        yield Occurrence(index, original, series.changes_of(master, original), series.is_cancelled(master, original))
 
 
 def series_zone(master: Data) -> tzinfo:
     """The time zone the series keeps its wall-clock time in: its StartTimeZone (an item made over
     Graph may only have its start's zone; UTC when neither is there)."""
-    start = master.get("start") or {}
-    return zone_named(str(master.get("originalStartTimeZone") or start.get("timeZone") or "UTC"))
+    return series.series_zone(master)
 
 
 def duration(master: Data) -> timedelta:
@@ -207,7 +204,8 @@ def find(master: Item, key: str | None = None, index: int | None = None) -> Occu
 
 def plain_data(master: Data, occurrence: Occurrence) -> Data:
     """The occurrence as the series makes it, before any change of its own."""
-    data = {k: copy.deepcopy(v) for k, v in master.items() if k not in ("recurrence", PRIVATE)}
+    dropped = ("recurrence", PRIVATE, EXCEPTIONS, CANCELLED)
+    data = {k: copy.deepcopy(v) for k, v in master.items() if k not in dropped}
     extra = peek_private(master, "extra")
     if extra:
         data[PRIVATE] = {"extra": copy.deepcopy(dict(extra))}
@@ -220,13 +218,8 @@ def plain_data(master: Data, occurrence: Occurrence) -> Data:
 
 def occurrence_data(master: Data, occurrence: Occurrence) -> Data:
     """The occurrence as served: the series' fields with its own changes (an *exception*)."""
-    data = plain_data(master, occurrence)
+    data = series.apply(plain_data(master, occurrence), occurrence.changes)
     if occurrence.changes:
-        for key, value in occurrence.changes.items():
-            if value is None:
-                data.pop(key, None)
-            else:
-                data[key] = copy.deepcopy(value)
         data["type"] = "exception"
     return data
 
@@ -260,19 +253,14 @@ def in_view(master: Item, start: datetime, end: datetime) -> list[Item]:
 
 
 def with_exception(master: Data, occurrence: Occurrence, changed: Data | None) -> Data:
-    """The master's private store after the occurrence is changed (``changed``: its new data) or cancelled (None)."""
-    store = copy.deepcopy(master.get(PRIVATE) or {})
-    exceptions, cancelled = store.setdefault(EXCEPTIONS, {}), store.setdefault(CANCELLED, {})
-    exceptions.pop(occurrence.key, None)
+    """The tenant patch of the master after the occurrence is changed (``changed``: its new data)
+    or cancelled (None)."""
     if changed is None:
-        cancelled[occurrence.key] = True
-    else:
-        plain = plain_data(master, occurrence)
-        delta = {k: v for k, v in changed.items() if plain.get(k) != v and k not in ("type", "originalStart")}
-        delta.update({k: None for k in plain if k not in changed and k != PRIVATE})
-        if delta:
-            exceptions[occurrence.key] = delta
-    return {name: section for name, section in store.items() if section}
+        return series.cancelled(master, occurrence.original)
+    plain = plain_data(master, occurrence)
+    delta = {k: v for k, v in changed.items() if plain.get(k) != v and k not in ("type", "originalStart")}
+    delta.update({k: None for k in plain if k not in changed and k != PRIVATE})
+    return series.changed(master, occurrence.original, delta)
 
 
 def master_info(master: Item) -> list[tuple[str, list[tuple[str, Occurrence]]]]:
@@ -303,8 +291,7 @@ def master_info(master: Item) -> list[tuple[str, list[tuple[str, Occurrence]]]]:
 def _horizon(master: Data) -> datetime:
     """How far a series without an end is followed for its master's occurrence lists: five
     years, or past its last exception or cancellation."""
-    stored = [*peek_private(master, EXCEPTIONS), *peek_private(master, CANCELLED)]
-    last = max((datetime.strptime(key, _STAMP).replace(tzinfo=UTC) for key in stored), default=None)
+    last = max(series.stored_starts(master), default=None)
     horizon = datetime.now(UTC) + timedelta(days=5 * 366)
     return max(horizon, last + timedelta(seconds=1)) if last else horizon
 

@@ -34,7 +34,7 @@ from fakes.ews.restrict import Candidate, in_window, matches, sort_candidates
 from fakes.ews.soap import EwsError, el, error_message, local, m, sub, success_message, t, text_of
 from fakes.ews.store import Renderer, Shape, Snapshots
 from fakes.ews.sync import CreationIndex, SyncState, next_page
-from fakes.ews.values import PRIVATE, ews_datetime, parse_ews_datetime, parse_graph_when, private, prune_private
+from fakes.ews.values import ews_datetime, parse_ews_datetime, parse_graph_when
 from fakes.tenant import Item, Mailbox, Tenant, TenantError
 
 Handler = Callable[["Context", Element], list[Element]]
@@ -362,9 +362,8 @@ def update_item(ctx: Context, request: Element) -> list[Element]:
         box = ctx.owner(item)
         new = updated_item(kind, item.data, updates, box)
         if occurrences.is_master(item.data) and occurrences.series_changed(item.data, new):
-            for section in (occurrences.EXCEPTIONS, occurrences.CANCELLED):
-                private(new, section).clear()
-            prune_private(new)
+            for key in (occurrences.EXCEPTIONS, occurrences.CANCELLED):
+                new.pop(key, None)
         item = ctx.tenant.update(box, item.folder, item.id, patch_between(item.data, new))
         return [_container(m("Items"), render_id(kind, item)), _no_conflicts()]
 
@@ -382,8 +381,7 @@ def _update_occurrence(ctx: Context, master: Item, occurrence: Occurrence, updat
     new = updated_item(CALENDAR_ITEM, current, updates, box)
     if new.get("recurrence"):
         raise EwsError("ErrorInvalidPropertySet", "An occurrence cannot have a recurrence of its own.")
-    store = occurrences.with_exception(master.data, occurrence, new)
-    master = ctx.tenant.update(box, master.folder, master.id, {PRIVATE: store or None})
+    master = ctx.tenant.update(box, master.folder, master.id, occurrences.with_exception(master.data, occurrence, new))
     return render_id(CALENDAR_ITEM, occurrences.as_item(master, occurrence))
 
 
@@ -406,8 +404,7 @@ def delete_item(ctx: Context, request: Element) -> list[Element]:
         box = ctx.owner(item)
         _check_delete_options(request, item)
         if occurrence is not None:  # cancelled: the series remembers it among its deleted occurrences
-            store = occurrences.with_exception(item.data, occurrence, None)
-            ctx.tenant.update(box, item.folder, item.id, {PRIVATE: store})
+            ctx.tenant.update(box, item.folder, item.id, occurrences.with_exception(item.data, occurrence, None))
         elif delete_type == "HardDelete":
             ctx.tenant.delete(box, item.folder, item.id)
         elif delete_type == "SoftDelete" or item.folder in (DELETED_ITEMS, DELETIONS):

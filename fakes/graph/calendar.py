@@ -2,21 +2,24 @@
 
 A series is one stored item (the ``seriesMaster``, with ``recurrence``); its occurrences are
 computed (:mod:`fakes.graph.recurrence`). Occurrence ids are ``{masterId}_{yyyymmdd}`` (the date
-of the original start). Changing one occurrence makes it an ``exception``: the changes are kept
-with the master under ``_exceptions`` ({yyyymmdd: properties}); deleting one cancels it, kept
-under ``_cancelled``. Both change the master (a new changeKey), as Exchange keeps them there.
+of the original start, in the series' zone). Changing one occurrence makes it an ``exception``;
+deleting one cancels it. Both are kept with the master, in the one form the fake EWS shares
+(:mod:`fakes.series`, keyed by the UTC original start), and change the master (a new
+changeKey), as Exchange keeps them there: an occurrence moved over EWS is an exception here.
 
-Occurrences keep the wall-clock time of the master's start in the zone of its ``start.timeZone``
-(an IANA or Windows name) across daylight saving changes: a 09:00 series in
+Occurrences keep the wall-clock time of the master's start in the series' zone (its
+``originalStartTimeZone`` when the series was made over EWS, else its ``start.timeZone``; an
+IANA or Windows name) across daylight saving changes: a 09:00 series in
 ``W. Europe Standard Time`` is at 08:00 UTC in winter and 07:00 UTC in summer. Each occurrence
 and exception carries ``originalStart`` (the UTC instant the pattern gave it), and the master's
 ``originalStartTimeZone``/``originalEndTimeZone``.
 
-Not confirmed for real Graph, chosen here: a PATCH of the master that changes its
-``recurrence``, ``isAllDay`` or the instant or zone of its ``start`` or ``end`` drops every exception and
-cancellation (as Outlook does when a series' pattern or time changes); a PATCH that sends them
-unchanged keeps them. ``recurrenceTimeZone`` is stored but only ``start.timeZone`` places the
-occurrences.
+Not confirmed for real Graph, chosen here: a new zone in a PATCH of ``start``/``end`` of an
+event made over EWS replaces its stored ``originalStartTimeZone``/``originalEndTimeZone``; a
+PATCH of the master that changes its ``recurrence``, ``isAllDay`` or the instant or zone of its
+``start`` or ``end`` drops every exception and cancellation (as Outlook does when a series'
+pattern or time changes); a PATCH that sends them unchanged keeps them. ``recurrenceTimeZone``
+is stored but only the series' zone (above) places the occurrences.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP  # data table only: Windows zone -> IANA
 
+from fakes import series
 from fakes.graph.recurrence import occurrence_dates
 from fakes.graph.resources import iso_utc, raw_resource, removed_entry
 from fakes.tenant import Item
@@ -36,8 +40,7 @@ from fakes.tenant import Item
 Window = tuple[datetime, datetime]
 Row = tuple[str, str | dict[str, Any]]  # (folder, item id) rendered live, or (folder, resource)
 
-EXCEPTIONS = "_exceptions"
-CANCELLED = "_cancelled"
+EXCEPTIONS, CANCELLED = series.EXCEPTIONS, series.CANCELLED
 _WINDOWS_ZONES = {
     "UTC": "UTC",
     "GMT Standard Time": "Europe/London",
@@ -158,6 +161,7 @@ class Instance:
     key: str = ""  # yyyymmdd of an occurrence's original start
     cancelled: bool = False
     original: datetime | None = None  # where the pattern placed an occurrence
+    changes: dict[str, Any] | None = None  # an exception's own properties
 
 
 def is_series(data: dict[str, Any]) -> bool:
@@ -182,25 +186,26 @@ def instances(item: Item, window: Window) -> list[Instance]:
     if not is_series(item.data):
         return [Instance(item.id, "singleInstance", start, end)] if start < window[1] and end > window[0] else []
     found = []
-    for day in occurrence_dates(item.data["recurrence"], start.date()):
-        if datetime.combine(day, start.timetz()) >= window[1] + timedelta(days=1):  # an exception may move
-            break  # a little earlier; one moved further is missed
-        instance = _occurrence(item, day, start, end)
+    first = series.local_start(item.data)
+    for day in occurrence_dates(item.data["recurrence"], first.date()):
+        if series.original_start(item.data, day, first) >= window[1] + timedelta(days=1):  # an exception may
+            break  # move a little earlier; one moved further is missed
+        instance = _occurrence(item, day, first, end - start)
         if instance.start < window[1] and instance.end > window[0]:
             found.append(instance)
     return found
 
 
-def _occurrence(item: Item, day: date, start: datetime, end: datetime) -> Instance:
+def _occurrence(item: Item, day: date, first: datetime, length: timedelta) -> Instance:
     """The occurrence of series ``item`` on ``day``: as the pattern places it, or as changed."""
     key = f"{day:%Y%m%d}"
-    changes = (item.data.get(EXCEPTIONS) or {}).get(key) or {}
-    original = datetime.combine(day, start.timetz())  # the series' wall clock, in its zone
-    moment = event_time(changes.get("start")) or original
-    finish = event_time(changes.get("end")) or moment + (end - start)
+    original = series.original_start(item.data, day, first)  # the series' wall clock, in its zone
+    changes = series.changes_of(item.data, original)
+    moment = event_time((changes or {}).get("start")) or original
+    finish = event_time((changes or {}).get("end")) or moment + length
     kind = "exception" if changes else "occurrence"
-    cancelled = key in (item.data.get(CANCELLED) or ())
-    return Instance(occurrence_id(item.id, key), kind, moment, finish, key, cancelled, original)
+    cancelled = series.is_cancelled(item.data, original)
+    return Instance(occurrence_id(item.id, key), kind, moment, finish, key, cancelled, original, changes)
 
 
 def overlaps(item: Item, window: Window) -> bool:
@@ -214,9 +219,10 @@ def find_instance(item: Item, key: str) -> Instance | None:
     start, end = event_time(item.data.get("start")), event_time(item.data.get("end"))
     if start is None or end is None or not is_series(item.data):
         return None
-    for day in occurrence_dates(item.data["recurrence"], start.date()):
+    first = series.local_start(item.data)
+    for day in occurrence_dates(item.data["recurrence"], first.date()):
         if f"{day:%Y%m%d}" >= key:
-            instance = _occurrence(item, day, start, end)
+            instance = _occurrence(item, day, first, end - start)
             return instance if instance.key == key and not instance.cancelled else None
     return None
 
@@ -238,11 +244,12 @@ def instance_resource(item: Item, instance: Instance, *, bare: bool = False) -> 
         ids,
         recurrence=None,
         originalStart=iso_utc(original),
-        originalStartTimeZone=(item.data.get("start") or {}).get("timeZone"),
-        originalEndTimeZone=(item.data.get("end") or {}).get("timeZone"),
+        originalStartTimeZone=item.data.get("originalStartTimeZone") or (item.data.get("start") or {}).get("timeZone"),
+        originalEndTimeZone=item.data.get("originalEndTimeZone") or (item.data.get("end") or {}).get("timeZone"),
         **when,
     )
-    resource.update(copy.deepcopy((item.data.get(EXCEPTIONS) or {}).get(instance.key) or {}))
+    own = {k: v for k, v in (instance.changes or {}).items() if not k.startswith("_") and k not in ("start", "end")}
+    resource = series.apply(resource, own)
     resource.update(ids)
     return resource
 
@@ -274,14 +281,26 @@ def removed_rows(item_id: str, gone: Item | None, window: Window) -> list[Row]:
 
 def series_patch(data: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     """``patch`` of event ``data``, clearing the exceptions and cancellations of a series whose
-    ``recurrence``, ``start`` or ``end`` it changes (see the module's docstring)."""
+    ``recurrence``, ``start`` or ``end`` it changes (see the module's docstring). An event made
+    over EWS keeps its StartTimeZone/EndTimeZone as ``originalStartTimeZone``/``originalEndTimeZone``:
+    a new zone of its ``start``/``end`` replaces them (not confirmed)."""
+    patch = {**patch, **_zones_followed(data, patch)}
     if not is_series(data) or not (data.get(EXCEPTIONS) or data.get(CANCELLED)):
         return patch
     changed = any(key in patch and patch[key] != data.get(key) for key in ("recurrence", "isAllDay"))
     for key in ("start", "end"):
         if key in patch and _when_key(patch[key]) != _when_key(data.get(key)):
             changed = True
-    return {**patch, EXCEPTIONS: None, CANCELLED: None} if changed else patch
+    return {**patch, **series.cleared()} if changed else patch
+
+
+def _zones_followed(data: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    followed = {}
+    for key, original in (("start", "originalStartTimeZone"), ("end", "originalEndTimeZone")):
+        when = patch.get(key)
+        if data.get(original) and isinstance(when, dict) and when.get("timeZone"):
+            followed[original] = when["timeZone"]
+    return followed
 
 
 def _when_key(when: Any) -> tuple[datetime | None, str]:

@@ -7,9 +7,8 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
+from fakes import series
 from fakes.graph.calendar import (
-    CANCELLED,
-    EXCEPTIONS,
     Row,
     find_instance,
     instance_resource,
@@ -69,19 +68,18 @@ class EventRoutes:
         with self.api.tenant.lock:
             master = self.api.tenant.get(box, "calendar", master_id)
             instance = find_instance(master, key)
-            if instance is None:
+            if instance is None or instance.original is None:
                 raise not_found()
             if call.method == "DELETE":
-                cancelled = sorted({*(master.data.get(CANCELLED) or ()), key})
-                self.api.tenant.update(box, "calendar", master_id, {CANCELLED: cancelled})
+                self.api.tenant.update(box, "calendar", master_id, series.cancelled(master.data, instance.original))
                 return Response(204)
             if call.method == "PATCH":
                 body = body_of(call.request)
                 check_body("calendar", body)
-                exceptions = dict(master.data.get(EXCEPTIONS) or {})
-                exceptions[key] = {**exceptions.get(key, {}), **writable_fields(body)}
-                check_rules("calendar", merged(instance_resource(master, instance), exceptions[key]))
-                master = self.api.tenant.update(box, "calendar", master_id, {EXCEPTIONS: exceptions})
+                changes = {**(instance.changes or {}), **writable_fields(body)}
+                check_rules("calendar", merged(instance_resource(master, instance), changes))
+                patch = series.changed(master.data, instance.original, changes)
+                master = self.api.tenant.update(box, "calendar", master_id, patch)
                 instance = find_instance(master, key) or instance
             resource = instance_resource(master, instance)
         return json_response(self.api.query(call).present("calendar", resource))

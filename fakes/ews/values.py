@@ -10,11 +10,10 @@ order, e.g. only EmailAddress2). Other fakes should hide keys that start with an
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from exchangelib.winzone import MS_TIMEZONE_TO_IANA_MAP  # data table only: Windows zone -> IANA
+from fakes.series import zone
 
 Data = dict[str, Any]
 PRIVATE = "_ews"
@@ -43,23 +42,8 @@ def parse_graph_when(value: Mapping[str, Any]) -> datetime:
     """A Graph dateTimeTimeZone (IANA or Windows zone name) as an aware UTC datetime."""
     moment = datetime.fromisoformat(str(value["dateTime"]))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_zone(str(value.get("timeZone") or "UTC")))
+        moment = moment.replace(tzinfo=zone(str(value.get("timeZone") or "UTC")))
     return moment.astimezone(UTC)
-
-
-def zone_named(name: str) -> tzinfo:
-    """The zone an EWS or Graph time zone name stands for (IANA or Windows; unknown: UTC)."""
-    return _zone(name)
-
-
-def _zone(name: str) -> tzinfo:
-    if name.upper() in ("UTC", "Z", "GMT", "ETC/UTC"):
-        return UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        iana = MS_TIMEZONE_TO_IANA_MAP.get(name)
-        return ZoneInfo(iana) if iana else UTC
 
 
 # dotted key paths ----------------------------------------------------------------------------------

@@ -24,7 +24,19 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from framework.context import Context
-from framework.contracts import SIDES, Changes, Create, Delete, Item, Side, SideName, Update, Window, WriteResult
+from framework.contracts import (
+    SIDES,
+    Changes,
+    Create,
+    Delete,
+    Item,
+    Side,
+    SideName,
+    Update,
+    Window,
+    WriteOp,
+    WriteResult,
+)
 from framework.errors import (
     AuthenticationFailed,
     ConfigurationError,
@@ -69,6 +81,15 @@ class SideCounts:
     deleted: int = 0
     skipped: int = 0
     errors: int = 0
+
+    def count(self, op: WriteOp) -> None:
+        """Count one write, done (or, in a dry run, planned)."""
+        if isinstance(op, Create):
+            self.created += 1
+        elif isinstance(op, Update):
+            self.updated += 1
+        else:
+            self.deleted += 1
 
 
 @dataclass
@@ -614,13 +635,7 @@ class _Job:
     def _report_planned(self, the_plan: Plan) -> None:
         """Count a dry run's writes as if done, and describe each."""
         for write in the_plan.writes:
-            counts = self.report.sides[write.side]
-            if isinstance(write.op, Create):
-                counts.created += 1
-            elif isinstance(write.op, Update):
-                counts.updated += 1
-            else:
-                counts.deleted += 1
+            self.report.sides[write.side].count(write.op)
             what = describe(write.source.record) if write.source else _deleted_label(write)
             self.report.planned.append(f"{type(write.op).__name__.lower()} on {write.side}: {what}")
         for withdrawal in the_plan.withdrawals:  # ids and reasons only: a withheld record is not described
@@ -761,9 +776,8 @@ class _Job:
         raise AssertionError("unreachable")
 
     def _record_success(self, write: Write, result: WriteResult) -> None:
-        counts = self.report.sides[write.side]
+        self.report.sides[write.side].count(write.op)
         if isinstance(write.op, Delete):
-            counts.deleted += 1
             assert write.pair is not None
             self.removed.append(write.pair)
             return
@@ -777,10 +791,6 @@ class _Job:
             self.upserts.append(Pair(result.id, source.id, target_hash, source_hash, label=label))
         else:
             self.upserts.append(Pair(source.id, result.id, source_hash, target_hash, label=label))
-        if isinstance(write.op, Create):
-            counts.created += 1
-        elif isinstance(write.op, Update):
-            counts.updated += 1
 
     def _keep_for_retry(self, conn: Any, write: Write, error: SyncError) -> None:
         if write.source is not None and write.source_side is not None:
